@@ -1,0 +1,80 @@
+"""The ASGI application: FastAPI with our middleware, error shape, routes and lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+from replyhq import __version__
+from replyhq.apps.routes import router as setup_router
+from replyhq.messaging.routes import router as conversations_router
+from replyhq.observability.logging import configure_logging
+from replyhq.runtime import Runtime
+from replyhq.settings import Settings, get_settings
+from replyhq.users.routes import router as identify_router
+from replyhq.web.errors import install_error_handlers
+from replyhq.web.health import router as health_router
+from replyhq.web.middleware import BodyLimitMiddleware, RequestIdMiddleware
+
+EXPOSED_HEADERS = [
+    "X-Request-Id",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "Retry-After",
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    if not settings.database_url or not settings.redis_url:
+        raise RuntimeError("DATABASE_URL and REDIS_URL must be set (`replyhq serve` sets them).")
+    database_url, redis_url = settings.database_url, settings.redis_url
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.build(settings, database_url, redis_url)
+        app.state.runtime = runtime
+        runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="ReplyHQ",
+        version=__version__,
+        description="In-app customer messaging. Errors are `{error, code[, details]}`.",
+        lifespan=lifespan,
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.origins,
+                allow_credentials=True,
+                allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+                allow_headers=[
+                    "Authorization",
+                    "Content-Type",
+                    "X-App-Id",
+                    "X-Api-Key",
+                    "X-Device-Id",
+                    "X-Request-Id",
+                ],
+                expose_headers=EXPOSED_HEADERS,
+                max_age=86400,
+            ),
+            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+        ],
+    )
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(setup_router)
+    app.include_router(identify_router)
+    app.include_router(conversations_router)
+    return app

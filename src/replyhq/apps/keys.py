@@ -1,0 +1,119 @@
+"""API keys: generation, bcrypt storage, and verification that pays bcrypt once per key, not per request.
+
+A verified key is remembered by the SHA-256 digest of (app id, key) for a short TTL. Rotation evicts
+it in every process at once through a Redis channel; while that channel is not subscribed, nothing
+is cached, so a rotation can never be missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+import bcrypt
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy import select
+
+from replyhq.apps.models import App
+from replyhq.db import Database
+from replyhq.errors import Unauthorized
+
+log = structlog.get_logger(__name__)
+
+KeyKind = Literal["sdk", "secret"]
+PREFIXES: dict[KeyKind, str] = {"sdk": "rhq_sdk_", "secret": "rhq_sk_"}
+MAX_KEY_LENGTH = 72  # bcrypt's own limit; every key we issue is far shorter
+# Checked against when the app does not exist, so that a miss costs what a hit costs.
+_DUMMY_HASH = bcrypt.hashpw(b"replyhq-no-such-app", bcrypt.gensalt(12))
+
+
+@dataclass(frozen=True)
+class AppKeys:
+    sdk_key: str
+    secret_key: str
+    identity_secret: str
+
+
+def generate_keys() -> AppKeys:
+    return AppKeys(
+        sdk_key=PREFIXES["sdk"] + secrets.token_urlsafe(32),
+        secret_key=PREFIXES["secret"] + secrets.token_urlsafe(32),
+        identity_secret=secrets.token_hex(32),
+    )
+
+
+def hash_key(key: str, rounds: int) -> str:
+    return bcrypt.hashpw(key.encode(), bcrypt.gensalt(rounds)).decode()
+
+
+def parse_app_id(raw: str | None) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw or "")
+    except ValueError:
+        raise Unauthorized("Missing or invalid app id.", code="INVALID_CREDENTIALS") from None
+
+
+class KeyVerifier:
+    def __init__(self, db: Database, redis: Redis, channel: str, ttl_seconds: float) -> None:
+        self._db = db
+        self._redis = redis
+        self.channel = channel
+        self._ttl = ttl_seconds
+        self._cache: dict[bytes, tuple[uuid.UUID, float]] = {}
+        self._listening = False
+
+    async def verify(self, app_id: uuid.UUID, key: str | None, kind: KeyKind) -> uuid.UUID:
+        """The app id when `key` is the app's current key of `kind`; Unauthorized otherwise."""
+        if not key or len(key) > MAX_KEY_LENGTH or not key.startswith(PREFIXES[kind]):
+            raise Unauthorized("Missing or invalid API key.", code="INVALID_CREDENTIALS")
+        digest = hashlib.sha256(f"{app_id}:{key}".encode()).digest()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        async with self._db.tenant_session(app_id) as session:
+            column = App.sdk_key_hash if kind == "sdk" else App.secret_key_hash
+            stored = await session.scalar(select(column).where(App.id == app_id))
+        expected = stored.encode() if stored else _DUMMY_HASH
+        ok = await asyncio.to_thread(bcrypt.checkpw, key.encode(), expected)
+        if not ok or stored is None:
+            raise Unauthorized("Missing or invalid API key.", code="INVALID_CREDENTIALS")
+        if self._listening and self._ttl > 0:
+            self._cache[digest] = (app_id, time.monotonic() + self._ttl)
+        return app_id
+
+    def evict(self, app_id: uuid.UUID) -> None:
+        for digest in [d for d, (a, _) in self._cache.items() if a == app_id]:
+            self._cache.pop(digest, None)
+
+    async def announce_rotation(self, app_id: uuid.UUID) -> None:
+        self.evict(app_id)
+        await self._redis.publish(self.channel, str(app_id))
+
+    async def listen(self) -> None:
+        """Evict rotated apps' keys as other processes announce them; runs for the process' life."""
+        delay = 0.2
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self.channel)
+                    self._listening = True
+                    delay = 0.2
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            self.evict(uuid.UUID(message["data"].decode()))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("key_rotation_listener_lost", error=str(exc))
+            finally:
+                # Without the channel a rotation elsewhere could go unheard: trust nothing cached.
+                self._listening = False
+                self._cache.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

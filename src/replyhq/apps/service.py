@@ -1,0 +1,82 @@
+"""Apps (tenants): creation, listing, settings and key rotation."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from replyhq.apps.keys import AppKeys, KeyVerifier, generate_keys, hash_key
+from replyhq.apps.models import App
+from replyhq.apps.schemas import AppUpdate
+from replyhq.db import on_commit
+from replyhq.errors import NotFound
+
+
+async def _hash_keys(keys: AppKeys, rounds: int) -> tuple[str, str]:
+    sdk, secret = await asyncio.gather(
+        asyncio.to_thread(hash_key, keys.sdk_key, rounds),
+        asyncio.to_thread(hash_key, keys.secret_key, rounds),
+    )
+    return sdk, secret
+
+
+async def create_app(session: AsyncSession, name: str, *, rounds: int) -> tuple[App, AppKeys]:
+    keys = generate_keys()
+    sdk_hash, secret_hash = await _hash_keys(keys, rounds)
+    app = App(
+        name=name,
+        sdk_key_hash=sdk_hash,
+        secret_key_hash=secret_hash,
+        identity_secret=keys.identity_secret,
+    )
+    session.add(app)
+    await session.flush()
+    await session.refresh(app)
+    return app, keys
+
+
+async def list_apps(session: AsyncSession) -> list[App]:
+    return list(await session.scalars(select(App).order_by(App.created_at, App.id)))
+
+
+async def get_app(session: AsyncSession, app_id: uuid.UUID) -> App:
+    app = await session.get(App, app_id)
+    if app is None:
+        raise NotFound("No such app.", code="APP_NOT_FOUND")
+    return app
+
+
+async def update_app(session: AsyncSession, app_id: uuid.UUID, changes: AppUpdate) -> App:
+    app = await get_app(session, app_id)
+    for field, value in changes.model_dump(exclude_unset=True, exclude_none=True).items():
+        setattr(app, field, value)
+    await session.flush()
+    return app
+
+
+async def rotate_keys(
+    session: AsyncSession, app_id: uuid.UUID, *, rounds: int, verifier: KeyVerifier | None
+) -> tuple[App, AppKeys]:
+    """New keys for the app; the old ones stop working in every process once this commits."""
+    await get_app(session, app_id)
+    keys = generate_keys()
+    sdk_hash, secret_hash = await _hash_keys(keys, rounds)
+    await session.execute(
+        update(App)
+        .where(App.id == app_id)
+        .values(
+            sdk_key_hash=sdk_hash,
+            secret_key_hash=secret_hash,
+            identity_secret=keys.identity_secret,
+            keys_version=App.keys_version + 1,
+            keys_rotated_at=func.now(),
+        )
+    )
+    app = await get_app(session, app_id)
+    await session.refresh(app)
+    if verifier is not None:
+        on_commit(session, lambda: verifier.announce_rotation(app_id))
+    return app, keys

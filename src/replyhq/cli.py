@@ -1,0 +1,293 @@
+"""`replyhq`: serve, migrate and manage apps. Exit 0 on success; otherwise one line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+from replyhq import embedded
+from replyhq.settings import Settings, get_settings
+
+
+class CliError(Exception):
+    """A failure explained in one line to the operator."""
+
+
+@contextlib.contextmanager
+def services(settings: Settings) -> Iterator[tuple[str, str, bool]]:
+    """(database_url, redis_url, embedded_postgres): the configured servers, or embedded ones
+    under DATA_DIR for whichever is not configured. Exported to the environment for workers."""
+    started = embedded.start(
+        settings.data_dir,
+        need_postgres=not settings.database_url,
+        need_redis=not settings.redis_url,
+    )
+    database_url = settings.database_url or started.database_url
+    redis_url = settings.redis_url or started.redis_url
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["REDIS_URL"] = redis_url
+    get_settings.cache_clear()
+    try:
+        yield database_url, redis_url, not settings.database_url
+    finally:
+        started.stop()
+
+
+def _run(coro_factory: Callable[[Settings, Any], Coroutine[Any, Any, Any]]) -> Any:
+    """Run an async command against a Runtime built from the resolved settings."""
+    from replyhq.runtime import Runtime
+
+    async def main() -> Any:
+        settings = get_settings()
+        assert settings.database_url and settings.redis_url
+        runtime = Runtime.build(settings, settings.database_url, settings.redis_url)
+        try:
+            return await coro_factory(settings, runtime)
+        finally:
+            await runtime.close()
+
+    return asyncio.run(main())
+
+
+def _migrate(database_url: str) -> None:
+    from replyhq.db.migrate import upgrade
+
+    upgrade(database_url, get_settings())
+
+
+# --- serve / migrate -----------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = get_settings()
+    with services(settings) as (database_url, _, _):
+        if not args.no_migrate:
+            _migrate(database_url)
+        settings = get_settings()
+        if args.demo:
+            demo = _run(lambda s, r: ensure_demo_app(s, r))
+            _print_banner(args.host, args.port, settings, demo)
+        proxies = settings.proxies
+        uvicorn.run(
+            "replyhq.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            proxy_headers=bool(proxies),
+            forwarded_allow_ips=proxies or None,
+            access_log=False,
+            log_level=settings.log_level.lower(),
+        )
+
+
+def cmd_migrate(_: argparse.Namespace) -> None:
+    with services(get_settings()) as (database_url, _, _):
+        _migrate(database_url)
+    print("migrations applied")
+
+
+# --- apps ------------------------------------------------------------------------------------
+
+
+def _app_keys_json(app: Any, keys: Any) -> dict[str, str]:
+    return {
+        "id": str(app.id),
+        "name": app.name,
+        "sdk_key": keys.sdk_key,
+        "secret_key": keys.secret_key,
+        "identity_secret": keys.identity_secret,
+        "created_at": app.created_at.isoformat(),
+    }
+
+
+def _print_keys(data: dict[str, str], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(data))
+        return
+    for key in ("id", "name", "sdk_key", "secret_key", "identity_secret"):
+        print(f"{key:16} {data[key]}")
+    print("Keys are shown only now; store them safely.")
+
+
+def _with_apps(args: argparse.Namespace, command: Callable[[Settings, Any], Coroutine[Any, Any, Any]]) -> Any:
+    with services(get_settings()) as (database_url, _, embedded_postgres):
+        if embedded_postgres:
+            _migrate(database_url)
+        return _run(command)
+
+
+def cmd_apps_create(args: argparse.Namespace) -> None:
+    from replyhq.apps import service
+
+    async def create(settings: Settings, runtime: Any) -> dict[str, str]:
+        async with runtime.db.system_session() as session:
+            app, keys = await service.create_app(session, args.name, rounds=settings.bcrypt_rounds)
+        return _app_keys_json(app, keys)
+
+    _print_keys(_with_apps(args, create), args.json)
+
+
+def cmd_apps_list(args: argparse.Namespace) -> None:
+    from replyhq.apps import service
+
+    async def list_all(_: Settings, runtime: Any) -> list[dict[str, str]]:
+        async with runtime.db.system_session() as session:
+            apps = await service.list_apps(session)
+        return [
+            {"id": str(a.id), "name": a.name, "created_at": a.created_at.isoformat()} for a in apps
+        ]
+
+    apps = _with_apps(args, list_all)
+    if args.json:
+        print(json.dumps(apps))
+        return
+    for app in apps:
+        print(f"{app['id']}  {app['created_at']}  {app['name']}")
+
+
+def cmd_apps_rotate(args: argparse.Namespace) -> None:
+    from replyhq.apps import service
+
+    app_id = _parse_uuid(args.app_id)
+
+    async def rotate(settings: Settings, runtime: Any) -> dict[str, str]:
+        async with runtime.db.tenant_session(app_id) as session:
+            app, keys = await service.rotate_keys(
+                session, app_id, rounds=settings.bcrypt_rounds, verifier=runtime.keys
+            )
+        return _app_keys_json(app, keys)
+
+    _print_keys(_with_apps(args, rotate), args.json)
+
+
+def cmd_apps_update(args: argparse.Namespace) -> None:
+    from replyhq.apps import service
+    from replyhq.apps.schemas import AppUpdate
+
+    app_id = _parse_uuid(args.app_id)
+    changes = AppUpdate(
+        name=args.name,
+        identity_verification_required=(
+            None if args.require_identity is None else args.require_identity == "on"
+        ),
+    )
+
+    async def update(_: Settings, runtime: Any) -> None:
+        async with runtime.db.tenant_session(app_id) as session:
+            await service.update_app(session, app_id, changes)
+
+    _with_apps(args, update)
+    print("app updated")
+
+
+def _parse_uuid(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise CliError(f"not an app id: {raw!r}") from None
+
+
+# --- demo ------------------------------------------------------------------------------------
+
+
+async def ensure_demo_app(settings: Settings, runtime: Any) -> dict[str, str]:
+    """The demo app of `make dev`: created once, its keys kept in DATA_DIR for this laptop."""
+    from replyhq.apps import service
+    from replyhq.errors import NotFound
+
+    path = Path(settings.data_dir) / "demo-app.json"
+    if path.exists():
+        demo: dict[str, str] = json.loads(path.read_text())
+        with contextlib.suppress(NotFound):
+            async with runtime.db.tenant_session(uuid.UUID(demo["id"])) as session:
+                await service.get_app(session, uuid.UUID(demo["id"]))
+            return demo
+    async with runtime.db.system_session() as session:
+        app, keys = await service.create_app(session, "Demo app", rounds=settings.bcrypt_rounds)
+    demo = _app_keys_json(app, keys)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(demo, indent=2))
+    path.chmod(0o600)
+    return demo
+
+
+def _print_banner(host: str, port: int, settings: Settings, demo: dict[str, str]) -> None:
+    base = f"http://{host}:{port}"
+    lines = [
+        f"ReplyHQ is starting at {base}",
+        f"  API docs     {base}/docs",
+        f"  health       {base}/readyz",
+        f"  master key   {settings.master_api_key}  (X-Master-Key for /setup)",
+        f"  demo app id  {demo['id']}",
+        f"  SDK key      {demo['sdk_key']}",
+        f"  secret key   {demo['secret_key']}",
+        f"  data         {Path(settings.data_dir).resolve()}",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+# --- entry point -----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="replyhq", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="migrate, then serve HTTP and Socket.IO")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--no-migrate", action="store_true")
+    serve.add_argument("--demo", action="store_true", help="ensure a demo app and print its keys")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="apply pending migrations and exit")
+    migrate.set_defaults(func=cmd_migrate)
+
+    apps = commands.add_parser("apps", help="manage apps (tenants)").add_subparsers(
+        dest="apps_command", required=True
+    )
+    create = apps.add_parser("create", help="create an app and print its keys once")
+    create.add_argument("name")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(func=cmd_apps_create)
+    listing = apps.add_parser("list", help="list apps (no keys)")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_apps_list)
+    rotate = apps.add_parser("rotate-keys", help="replace an app's keys; the old stop at once")
+    rotate.add_argument("app_id")
+    rotate.add_argument("--json", action="store_true")
+    rotate.set_defaults(func=cmd_apps_rotate)
+    update = apps.add_parser("update", help="rename an app or set identity verification")
+    update.add_argument("app_id")
+    update.add_argument("--name")
+    update.add_argument("--require-identity", choices=["on", "off"])
+    update.set_defaults(func=cmd_apps_update)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"replyhq: {message}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

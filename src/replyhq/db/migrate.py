@@ -1,0 +1,30 @@
+"""Apply Alembic migrations programmatically (used by `replyhq migrate`, `serve` and tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import make_url
+
+from replyhq.settings import Settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(owner_url: str, settings: Settings) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    url = make_url(owner_url).set(drivername="postgresql+psycopg")
+    # Alembic's config is ConfigParser-backed: '%' must be doubled.
+    config.set_main_option(
+        "sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%")
+    )
+    config.attributes["app_role"] = settings.database_app_role
+    config.attributes["app_role_password"] = settings.app_database_password
+    return config
+
+
+def upgrade(owner_url: str, settings: Settings) -> None:
+    command.upgrade(alembic_config(owner_url, settings), "heads")

@@ -1,0 +1,10 @@
+"""Imports every domain's models so that metadata is complete (for Alembic and tests)."""
+
+from replyhq.apps import models as apps_models
+from replyhq.db.base import Base
+from replyhq.messaging import models as messaging_models
+from replyhq.users import models as users_models
+
+metadata = Base.metadata
+
+__all__ = ["apps_models", "messaging_models", "metadata", "users_models"]

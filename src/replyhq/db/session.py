@@ -1,0 +1,103 @@
+"""Engine and the only two ways to open a transaction: bound to one tenant, or explicitly system-wide.
+
+The tenant is bound with `set_config(..., true)`, which lasts for the transaction only, so a pooled
+connection never carries one request's tenant into the next (even after a failed transaction).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from replyhq.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+AfterCommit = Callable[[], Awaitable[None]]
+_AFTER_COMMIT = "replyhq.after_commit"
+
+_BIND_TENANT = text("SELECT set_config('app.current_tenant', :tenant, true)")
+_BIND_SYSTEM = text("SELECT set_config('app.system', 'on', true)")
+
+
+def async_url(url: str) -> str:
+    """The SQLAlchemy URL for psycopg 3, whatever scheme the operator wrote."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def runtime_url(settings: Settings, owner_url: str) -> str:
+    """The runtime role's URL: explicit, or the owner's URL with the role swapped in."""
+    if settings.app_database_url:
+        return async_url(settings.app_database_url)
+    parsed = make_url(owner_url).set(
+        drivername="postgresql+psycopg",
+        username=settings.database_app_role,
+        password=settings.app_database_password,
+    )
+    return parsed.render_as_string(hide_password=False)
+
+
+def on_commit(session: AsyncSession, effect: AfterCommit) -> None:
+    """Run `effect` once the session's transaction has committed; never if it rolls back."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(effect)
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 20, max_overflow: int = 10,
+                 pool_timeout: float = 10.0) -> None:
+        self.engine: AsyncEngine = create_async_engine(
+            async_url(url),
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=pool_timeout,
+            pool_pre_ping=False,
+            pool_recycle=1800,
+        )
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, owner_url: str) -> Database:
+        return cls(
+            runtime_url(settings, owner_url),
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
+        )
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def tenant_session(self, app_id: uuid.UUID) -> AsyncIterator[AsyncSession]:
+        """A transaction that can see and touch only `app_id`'s rows."""
+        async with self._transaction(_BIND_TENANT, {"tenant": str(app_id)}) as session:
+            yield session
+
+    @asynccontextmanager
+    async def system_session(self) -> AsyncIterator[AsyncSession]:
+        """A transaction across tenants: setup, webhooks, periodic jobs. Use sparingly."""
+        async with self._transaction(_BIND_SYSTEM, {}) as session:
+            yield session
+
+    @asynccontextmanager
+    async def _transaction(
+        self, bind: object, params: dict[str, str]
+    ) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session:
+            async with session.begin():
+                await session.execute(bind, params)  # type: ignore[call-overload]
+                yield session
+            effects: list[AfterCommit] = session.info.pop(_AFTER_COMMIT, [])
+        for effect in effects:
+            try:
+                await effect()
+            except Exception:
+                # The data is committed; a failed side effect must not turn into a failed request.
+                log.exception("after_commit_failed")

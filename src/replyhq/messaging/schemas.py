@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_BODY_CHARS = 8000
+
+Sender = Literal["user", "agent", "system"]
+ClientMsgId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
+]
+Body = Annotated[str, StringConstraints(min_length=1, max_length=MAX_BODY_CHARS)]
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    body: Body
+    client_msg_id: ClientMsgId
+
+
+class ConversationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    subject: str | None = Field(None, max_length=255)
+    first_message: MessageIn | None = None
+
+
+class ReadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seq: int = Field(ge=0)
+
+
+class Author(BaseModel):
+    type: Sender
+    id: uuid.UUID | None
+    name: str | None
+
+
+class MessageOut(BaseModel):
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    seq: int
+    client_msg_id: str
+    sender: Sender
+    author: Author
+    body: str
+    body_html: str
+    created_at: datetime
+
+
+class ConversationOut(BaseModel):
+    id: uuid.UUID
+    subject: str | None
+    status: Literal["open", "closed"]
+    assignee_id: uuid.UUID | None
+    last_seq: int
+    unread_count: int
+    last_message: MessageOut | None
+    last_activity_at: datetime
+    created_at: datetime
+
+
+class ConversationPage(BaseModel):
+    items: list[ConversationOut]
+    next_cursor: str | None
+
+
+class MessagePage(BaseModel):
+    items: list[MessageOut]
+    has_more: bool

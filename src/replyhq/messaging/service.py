@@ -1,0 +1,372 @@
+"""Conversations and messages. Every write goes through here, inside the caller's tenant transaction.
+
+`seq` is allocated under the conversation's row lock in the transaction that inserts the message,
+so it is gap-free (a rollback returns the number) and unique; `client_msg_id` makes a send
+idempotent, also under concurrent retries, because the retry waits for the lock and then finds the
+first attempt's message.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Select, and_, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from replyhq.errors import BadRequest, NotFound
+from replyhq.messaging.models import Conversation, Message, ReadMarker
+from replyhq.messaging.render import render_body_html
+from replyhq.messaging.schemas import (
+    Author,
+    ConversationOut,
+    ConversationPage,
+    MessageOut,
+    MessagePage,
+)
+from replyhq.pagination import decode_cursor, encode_cursor
+
+ReaderType = Literal["user", "agent"]
+
+
+@dataclass(frozen=True)
+class Participant:
+    """Who writes or reads: the end user, or an agent. `name` is kept on each message they send."""
+
+    kind: ReaderType
+    id: uuid.UUID
+    name: str | None = None
+
+
+def message_out(message: Message) -> MessageOut:
+    return MessageOut(
+        id=message.id,
+        conversation_id=message.conversation_id,
+        seq=message.seq,
+        client_msg_id=message.client_msg_id,
+        sender=message.sender,  # type: ignore[arg-type]
+        author=Author(type=message.sender, id=message.author_id, name=message.author_name),  # type: ignore[arg-type]
+        body=message.body,
+        body_html=message.body_html,
+        created_at=message.created_at,
+    )
+
+
+def _conversation_out(conversation: Conversation, last: Message | None, unread: int) -> ConversationOut:
+    return ConversationOut(
+        id=conversation.id,
+        subject=conversation.subject,
+        status=conversation.status,  # type: ignore[arg-type]
+        assignee_id=conversation.assignee_id,
+        last_seq=conversation.last_seq,
+        unread_count=unread,
+        last_message=message_out(last) if last is not None else None,
+        last_activity_at=conversation.last_activity_at,
+        created_at=conversation.created_at,
+    )
+
+
+def _with_summary(app_id: uuid.UUID, reader: Participant) -> Select[Any]:
+    """Conversations with their last message and the reader's unread count: one query a page."""
+    last = aliased(Message)
+    counted = aliased(Message)
+    marker = aliased(ReadMarker)
+    unread = (
+        select(func.count())
+        .select_from(counted)
+        .where(
+            counted.conversation_id == Conversation.id,
+            counted.app_id == Conversation.app_id,
+            counted.seq > func.coalesce(marker.last_read_seq, 0),
+            counted.sender != reader.kind,
+        )
+        .correlate(Conversation, marker)
+        .scalar_subquery()
+    )
+    return (
+        select(Conversation, last, unread)
+        .outerjoin(
+            last,
+            and_(
+                last.conversation_id == Conversation.id,
+                last.app_id == Conversation.app_id,
+                last.seq == Conversation.last_seq,
+            ),
+        )
+        .outerjoin(
+            marker,
+            and_(
+                marker.conversation_id == Conversation.id,
+                marker.reader_type == reader.kind,
+                marker.reader_id == reader.id,
+            ),
+        )
+        .where(Conversation.app_id == app_id)
+    )
+
+
+async def list_conversations(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    reader: Participant,
+    *,
+    end_user_id: uuid.UUID | None = None,
+    status: str | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> ConversationPage:
+    stmt = _with_summary(app_id, reader)
+    if end_user_id is not None:
+        stmt = stmt.where(Conversation.end_user_id == end_user_id)
+    if status is not None:
+        stmt = stmt.where(Conversation.status == status)
+    if cursor is not None:
+        at, last_id = decode_cursor(cursor)
+        stmt = stmt.where(
+            (Conversation.last_activity_at < at)
+            | ((Conversation.last_activity_at == at) & (Conversation.id < last_id))
+        )
+    stmt = stmt.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(
+        limit + 1
+    )
+    rows = (await session.execute(stmt)).all()
+    items = [_conversation_out(c, m, unread) for c, m, unread in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        tail = rows[limit - 1][0]
+        next_cursor = encode_cursor(tail.last_activity_at, tail.id)
+    return ConversationPage(items=items, next_cursor=next_cursor)
+
+
+async def conversation_summary(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    reader: Participant,
+    *,
+    end_user_id: uuid.UUID | None = None,
+) -> ConversationOut:
+    stmt = _with_summary(app_id, reader).where(Conversation.id == conversation_id)
+    if end_user_id is not None:
+        stmt = stmt.where(Conversation.end_user_id == end_user_id)
+    row = (await session.execute(stmt)).first()
+    if row is None:
+        raise NotFound("No such conversation.", code="CONVERSATION_NOT_FOUND")
+    return _conversation_out(*row)
+
+
+async def require_conversation(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    *,
+    end_user_id: uuid.UUID | None = None,
+    lock: bool = False,
+) -> Conversation:
+    """The conversation, if it is the caller's to see; 404 otherwise (whoever owns it)."""
+    stmt = select(Conversation).where(
+        Conversation.app_id == app_id, Conversation.id == conversation_id
+    )
+    if end_user_id is not None:
+        stmt = stmt.where(Conversation.end_user_id == end_user_id)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    conversation = await session.scalar(stmt)
+    if conversation is None:
+        raise NotFound("No such conversation.", code="CONVERSATION_NOT_FOUND")
+    return conversation
+
+
+async def start_conversation(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    author: Participant,
+    *,
+    subject: str | None,
+    first_message: tuple[str, str] | None,
+) -> tuple[uuid.UUID, bool]:
+    """Open a conversation for the end user `author`; (id, created). A retried first message
+    (same client_msg_id) finds the conversation its first attempt created."""
+    if first_message is not None:
+        _, client_msg_id = first_message
+        # Serialise retries of one first message so they cannot both create a conversation.
+        await session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(f"{author.id}:{client_msg_id}", 0)))
+        )
+        existing = await session.scalar(
+            select(Message.conversation_id)
+            .join(
+                Conversation,
+                and_(
+                    Conversation.id == Message.conversation_id,
+                    Conversation.app_id == Message.app_id,
+                ),
+            )
+            .where(
+                Message.app_id == app_id,
+                Message.client_msg_id == client_msg_id,
+                Conversation.end_user_id == author.id,
+            )
+        )
+        if existing is not None:
+            return existing, False
+    conversation_id = await session.scalar(
+        insert(Conversation)
+        .values(app_id=app_id, end_user_id=author.id, subject=subject)
+        .returning(Conversation.id)
+    )
+    assert conversation_id is not None
+    if first_message is not None:
+        body, client_msg_id = first_message
+        await send_message(session, app_id, conversation_id, author, body, client_msg_id)
+    return conversation_id, True
+
+
+async def send_message(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    author: Participant,
+    body: str,
+    client_msg_id: str,
+    *,
+    end_user_id: uuid.UUID | None = None,
+) -> tuple[Message, bool]:
+    """Store a message once; (message, created). A repeated client_msg_id returns the original."""
+    conversation = await require_conversation(
+        session, app_id, conversation_id, end_user_id=end_user_id, lock=True
+    )
+    existing = await session.scalar(
+        select(Message).where(
+            Message.conversation_id == conversation_id, Message.client_msg_id == client_msg_id
+        )
+    )
+    if existing is not None:
+        return existing, False
+    if not body.strip():
+        raise BadRequest(
+            "A message needs a body.",
+            code="VALIDATION_ERROR",
+            details=[{"field": "body", "reason": "is blank"}],
+        )
+    seq = conversation.last_seq + 1
+    # clock_timestamp(), not now(): taken under the lock, so time order follows seq order.
+    message = await session.scalar(
+        insert(Message)
+        .values(
+            app_id=app_id,
+            conversation_id=conversation_id,
+            seq=seq,
+            client_msg_id=client_msg_id,
+            sender=author.kind,
+            author_id=author.id,
+            author_name=author.name,
+            body=body,
+            body_html=render_body_html(body),
+            created_at=func.clock_timestamp(),
+        )
+        .returning(Message)
+    )
+    assert message is not None
+    changes: dict[str, Any] = {
+        "last_seq": seq,
+        "last_activity_at": message.created_at,
+        "updated_at": message.created_at,
+    }
+    if author.kind == "user" and conversation.status == "closed":
+        changes["status"] = "open"  # an end user writing again reopens the conversation
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.app_id == app_id, Conversation.id == conversation_id)
+        .values(**changes)
+    )
+    await mark_read(session, app_id, conversation_id, author, seq)
+    return message, True
+
+
+async def list_messages(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    *,
+    after_seq: int = 0,
+    before_seq: int | None = None,
+    limit: int = 50,
+) -> MessagePage:
+    """Messages with seq > after_seq ascending; with before_seq, the latest ones before it."""
+    stmt = select(Message).where(
+        Message.app_id == app_id,
+        Message.conversation_id == conversation_id,
+        Message.seq > after_seq,
+    )
+    if before_seq is not None:
+        stmt = stmt.where(Message.seq < before_seq).order_by(Message.seq.desc())
+    else:
+        stmt = stmt.order_by(Message.seq)
+    messages = list(await session.scalars(stmt.limit(limit + 1)))
+    has_more = len(messages) > limit
+    messages = messages[:limit]
+    if before_seq is not None:
+        messages.reverse()
+    return MessagePage(items=[message_out(m) for m in messages], has_more=has_more)
+
+
+async def mark_read(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    reader: Participant,
+    seq: int,
+) -> int:
+    """Move the reader's marker forward to `seq` (never back); returns the marker."""
+    stmt = pg_insert(ReadMarker).values(
+        app_id=app_id,
+        conversation_id=conversation_id,
+        reader_type=reader.kind,
+        reader_id=reader.id,
+        last_read_seq=seq,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["conversation_id", "reader_type", "reader_id"],
+        set_={
+            "last_read_seq": func.greatest(ReadMarker.last_read_seq, stmt.excluded.last_read_seq),
+            "updated_at": func.now(),
+        },
+    ).returning(ReadMarker.last_read_seq)
+    marker = await session.scalar(stmt)
+    assert marker is not None
+    return marker
+
+
+async def read_up_to(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    reader: Participant,
+    seq: int,
+    *,
+    end_user_id: uuid.UUID | None = None,
+) -> int:
+    conversation = await require_conversation(
+        session, app_id, conversation_id, end_user_id=end_user_id
+    )
+    if seq > conversation.last_seq:
+        raise BadRequest(
+            f"seq {seq} is past the conversation's last message ({conversation.last_seq}).",
+            code="SEQ_OUT_OF_RANGE",
+        )
+    return await mark_read(session, app_id, conversation_id, reader, seq)
+
+
+async def move_conversations(
+    session: AsyncSession, app_id: uuid.UUID, *, from_user: uuid.UUID, to_user: uuid.UUID
+) -> None:
+    """Give `to_user` every conversation of `from_user` (a visitor who has just signed in)."""
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.app_id == app_id, Conversation.end_user_id == from_user)
+        .values(end_user_id=to_user)
+    )

@@ -1,0 +1,44 @@
+"""The process' shared resources, built once at start-up and handed to routes through app.state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from replyhq.apps.keys import KeyVerifier
+from replyhq.db import Database
+from replyhq.settings import Settings
+from replyhq.web.ratelimit import RateLimiter
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    redis: Redis
+    keys: KeyVerifier
+    limiter: RateLimiter
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: Settings, database_url: str, redis_url: str) -> Runtime:
+        db = Database.from_settings(settings, database_url)
+        redis = Redis.from_url(redis_url)
+        keys = KeyVerifier(
+            db, redis, settings.redis_prefix + "keys-rotated", settings.api_key_cache_ttl_seconds
+        )
+        return cls(settings, db, redis, keys, RateLimiter(settings, redis_url))
+
+    def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self.keys.listen(), name="key-rotation-listener"))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.redis.aclose()
+        await self.db.dispose()

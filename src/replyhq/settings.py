@@ -1,0 +1,107 @@
+"""Every knob of ReplyHQ: one environment variable each, with a default safe for a laptop."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Defaults that let a laptop run with no configuration; production refuses to start with them.
+DEV_MASTER_KEY = "rhq_master_dev_only"
+DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-in-production"  # noqa: S105
+DEV_JWT_REFRESH_SECRET = "dev-only-refresh-secret-change-me-in-production"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production"] = Field(
+        "development", description="`production` refuses default secrets."
+    )
+    database_url: str | None = Field(
+        None,
+        description="PostgreSQL URL of the schema owner (runs migrations). "
+        "Unset: an embedded PostgreSQL under DATA_DIR.",
+    )
+    app_database_url: str | None = Field(
+        None,
+        description="URL the server uses at run time. Unset: DATABASE_URL with the user "
+        "replaced by DATABASE_APP_ROLE and the password by APP_DATABASE_PASSWORD.",
+    )
+    database_app_role: str = Field(
+        "replyhq_app", description="Runtime role: not owner, not superuser, not BYPASSRLS."
+    )
+    app_database_password: str | None = Field(None, description="Password of the runtime role.")
+    db_pool_size: int = Field(20, ge=1, description="Connections kept per process.")
+    db_max_overflow: int = Field(10, ge=0, description="Extra connections under bursts.")
+    db_pool_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a connection.")
+
+    redis_url: str | None = Field(
+        None, description="Redis URL. Unset: an embedded Redis under DATA_DIR."
+    )
+    redis_prefix: str = Field("rhq:", description="Prefix of every Redis key and channel.")
+
+    master_api_key: str = Field(DEV_MASTER_KEY, description="Operator key for /setup/*.")
+    jwt_secret: str = Field(DEV_JWT_SECRET, description="Signs staff access tokens.")
+    jwt_refresh_secret: str = Field(DEV_JWT_REFRESH_SECRET, description="Signs refresh tokens.")
+
+    allowed_origins: str = Field(
+        "", description="Comma-separated origins allowed by CORS (HTTP and Socket.IO)."
+    )
+    trusted_proxies: str = Field(
+        "", description="Comma-separated proxy addresses whose X-Forwarded-For is believed."
+    )
+    max_body_bytes: int = Field(10240, ge=256, description="Largest request body accepted.")
+
+    rate_limit_auth: str = Field(
+        "5/15minutes", description="Failed authentications per client address."
+    )
+    rate_limit_setup: str = Field("60/15minutes", description="/setup requests per address.")
+    rate_limit_v1: str = Field("100/15minutes", description="/v1 requests per app and device.")
+    rate_limit_v1_ip: str = Field("1000/15minutes", description="/v1 requests per address.")
+    rate_limit_enabled: bool = Field(True, description="Turn every rate limit off (tests only).")
+
+    bcrypt_rounds: int = Field(12, ge=4, le=16, description="Cost of stored key hashes.")
+    api_key_cache_ttl_seconds: float = Field(
+        60.0, ge=0, description="How long a verified key is trusted without bcrypt."
+    )
+
+    data_dir: Path = Field(
+        Path(".replyhq-data"), description="Embedded PostgreSQL and Redis live here."
+    )
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    sentry_dsn: str | None = Field(None, description="Errors go to Sentry when set.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _no_default_secrets_in_production(self) -> Settings:
+        if self.environment == "production":
+            defaults = {
+                "MASTER_API_KEY": (self.master_api_key, DEV_MASTER_KEY),
+                "JWT_SECRET": (self.jwt_secret, DEV_JWT_SECRET),
+                "JWT_REFRESH_SECRET": (self.jwt_refresh_secret, DEV_JWT_REFRESH_SECRET),
+            }
+            weak = [name for name, (value, default) in defaults.items() if value == default]
+            if weak:
+                raise ValueError(f"production needs explicit secrets: {', '.join(weak)}")
+        return self
+
+    @property
+    def origins(self) -> list[str]:
+        return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
+
+    @property
+    def proxies(self) -> list[str]:
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

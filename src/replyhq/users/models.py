@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    UniqueConstraint,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from replyhq.db.base import Base, created_at, uuid_pk
+
+
+class EndUser(Base):
+    """A person using a customer's app: identified by the customer's `external_id`, or anonymous."""
+
+    __tablename__ = "end_users"
+    __table_args__ = (
+        UniqueConstraint("app_id", "external_id"),
+        UniqueConstraint("id", "app_id"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    app_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False
+    )
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    attributes: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default="{}"
+    )
+    verified: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+    @property
+    def anonymous(self) -> bool:
+        return self.external_id is None
+
+
+class Device(Base):
+    """One installation of the customer's app, named by the SDK's `X-Device-Id`."""
+
+    __tablename__ = "devices"
+    __table_args__ = (
+        UniqueConstraint("app_id", "device_id"),
+        ForeignKeyConstraint(
+            ["end_user_id", "app_id"], ["end_users.id", "end_users.app_id"], ondelete="CASCADE"
+        ),
+        Index("ix_devices_end_user", "app_id", "end_user_id"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    app_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False
+    )
+    device_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    end_user_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    platform: Mapped[str] = mapped_column(String(32), nullable=False)
+    app_version: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    push_token: Mapped[str | None] = mapped_column(String(4096))
+    created_at: Mapped[datetime] = created_at()
+    last_seen_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )

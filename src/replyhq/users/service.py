@@ -1,0 +1,157 @@
+"""End users and their devices: who is on the other side of the SDK."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from replyhq.apps.models import App
+from replyhq.errors import BadRequest, Unauthorized
+from replyhq.messaging import service as messaging
+from replyhq.users.models import Device, EndUser
+from replyhq.users.schemas import MAX_ATTRIBUTES, IdentifyIn
+
+
+def user_hash(identity_secret: str, user_id: str) -> str:
+    """What the customer's server computes to vouch for `user_id`."""
+    return hmac.new(identity_secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+
+
+async def identify(
+    session: AsyncSession, app_id: uuid.UUID, device_id: str, data: IdentifyIn
+) -> EndUser:
+    """Bind the device to an end user (identified or anonymous) and record the device's details."""
+    app = (
+        await session.execute(
+            select(App.identity_secret, App.identity_verification_required).where(App.id == app_id)
+        )
+    ).one()
+    current = await session.scalar(
+        select(EndUser)
+        .join(Device, (Device.end_user_id == EndUser.id) & (Device.app_id == EndUser.app_id))
+        .where(Device.app_id == app_id, Device.device_id == device_id)
+    )
+    if data.user_id is not None:
+        verified = _check_user_hash(app.identity_secret, data, required=app.identity_verification_required)
+        user = await _upsert_identified(session, app_id, data, verified)
+    elif app.identity_verification_required:
+        raise Unauthorized(
+            "This app accepts only verified users: send user_id and user_hash.",
+            code="IDENTITY_REQUIRED",
+        )
+    elif current is not None and current.anonymous:
+        user = current
+        _apply_profile(user, data)
+    else:
+        user = EndUser(app_id=app_id, attributes={})
+        _apply_profile(user, data)
+        session.add(user)
+    _check_attribute_count(user)
+    await session.flush()
+
+    device_values = {
+        "end_user_id": user.id,
+        "platform": data.platform,
+        "app_version": data.app_version,
+        "locale": data.locale,
+        "timezone": data.timezone,
+        "push_token": data.push_token,
+        "last_seen_at": func.now(),
+    }
+    await session.execute(
+        insert(Device)
+        .values(app_id=app_id, device_id=device_id, **device_values)
+        .on_conflict_do_update(index_elements=["app_id", "device_id"], set_=device_values)
+    )
+    if current is not None and current.anonymous and current.id != user.id:
+        await _adopt_anonymous(session, app_id, anonymous=current, into=user)
+    await session.refresh(user)
+    return user
+
+
+def _check_user_hash(secret: str, data: IdentifyIn, *, required: bool) -> bool:
+    assert data.user_id is not None
+    if data.user_hash is None and not required:
+        return False
+    expected = user_hash(secret, data.user_id)
+    if data.user_hash is None or not hmac.compare_digest(expected, data.user_hash.lower()):
+        raise Unauthorized("user_hash does not match user_id.", code="INVALID_USER_HASH")
+    return True
+
+
+async def _upsert_identified(
+    session: AsyncSession, app_id: uuid.UUID, data: IdentifyIn, verified: bool
+) -> EndUser:
+    user = await session.scalar(
+        select(EndUser)
+        .where(EndUser.app_id == app_id, EndUser.external_id == data.user_id)
+        .with_for_update()
+    )
+    if user is None:
+        await session.execute(
+            insert(EndUser)
+            .values(app_id=app_id, external_id=data.user_id, attributes={})
+            .on_conflict_do_nothing(index_elements=["app_id", "external_id"])
+        )
+        user = await session.scalar(
+            select(EndUser)
+            .where(EndUser.app_id == app_id, EndUser.external_id == data.user_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        assert user is not None
+    _apply_profile(user, data)
+    user.verified = user.verified or verified
+    return user
+
+
+def _apply_profile(user: EndUser, data: IdentifyIn) -> None:
+    if data.name is not None:
+        user.name = data.name
+    if data.email is not None:
+        user.email = data.email
+    if data.attributes:
+        merged: dict[str, Any] = {**(user.attributes or {}), **data.attributes}
+        user.attributes = merged
+    user.updated_at = func.now()  # type: ignore[assignment]
+
+
+def _check_attribute_count(user: EndUser) -> None:
+    if len(user.attributes or {}) > MAX_ATTRIBUTES:
+        raise BadRequest(
+            f"An end user has at most {MAX_ATTRIBUTES} attributes.",
+            code="VALIDATION_ERROR",
+            details=[{"field": "attributes", "reason": f"more than {MAX_ATTRIBUTES} keys"}],
+        )
+
+
+async def _adopt_anonymous(
+    session: AsyncSession, app_id: uuid.UUID, *, anonymous: EndUser, into: EndUser
+) -> None:
+    """A visitor who signs in keeps the conversations they had as a visitor on this device."""
+    await messaging.move_conversations(session, app_id, from_user=anonymous.id, to_user=into.id)
+    await session.execute(
+        delete(EndUser).where(EndUser.app_id == app_id, EndUser.id == anonymous.id)
+    )
+
+
+async def device_user(
+    session: AsyncSession, app_id: uuid.UUID, device_id: str
+) -> tuple[uuid.UUID, str | None]:
+    """(id, name) of the end user currently behind `device_id`; 401 until it has identified."""
+    row = (
+        await session.execute(
+            select(EndUser.id, EndUser.name)
+            .join(Device, (Device.end_user_id == EndUser.id) & (Device.app_id == EndUser.app_id))
+            .where(Device.app_id == app_id, Device.device_id == device_id)
+        )
+    ).first()
+    if row is None:
+        raise Unauthorized("Unknown device: call /v1/identify first.", code="DEVICE_UNKNOWN")
+    return row.id, row.name

@@ -1,0 +1,67 @@
+"""Every error leaves as {"error", "code"[, "details"]}: our own, validation, routing and faults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from replyhq.errors import AppError
+
+log = structlog.get_logger(__name__)
+
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
+}
+_HTTP_MESSAGES = {404: "Not found.", 405: "Method not allowed."}
+
+
+def _detail(error: dict[str, Any]) -> dict[str, str]:
+    location = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
+    return {"field": ".".join(location) or "body", "reason": str(error.get("msg", "invalid"))}
+
+
+async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [_detail(e) for e in exc.errors()]
+    body = {"error": "The request is invalid.", "code": "VALIDATION_ERROR", "details": details}
+    return JSONResponse(body, status_code=400)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    message = _HTTP_MESSAGES.get(status) or (
+        exc.detail if isinstance(exc.detail, str) else "The request failed."
+    )
+    body = {"error": message, "code": _HTTP_CODES.get(status, "HTTP_ERROR")}
+    return JSONResponse(body, status_code=status, headers=getattr(exc, "headers", None))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled_error", path=request.url.path, method=request.method)
+    body = {"error": "Something went wrong on our side.", "code": "INTERNAL_ERROR"}
+    return JSONResponse(body, status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
