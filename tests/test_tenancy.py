@@ -1,0 +1,198 @@
+"""Invariant 1: a query that forgets `WHERE app_id` still sees only the bound tenant's rows."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from replyhq.db import Database
+from replyhq.db.models import metadata
+from replyhq.runtime import Runtime
+from tests.conftest import MakeTenant, Servers, Tenant, identify, start_conversation
+
+TENANT_TABLES = ["apps", "end_users", "devices", "conversations", "messages", "read_markers"]
+
+
+async def _seed(client: httpx.AsyncClient, tenant: Tenant) -> dict[str, object]:
+    await identify(client, tenant, "device-a", user_id="u1", user_hash=tenant.user_hash("u1"))
+    conversation = await start_conversation(client, tenant, "device-a", body="secret plans")
+    await client.post(
+        f"/v1/conversations/{conversation['id']}/read", headers=tenant.sdk("device-a"),
+        json={"seq": 1},
+    )
+    return conversation
+
+
+@pytest.fixture
+async def two_tenants(
+    client: httpx.AsyncClient, make_tenant: MakeTenant
+) -> tuple[Tenant, Tenant, dict[str, object], dict[str, object]]:
+    a, b = await make_tenant("A"), await make_tenant("B")
+    return a, b, await _seed(client, a), await _seed(client, b)
+
+
+def test_every_table_with_app_id_is_covered() -> None:
+    with_app_id = {t.name for t in metadata.sorted_tables if "app_id" in t.c} | {"apps"}
+    assert with_app_id == set(TENANT_TABLES)
+
+
+async def test_runtime_role_cannot_bypass_rls(db: Database) -> None:
+    async with db.engine.connect() as connection:
+        row = (
+            await connection.execute(
+                text(
+                    "SELECT r.rolsuper, r.rolbypassrls, "
+                    "EXISTS (SELECT 1 FROM pg_tables WHERE tableowner = current_user) AS owns "
+                    "FROM pg_roles r WHERE r.rolname = current_user"
+                )
+            )
+        ).one()
+    assert (row.rolsuper, row.rolbypassrls, row.owns) == (False, False, False)
+
+
+async def test_rls_is_forced_on_every_tenant_table(db: Database) -> None:
+    async with db.engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                text(
+                    "SELECT relname FROM pg_class WHERE relname = ANY(:t) "
+                    "AND relrowsecurity AND relforcerowsecurity"
+                ),
+                {"t": TENANT_TABLES},
+            )
+        ).scalars()
+        assert sorted(rows) == sorted(TENANT_TABLES)
+
+
+@pytest.mark.parametrize("table", TENANT_TABLES)
+async def test_unfiltered_select_sees_only_the_bound_tenant(
+    db: Database, two_tenants: tuple[Tenant, Tenant, object, object], table: str
+) -> None:
+    a, b, _, _ = two_tenants
+    column = "id" if table == "apps" else "app_id"
+    async with db.tenant_session(a.id) as session:
+        owners = set((await session.execute(text(f"SELECT {column} FROM {table}"))).scalars())
+    assert owners == {a.id}
+    async with db.engine.connect() as connection:  # nothing bound at all
+        count = (await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar()
+    assert count == 0
+
+
+async def test_cannot_write_rows_for_another_tenant(
+    db: Database, two_tenants: tuple[Tenant, Tenant, dict[str, object], object]
+) -> None:
+    a, b, conversation_a, _ = two_tenants
+    with pytest.raises(DBAPIError, match="row-level security"):
+        async with db.tenant_session(a.id) as session:
+            await session.execute(
+                text("UPDATE conversations SET app_id = :b WHERE id = :c"),
+                {"b": b.id, "c": conversation_a["id"]},
+            )
+    async with db.tenant_session(b.id) as session:
+        updated = await session.execute(
+            text("UPDATE conversations SET subject = 'hijacked' WHERE id = :c"),
+            {"c": conversation_a["id"]},
+        )
+        assert updated.rowcount == 0  # type: ignore[attr-defined]
+
+
+async def test_pooled_connection_never_carries_a_tenant_over(
+    servers: Servers, runtime: Runtime, two_tenants: tuple[Tenant, Tenant, object, object]
+) -> None:
+    a, b, _, _ = two_tenants
+    # One connection in the pool, so every session below reuses the same server connection.
+    single = Database.from_settings(
+        runtime.settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0}),
+        servers.database_url,
+    )
+    try:
+        with pytest.raises(RuntimeError, match="half way"):
+            async with single.tenant_session(a.id) as session:
+                seen = set((await session.execute(text("SELECT app_id FROM messages"))).scalars())
+                assert seen == {a.id}
+                raise RuntimeError("failed half way")
+        async with single.tenant_session(b.id) as session:
+            pid_b = (await session.execute(text("SELECT pg_backend_pid()"))).scalar()
+            seen = set((await session.execute(text("SELECT app_id FROM messages"))).scalars())
+        assert seen == {b.id}
+        async with single.engine.connect() as connection:
+            pid_none = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar()
+            count = (await connection.execute(text("SELECT count(*) FROM messages"))).scalar()
+        assert pid_none == pid_b  # really the same pooled connection
+        assert count == 0
+    finally:
+        await single.dispose()
+
+
+async def test_failed_statement_mid_transaction_then_next_tenant(
+    servers: Servers, runtime: Runtime, two_tenants: tuple[Tenant, Tenant, object, object]
+) -> None:
+    a, b, _, _ = two_tenants
+    single = Database.from_settings(
+        runtime.settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0}),
+        servers.database_url,
+    )
+    try:
+        with pytest.raises(DBAPIError):
+            async with single.tenant_session(a.id) as session:
+                await session.execute(text("SELECT 1 / 0"))
+        async with single.tenant_session(b.id) as session:
+            seen = set((await session.execute(text("SELECT app_id FROM devices"))).scalars())
+        assert seen == {b.id}
+    finally:
+        await single.dispose()
+
+
+async def test_v1_routes_answer_404_for_another_tenants_ids(
+    client: httpx.AsyncClient,
+    two_tenants: tuple[Tenant, Tenant, dict[str, object], dict[str, object]],
+) -> None:
+    a, b, conversation_a, _ = two_tenants
+    cid = conversation_a["id"]
+    headers = b.sdk("device-a")  # same device name, same user id, other app
+    calls = [
+        client.get(f"/v1/conversations/{cid}", headers=headers),
+        client.get(f"/v1/conversations/{cid}/messages", headers=headers),
+        client.post(
+            f"/v1/conversations/{cid}/messages",
+            headers=headers,
+            json={"body": "intrusion", "client_msg_id": "x1"},
+        ),
+        client.post(f"/v1/conversations/{cid}/read", headers=headers, json={"seq": 1}),
+    ]
+    for call in calls:
+        response = await call
+        assert response.status_code == 404, response.text
+        assert response.json()["code"] == "CONVERSATION_NOT_FOUND"
+    listed = await client.get("/v1/conversations", headers=headers)
+    assert cid not in {c["id"] for c in listed.json()["items"]}
+    history = await client.get(f"/v1/conversations/{cid}/messages", headers=a.sdk("device-a"))
+    assert [m["body"] for m in history.json()["items"]] == ["secret plans"]
+
+
+async def test_another_end_user_of_the_same_app_gets_404(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    await identify(client, tenant, "alice-phone", user_id="alice")
+    await identify(client, tenant, "bob-phone", user_id="bob")
+    conversation = await start_conversation(client, tenant, "alice-phone")
+    response = await client.get(
+        f"/v1/conversations/{conversation['id']}/messages", headers=tenant.sdk("bob-phone")
+    )
+    assert response.status_code == 404
+    unknown = await client.get(f"/v1/conversations/{uuid.uuid4()}", headers=tenant.sdk("bob-phone"))
+    assert unknown.status_code == 404
+
+
+async def test_sdk_key_of_one_app_cannot_name_another_app(
+    client: httpx.AsyncClient, two_tenants: tuple[Tenant, Tenant, object, object]
+) -> None:
+    a, b, _, _ = two_tenants
+    headers = {"X-App-Id": str(b.id), "X-Api-Key": a.sdk_key, "X-Device-Id": "device-a"}
+    response = await client.get("/v1/conversations", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["code"] == "INVALID_CREDENTIALS"
