@@ -240,3 +240,51 @@ def live_server(servers: Servers, tmp_path: Path) -> Iterator[LiveServer]:
     server = start_server(servers, tmp_path)
     yield server
     server.stop()
+
+
+# --- an in-process server on a real socket (for Socket.IO clients) -----------------------------
+
+
+@dataclass
+class SocketServer:
+    url: str
+    app: FastAPI
+
+    @property
+    def runtime(self) -> Runtime:
+        rt: Runtime = self.app.state.runtime
+        return rt
+
+
+async def serve_in_process(settings: Settings) -> tuple[SocketServer, Callable[[], Awaitable[None]]]:
+    import asyncio
+
+    import uvicorn
+
+    from replyhq.app import create_app
+
+    app = create_app(settings)
+    port = free_port()
+    config = uvicorn.Config(
+        app.state.realtime.asgi(app), host="127.0.0.1", port=port, log_level="warning",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+
+    async def stop() -> None:
+        server.should_exit = True
+        await task
+
+    return SocketServer(f"http://127.0.0.1:{port}", app), stop
+
+
+@pytest.fixture(scope="session")
+async def socket_server(servers: Servers) -> AsyncIterator[SocketServer]:
+    server, stop = await serve_in_process(make_settings(servers, presence_ttl_seconds=3))
+    yield server
+    await stop()

@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from replyhq import __version__
 from replyhq.apps.routes import router as setup_router
 from replyhq.messaging.routes import router as conversations_router
 from replyhq.observability.logging import configure_logging
+from replyhq.realtime.server import RealtimeServer
 from replyhq.runtime import Runtime
 from replyhq.settings import Settings, get_settings
 from replyhq.users.routes import router as identify_router
@@ -36,14 +38,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     database_url, redis_url = settings.database_url, settings.redis_url
     configure_logging(settings.log_level)
 
+    realtime = RealtimeServer(settings, redis_url)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.build(settings, database_url, redis_url)
         app.state.runtime = runtime
         runtime.start()
+        await realtime.start(runtime)
         try:
             yield
         finally:
+            await realtime.stop()
             await runtime.close()
 
     app = FastAPI(
@@ -72,9 +78,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
         ],
     )
+    app.state.realtime = realtime
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(setup_router)
     app.include_router(identify_router)
     app.include_router(conversations_router)
     return app
+
+
+def create_asgi(settings: Settings | None = None) -> ASGIApp:
+    """What `replyhq serve` runs: Socket.IO at /socket.io in front of the HTTP API."""
+    app = create_app(settings)
+    realtime: RealtimeServer = app.state.realtime
+    asgi: ASGIApp = realtime.asgi(app)
+    return asgi

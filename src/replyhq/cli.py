@@ -79,7 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
             _print_banner(args.host, args.port, settings, demo)
         proxies = settings.proxies
         uvicorn.run(
-            "replyhq.app:create_app",
+            "replyhq.app:create_asgi",
             factory=True,
             host=args.host,
             port=args.port,

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         60.0, ge=0, description="How long a verified key is trusted without bcrypt."
     )
 
+    presence_ttl_seconds: float = Field(
+        60.0, gt=0, description="A socket not heard from for this long counts as gone."
+    )
+    socket_ping_interval_seconds: float = Field(25.0, gt=0, description="Socket.IO ping interval.")
+    socket_ping_timeout_seconds: float = Field(20.0, gt=0, description="Socket.IO ping timeout.")
+
     data_dir: Path = Field(
         Path(".replyhq-data"), description="Embedded PostgreSQL and Redis live here."
     )

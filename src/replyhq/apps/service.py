@@ -13,6 +13,7 @@ from replyhq.apps.models import App
 from replyhq.apps.schemas import AppUpdate
 from replyhq.db import on_commit
 from replyhq.errors import NotFound
+from replyhq.events import Revoke, record
 
 
 async def _hash_keys(keys: AppKeys, rounds: int) -> tuple[str, str]:
@@ -79,4 +80,5 @@ async def rotate_keys(
     await session.refresh(app)
     if verifier is not None:
         on_commit(session, lambda: verifier.announce_rotation(app_id))
+    record(session, Revoke(app_id, all_devices=True))
     return app, keys

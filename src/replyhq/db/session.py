@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 from contextlib import asynccontextmanager
 
 import structlog
@@ -21,6 +22,7 @@ log = structlog.get_logger(__name__)
 
 AfterCommit = Callable[[], Awaitable[None]]
 _AFTER_COMMIT = "replyhq.after_commit"
+EVENT_SINK = "replyhq.event_sink"
 
 _BIND_TENANT = text("SELECT set_config('app.current_tenant', :tenant, true)")
 _BIND_SYSTEM = text("SELECT set_config('app.system', 'on', true)")
@@ -61,6 +63,8 @@ class Database:
             pool_recycle=1800,
         )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Receives domain events after commit (see replyhq.events); None drops them.
+        self.event_sink: Callable[[Any], Awaitable[None]] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, owner_url: str) -> Database:
@@ -91,6 +95,7 @@ class Database:
         self, bind: object, params: dict[str, str]
     ) -> AsyncIterator[AsyncSession]:
         async with self._sessions() as session:
+            session.info[EVENT_SINK] = self.event_sink
             async with session.begin():
                 await session.execute(bind, params)  # type: ignore[call-overload]
                 yield session

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from replyhq.errors import BadRequest, NotFound
+from replyhq.events import Event, record
 from replyhq.messaging.models import Conversation, Message, ReadMarker
 from replyhq.messaging.render import render_body_html
 from replyhq.messaging.schemas import (
@@ -67,6 +68,22 @@ def _conversation_out(conversation: Conversation, last: Message | None, unread: 
         last_activity_at=conversation.last_activity_at,
         created_at=conversation.created_at,
     )
+
+
+def conversation_event(conversation: Conversation, **changes: Any) -> dict[str, Any]:
+    """The `conversation:updated` payload: what every reader shares (no per-reader counts)."""
+    data = {
+        "id": str(conversation.id),
+        "end_user_id": str(conversation.end_user_id),
+        "subject": conversation.subject,
+        "status": conversation.status,
+        "assignee_id": str(conversation.assignee_id) if conversation.assignee_id else None,
+        "last_seq": conversation.last_seq,
+        "last_activity_at": conversation.last_activity_at.isoformat(),
+        "created_at": conversation.created_at.isoformat(),
+    }
+    data.update(changes)
+    return {"conversation": data}
 
 
 def _with_summary(app_id: uuid.UUID, reader: Participant) -> Select[Any]:
@@ -219,6 +236,12 @@ async def start_conversation(
         .returning(Conversation.id)
     )
     assert conversation_id is not None
+    conversation = await require_conversation(session, app_id, conversation_id)
+    record(
+        session,
+        Event("conversation:updated", app_id, conversation_event(conversation),
+              end_user_id=author.id, agents=True),
+    )
     if first_message is not None:
         body, client_msg_id = first_message
         await send_message(session, app_id, conversation_id, author, body, client_msg_id)
@@ -276,7 +299,8 @@ async def send_message(
         "last_activity_at": message.created_at,
         "updated_at": message.created_at,
     }
-    if author.kind == "user" and conversation.status == "closed":
+    reopened = author.kind == "user" and conversation.status == "closed"
+    if reopened:
         changes["status"] = "open"  # an end user writing again reopens the conversation
     await session.execute(
         update(Conversation)
@@ -284,6 +308,12 @@ async def send_message(
         .values(**changes)
     )
     await mark_read(session, app_id, conversation_id, author, seq)
+    audience = {"end_user_id": conversation.end_user_id, "agents": True}
+    payload = {"message": message_out(message).model_dump(mode="json")}
+    record(session, Event("message:new", app_id, payload, **audience))  # type: ignore[arg-type]
+    if reopened:
+        data = conversation_event(conversation, status="open", last_seq=seq)
+        record(session, Event("conversation:updated", app_id, data, **audience))  # type: ignore[arg-type]
     return message, True
 
 
@@ -358,7 +388,17 @@ async def read_up_to(
             f"seq {seq} is past the conversation's last message ({conversation.last_seq}).",
             code="SEQ_OUT_OF_RANGE",
         )
-    return await mark_read(session, app_id, conversation_id, reader, seq)
+    marker = await mark_read(session, app_id, conversation_id, reader, seq)
+    data = {
+        "conversation_id": str(conversation_id),
+        "who": {"type": reader.kind, "id": str(reader.id)},
+        "seq": marker,
+    }
+    record(
+        session,
+        Event("read", app_id, data, end_user_id=conversation.end_user_id, agents=True),
+    )
+    return marker
 
 
 async def move_conversations(

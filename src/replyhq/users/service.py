@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from replyhq.apps.models import App
 from replyhq.errors import BadRequest, Unauthorized
+from replyhq.events import Revoke, record
 from replyhq.messaging import service as messaging
 from replyhq.users.models import Device, EndUser
 from replyhq.users.schemas import MAX_ATTRIBUTES, IdentifyIn
@@ -69,8 +70,11 @@ async def identify(
         .values(app_id=app_id, device_id=device_id, **device_values)
         .on_conflict_do_update(index_elements=["app_id", "device_id"], set_=device_values)
     )
-    if current is not None and current.anonymous and current.id != user.id:
-        await _adopt_anonymous(session, app_id, anonymous=current, into=user)
+    if current is not None and current.id != user.id:
+        # Live sockets of this device belong to the previous person: end them.
+        record(session, Revoke(app_id, device_id=device_id))
+        if current.anonymous:
+            await _adopt_anonymous(session, app_id, anonymous=current, into=user)
     await session.refresh(user)
     return user
 
@@ -154,4 +158,38 @@ async def device_user(
     ).first()
     if row is None:
         raise Unauthorized("Unknown device: call /v1/identify first.", code="DEVICE_UNKNOWN")
+    return row.id, row.name
+
+
+async def socket_user(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    device_id: str,
+    user_id: str | None,
+    user_hash_given: str | None,
+) -> tuple[uuid.UUID, str | None]:
+    """(id, name) of the end user a connecting socket speaks for. The device must have identified;
+    a `user_id` in the handshake must be the device's person, proven by `user_hash` when given or
+    when the app requires verification."""
+    row = (
+        await session.execute(
+            select(EndUser.id, EndUser.name, EndUser.external_id, App.identity_secret,
+                   App.identity_verification_required)
+            .join(Device, (Device.end_user_id == EndUser.id) & (Device.app_id == EndUser.app_id))
+            .join(App, App.id == EndUser.app_id)
+            .where(Device.app_id == app_id, Device.device_id == device_id)
+        )
+    ).first()
+    if row is None:
+        raise Unauthorized("Unknown device: call /v1/identify first.", code="DEVICE_UNKNOWN")
+    required = row.identity_verification_required
+    if required and user_id is None:
+        raise Unauthorized("This app accepts only verified users.", code="IDENTITY_REQUIRED")
+    if user_id is not None:
+        if user_id != row.external_id:
+            raise Unauthorized("user_id is not this device's user.", code="INVALID_USER_HASH")
+        if user_hash_given is not None or required:
+            expected = user_hash(row.identity_secret, user_id)
+            if user_hash_given is None or not hmac.compare_digest(expected, user_hash_given.lower()):
+                raise Unauthorized("user_hash does not match user_id.", code="INVALID_USER_HASH")
     return row.id, row.name

@@ -38,10 +38,10 @@ async def _count_failed_auth(runtime: Runtime, address: str) -> None:
     await runtime.limiter.hit(runtime.limiter.auth, "auth-failures", address)
 
 
-async def _verify_app_key(
-    request: Request, runtime: Runtime, app_id: str | None, api_key: str | None, kind: KeyKind
+async def verify_app_key(
+    runtime: Runtime, address: str, app_id: str | None, api_key: str | None, kind: KeyKind
 ) -> uuid.UUID:
-    address = client_address(request)
+    """The app whose `kind` key this is; failures count towards the address' auth limit."""
     await _guard_failed_auth(runtime, address)
     try:
         return await runtime.keys.verify(parse_app_id(app_id), api_key, kind)
@@ -91,7 +91,7 @@ async def require_sdk_app(
     limiter = runtime.limiter
     address = client_address(request)
     await limiter.enforce(limiter.v1_ip, "v1-ip", address)
-    app_id = await _verify_app_key(request, runtime, x_app_id, x_api_key, "sdk")
+    app_id = await verify_app_key(runtime, address, x_app_id, x_api_key, "sdk")
     if not x_device_id or not x_device_id.strip():
         raise Unauthorized("The X-Device-Id header is required.", code="DEVICE_ID_REQUIRED")
     verdict = await limiter.enforce(limiter.v1, "v1", str(app_id), x_device_id)
@@ -109,7 +109,7 @@ async def require_secret_key(
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> uuid.UUID:
     """A customer's backend: the app's secret key (never the SDK key)."""
-    return await _verify_app_key(request, runtime, x_app_id, x_api_key, "secret")
+    return await verify_app_key(runtime, client_address(request), x_app_id, x_api_key, "secret")
 
 
 SecretKeyApp = Annotated[uuid.UUID, Depends(require_secret_key)]

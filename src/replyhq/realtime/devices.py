@@ -1,0 +1,159 @@
+"""Namespace `/`: end users' devices (SDK key + device id, as the HTTP API)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from replyhq.errors import AppError, Unauthorized
+from replyhq.messaging import service as messaging
+from replyhq.messaging.schemas import Body, ClientMsgId, MessagePage
+from replyhq.messaging.service import Participant
+from replyhq.realtime.base import Ack, Namespace, Refused, address_of, parse, room_of_user
+from replyhq.realtime.presence import LiveSession
+from replyhq.users.service import socket_user
+from replyhq.web.deps import verify_app_key
+
+SYNC_LIMIT = 200
+
+
+class SendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    conversation_id: uuid.UUID
+    body: Body
+    client_msg_id: ClientMsgId
+
+
+class TypingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    conversation_id: uuid.UUID
+    typing: bool
+
+
+class ReadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    conversation_id: uuid.UUID
+    seq: int = Field(ge=0)
+
+
+class SyncIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    conversation_id: uuid.UUID
+    after_seq: int = Field(0, ge=0)
+    limit: int = Field(SYNC_LIMIT, ge=1, le=SYNC_LIMIT)
+
+
+class DeviceNamespace(Namespace):
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        auth = auth if isinstance(auth, dict) else {}
+        runtime = self.runtime
+        try:
+            app_id = await verify_app_key(
+                runtime, address_of(environ), _text(auth.get("app_id")),
+                _text(auth.get("api_key")), "sdk",
+            )
+            device_id = _text(auth.get("device_id"))
+            if not device_id or len(device_id) > 128:
+                raise Unauthorized("device_id is required.", code="DEVICE_ID_REQUIRED")
+            await runtime.limiter.enforce(runtime.limiter.v1, "v1", str(app_id), device_id)
+            async with runtime.db.tenant_session(app_id) as session:
+                end_user_id, name = await socket_user(
+                    session, app_id, device_id, _text(auth.get("user_id")),
+                    _text(auth.get("user_hash")),
+                )
+        except AppError as exc:
+            raise Refused(exc) from None
+        live = LiveSession(sid, app_id, "user", end_user_id, device_id)
+        await self.save_session(sid, {"live": live, "name": name, "conversations": set()})
+        await self.enter_room(sid, room_of_user(app_id, end_user_id))
+        await self.realtime.joined(live)
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        session = await self.get_session(sid)
+        if "live" in session:
+            await self.realtime.left(session["live"])
+
+    async def _participant(self, sid: str) -> tuple[LiveSession, Participant]:
+        session = await self.get_session(sid)
+        live: LiveSession = session["live"]
+        return live, Participant("user", live.person_id, session["name"])
+
+    async def on_message_send(self, sid: str, data: Any = None) -> Ack:
+        async def work() -> Ack:
+            request = parse(SendIn, data)
+            live, me = await self._participant(sid)
+            runtime = self.runtime
+            await runtime.limiter.enforce(runtime.limiter.v1, "v1", str(live.app_id), live.device_id or "")
+            async with runtime.db.tenant_session(live.app_id) as session:
+                message, created = await messaging.send_message(
+                    session, live.app_id, request.conversation_id, me, request.body,
+                    request.client_msg_id, end_user_id=me.id,
+                )
+                out = messaging.message_out(message)
+            return {"message": out.model_dump(mode="json"), "created": created}
+
+        return await self.answer(work)
+
+    async def _own_conversation(self, sid: str, conversation_id: uuid.UUID) -> LiveSession:
+        """404 unless the conversation is this end user's; remembered for the socket's life."""
+        session = await self.get_session(sid)
+        live: LiveSession = session["live"]
+        if conversation_id not in session["conversations"]:
+            async with self.runtime.db.tenant_session(live.app_id) as db:
+                await messaging.require_conversation(
+                    db, live.app_id, conversation_id, end_user_id=live.person_id
+                )
+            session["conversations"].add(conversation_id)
+        return live
+
+    async def on_typing(self, sid: str, data: Any = None) -> Ack:
+        async def work() -> Ack:
+            request = parse(TypingIn, data)
+            live = await self._own_conversation(sid, request.conversation_id)
+            _, me = await self._participant(sid)
+            await self.realtime.typing(
+                live.app_id, request.conversation_id, me, request.typing,
+                end_user_id=live.person_id, skip_sid=sid,
+            )
+            return {}
+
+        return await self.answer(work)
+
+    async def on_read(self, sid: str, data: Any = None) -> Ack:
+        async def work() -> Ack:
+            request = parse(ReadIn, data)
+            live, me = await self._participant(sid)
+            async with self.runtime.db.tenant_session(live.app_id) as session:
+                seq = await messaging.read_up_to(
+                    session, live.app_id, request.conversation_id, me, request.seq,
+                    end_user_id=me.id,
+                )
+            return {"seq": seq}
+
+        return await self.answer(work)
+
+    async def on_sync(self, sid: str, data: Any = None) -> Ack:
+        async def work() -> Ack:
+            request = parse(SyncIn, data)
+            live = await self._own_conversation(sid, request.conversation_id)
+            async with self.runtime.db.tenant_session(live.app_id) as session:
+                page = await messaging.list_messages(
+                    session, live.app_id, request.conversation_id,
+                    after_seq=request.after_seq, limit=request.limit,
+                )
+            return page_ack(page)
+
+        return await self.answer(work)
+
+
+def page_ack(page: MessagePage) -> Ack:
+    return {
+        "messages": [m.model_dump(mode="json") for m in page.items],
+        "has_more": page.has_more,
+    }
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,173 @@
+"""The Socket.IO server: one per process, sharing rooms with every other process through Redis.
+
+It is also the process' event sink: domain events recorded by services arrive here after commit
+and go to exactly the rooms entitled to them (an end user's devices, an app's agents).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import socketio
+import structlog
+
+from replyhq.events import DomainEvent, Event, Revoke
+from replyhq.messaging.service import Participant
+from replyhq.realtime.base import room_of_agents, room_of_user
+from replyhq.realtime.presence import LiveSession, PresenceChange, PresenceStore
+from replyhq.settings import Settings
+
+if TYPE_CHECKING:
+    from replyhq.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+DEVICES = "/"
+STAFF = "/admin"
+
+
+class RealtimeServer:
+    def __init__(self, settings: Settings, redis_url: str) -> None:
+        self.settings = settings
+        manager = socketio.AsyncRedisManager(redis_url, channel=settings.redis_prefix + "socketio")
+        self.sio = socketio.AsyncServer(
+            async_mode="asgi",
+            client_manager=manager,
+            # None: same origin only. Never "*": browsers may connect only from ALLOWED_ORIGINS.
+            cors_allowed_origins=settings.origins or None,
+            max_http_buffer_size=settings.max_body_bytes,
+            ping_interval=settings.socket_ping_interval_seconds,
+            ping_timeout=settings.socket_ping_timeout_seconds,
+        )
+        self._runtime: Runtime | None = None
+        self.presence: PresenceStore | None = None
+        self.local: dict[str, LiveSession] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+        from replyhq.realtime.devices import DeviceNamespace
+
+        self.sio.register_namespace(DeviceNamespace(DEVICES, self))
+        with contextlib.suppress(ImportError):  # the staff namespace arrives with accounts
+            from replyhq.realtime.staff import StaffNamespace
+
+            self.sio.register_namespace(StaffNamespace(STAFF, self))
+
+    @property
+    def runtime(self) -> Runtime:
+        assert self._runtime is not None, "realtime server used before start()"
+        return self._runtime
+
+    def asgi(self, other: Any) -> socketio.ASGIApp:
+        return socketio.ASGIApp(self.sio, other_asgi_app=other, socketio_path="socket.io")
+
+    async def start(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self.presence = PresenceStore(
+            runtime.redis, self.settings.redis_prefix, self.settings.presence_ttl_seconds
+        )
+        runtime.db.event_sink = self.deliver
+        self._tasks = [
+            asyncio.create_task(self._every(self.presence.ttl / 3, self._heartbeat)),
+            asyncio.create_task(self._every(self.presence.ttl / 6, self._sweep)),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._runtime is not None:
+            self._runtime.db.event_sink = None
+
+    # --- sessions and presence --------------------------------------------------------------
+
+    async def joined(self, live: LiveSession) -> None:
+        self.local[live.sid] = live
+        if self.presence is not None and await self.presence.connect(live):
+            await self._announce(PresenceChange(live.app_id, live.kind, live.person_id, True))
+
+    async def left(self, live: LiveSession) -> None:
+        self.local.pop(live.sid, None)
+        if self.presence is not None and await self.presence.disconnect(live):
+            await self._announce(PresenceChange(live.app_id, live.kind, live.person_id, False))
+
+    async def _announce(self, change: PresenceChange) -> None:
+        key = "user_id" if change.kind == "user" else "agent_id"
+        data = {key: str(change.person_id), "online": change.online}
+        await self.sio.emit("presence", data, room=room_of_agents(change.app_id), namespace=STAFF)
+
+    async def _heartbeat(self) -> None:
+        assert self.presence is not None
+        if self.local:
+            await self.presence.heartbeat(list(self.local.values()))
+
+    async def _sweep(self) -> None:
+        assert self.presence is not None
+        for change in await self.presence.sweep():
+            await self._announce(change)
+
+    @staticmethod
+    async def _every(seconds: float, job: Any) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except Exception as exc:  # Redis away: keep trying, sockets keep working
+                log.warning("realtime_background_failed", job=job.__name__, error=str(exc))
+
+    # --- delivery -----------------------------------------------------------------------------
+
+    async def typing(
+        self,
+        app_id: uuid.UUID,
+        conversation_id: uuid.UUID,
+        who: Participant,
+        typing: bool,
+        *,
+        end_user_id: uuid.UUID,
+        skip_sid: str,
+    ) -> None:
+        data = {
+            "conversation_id": str(conversation_id),
+            "who": {"type": who.kind, "id": str(who.id), "name": who.name},
+            "typing": typing,
+        }
+        await self.deliver(
+            Event("typing", app_id, data, end_user_id=end_user_id if who.kind == "agent" else None,
+                  agents=True),
+            skip_sid=skip_sid,
+        )
+
+    async def deliver(self, event: DomainEvent, skip_sid: str | None = None) -> None:
+        """Send a committed event to exactly the sockets entitled to it."""
+        if isinstance(event, Revoke):
+            await self._revoke(event)
+            return
+        if event.end_user_id is not None:
+            await self.sio.emit(
+                event.name, event.data, room=room_of_user(event.app_id, event.end_user_id),
+                namespace=DEVICES, skip_sid=skip_sid,
+            )
+        if event.agents:
+            await self.sio.emit(
+                event.name, event.data, room=room_of_agents(event.app_id), namespace=STAFF,
+                skip_sid=skip_sid,
+            )
+
+    async def _revoke(self, revoke: Revoke) -> None:
+        """Disconnect the sessions concerned, wherever they live (the manager routes by sid)."""
+        assert self.presence is not None
+        targets: list[tuple[str, str]] = []
+        if revoke.device_id is not None:
+            sids = await self.presence.sids_of_device(revoke.app_id, revoke.device_id)
+            targets += [(sid, DEVICES) for sid in sids]
+        if revoke.all_devices:
+            targets += [(sid, DEVICES) for sid in await self.presence.sids_of_app(revoke.app_id, "user")]
+        if revoke.staff_id is not None:
+            sids = await self.presence.sids_of_person(revoke.app_id, "staff", revoke.staff_id)
+            targets += [(sid, STAFF) for sid in sids]
+        for sid, namespace in targets:
+            await self.sio.disconnect(sid, namespace=namespace)

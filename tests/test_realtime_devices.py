@@ -1,0 +1,200 @@
+"""Namespace `/`: end users' devices over real websockets."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from replyhq.apps import service as apps_service
+from tests.conftest import MakeTenant, SocketServer, Tenant
+from tests.realtime_clients import Recorder, refused
+
+
+def device_auth(tenant: Tenant, device_id: str = "device-1", **extra: str) -> dict[str, str]:
+    return {"app_id": str(tenant.id), "api_key": tenant.sdk_key, "device_id": device_id, **extra}
+
+
+@pytest.fixture
+async def http(socket_server: SocketServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=socket_server.url) as client:
+        yield client
+
+
+@pytest.fixture
+async def recorders() -> AsyncIterator[list[Recorder]]:
+    opened: list[Recorder] = []
+    yield opened
+    for recorder in opened:
+        await recorder.close()
+
+
+async def identify(http: httpx.AsyncClient, tenant: Tenant, device: str, user_id: str) -> None:
+    body = {"platform": "ios", "user_id": user_id, "user_hash": tenant.user_hash(user_id)}
+    response = await http.post("/v1/identify", headers=tenant.sdk(device), json=body)
+    assert response.status_code == 200, response.text
+
+
+async def connect(
+    server: SocketServer, recorders: list[Recorder], auth: dict[str, Any]
+) -> Recorder:
+    recorder = Recorder()
+    await recorder.connect(server.url, auth)
+    recorders.append(recorder)
+    return recorder
+
+
+async def conversation_of(http: httpx.AsyncClient, tenant: Tenant, device: str) -> str:
+    response = await http.post("/v1/conversations", headers=tenant.sdk(device), json={})
+    assert response.status_code == 201
+    cid: str = response.json()["id"]
+    return cid
+
+
+async def test_bad_credentials_are_refused_at_the_handshake(
+    socket_server: SocketServer, tenant: Tenant, http: httpx.AsyncClient
+) -> None:
+    await identify(http, tenant, "phone", "ann")
+    cases = [
+        ({}, "INVALID_CREDENTIALS"),
+        (device_auth(tenant, "phone") | {"api_key": "rhq_sdk_wrong"}, "INVALID_CREDENTIALS"),
+        (device_auth(tenant, "phone") | {"api_key": tenant.secret_key}, "INVALID_CREDENTIALS"),
+        (device_auth(tenant, "phone") | {"app_id": str(uuid.uuid4())}, "INVALID_CREDENTIALS"),
+        ({k: v for k, v in device_auth(tenant).items() if k != "device_id"}, "DEVICE_ID_REQUIRED"),
+        (device_auth(tenant, "never-identified"), "DEVICE_UNKNOWN"),
+        (device_auth(tenant, "phone", user_id="bob"), "INVALID_USER_HASH"),
+        (device_auth(tenant, "phone", user_id="ann", user_hash="0" * 64), "INVALID_USER_HASH"),
+    ]
+    for auth, code in cases:
+        error = await refused(socket_server.url, auth)
+        assert error["code"] == code, (auth, error)
+
+
+async def test_send_by_socket_is_acknowledged_with_the_stored_message_once(
+    socket_server: SocketServer, tenant: Tenant, http: httpx.AsyncClient, recorders: list[Recorder]
+) -> None:
+    await identify(http, tenant, "phone", "ann")
+    cid = await conversation_of(http, tenant, "phone")
+    phone = await connect(socket_server, recorders, device_auth(tenant, "phone", user_id="ann"))
+    send = {"conversation_id": cid, "body": "from the socket", "client_msg_id": "s-1"}
+    first, again = await phone.call("message:send", send), await phone.call("message:send", send)
+    assert first["ok"] is True and first["message"]["seq"] == 1 and first["created"] is True
+    assert again["ok"] is True and again["message"] == first["message"]
+    assert again["created"] is False
+    history = await http.get(f"/v1/conversations/{cid}/messages", headers=tenant.sdk("phone"))
+    assert [m["body"] for m in history.json()["items"]] == ["from the socket"]
+    bad = await phone.call("message:send", {"conversation_id": cid, "body": ""})
+    assert bad["ok"] is False and bad["code"] == "VALIDATION_ERROR"
+    other = await phone.call(
+        "message:send", {"conversation_id": str(uuid.uuid4()), "body": "x", "client_msg_id": "z"}
+    )
+    assert other == {"ok": False, "code": "CONVERSATION_NOT_FOUND", "error": "No such conversation."}
+
+
+async def test_events_reach_only_the_end_users_own_devices(
+    socket_server: SocketServer,
+    make_tenant: MakeTenant,
+    http: httpx.AsyncClient,
+    recorders: list[Recorder],
+) -> None:
+    acme, other_app = await make_tenant("Acme"), await make_tenant("Other")
+    await identify(http, acme, "ann-phone", "ann")
+    await identify(http, acme, "ann-tablet", "ann")
+    await identify(http, acme, "bob-phone", "bob")
+    await identify(http, other_app, "ann-phone", "ann")  # same names, another tenant
+    tablet = await connect(socket_server, recorders, device_auth(acme, "ann-tablet"))
+    bob = await connect(socket_server, recorders, device_auth(acme, "bob-phone"))
+    stranger = await connect(socket_server, recorders, device_auth(other_app, "ann-phone"))
+
+    cid = await conversation_of(http, acme, "ann-phone")
+    sent = await http.post(
+        f"/v1/conversations/{cid}/messages", headers=acme.sdk("ann-phone"),
+        json={"body": "sent over HTTP", "client_msg_id": "h-1"},
+    )
+    assert sent.status_code == 201
+    (event,) = await tablet.wait_for("message:new")
+    assert event["message"] == sent.json()
+    await asyncio.sleep(0.3)
+    assert bob.events["message:new"] == [] and stranger.events["message:new"] == []
+    assert bob.events["conversation:updated"] == []
+
+
+async def test_sync_returns_every_missed_message_once_in_order(
+    socket_server: SocketServer, tenant: Tenant, http: httpx.AsyncClient, recorders: list[Recorder]
+) -> None:
+    await identify(http, tenant, "phone", "ann")
+    cid = await conversation_of(http, tenant, "phone")
+    for i in range(5):
+        await http.post(
+            f"/v1/conversations/{cid}/messages", headers=tenant.sdk("phone"),
+            json={"body": f"m{i}", "client_msg_id": f"c{i}"},
+        )
+    phone = await connect(socket_server, recorders, device_auth(tenant, "phone"))
+    synced = await phone.call("sync", {"conversation_id": cid, "after_seq": 2})
+    assert synced["ok"] is True and synced["has_more"] is False
+    assert [m["seq"] for m in synced["messages"]] == [3, 4, 5]
+    paged = await phone.call("sync", {"conversation_id": cid, "after_seq": 0, "limit": 2})
+    assert [m["seq"] for m in paged["messages"]] == [1, 2] and paged["has_more"] is True
+    foreign = await phone.call("sync", {"conversation_id": str(uuid.uuid4()), "after_seq": 0})
+    assert foreign["ok"] is False and foreign["code"] == "CONVERSATION_NOT_FOUND"
+
+
+async def test_read_over_socket_moves_the_marker(
+    socket_server: SocketServer, tenant: Tenant, http: httpx.AsyncClient, recorders: list[Recorder]
+) -> None:
+    await identify(http, tenant, "phone", "ann")
+    await identify(http, tenant, "tablet", "ann")
+    cid = await conversation_of(http, tenant, "phone")
+    phone = await connect(socket_server, recorders, device_auth(tenant, "phone"))
+    tablet = await connect(socket_server, recorders, device_auth(tenant, "tablet"))
+    await phone.call("message:send", {"conversation_id": cid, "body": "hi", "client_msg_id": "r1"})
+    ack = await phone.call("read", {"conversation_id": cid, "seq": 1})
+    assert ack == {"ok": True, "seq": 1}
+    (read,) = await tablet.wait_for("read")
+    assert read == {"conversation_id": cid, "who": {"type": "user", "id": read["who"]["id"]}, "seq": 1}
+    past = await phone.call("read", {"conversation_id": cid, "seq": 7})
+    assert past["ok"] is False and past["code"] == "SEQ_OUT_OF_RANGE"
+
+
+async def test_typing_is_checked_against_the_conversation(
+    socket_server: SocketServer, tenant: Tenant, http: httpx.AsyncClient, recorders: list[Recorder]
+) -> None:
+    await identify(http, tenant, "phone", "ann")
+    await identify(http, tenant, "bob-phone", "bob")
+    cid = await conversation_of(http, tenant, "phone")
+    bob = await connect(socket_server, recorders, device_auth(tenant, "bob-phone"))
+    spoof = await bob.call("typing", {"conversation_id": cid, "typing": True})
+    assert spoof["ok"] is False and spoof["code"] == "CONVERSATION_NOT_FOUND"
+    phone = await connect(socket_server, recorders, device_auth(tenant, "phone"))
+    assert (await phone.call("typing", {"conversation_id": cid, "typing": True}))["ok"] is True
+    await asyncio.sleep(0.2)
+    assert bob.events["typing"] == []
+
+
+async def test_changing_identity_disconnects_the_devices_sockets(
+    socket_server: SocketServer, tenant: Tenant, http: httpx.AsyncClient, recorders: list[Recorder]
+) -> None:
+    await identify(http, tenant, "kiosk", "alice")
+    kiosk = await connect(socket_server, recorders, device_auth(tenant, "kiosk"))
+    await identify(http, tenant, "kiosk", "alice")  # same person again: stays connected
+    await asyncio.sleep(0.3)
+    assert not kiosk.disconnected.is_set()
+    await identify(http, tenant, "kiosk", "bob")
+    await asyncio.wait_for(kiosk.disconnected.wait(), 5)
+
+
+async def test_rotating_keys_disconnects_every_device(
+    socket_server: SocketServer, tenant: Tenant, http: httpx.AsyncClient, recorders: list[Recorder]
+) -> None:
+    await identify(http, tenant, "phone", "ann")
+    phone = await connect(socket_server, recorders, device_auth(tenant, "phone"))
+    runtime = socket_server.runtime
+    async with runtime.db.tenant_session(tenant.id) as session:
+        await apps_service.rotate_keys(session, tenant.id, rounds=4, verifier=runtime.keys)
+    await asyncio.wait_for(phone.disconnected.wait(), 5)
+    error = await refused(socket_server.url, device_auth(tenant, "phone"))
+    assert error["code"] == "INVALID_CREDENTIALS"
