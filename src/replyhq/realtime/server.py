@@ -86,13 +86,19 @@ class RealtimeServer:
 
     async def joined(self, live: LiveSession) -> None:
         self.local[live.sid] = live
-        if self.presence is not None and await self.presence.connect(live):
-            await self._announce(PresenceChange(live.app_id, live.kind, live.person_id, True))
+        try:
+            if self.presence is not None and await self.presence.connect(live):
+                await self._announce(PresenceChange(live.app_id, live.kind, live.person_id, True))
+        except Exception as exc:  # presence is best effort; the socket itself works without it
+            log.warning("presence_unavailable", error=str(exc))
 
     async def left(self, live: LiveSession) -> None:
         self.local.pop(live.sid, None)
-        if self.presence is not None and await self.presence.disconnect(live):
-            await self._announce(PresenceChange(live.app_id, live.kind, live.person_id, False))
+        try:
+            if self.presence is not None and await self.presence.disconnect(live):
+                await self._announce(PresenceChange(live.app_id, live.kind, live.person_id, False))
+        except Exception as exc:
+            log.warning("presence_unavailable", error=str(exc))
 
     async def _announce(self, change: PresenceChange) -> None:
         key = "user_id" if change.kind == "user" else "agent_id"
