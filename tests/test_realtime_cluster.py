@@ -159,3 +159,28 @@ async def test_redis_away_and_back_loses_no_message(
         server.stop()
         redis.terminate()
         redis.wait(10)
+
+
+async def test_serve_with_several_workers(
+    servers: Servers, tmp_path: Path, tenant: Tenant, recorders: list[Recorder]
+) -> None:
+    server = start_server(servers, tmp_path, "--no-migrate", "--workers", "2")
+    try:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            await identify(http, tenant, "phone", "ann")
+            await identify(http, tenant, "tablet", "ann")
+            cid = (await http.post("/v1/conversations", headers=tenant.sdk("phone"), json={})).json()["id"]
+            # Several sockets: the kernel spreads them over both workers; all get every event.
+            devices = [await _connect(server.url, device_auth(tenant, "tablet"), recorders)
+                       for _ in range(6)]
+            for i in range(3):
+                sent = await http.post(
+                    f"/v1/conversations/{cid}/messages", headers=tenant.sdk("phone"),
+                    json={"body": f"m{i}", "client_msg_id": f"w{i}"},
+                )
+                assert sent.status_code == 201
+            for device in devices:
+                events = await device.wait_for("message:new", 3)
+                assert [e["message"]["seq"] for e in events] == [1, 2, 3]
+    finally:
+        server.stop()

@@ -198,3 +198,25 @@ async def test_rotating_keys_disconnects_every_device(
     await asyncio.wait_for(phone.disconnected.wait(), 5)
     error = await refused(socket_server.url, device_auth(tenant, "phone"))
     assert error["code"] == "INVALID_CREDENTIALS"
+
+
+async def test_handshake_cors_allows_only_allowed_origins(
+    socket_server: SocketServer, tenant: Tenant, http: httpx.AsyncClient, recorders: list[Recorder]
+) -> None:
+    await identify(http, tenant, "phone", "ann")
+    for origin, allowed in (("https://customer.example", True), ("https://evil.example", False)):
+        recorder = Recorder()
+        try:
+            await recorder.client.connect(
+                socket_server.url, auth=device_auth(tenant, "phone"), transports=["websocket"],
+                headers={"Origin": origin}, wait_timeout=5,
+            )
+            connected = True
+            recorders.append(recorder)
+        except Exception:
+            connected = False
+        assert connected is allowed, origin
+    preflight = await http.get(
+        "/socket.io/?EIO=4&transport=polling", headers={"Origin": "https://evil.example"}
+    )
+    assert "access-control-allow-origin" not in preflight.headers
