@@ -68,6 +68,18 @@ class Settings(BaseSettings):
     api_key_cache_ttl_seconds: float = Field(
         60.0, ge=0, description="How long a verified key is trusted without bcrypt."
     )
+    access_token_ttl_seconds: int = Field(
+        900, ge=60, le=3600, description="Life of a staff access token (JWT)."
+    )
+    refresh_token_ttl_seconds: int = Field(
+        7 * 24 * 3600, ge=3600, description="Life of a staff sign-in (refresh token chain)."
+    )
+    invite_ttl_seconds: int = Field(
+        72 * 3600, ge=300, description="How long a team invitation can be accepted."
+    )
+    dashboard_url: str = Field(
+        "", description="Base URL of the dashboard, for invitation links (relative when empty)."
+    )
 
     presence_ttl_seconds: float = Field(
         60.0, gt=0, description="A socket not heard from for this long counts as gone."
