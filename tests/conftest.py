@@ -210,9 +210,7 @@ def server_env(servers: Servers, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_server(
-    servers: Servers, log_dir: Path, *args: str, **env: str
-) -> LiveServer:
+def start_server(servers: Servers, log_dir: Path, *args: str, **env: str) -> LiveServer:
     port = free_port()
     log = log_dir / f"server-{port}.log"
     process = subprocess.Popen(
@@ -256,7 +254,9 @@ class SocketServer:
         return rt
 
 
-async def serve_in_process(settings: Settings) -> tuple[SocketServer, Callable[[], Awaitable[None]]]:
+async def serve_in_process(
+    settings: Settings,
+) -> tuple[SocketServer, Callable[[], Awaitable[None]]]:
     import asyncio
 
     import uvicorn
@@ -266,7 +266,10 @@ async def serve_in_process(settings: Settings) -> tuple[SocketServer, Callable[[
     app = create_app(settings)
     port = free_port()
     config = uvicorn.Config(
-        app.state.realtime.asgi(app), host="127.0.0.1", port=port, log_level="warning",
+        app.state.realtime.asgi(app),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
         lifespan="on",
     )
     server = uvicorn.Server(config)

@@ -34,15 +34,24 @@ async def test_anonymous_device(client: httpx.AsyncClient, tenant: Tenant) -> No
 
 async def test_verified_identity(client: httpx.AsyncClient, tenant: Tenant) -> None:
     result = await identify(
-        client, tenant, user_id="u-42", user_hash=tenant.user_hash("u-42"), name="Zoe",
-        email="zoe@example.com", attributes={"plan": "pro", "seats": 3},
+        client,
+        tenant,
+        user_id="u-42",
+        user_hash=tenant.user_hash("u-42"),
+        name="Zoe",
+        email="zoe@example.com",
+        attributes={"plan": "pro", "seats": 3},
     )
     user = result["user"]
     assert (user["user_id"], user["verified"], user["anonymous"]) == ("u-42", True, False)
     assert user["attributes"] == {"plan": "pro", "seats": 3}
     # A second device of the same person is the same end user; attributes merge.
     other = await identify(
-        client, tenant, "tablet", user_id="u-42", user_hash=tenant.user_hash("u-42"),
+        client,
+        tenant,
+        "tablet",
+        user_id="u-42",
+        user_hash=tenant.user_hash("u-42"),
         attributes={"seats": 4},
     )
     assert other["user"]["id"] == user["id"]

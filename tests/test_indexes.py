@@ -31,7 +31,8 @@ async def test_sdk_queries_use_indexes(
         await client.get("/v1/conversations", headers=sdk)
         await client.get(f"/v1/conversations/{cid}", headers=sdk)
         await client.post(
-            f"/v1/conversations/{cid}/messages", headers=sdk,
+            f"/v1/conversations/{cid}/messages",
+            headers=sdk,
             json={"body": "x", "client_msg_id": "idx"},
         )
         await client.get(f"/v1/conversations/{cid}/messages?after_seq=0", headers=sdk)
@@ -47,8 +48,10 @@ async def test_sdk_queries_use_indexes(
             if "set_config" in statement or "FROM apps" in statement or "INTO" in statement:
                 continue  # tenant binding, apps by primary key, inserts
             plan = (
-                await connection.exec_driver_sql("EXPLAIN " + statement, parameters)
-            ).scalars().all()
+                (await connection.exec_driver_sql("EXPLAIN " + statement, parameters))
+                .scalars()
+                .all()
+            )
             assert not any("Seq Scan" in line for line in plan), (statement, plan)
             checked += 1
     assert checked >= 8

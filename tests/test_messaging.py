@@ -14,7 +14,11 @@ from tests.conftest import Tenant, identify, start_conversation
 
 
 async def _send(
-    client: httpx.AsyncClient, tenant: Tenant, cid: object, body: str, client_msg_id: str,
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    cid: object,
+    body: str,
+    client_msg_id: str,
     device: str = "device-1",
 ) -> httpx.Response:
     return await client.post(
@@ -37,11 +41,15 @@ async def test_fifty_concurrent_sends_get_seq_one_to_fifty(
     assert sorted(r.json()["seq"] for r in responses) == list(range(1, 51))
     async with db.tenant_session(tenant.id) as session:
         seqs = (
-            await session.execute(
-                text("SELECT seq FROM messages WHERE conversation_id = :c ORDER BY seq"),
-                {"c": cid},
+            (
+                await session.execute(
+                    text("SELECT seq FROM messages WHERE conversation_id = :c ORDER BY seq"),
+                    {"c": cid},
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     assert seqs == list(range(1, 51))
     summary = await client.get(f"/v1/conversations/{cid}", headers=tenant.sdk())
     assert summary.json()["last_seq"] == 50
@@ -52,7 +60,9 @@ async def test_concurrent_retries_of_one_client_msg_id_store_one_message(
 ) -> None:
     await identify(client, tenant)
     cid = (await start_conversation(client, tenant))["id"]
-    responses = await asyncio.gather(*(_send(client, tenant, cid, "once", "retry-me") for _ in range(3)))
+    responses = await asyncio.gather(
+        *(_send(client, tenant, cid, "once", "retry-me") for _ in range(3))
+    )
     assert sorted(r.status_code for r in responses) == [200, 200, 201]
     assert len({r.json()["id"] for r in responses}) == 1
     history = await client.get(f"/v1/conversations/{cid}/messages", headers=tenant.sdk())
@@ -94,13 +104,15 @@ async def test_sync_after_seq_and_scroll_back(client: httpx.AsyncClient, tenant:
     )
     assert [m["seq"] for m in after.json()["items"]] == [5, 6, 7]
     page = await client.get(
-        f"/v1/conversations/{cid}/messages", params={"after_seq": 0, "limit": 3},
+        f"/v1/conversations/{cid}/messages",
+        params={"after_seq": 0, "limit": 3},
         headers=tenant.sdk(),
     )
     assert [m["seq"] for m in page.json()["items"]] == [1, 2, 3]
     assert page.json()["has_more"] is True
     back = await client.get(
-        f"/v1/conversations/{cid}/messages", params={"before_seq": 6, "limit": 2},
+        f"/v1/conversations/{cid}/messages",
+        params={"before_seq": 6, "limit": 2},
         headers=tenant.sdk(),
     )
     assert [m["seq"] for m in back.json()["items"]] == [4, 5]
@@ -112,7 +124,14 @@ async def test_message_shape(client: httpx.AsyncClient, tenant: Tenant) -> None:
     cid = (await start_conversation(client, tenant))["id"]
     message = (await _send(client, tenant, cid, "Hi *you*", "shape")).json()
     assert set(message) == {
-        "id", "conversation_id", "seq", "client_msg_id", "sender", "author", "body", "body_html",
+        "id",
+        "conversation_id",
+        "seq",
+        "client_msg_id",
+        "sender",
+        "author",
+        "body",
+        "body_html",
         "created_at",
     }
     assert message["sender"] == "user"
@@ -127,7 +146,7 @@ XSS = [
     "[x](javascript:alert(1))",
     "[x](JaVaScRiPt:alert(1))",
     "[d](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
-    "<a href=\"javascript:alert(1)\">x</a>",
+    '<a href="javascript:alert(1)">x</a>',
     "![i](javascript:alert(1))",
     "<iframe src=//evil></iframe>",
 ]
@@ -163,7 +182,7 @@ async def test_body_html_is_inert(client: httpx.AsyncClient, tenant: Tenant) -> 
                 if name == "href":
                     assert (value or "").lower().startswith(("http:", "https:", "mailto:"))
     safe = (await _send(client, tenant, cid, "[docs](https://example.com)", "ok")).json()
-    (tag, attrs), = _elements(safe["body_html"])[1:]
+    ((tag, attrs),) = _elements(safe["body_html"])[1:]
     assert tag == "a" and ("href", "https://example.com") in attrs
     assert "noopener" in dict(attrs)["rel"]
 
@@ -209,7 +228,9 @@ async def test_conversation_list_is_newest_activity_first_with_cursor(
     first = (await client.get("/v1/conversations?limit=3", headers=tenant.sdk())).json()
     assert [c["id"] for c in first["items"]] == [ids[0], ids[4], ids[3]]
     second = (
-        await client.get(f"/v1/conversations?limit=3&cursor={first['next_cursor']}", headers=tenant.sdk())
+        await client.get(
+            f"/v1/conversations?limit=3&cursor={first['next_cursor']}", headers=tenant.sdk()
+        )
     ).json()
     assert [c["id"] for c in second["items"]] == [ids[2], ids[1]]
     assert second["next_cursor"] is None

@@ -1,4 +1,4 @@
-"""Presence in Redis: changes reported once, crashed processes' sockets expire, lookups pipelined."""
+"""Presence in Redis: changes reported once, dead sockets expire, lookups pipelined."""
 
 from __future__ import annotations
 

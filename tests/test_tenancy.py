@@ -21,7 +21,8 @@ async def _seed(client: httpx.AsyncClient, tenant: Tenant) -> dict[str, object]:
     await identify(client, tenant, "device-a", user_id="u1", user_hash=tenant.user_hash("u1"))
     conversation = await start_conversation(client, tenant, "device-a", body="secret plans")
     await client.post(
-        f"/v1/conversations/{conversation['id']}/read", headers=tenant.sdk("device-a"),
+        f"/v1/conversations/{conversation['id']}/read",
+        headers=tenant.sdk("device-a"),
         json={"seq": 1},
     )
     return conversation
@@ -72,7 +73,7 @@ async def test_rls_is_forced_on_every_tenant_table(db: Database) -> None:
 async def test_unfiltered_select_sees_only_the_bound_tenant(
     db: Database, two_tenants: tuple[Tenant, Tenant, object, object], table: str
 ) -> None:
-    a, b, _, _ = two_tenants
+    a, _, _, _ = two_tenants
     column = "id" if table == "apps" else "app_id"
     async with db.tenant_session(a.id) as session:
         owners = set((await session.execute(text(f"SELECT {column} FROM {table}"))).scalars())

@@ -91,7 +91,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         )
 
 
-def cmd_migrate(_: argparse.Namespace) -> None:
+def cmd_migrate(args: argparse.Namespace) -> None:
     with services(get_settings()) as (database_url, _, _):
         _migrate(database_url)
     print("migrations applied")
@@ -120,7 +120,9 @@ def _print_keys(data: dict[str, str], as_json: bool) -> None:
     print("Keys are shown only now; store them safely.")
 
 
-def _with_apps(args: argparse.Namespace, command: Callable[[Settings, Any], Coroutine[Any, Any, Any]]) -> Any:
+def _with_apps(
+    args: argparse.Namespace, command: Callable[[Settings, Any], Coroutine[Any, Any, Any]]
+) -> Any:
     with services(get_settings()) as (database_url, _, embedded_postgres):
         if embedded_postgres:
             _migrate(database_url)

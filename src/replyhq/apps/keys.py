@@ -1,4 +1,5 @@
-"""API keys: generation, bcrypt storage, and verification that pays bcrypt once per key, not per request.
+"""API keys: generation, bcrypt storage, and verification that costs one bcrypt per key, not
+per request.
 
 A verified key is remembered by the SHA-256 digest of (app id, key) for a short TTL. Rotation evicts
 it in every process at once through a Redis channel; while that channel is not subscribed, nothing

@@ -7,9 +7,9 @@ import uuid
 from fastapi import APIRouter, status
 
 from replyhq.apps import service
-from replyhq.apps.schemas import AppCreate, AppOut, AppUpdate, AppWithKeys
 from replyhq.apps.keys import AppKeys
 from replyhq.apps.models import App
+from replyhq.apps.schemas import AppCreate, AppOut, AppUpdate, AppWithKeys
 from replyhq.web.deps import MasterKey, RuntimeDep
 
 router = APIRouter(prefix="/setup", tags=["setup"])

@@ -1,4 +1,4 @@
-"""Engine and the only two ways to open a transaction: bound to one tenant, or explicitly system-wide.
+"""Engine and the only two ways to open a transaction: bound to one tenant, or system-wide.
 
 The tenant is bound with `set_config(..., true)`, which lasts for the transaction only, so a pooled
 connection never carries one request's tenant into the next (even after a failed transaction).
@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from replyhq.settings import Settings
 
@@ -52,8 +57,9 @@ def on_commit(session: AsyncSession, effect: AfterCommit) -> None:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 20, max_overflow: int = 10,
-                 pool_timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 20, max_overflow: int = 10, pool_timeout: float = 10.0
+    ) -> None:
         self.engine: AsyncEngine = create_async_engine(
             async_url(url),
             pool_size=pool_size,

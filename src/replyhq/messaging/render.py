@@ -7,7 +7,9 @@ from markdown_it import MarkdownIt
 
 # Raw HTML in a body is shown as text, never interpreted; nh3 then removes anything unsafe the
 # Markdown could still produce (links to javascript: or data: URLs, for instance).
-_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True}).disable("image")
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True}).disable(
+    "image"
+)
 
 _TAGS = {"p", "br", "strong", "em", "code", "pre", "a", "ul", "ol", "li", "blockquote", "hr"}
 _ATTRIBUTES = {"a": {"href", "title"}}

@@ -1,4 +1,4 @@
-"""Conversations and messages. Every write goes through here, inside the caller's tenant transaction.
+"""Conversations and messages. Every write goes through here, in the caller's tenant transaction.
 
 `seq` is allocated under the conversation's row lock in the transaction that inserts the message,
 so it is gap-free (a rollback returns the number) and unique; `client_msg_id` makes a send
@@ -48,19 +48,21 @@ def message_out(message: Message) -> MessageOut:
         conversation_id=message.conversation_id,
         seq=message.seq,
         client_msg_id=message.client_msg_id,
-        sender=message.sender,  # type: ignore[arg-type]
-        author=Author(type=message.sender, id=message.author_id, name=message.author_name),  # type: ignore[arg-type]
+        sender=message.sender,
+        author=Author(type=message.sender, id=message.author_id, name=message.author_name),
         body=message.body,
         body_html=message.body_html,
         created_at=message.created_at,
     )
 
 
-def _conversation_out(conversation: Conversation, last: Message | None, unread: int) -> ConversationOut:
+def _conversation_out(
+    conversation: Conversation, last: Message | None, unread: int
+) -> ConversationOut:
     return ConversationOut(
         id=conversation.id,
         subject=conversation.subject,
-        status=conversation.status,  # type: ignore[arg-type]
+        status=conversation.status,
         assignee_id=conversation.assignee_id,
         last_seq=conversation.last_seq,
         unread_count=unread,
@@ -211,7 +213,9 @@ async def start_conversation(
         _, client_msg_id = first_message
         # Serialise retries of one first message so they cannot both create a conversation.
         await session.execute(
-            select(func.pg_advisory_xact_lock(func.hashtextextended(f"{author.id}:{client_msg_id}", 0)))
+            select(
+                func.pg_advisory_xact_lock(func.hashtextextended(f"{author.id}:{client_msg_id}", 0))
+            )
         )
         existing = await session.scalar(
             select(Message.conversation_id)
@@ -239,8 +243,13 @@ async def start_conversation(
     conversation = await require_conversation(session, app_id, conversation_id)
     record(
         session,
-        Event("conversation:updated", app_id, conversation_event(conversation),
-              end_user_id=author.id, agents=True),
+        Event(
+            "conversation:updated",
+            app_id,
+            conversation_event(conversation),
+            end_user_id=author.id,
+            agents=True,
+        ),
     )
     if first_message is not None:
         body, client_msg_id = first_message
@@ -352,17 +361,19 @@ async def mark_read(
     seq: int,
 ) -> int:
     """Move the reader's marker forward to `seq` (never back); returns the marker."""
-    stmt = pg_insert(ReadMarker).values(
+    insert_marker = pg_insert(ReadMarker).values(
         app_id=app_id,
         conversation_id=conversation_id,
         reader_type=reader.kind,
         reader_id=reader.id,
         last_read_seq=seq,
     )
-    stmt = stmt.on_conflict_do_update(
+    stmt = insert_marker.on_conflict_do_update(
         index_elements=["conversation_id", "reader_type", "reader_id"],
         set_={
-            "last_read_seq": func.greatest(ReadMarker.last_read_seq, stmt.excluded.last_read_seq),
+            "last_read_seq": func.greatest(
+                ReadMarker.last_read_seq, insert_marker.excluded.last_read_seq
+            ),
             "updated_at": func.now(),
         },
     ).returning(ReadMarker.last_read_seq)

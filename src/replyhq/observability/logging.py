@@ -1,4 +1,4 @@
-"""structlog: JSON lines on stdout with ISO timestamps; context (request id, app id) bound per task."""
+"""structlog: JSON lines on stdout, ISO timestamps; context (request id, app id) bound per task."""
 
 from __future__ import annotations
 

@@ -51,8 +51,11 @@ class DeviceNamespace(Namespace):
         runtime = self.runtime
         try:
             app_id = await verify_app_key(
-                runtime, address_of(environ), _text(auth.get("app_id")),
-                _text(auth.get("api_key")), "sdk",
+                runtime,
+                address_of(environ),
+                _text(auth.get("app_id")),
+                _text(auth.get("api_key")),
+                "sdk",
             )
             device_id = _text(auth.get("device_id"))
             if not device_id or len(device_id) > 128:
@@ -60,7 +63,10 @@ class DeviceNamespace(Namespace):
             await runtime.limiter.enforce(runtime.limiter.v1, "v1", str(app_id), device_id)
             async with runtime.db.tenant_session(app_id) as session:
                 end_user_id, name = await socket_user(
-                    session, app_id, device_id, _text(auth.get("user_id")),
+                    session,
+                    app_id,
+                    device_id,
+                    _text(auth.get("user_id")),
                     _text(auth.get("user_hash")),
                 )
         except AppError as exc:
@@ -85,11 +91,18 @@ class DeviceNamespace(Namespace):
             request = parse(SendIn, data)
             live, me = await self._participant(sid)
             runtime = self.runtime
-            await runtime.limiter.enforce(runtime.limiter.v1, "v1", str(live.app_id), live.device_id or "")
+            await runtime.limiter.enforce(
+                runtime.limiter.v1, "v1", str(live.app_id), live.device_id or ""
+            )
             async with runtime.db.tenant_session(live.app_id) as session:
                 message, created = await messaging.send_message(
-                    session, live.app_id, request.conversation_id, me, request.body,
-                    request.client_msg_id, end_user_id=me.id,
+                    session,
+                    live.app_id,
+                    request.conversation_id,
+                    me,
+                    request.body,
+                    request.client_msg_id,
+                    end_user_id=me.id,
                 )
                 out = messaging.message_out(message)
             return {"message": out.model_dump(mode="json"), "created": created}
@@ -114,8 +127,12 @@ class DeviceNamespace(Namespace):
             live = await self._own_conversation(sid, request.conversation_id)
             _, me = await self._participant(sid)
             await self.realtime.typing(
-                live.app_id, request.conversation_id, me, request.typing,
-                end_user_id=live.person_id, skip_sid=sid,
+                live.app_id,
+                request.conversation_id,
+                me,
+                request.typing,
+                end_user_id=live.person_id,
+                skip_sid=sid,
             )
             return {}
 
@@ -127,7 +144,11 @@ class DeviceNamespace(Namespace):
             live, me = await self._participant(sid)
             async with self.runtime.db.tenant_session(live.app_id) as session:
                 seq = await messaging.read_up_to(
-                    session, live.app_id, request.conversation_id, me, request.seq,
+                    session,
+                    live.app_id,
+                    request.conversation_id,
+                    me,
+                    request.seq,
                     end_user_id=me.id,
                 )
             return {"seq": seq}
@@ -140,8 +161,11 @@ class DeviceNamespace(Namespace):
             live = await self._own_conversation(sid, request.conversation_id)
             async with self.runtime.db.tenant_session(live.app_id) as session:
                 page = await messaging.list_messages(
-                    session, live.app_id, request.conversation_id,
-                    after_seq=request.after_seq, limit=request.limit,
+                    session,
+                    live.app_id,
+                    request.conversation_id,
+                    after_seq=request.after_seq,
+                    limit=request.limit,
                 )
             return page_ack(page)
 

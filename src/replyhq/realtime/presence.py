@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from redis.asyncio import Redis
 
@@ -78,7 +78,7 @@ class PresenceStore:
         now = time.time()
         expires = now + self.ttl
         person = self._person_key(session.app_id, session.kind, session.person_id)
-        fields = {
+        fields: dict[Any, Any] = {
             "app_id": str(session.app_id),
             "kind": session.kind,
             "person_id": str(session.person_id),
@@ -131,7 +131,8 @@ class PresenceStore:
         if not await self.redis.set(lock, "1", nx=True, px=int(self.ttl * 1000 / 6)):
             return []
         now = time.time()
-        members = [m.decode() for m in await self.redis.zrangebyscore(self._index_key, "-inf", now)]
+        found = await self.redis.zrangebyscore(self._index_key, "-inf", now)
+        members = [_text(m) for m in found]
         if not members:
             return []
         people = [_parse_member(m) for m in members]
@@ -143,7 +144,9 @@ class PresenceStore:
             counts = (await pipe.execute())[1::2]
         changes = []
         async with self.redis.pipeline(transaction=False) as pipe:
-            for member, (app_id, kind, person_id), count in zip(members, people, counts, strict=True):
+            for member, (app_id, kind, person_id), count in zip(
+                members, people, counts, strict=True
+            ):
                 pipe.zrem(self._index_key, member)
                 if int(count) == 0:
                     changes.append(PresenceChange(app_id, kind, person_id, online=False))
@@ -166,7 +169,9 @@ class PresenceStore:
     async def sids_of_device(self, app_id: uuid.UUID, device_id: str) -> list[str]:
         return await self._live_sids(self._device_key(app_id, device_id))
 
-    async def sids_of_person(self, app_id: uuid.UUID, kind: Kind, person_id: uuid.UUID) -> list[str]:
+    async def sids_of_person(
+        self, app_id: uuid.UUID, kind: Kind, person_id: uuid.UUID
+    ) -> list[str]:
         return await self._live_sids(self._person_key(app_id, kind, person_id))
 
     async def sids_of_app(self, app_id: uuid.UUID, kind: Kind) -> list[str]:
@@ -186,7 +191,12 @@ class PresenceStore:
         ]
 
     async def _live_sids(self, key: str) -> list[str]:
-        return [s.decode() for s in await self.redis.zrangebyscore(key, time.time(), "+inf")]
+        sids = await self.redis.zrangebyscore(key, time.time(), "+inf")
+        return [_text(sid) for sid in sids]
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _parse_member(member: str) -> tuple[uuid.UUID, Kind, uuid.UUID]:

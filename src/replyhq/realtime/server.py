@@ -142,8 +142,13 @@ class RealtimeServer:
             "typing": typing,
         }
         await self.deliver(
-            Event("typing", app_id, data, end_user_id=end_user_id if who.kind == "agent" else None,
-                  agents=True),
+            Event(
+                "typing",
+                app_id,
+                data,
+                end_user_id=end_user_id if who.kind == "agent" else None,
+                agents=True,
+            ),
             skip_sid=skip_sid,
         )
 
@@ -154,12 +159,18 @@ class RealtimeServer:
             return
         if event.end_user_id is not None:
             await self.sio.emit(
-                event.name, event.data, room=room_of_user(event.app_id, event.end_user_id),
-                namespace=DEVICES, skip_sid=skip_sid,
+                event.name,
+                event.data,
+                room=room_of_user(event.app_id, event.end_user_id),
+                namespace=DEVICES,
+                skip_sid=skip_sid,
             )
         if event.agents:
             await self.sio.emit(
-                event.name, event.data, room=room_of_agents(event.app_id), namespace=STAFF,
+                event.name,
+                event.data,
+                room=room_of_agents(event.app_id),
+                namespace=STAFF,
                 skip_sid=skip_sid,
             )
 
@@ -171,7 +182,9 @@ class RealtimeServer:
             sids = await self.presence.sids_of_device(revoke.app_id, revoke.device_id)
             targets += [(sid, DEVICES) for sid in sids]
         if revoke.all_devices:
-            targets += [(sid, DEVICES) for sid in await self.presence.sids_of_app(revoke.app_id, "user")]
+            targets += [
+                (sid, DEVICES) for sid in await self.presence.sids_of_app(revoke.app_id, "user")
+            ]
         if revoke.staff_id is not None:
             sids = await self.presence.sids_of_person(revoke.app_id, "staff", revoke.staff_id)
             targets += [(sid, STAFF) for sid in sids]

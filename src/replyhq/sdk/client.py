@@ -71,8 +71,9 @@ class ReplyHQClient:
         self._conversations: dict[str, _Conversation] = {}
         self._outbox: list[_Outgoing] = []
         self._flushing = asyncio.Lock()
-        self.sio = socketio.AsyncClient(reconnection=True, reconnection_delay=0.2,
-                                        reconnection_delay_max=2)
+        self.sio = socketio.AsyncClient(
+            reconnection=True, reconnection_delay=0.2, reconnection_delay_max=2
+        )
         self.sio.on("connect", self._on_connect)
         self.sio.on("message:new", self._on_message_new)
         self.typing_events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -178,7 +179,8 @@ class ReplyHQClient:
         async with state.syncing:
             while True:
                 ack = await self.sio.call(
-                    "sync", {"conversation_id": conversation_id, "after_seq": state.last_seq},
+                    "sync",
+                    {"conversation_id": conversation_id, "after_seq": state.last_seq},
                     timeout=10,
                 )
                 if not ack.get("ok"):

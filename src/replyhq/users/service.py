@@ -39,7 +39,9 @@ async def identify(
         .where(Device.app_id == app_id, Device.device_id == device_id)
     )
     if data.user_id is not None:
-        verified = _check_user_hash(app.identity_secret, data, required=app.identity_verification_required)
+        verified = _check_user_hash(
+            app.identity_secret, data, required=app.identity_verification_required
+        )
         user = await _upsert_identified(session, app_id, data, verified)
     elif app.identity_verification_required:
         raise Unauthorized(
@@ -123,7 +125,7 @@ def _apply_profile(user: EndUser, data: IdentifyIn) -> None:
     if data.attributes:
         merged: dict[str, Any] = {**(user.attributes or {}), **data.attributes}
         user.attributes = merged
-    user.updated_at = func.now()  # type: ignore[assignment]
+    user.updated_at = func.now()
 
 
 def _check_attribute_count(user: EndUser) -> None:
@@ -173,8 +175,13 @@ async def socket_user(
     when the app requires verification."""
     row = (
         await session.execute(
-            select(EndUser.id, EndUser.name, EndUser.external_id, App.identity_secret,
-                   App.identity_verification_required)
+            select(
+                EndUser.id,
+                EndUser.name,
+                EndUser.external_id,
+                App.identity_secret,
+                App.identity_verification_required,
+            )
             .join(Device, (Device.end_user_id == EndUser.id) & (Device.app_id == EndUser.app_id))
             .join(App, App.id == EndUser.app_id)
             .where(Device.app_id == app_id, Device.device_id == device_id)
@@ -190,6 +197,8 @@ async def socket_user(
             raise Unauthorized("user_id is not this device's user.", code="INVALID_USER_HASH")
         if user_hash_given is not None or required:
             expected = user_hash(row.identity_secret, user_id)
-            if user_hash_given is None or not hmac.compare_digest(expected, user_hash_given.lower()):
+            if user_hash_given is None or not hmac.compare_digest(
+                expected, user_hash_given.lower()
+            ):
                 raise Unauthorized("user_hash does not match user_id.", code="INVALID_USER_HASH")
     return row.id, row.name

@@ -1,4 +1,4 @@
-"""Who is calling: one Annotated alias per kind of caller, read at a glance in a route's signature."""
+"""Who is calling: one Annotated alias per kind of caller, read at a glance in a signature."""
 
 from __future__ import annotations
 

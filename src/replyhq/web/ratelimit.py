@@ -46,8 +46,10 @@ class RateLimiter:
         self.setup = parse(settings.rate_limit_setup)
         self.v1 = parse(settings.rate_limit_v1)
         self.v1_ip = parse(settings.rate_limit_v1_ip)
-        uri = "async+" + redis_url if not redis_url.startswith("unix://") else (
-            "async+redis+unix://" + redis_url.removeprefix("unix://")
+        uri = (
+            "async+" + redis_url
+            if not redis_url.startswith("unix://")
+            else ("async+redis+unix://" + redis_url.removeprefix("unix://"))
         )
         self._storage = RedisStorage(
             uri, implementation="redispy", key_prefix=settings.redis_prefix + "limits"
