@@ -69,6 +69,11 @@ class KeyVerifier:
         self._cache: dict[bytes, tuple[uuid.UUID, float]] = {}
         self._listening = False
 
+    @property
+    def caching(self) -> bool:
+        """Whether verified keys are being remembered (only while rotations can be heard)."""
+        return self._listening and self._ttl > 0
+
     async def verify(self, app_id: uuid.UUID, key: str | None, kind: KeyKind) -> uuid.UUID:
         """The app id when `key` is the app's current key of `kind`; Unauthorized otherwise."""
         if not key or len(key) > MAX_KEY_LENGTH or not key.startswith(PREFIXES[kind]):
@@ -84,7 +89,7 @@ class KeyVerifier:
         ok = await asyncio.to_thread(bcrypt.checkpw, key.encode(), expected)
         if not ok or stored is None:
             raise Unauthorized("Missing or invalid API key.", code="INVALID_CREDENTIALS")
-        if self._listening and self._ttl > 0:
+        if self.caching:
             self._cache[digest] = (app_id, time.monotonic() + self._ttl)
         return app_id
 
