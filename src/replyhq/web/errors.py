@@ -28,7 +28,9 @@ _HTTP_MESSAGES = {404: "Not found.", 405: "Method not allowed."}
 
 
 def _detail(error: dict[str, Any]) -> dict[str, str]:
-    location = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
+    loc = list(error.get("loc", ()))
+    # Only the leading "body" is FastAPI's; a field may itself be called "body" (a message's).
+    location = [str(part) for part in (loc[1:] if loc[:1] == ["body"] else loc)]
     return {"field": ".".join(location) or "body", "reason": str(error.get("msg", "invalid"))}
 
 
@@ -37,9 +39,25 @@ async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
 
+def _json_detail(error: dict[str, Any]) -> dict[str, str]:
+    loc = error.get("loc", ())
+    position = f" at character {loc[-1]}" if len(loc) > 1 else ""
+    cause = (error.get("ctx") or {}).get("error")
+    return {"field": "body", "reason": f"{cause or 'not valid JSON'}{position}"}
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    details = [_detail(e) for e in exc.errors()]
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        details = [_json_detail(e) for e in errors if e.get("type") == "json_invalid"]
+        body = {
+            "error": "The request body is not valid JSON.",
+            "code": "MALFORMED_JSON",
+            "details": details,
+        }
+        return JSONResponse(body, status_code=400)
+    details = [_detail(e) for e in errors]
     body = {"error": "The request is invalid.", "code": "VALIDATION_ERROR", "details": details}
     return JSONResponse(body, status_code=400)
 
@@ -55,9 +73,14 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled_error", path=request.url.path, method=request.method)
+    # Starlette answers faults outside every middleware, so the request id is added here.
+    request_id: str | None = getattr(request.state, "request_id", None)
+    log.exception(
+        "unhandled_error", path=request.url.path, method=request.method, request_id=request_id
+    )
     body = {"error": "Something went wrong on our side.", "code": "INTERNAL_ERROR"}
-    return JSONResponse(body, status_code=500)
+    headers = {"X-Request-Id": request_id} if request_id else None
+    return JSONResponse(body, status_code=500, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
