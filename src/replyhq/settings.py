@@ -92,6 +92,76 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     sentry_dsn: str | None = Field(None, description="Errors go to Sentry when set.")
+    sentry_environment: str | None = Field(
+        None, description="Sentry's environment. Unset: ENVIRONMENT."
+    )
+    sentry_release: str | None = Field(
+        None, description="Sentry's release. Unset: replyhq@<version>."
+    )
+    sentry_traces_sample_rate: float = Field(
+        0.1, ge=0, le=1, description="Share of requests and jobs traced in Sentry."
+    )
+
+    metrics_token: str | None = Field(
+        None, description="When set, /metrics requires `Authorization: Bearer <token>`."
+    )
+    prometheus_multiproc_dir: Path | None = Field(
+        None,
+        description="Where the processes of `serve --workers N` share metrics. "
+        "Unset: DATA_DIR/prometheus.",
+    )
+    worker_metrics_port: int = Field(
+        0, ge=0, le=65535, description="Port where `replyhq worker` serves /metrics (0: off)."
+    )
+    worker_metrics_host: str = Field(
+        "127.0.0.1", description="Address where `replyhq worker` serves /metrics."
+    )
+
+    jobs_in_process: bool | None = Field(
+        None,
+        description="Run a job worker inside each server process. "
+        "Unset: only when `serve` started the embedded PostgreSQL.",
+    )
+    job_concurrency: int = Field(10, ge=1, description="Jobs one worker process runs at once.")
+    job_max_attempts: int = Field(
+        8, ge=1, description="Runs of a failing job before it is dead (`replyhq jobs failed`)."
+    )
+    job_retry_base_seconds: float = Field(
+        2.0, gt=0, description="Delay before the first retry; it doubles each time (jittered)."
+    )
+    job_retry_max_seconds: float = Field(
+        3600.0, gt=0, description="Longest delay between two runs of a failing job."
+    )
+    job_poll_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often a worker looks for due scheduled or retried jobs "
+        "(new jobs arrive at once through LISTEN/NOTIFY).",
+    )
+    job_heartbeat_seconds: float = Field(
+        10.0, gt=0, description="How often a worker records that it is alive."
+    )
+    job_stalled_after_seconds: float = Field(
+        60.0, gt=0, description="A worker silent this long is dead; its running jobs are retried."
+    )
+    job_stalled_check_seconds: float = Field(
+        30.0, gt=0, description="How often workers look for the jobs of dead workers."
+    )
+    job_shutdown_timeout_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="On SIGTERM, how long running jobs may take to finish before they are "
+        "released for another worker to retry.",
+    )
+    job_delete_succeeded: bool = Field(
+        True, description="Delete a job's row once it succeeds (dead jobs are always kept)."
+    )
+    job_retention_days: float = Field(
+        30.0, gt=0, description="Finished jobs older than this are deleted by the daily clean-up."
+    )
+    job_import_paths: str = Field(
+        "", description="Extra comma-separated modules whose tasks workers load (plugins, tests)."
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -109,6 +179,12 @@ class Settings(BaseSettings):
             weak = [name for name, (value, default) in defaults.items() if value == default]
             if weak:
                 raise ValueError(f"production needs explicit secrets: {', '.join(weak)}")
+        return self
+
+    @model_validator(mode="after")
+    def _heartbeat_outlives_stall(self) -> Settings:
+        if self.job_stalled_after_seconds <= 2 * self.job_heartbeat_seconds:
+            raise ValueError("JOB_STALLED_AFTER_SECONDS must exceed twice JOB_HEARTBEAT_SECONDS")
         return self
 
     @property
