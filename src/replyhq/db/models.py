@@ -1,5 +1,6 @@
 """Imports every domain's models so that metadata is complete (for Alembic and tests)."""
 
+from replyhq.accounts import models as accounts_models
 from replyhq.apps import models as apps_models
 from replyhq.db.base import Base
 from replyhq.messaging import models as messaging_models
@@ -7,4 +8,4 @@ from replyhq.users import models as users_models
 
 metadata = Base.metadata
 
-__all__ = ["apps_models", "messaging_models", "metadata", "users_models"]
+__all__ = ["accounts_models", "apps_models", "messaging_models", "metadata", "users_models"]

@@ -29,6 +29,8 @@ class Conversation(Base):
         ForeignKeyConstraint(
             ["end_user_id", "app_id"], ["end_users.id", "end_users.app_id"], ondelete="CASCADE"
         ),
+        # The assignee is a staff user of the same app (migration 0002).
+        ForeignKeyConstraint(["assignee_id", "app_id"], ["staff_users.id", "staff_users.app_id"]),
         CheckConstraint("status IN ('open', 'closed')", name="status"),
         # The inbox: by status, newest activity first; and the end user's own list.
         Index("ix_conversations_inbox", "app_id", "status", text("last_activity_at DESC"), "id"),

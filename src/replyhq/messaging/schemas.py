@@ -67,6 +67,35 @@ class ConversationPage(BaseModel):
     next_cursor: str | None
 
 
+class ConversationUser(BaseModel):
+    """The end user of a conversation, as agents see them in the inbox."""
+
+    id: uuid.UUID
+    user_id: str | None = Field(description="The customer's id for this person; None: anonymous.")
+    name: str | None
+    email: str | None
+    anonymous: bool
+    verified: bool
+
+
+class InboxConversation(ConversationOut):
+    end_user_id: uuid.UUID
+    user: ConversationUser
+
+
+class InboxPage(BaseModel):
+    items: list[InboxConversation]
+    next_cursor: str | None
+
+
+class ConversationPatch(BaseModel):
+    """Close or reopen, assign or unassign (`assignee_id: null`). At least one field."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["open", "closed"] | None = None
+    assignee_id: uuid.UUID | None = None
+
+
 class MessagePage(BaseModel):
     items: list[MessageOut]
     has_more: bool

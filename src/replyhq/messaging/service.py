@@ -25,10 +25,14 @@ from replyhq.messaging.schemas import (
     Author,
     ConversationOut,
     ConversationPage,
+    ConversationUser,
+    InboxConversation,
+    InboxPage,
     MessageOut,
     MessagePage,
 )
 from replyhq.pagination import decode_cursor, encode_cursor
+from replyhq.users.models import EndUser  # joined read-only for the agents' inbox
 
 ReaderType = Literal["user", "agent"]
 
@@ -88,8 +92,11 @@ def conversation_event(conversation: Conversation, **changes: Any) -> dict[str, 
     return {"conversation": data}
 
 
-def _with_summary(app_id: uuid.UUID, reader: Participant) -> Select[Any]:
-    """Conversations with their last message and the reader's unread count: one query a page."""
+def _with_summary(
+    app_id: uuid.UUID, reader: Participant, *, with_user: bool = False
+) -> Select[Any]:
+    """Conversations with their last message and the reader's unread count: one query a page.
+    `with_user` adds the end user's profile (no attributes) for the agents' inbox."""
     last = aliased(Message)
     counted = aliased(Message)
     marker = aliased(ReadMarker)
@@ -105,7 +112,7 @@ def _with_summary(app_id: uuid.UUID, reader: Participant) -> Select[Any]:
         .correlate(Conversation, marker)
         .scalar_subquery()
     )
-    return (
+    stmt = (
         select(Conversation, last, unread)
         .outerjoin(
             last,
@@ -125,6 +132,35 @@ def _with_summary(app_id: uuid.UUID, reader: Participant) -> Select[Any]:
         )
         .where(Conversation.app_id == app_id)
     )
+    if with_user:
+        stmt = stmt.add_columns(
+            EndUser.id, EndUser.external_id, EndUser.name, EndUser.email, EndUser.verified
+        ).join(
+            EndUser,
+            and_(EndUser.id == Conversation.end_user_id, EndUser.app_id == Conversation.app_id),
+        )
+    return stmt
+
+
+async def _page(
+    session: AsyncSession, stmt: Select[Any], limit: int, cursor: str | None
+) -> tuple[list[Any], str | None]:
+    """One page of `stmt`, newest activity first, and the cursor of the next page, if any."""
+    if cursor is not None:
+        at, last_id = decode_cursor(cursor)
+        stmt = stmt.where(
+            (Conversation.last_activity_at < at)
+            | ((Conversation.last_activity_at == at) & (Conversation.id < last_id))
+        )
+    stmt = stmt.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(
+        limit + 1
+    )
+    rows = list((await session.execute(stmt)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        tail = rows[limit - 1][0]
+        next_cursor = encode_cursor(tail.last_activity_at, tail.id)
+    return rows[:limit], next_cursor
 
 
 async def list_conversations(
@@ -142,22 +178,99 @@ async def list_conversations(
         stmt = stmt.where(Conversation.end_user_id == end_user_id)
     if status is not None:
         stmt = stmt.where(Conversation.status == status)
-    if cursor is not None:
-        at, last_id = decode_cursor(cursor)
-        stmt = stmt.where(
-            (Conversation.last_activity_at < at)
-            | ((Conversation.last_activity_at == at) & (Conversation.id < last_id))
-        )
-    stmt = stmt.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(
-        limit + 1
-    )
-    rows = (await session.execute(stmt)).all()
-    items = [_conversation_out(c, m, unread) for c, m, unread in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        tail = rows[limit - 1][0]
-        next_cursor = encode_cursor(tail.last_activity_at, tail.id)
+    rows, next_cursor = await _page(session, stmt, limit, cursor)
+    items = [_conversation_out(c, m, unread) for c, m, unread in rows]
     return ConversationPage(items=items, next_cursor=next_cursor)
+
+
+def _inbox_out(row: Any) -> InboxConversation:
+    conversation, last, unread, user_id, external_id, name, email, verified = row
+    summary = _conversation_out(conversation, last, unread)
+    user = ConversationUser(
+        id=user_id,
+        user_id=external_id,
+        name=name,
+        email=email,
+        anonymous=external_id is None,
+        verified=verified,
+    )
+    return InboxConversation(
+        **summary.model_dump(), end_user_id=conversation.end_user_id, user=user
+    )
+
+
+async def inbox(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    reader: Participant,
+    *,
+    status: str | None = None,
+    assignee_id: uuid.UUID | None = None,
+    unassigned: bool = False,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> InboxPage:
+    """The agents' inbox: each conversation with its end user, last message and `reader`'s
+    unread count, in one query whatever the page size."""
+    stmt = _with_summary(app_id, reader, with_user=True)
+    if status is not None:
+        stmt = stmt.where(Conversation.status == status)
+    if assignee_id is not None:
+        stmt = stmt.where(Conversation.assignee_id == assignee_id)
+    elif unassigned:
+        stmt = stmt.where(Conversation.assignee_id.is_(None))
+    rows, next_cursor = await _page(session, stmt, limit, cursor)
+    return InboxPage(items=[_inbox_out(row) for row in rows], next_cursor=next_cursor)
+
+
+async def inbox_conversation(
+    session: AsyncSession, app_id: uuid.UUID, conversation_id: uuid.UUID, reader: Participant
+) -> InboxConversation:
+    stmt = _with_summary(app_id, reader, with_user=True).where(Conversation.id == conversation_id)
+    row = (await session.execute(stmt)).first()
+    if row is None:
+        raise NotFound("No such conversation.", code="CONVERSATION_NOT_FOUND")
+    return _inbox_out(row)
+
+
+_UNCHANGED: Any = object()
+
+
+async def update_conversation(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    *,
+    status: str | None = _UNCHANGED,
+    assignee_id: uuid.UUID | None = _UNCHANGED,
+) -> Conversation:
+    """Close, reopen, assign or unassign (the assignee is checked by the caller: an active staff
+    user of the app). Tells the end user and the agents when something changed."""
+    conversation = await require_conversation(session, app_id, conversation_id, lock=True)
+    changes: dict[str, Any] = {}
+    if status is not _UNCHANGED and status != conversation.status:
+        changes["status"] = status
+    if assignee_id is not _UNCHANGED and assignee_id != conversation.assignee_id:
+        changes["assignee_id"] = assignee_id
+    if not changes:
+        return conversation
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.app_id == app_id, Conversation.id == conversation_id)
+        .values(**changes, updated_at=func.now())
+    )
+    conversation = await require_conversation(session, app_id, conversation_id, lock=True)
+    record(
+        session,
+        Event(
+            "conversation:updated",
+            app_id,
+            conversation_event(conversation),
+            end_user_id=conversation.end_user_id,
+            agents=True,
+        ),
+    )
+    return conversation
 
 
 async def conversation_summary(

@@ -38,9 +38,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=_now(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=_now(), nullable=False),
         sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint(
-            "role IN ('OWNER', 'ADMIN', 'AGENT')", name=op.f("ck_staff_users_role")
-        ),
+        sa.CheckConstraint("role IN ('OWNER', 'ADMIN', 'AGENT')", name=op.f("ck_staff_users_role")),
         sa.ForeignKeyConstraint(
             ["app_id"], ["apps.id"], name=op.f("fk_staff_users_app_id_apps"), ondelete="CASCADE"
         ),

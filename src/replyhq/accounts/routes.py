@@ -1,0 +1,259 @@
+"""/admin: staff sign-in (login, refresh, logout, invitations) and /admin/api/team."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.security import HTTPAuthorizationCredentials
+
+from replyhq.accounts import service, team
+from replyhq.accounts.deps import RequirePermission, admin_principal, admin_router, bearer
+from replyhq.accounts.permissions import StaffPrincipal, permissions_of
+from replyhq.accounts.schemas import (
+    AcceptInviteIn,
+    InviteCreated,
+    InviteIn,
+    InviteOut,
+    LoginIn,
+    LogoutIn,
+    MeOut,
+    RefreshIn,
+    RoleIn,
+    StaffOut,
+    TokenPairOut,
+)
+from replyhq.accounts.service import StaffChanges, TokenPair
+from replyhq.accounts.tokens import invite_app
+from replyhq.errors import BadRequest, RateLimited, Unauthorized
+from replyhq.runtime import Runtime
+from replyhq.web.deps import RuntimeDep, client_address
+
+router = APIRouter(prefix="/admin", tags=["admin sign-in"])
+team_router = admin_router("/admin/api/team", ["team"])
+
+Caller = Annotated[StaffPrincipal, Depends(admin_principal)]
+
+
+def _pair_out(pair: TokenPair) -> TokenPairOut:
+    return TokenPairOut(
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        expires_in=pair.expires_in,
+        refresh_expires_in=pair.refresh_expires_in,
+        staff=StaffOut.model_validate(pair.staff),
+    )
+
+
+# --- brute-force limits ---------------------------------------------------------------------------
+# Only failures count, per client address (shared with every other failed authentication) and,
+# for logins, per account: the address digest, whether or not such an account exists.
+
+_ADDRESS = "auth-failures"
+_ACCOUNT = "login-failures"
+
+
+def _account_key(email: str) -> str:
+    return hashlib.sha256(service.normalize_email(email).encode()).hexdigest()
+
+
+async def _refuse_if_limited(runtime: Runtime, *keys: tuple[str, str]) -> None:
+    limiter = runtime.limiter
+    for key in keys:
+        refusal = await limiter.blocked(limiter.auth, *key)
+        if refusal is not None:
+            raise RateLimited(
+                "Too many failed attempts; try again later.", headers=refusal.headers()
+            )
+
+
+async def _count_failure(runtime: Runtime, *keys: tuple[str, str]) -> None:
+    for key in keys:
+        await runtime.limiter.hit(runtime.limiter.auth, *key)
+
+
+# --- sign-in ----------------------------------------------------------------------------------
+
+
+@router.post("/login")
+async def login(body: LoginIn, request: Request, runtime: RuntimeDep) -> TokenPairOut:
+    """Sign in with e-mail and password: an access token (15 minutes) and a refresh token
+    (7 days, single use). A wrong address and a wrong password get the same 401. If the address
+    belongs to several apps, 400 `APP_REQUIRED` lists the apps the password opens: send `app_id`.
+    Failed attempts are limited per client address and per account (`RATE_LIMIT_AUTH`)."""
+    keys = [(_ADDRESS, client_address(request)), (_ACCOUNT, _account_key(body.email))]
+    await _refuse_if_limited(runtime, *keys)
+    try:
+        pair = await service.login(runtime, body.email, body.password, body.app_id)
+    except Unauthorized:
+        await _count_failure(runtime, *keys)
+        raise
+    return _pair_out(pair)
+
+
+@router.post("/refresh")
+async def refresh(body: RefreshIn, request: Request, runtime: RuntimeDep) -> TokenPairOut:
+    """Spend a refresh token for a new pair. A refresh token works once: presenting a spent
+    one again ends the whole sign-in (401 `REFRESH_TOKEN_REUSED`)."""
+    keys = [(_ADDRESS, client_address(request))]
+    await _refuse_if_limited(runtime, *keys)
+    try:
+        pair = await service.refresh(runtime, body.refresh_token)
+    except Unauthorized:
+        await _count_failure(runtime, *keys)
+        raise
+    return _pair_out(pair)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    body: LogoutIn | None = None,
+) -> None:
+    """End this sign-in: its refresh token and every access token issued from it stop working.
+    Send the access token (`Authorization: Bearer`), or `{refresh_token}` (e.g. once the access
+    token has expired)."""
+    principal = None
+    refresh_token = body.refresh_token if body is not None else None
+    if credentials is not None:
+        try:
+            principal = await service.verify_access_token(runtime, credentials.credentials)
+        except Unauthorized as exc:
+            if refresh_token is None and exc.code != "TOKEN_REVOKED":
+                raise
+            if refresh_token is None:
+                return  # already ended
+    await service.logout(runtime, principal=principal, refresh_token=refresh_token)
+
+
+@router.get("/me")
+async def me(caller: Caller, runtime: RuntimeDep) -> MeOut:
+    """Who the credentials speak for, with the role's permissions (for the dashboard's menus)."""
+    staff = None
+    if caller.staff_id is not None:
+        async with runtime.db.tenant_session(caller.app_id) as session:
+            member = await team.active_staff(session, caller.app_id, caller.staff_id)
+            staff = StaffOut.model_validate(member) if member is not None else None
+    return MeOut(
+        kind=caller.kind,
+        app_id=caller.app_id,
+        role=caller.role,
+        permissions=permissions_of(caller.role),
+        staff=staff,
+    )
+
+
+@router.post("/invites/accept", status_code=status.HTTP_201_CREATED)
+async def accept_invite(
+    body: AcceptInviteIn, request: Request, runtime: RuntimeDep
+) -> TokenPairOut:
+    """Join a team with an invitation token: sets your name and password and signs you in.
+    The token works once and expires (`INVITE_TTL_SECONDS`)."""
+    keys = [(_ADDRESS, client_address(request))]
+    await _refuse_if_limited(runtime, *keys)
+    app_id = invite_app(body.token)
+    if app_id is None:
+        await _count_failure(runtime, *keys)
+        raise team.invalid_invite()
+    password_hash = await service.hash_password_async(body.password, runtime.settings.bcrypt_rounds)
+    try:
+        async with runtime.db.tenant_session(app_id) as session:
+            staff = await team.accept_invite(
+                session,
+                app_id,
+                body.token,
+                password_hash=password_hash,
+                name=body.name,
+                changes=StaffChanges.of(runtime),
+            )
+            pair = await service.start_session(session, runtime.settings, staff)
+    except BadRequest as exc:
+        if exc.code == "INVITE_INVALID":
+            await _count_failure(runtime, *keys)
+        raise
+    return _pair_out(pair)
+
+
+# --- /admin/api/team ---------------------------------------------------------------------------
+
+
+@team_router.get("")
+async def list_team(
+    caller: Annotated[StaffPrincipal, RequirePermission("team:read")], runtime: RuntimeDep
+) -> list[StaffOut]:
+    """Everyone on the app's team, deactivated members included (`active: false`)."""
+    async with runtime.db.tenant_session(caller.app_id) as session:
+        members = await team.list_team(session, caller.app_id)
+        return [StaffOut.model_validate(m) for m in members]
+
+
+@team_router.get("/invites")
+async def list_invites(
+    caller: Annotated[StaffPrincipal, RequirePermission("team:read")], runtime: RuntimeDep
+) -> list[InviteOut]:
+    """Invitations not yet accepted, revoked or expired."""
+    async with runtime.db.tenant_session(caller.app_id) as session:
+        pending = await team.list_invites(session, caller.app_id)
+        return [InviteOut.model_validate(i) for i in pending]
+
+
+@team_router.post("/invites", status_code=status.HTTP_201_CREATED)
+async def invite(
+    body: InviteIn,
+    caller: Annotated[StaffPrincipal, RequirePermission("team:write")],
+    runtime: RuntimeDep,
+) -> InviteCreated:
+    """Invite someone by e-mail. The response carries the single-use token and the dashboard
+    link (token in the URL fragment, never sent to a server); until invitation e-mails exist,
+    pass it on yourself. Inviting an OWNER needs `team:owners`."""
+    settings = runtime.settings
+    async with runtime.db.tenant_session(caller.app_id) as session:
+        pending, token = await team.invite(
+            session, caller, body.email, body.role, ttl_seconds=settings.invite_ttl_seconds
+        )
+        out = InviteOut.model_validate(pending)
+    link = f"{settings.dashboard_url.rstrip('/')}/invite#token={token}"
+    return InviteCreated(**out.model_dump(), token=token, invite_url=link)
+
+
+@team_router.delete("/invites/{invite_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_invite(
+    invite_id: uuid.UUID,
+    caller: Annotated[StaffPrincipal, RequirePermission("team:write")],
+    runtime: RuntimeDep,
+) -> None:
+    """Withdraw a pending invitation: its token stops working."""
+    async with runtime.db.tenant_session(caller.app_id) as session:
+        await team.revoke_invite(session, caller.app_id, invite_id)
+
+
+@team_router.patch("/{staff_id}")
+async def change_role(
+    staff_id: uuid.UUID,
+    body: RoleIn,
+    caller: Annotated[StaffPrincipal, RequirePermission("team:write")],
+    runtime: RuntimeDep,
+) -> StaffOut:
+    """Change a member's role; it applies at once (their access tokens must be refreshed, live
+    sockets are closed). Making or unmaking an OWNER needs `team:owners`; the last active OWNER
+    cannot be demoted (409 `LAST_OWNER`)."""
+    async with runtime.db.tenant_session(caller.app_id) as session:
+        staff = await team.change_role(
+            session, caller, staff_id, body.role, StaffChanges.of(runtime)
+        )
+        return StaffOut.model_validate(staff)
+
+
+@team_router.delete("/{staff_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def deactivate(
+    staff_id: uuid.UUID,
+    caller: Annotated[StaffPrincipal, RequirePermission("team:write")],
+    runtime: RuntimeDep,
+) -> None:
+    """Deactivate a member: their sign-ins end and their tokens stop at once. Their messages
+    and assignments stay. Removing an OWNER needs `team:owners`; never the last one."""
+    async with runtime.db.tenant_session(caller.app_id) as session:
+        await team.deactivate(session, caller, staff_id, StaffChanges.of(runtime))

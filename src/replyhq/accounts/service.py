@@ -1,0 +1,464 @@
+"""Staff sign-in: passwords, login, refresh-token rotation with reuse detection, logout, and the
+check every access token passes on every request.
+
+Login is the one cross-tenant path here: an e-mail address does not name its app, so the address
+alone is looked up with `system_session()`; everything after that runs in the app's tenant session.
+
+Refresh tokens rotate: each is spent once by a conditional UPDATE (`used_at IS NULL`), so two
+concurrent uses of one token cannot both win (the second waits for the first's row lock and then
+finds it spent). Presenting a spent token again means it was copied: the whole sign-in is revoked,
+including the access tokens issued from it, whoever holds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import bcrypt
+import structlog
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from replyhq.accounts import tokens
+from replyhq.accounts.models import RefreshToken, StaffSession, StaffUser
+from replyhq.accounts.permissions import Role, StaffPrincipal
+from replyhq.apps.models import App
+from replyhq.db import on_commit
+from replyhq.errors import BadRequest, Conflict, Unauthorized
+from replyhq.events import Revoke, record
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from replyhq.runtime import Runtime
+    from replyhq.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+MAX_PASSWORD_BYTES = 72  # bcrypt's limit; longer passwords are refused when set
+
+
+class InvalidCredentials(Unauthorized):
+    code = "INVALID_CREDENTIALS"
+    message = "The e-mail address or password is wrong."
+
+
+class AppRequired(BadRequest):
+    code = "APP_REQUIRED"
+    message = "This address belongs to several apps: choose one and send its app_id."
+
+
+__all__ = ["StaffPrincipal", "verify_access_token"]
+
+
+# --- passwords ---------------------------------------------------------------------------------
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def hash_password(password: str, rounds: int) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
+
+
+@lru_cache(maxsize=8)
+def _dummy_hash(rounds: int) -> bytes:
+    return bcrypt.hashpw(b"replyhq-no-such-staff-user", bcrypt.gensalt(rounds))
+
+
+def check_password(password: str, stored: str | None, rounds: int) -> bool:
+    """bcrypt's answer; with no stored hash (or an over-long password) the same work is done
+    against a dummy hash, so that a miss takes what a hit takes."""
+    raw = password.encode()
+    usable = stored is not None and len(raw) <= MAX_PASSWORD_BYTES
+    expected = stored.encode() if usable and stored else _dummy_hash(rounds)
+    ok = bcrypt.checkpw(raw[:MAX_PASSWORD_BYTES], expected)
+    return ok and usable
+
+
+async def hash_password_async(password: str, rounds: int) -> str:
+    return await asyncio.to_thread(hash_password, password, rounds)
+
+
+# --- staff users ---------------------------------------------------------------------------------
+
+
+async def create_staff(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    *,
+    email: str,
+    password_hash: str,
+    role: Role,
+    name: str | None = None,
+) -> StaffUser:
+    """A new staff user of `app_id`; 409 when the address is already on the app's team."""
+    staff_id = await session.scalar(
+        insert(StaffUser)
+        .values(
+            app_id=app_id,
+            email=normalize_email(email),
+            name=name,
+            password_hash=password_hash,
+            role=role.value,
+        )
+        .on_conflict_do_nothing(index_elements=["app_id", "email"])
+        .returning(StaffUser.id)
+    )
+    if staff_id is None:
+        raise Conflict(
+            "Someone with this e-mail address is already on the team.", code="STAFF_EXISTS"
+        )
+    staff = await session.get(StaffUser, staff_id)
+    assert staff is not None
+    return staff
+
+
+# --- change notifications ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StaffChanges:
+    """Tells every process, after commit, that a staff user's access changed: live sockets are
+    ended (a Revoke event) and `{prefix}staff-changed` carries a JSON note for other listeners:
+    `{app_id, staff_id, reason, session_id?}` with reason one of role_changed, deactivated,
+    session_revoked."""
+
+    redis: Redis | None
+    channel: str
+
+    @classmethod
+    def of(cls, runtime: Runtime) -> StaffChanges:
+        return cls(runtime.redis, channel(runtime.settings))
+
+    def announce(
+        self,
+        session: AsyncSession,
+        app_id: uuid.UUID,
+        staff_id: uuid.UUID,
+        reason: str,
+        session_id: uuid.UUID | None = None,
+    ) -> None:
+        if session_id is None:
+            record(session, Revoke(app_id, staff_id=staff_id))
+        note: dict[str, Any] = {"app_id": str(app_id), "staff_id": str(staff_id), "reason": reason}
+        if session_id is not None:
+            note["session_id"] = str(session_id)
+        redis = self.redis
+        if redis is not None:
+            on_commit(session, lambda: _publish(redis, self.channel, note))
+
+
+def channel(settings: Settings) -> str:
+    return settings.redis_prefix + "staff-changed"
+
+
+async def _publish(redis: Redis, name: str, note: dict[str, Any]) -> None:
+    await redis.publish(name, json.dumps(note))
+
+
+# --- sign-in sessions and token pairs ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    refresh_expires_in: int
+    staff: StaffUser
+
+
+async def _issue_pair(
+    session: AsyncSession, settings: Settings, staff: StaffUser, session_id: uuid.UUID
+) -> TokenPair:
+    """A new refresh token in the sign-in `session_id` (extending it) and an access token."""
+    ttl = settings.refresh_token_ttl_seconds
+    expires = datetime.now(UTC) + timedelta(seconds=ttl)
+    refresh = tokens.issue_refresh_token(
+        settings,
+        staff_id=staff.id,
+        app_id=staff.app_id,
+        session_id=session_id,
+        expires_at=int(expires.timestamp()),
+    )
+    session.add(
+        RefreshToken(
+            app_id=staff.app_id,
+            session_id=session_id,
+            token_hash=tokens.token_hash(refresh),
+            expires_at=expires,
+        )
+    )
+    await session.execute(
+        update(StaffSession)
+        .where(StaffSession.app_id == staff.app_id, StaffSession.id == session_id)
+        .values(expires_at=expires)
+    )
+    access = tokens.issue_access_token(
+        settings,
+        staff_id=staff.id,
+        app_id=staff.app_id,
+        session_id=session_id,
+        role=staff.role,
+        version=staff.token_version,
+    )
+    return TokenPair(access, refresh, settings.access_token_ttl_seconds, ttl, staff)
+
+
+async def start_session(session: AsyncSession, settings: Settings, staff: StaffUser) -> TokenPair:
+    """A new sign-in for an active staff user: a fresh refresh-token chain and its first pair."""
+    expires = datetime.now(UTC) + timedelta(seconds=settings.refresh_token_ttl_seconds)
+    sign_in = StaffSession(app_id=staff.app_id, staff_id=staff.id, expires_at=expires)
+    session.add(sign_in)
+    await session.execute(
+        update(StaffUser)
+        .where(StaffUser.app_id == staff.app_id, StaffUser.id == staff.id)
+        .values(last_login_at=func.now())
+    )
+    await session.flush()
+    await session.refresh(staff)
+    return await _issue_pair(session, settings, staff, sign_in.id)
+
+
+async def revoke_sessions(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    reason: str,
+    *,
+    session_id: uuid.UUID | None = None,
+    staff_id: uuid.UUID | None = None,
+) -> list[uuid.UUID]:
+    """End sign-ins (one, or all of a staff user's): their refresh and access tokens stop."""
+    stmt = update(StaffSession).where(
+        StaffSession.app_id == app_id, StaffSession.revoked_at.is_(None)
+    )
+    if session_id is not None:
+        stmt = stmt.where(StaffSession.id == session_id)
+    if staff_id is not None:
+        stmt = stmt.where(StaffSession.staff_id == staff_id)
+    ended = await session.scalars(
+        stmt.values(revoked_at=func.now(), revoked_reason=reason).returning(StaffSession.id)
+    )
+    return list(ended)
+
+
+# --- login -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    staff_id: uuid.UUID
+    app_id: uuid.UUID
+    app_name: str
+    password_hash: str
+    active: bool
+
+
+async def login(
+    runtime: Runtime, email: str, password: str, app_id: uuid.UUID | None = None
+) -> TokenPair:
+    """Tokens for the staff user with this address and password. Wrong address and wrong
+    password are the same 401, after the same bcrypt work. When the password opens accounts in
+    several apps and no app_id says which, 400 APP_REQUIRED lists those apps (and only those:
+    the caller has proven the password for each)."""
+    settings = runtime.settings
+    address = normalize_email(email)
+    stmt = (
+        select(StaffUser.id, StaffUser.app_id, App.name, StaffUser.password_hash, StaffUser.active)
+        .join(App, App.id == StaffUser.app_id)
+        .where(StaffUser.email == address)
+        .order_by(StaffUser.created_at)
+        .limit(20)
+    )
+    if app_id is not None:
+        stmt = stmt.where(StaffUser.app_id == app_id)
+    async with runtime.db.system_session() as session:  # the address alone, across apps
+        candidates = [_Candidate(*row) for row in (await session.execute(stmt)).all()]
+
+    rounds = settings.bcrypt_rounds
+    if not candidates:
+        await asyncio.to_thread(check_password, password, None, rounds)
+        raise InvalidCredentials()
+    checks = await asyncio.gather(
+        *(asyncio.to_thread(check_password, password, c.password_hash, rounds) for c in candidates)
+    )
+    matched = [c for c, ok in zip(candidates, checks, strict=True) if ok and c.active]
+    if not matched:
+        raise InvalidCredentials()
+    if len(matched) > 1:
+        apps = [{"id": str(c.app_id), "name": c.app_name} for c in matched]
+        raise AppRequired(apps=apps)
+    chosen = matched[0]
+    async with runtime.db.tenant_session(chosen.app_id) as session:
+        staff = await session.scalar(
+            select(StaffUser)
+            .where(
+                StaffUser.app_id == chosen.app_id,
+                StaffUser.id == chosen.staff_id,
+                StaffUser.active.is_(True),
+            )
+            .with_for_update()
+        )
+        pair = await start_session(session, settings, staff) if staff is not None else None
+    if pair is None:  # deactivated in the meantime
+        raise InvalidCredentials()
+    return pair
+
+
+# --- refresh and logout ------------------------------------------------------------------------
+
+
+async def refresh(runtime: Runtime, refresh_token: str) -> TokenPair:
+    """Spend `refresh_token` and return a new pair in the same sign-in."""
+    settings = runtime.settings
+    claims = tokens.decode_refresh_token(settings, refresh_token)
+    digest = tokens.token_hash(refresh_token)
+    reused = False
+    pair: TokenPair | None = None
+    async with runtime.db.tenant_session(claims.app_id) as session:
+        spent = await session.scalar(
+            update(RefreshToken)
+            .where(
+                RefreshToken.app_id == claims.app_id,
+                RefreshToken.token_hash == digest,
+                RefreshToken.used_at.is_(None),
+                RefreshToken.expires_at > func.now(),
+            )
+            .values(used_at=func.now())
+            .returning(RefreshToken.session_id)
+        )
+        if spent is None:
+            used_at = await session.scalar(
+                select(RefreshToken.used_at).where(
+                    RefreshToken.app_id == claims.app_id, RefreshToken.token_hash == digest
+                )
+            )
+            if used_at is not None:
+                # A spent token presented again: someone has a copy. End the whole sign-in.
+                reused = True
+                ended = await revoke_sessions(
+                    session, claims.app_id, "refresh_reuse", session_id=claims.session_id
+                )
+                changes = StaffChanges.of(runtime)
+                for session_id in ended:
+                    changes.announce(
+                        session, claims.app_id, claims.staff_id, "session_revoked", session_id
+                    )
+        else:
+            staff = await _live_staff(session, claims.app_id, spent)
+            if staff is not None:
+                pair = await _issue_pair(session, settings, staff, spent)
+    if reused:
+        log.warning(
+            "refresh_token_reused", app_id=str(claims.app_id), staff_id=str(claims.staff_id)
+        )
+        raise Unauthorized(
+            "This refresh token was already used; the sign-in has been ended. Log in again.",
+            code="REFRESH_TOKEN_REUSED",
+        )
+    if pair is None:
+        raise Unauthorized(
+            "The refresh token is not valid; log in again.", code="INVALID_REFRESH_TOKEN"
+        )
+    return pair
+
+
+async def _live_staff(
+    session: AsyncSession, app_id: uuid.UUID, session_id: uuid.UUID
+) -> StaffUser | None:
+    """The staff user of a sign-in that is neither revoked nor expired, if still active."""
+    staff: StaffUser | None = await session.scalar(
+        select(StaffUser)
+        .join(
+            StaffSession,
+            and_(StaffSession.staff_id == StaffUser.id, StaffSession.app_id == StaffUser.app_id),
+        )
+        .where(
+            StaffSession.app_id == app_id,
+            StaffSession.id == session_id,
+            StaffSession.revoked_at.is_(None),
+            StaffSession.expires_at > func.now(),
+            StaffUser.active.is_(True),
+        )
+    )
+    return staff
+
+
+async def logout(
+    runtime: Runtime, *, principal: StaffPrincipal | None, refresh_token: str | None
+) -> None:
+    """End the sign-in named by the access token or the refresh token (either will do)."""
+    if principal is not None and principal.session_id is not None:
+        app_id, staff_id, session_id = principal.app_id, principal.staff_id, principal.session_id
+    elif refresh_token is not None:
+        claims = tokens.decode_refresh_token(runtime.settings, refresh_token)
+        app_id, staff_id, session_id = claims.app_id, claims.staff_id, claims.session_id
+    else:
+        raise Unauthorized(
+            "Send the access token or the refresh token to log out.", code="AUTH_REQUIRED"
+        )
+    assert staff_id is not None
+    async with runtime.db.tenant_session(app_id) as session:
+        ended = await revoke_sessions(session, app_id, "logout", session_id=session_id)
+        for ended_id in ended:
+            StaffChanges.of(runtime).announce(
+                session, app_id, staff_id, "session_revoked", ended_id
+            )
+
+
+# --- every request -------------------------------------------------------------------------------
+
+
+async def verify_access_token(runtime: Runtime, token: str) -> StaffPrincipal:
+    """The staff user an access token speaks for, as of now: the signature, audience, issuer and
+    expiry are checked, then one indexed read confirms the user is active, their role and
+    standing have not changed since the token was issued (`token_version`), and the sign-in has
+    not been ended. Raises Unauthorized otherwise. Used by HTTP and Socket.IO alike."""
+    claims = tokens.decode_access_token(runtime.settings, token)
+    async with runtime.db.tenant_session(claims.app_id) as session:
+        row = (
+            await session.execute(
+                select(
+                    StaffUser.role,
+                    StaffUser.active,
+                    StaffUser.token_version,
+                    StaffUser.email,
+                    StaffUser.name,
+                    StaffSession.revoked_at,
+                )
+                .join(
+                    StaffSession,
+                    and_(
+                        StaffSession.staff_id == StaffUser.id,
+                        StaffSession.app_id == StaffUser.app_id,
+                    ),
+                )
+                .where(
+                    StaffUser.app_id == claims.app_id,
+                    StaffUser.id == claims.staff_id,
+                    StaffSession.id == claims.session_id,
+                )
+            )
+        ).first()
+    if row is None or not row.active or row.revoked_at is not None:
+        raise Unauthorized("This sign-in has ended; log in again.", code="TOKEN_REVOKED")
+    if row.token_version != claims.version:
+        raise Unauthorized("Your access changed; refresh the token.", code="TOKEN_STALE")
+    return StaffPrincipal(
+        app_id=claims.app_id,
+        role=Role(row.role),
+        staff_id=claims.staff_id,
+        session_id=claims.session_id,
+        email=row.email,
+        name=row.name,
+        expires_at=claims.expires_at,
+    )
