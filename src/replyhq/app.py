@@ -11,7 +11,11 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from replyhq import __version__
+from replyhq.accounts.routes import router as admin_auth_router
+from replyhq.accounts.routes import team_router
+from replyhq.apps.admin_routes import router as admin_app_router
 from replyhq.apps.routes import router as setup_router
+from replyhq.messaging.admin_routes import router as admin_conversations_router
 from replyhq.messaging.routes import router as conversations_router
 from replyhq.observability.logging import configure_logging
 from replyhq.realtime.server import RealtimeServer
@@ -84,6 +88,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(setup_router)
     app.include_router(identify_router)
     app.include_router(conversations_router)
+    app.include_router(admin_auth_router)
+    app.include_router(team_router)
+    app.include_router(admin_app_router)
+    app.include_router(admin_conversations_router)
     return app
 
 
