@@ -139,7 +139,11 @@ async def test_a_deactivated_member_cannot_log_in(
 async def test_an_address_in_several_apps_asks_which_app_once_the_password_is_proven(
     client: httpx.AsyncClient, runtime: Runtime, make_tenant: MakeTenant
 ) -> None:
-    first, second, third = await make_tenant("First"), await make_tenant("Second"), await make_tenant("Third")
+    first, second, third = (
+        await make_tenant("First"),
+        await make_tenant("Second"),
+        await make_tenant("Third"),
+    )
     email = f"multi-{uuid.uuid4().hex[:8]}@example.com"
     a = await add_staff(runtime, first, "OWNER", email=email)
     b = await add_staff(runtime, second, "AGENT", email=email)
@@ -173,9 +177,13 @@ async def test_an_address_in_several_apps_asks_which_app_once_the_password_is_pr
 
 
 async def test_malformed_login_is_a_400(client: httpx.AsyncClient) -> None:
-    for body in ({}, {"email": "not-an-address", "password": "x"}, {"email": "a@b", "password": ""},
-                 {"email": "a@b", "password": "x", "extra": 1}, {"email": "a@b", "password": "x",
-                                                                  "app_id": "nope"}):
+    for body in (
+        {},
+        {"email": "not-an-address", "password": "x"},
+        {"email": "a@b", "password": ""},
+        {"email": "a@b", "password": "x", "extra": 1},
+        {"email": "a@b", "password": "x", "app_id": "nope"},
+    ):
         response = await client.post("/admin/login", json=body)
         assert response.status_code == 400, body
         assert response.json()["code"] == "VALIDATION_ERROR"
@@ -234,8 +242,9 @@ async def test_expired_tampered_and_foreign_tokens_are_refused(
         + payload.decode().rstrip("=")
         + "."
     )
-    assert (await client.get("/admin/api/team", headers={"Authorization": f"Bearer {unsigned}"})
-            ).status_code == 401
+    assert (
+        await client.get("/admin/api/team", headers={"Authorization": f"Bearer {unsigned}"})
+    ).status_code == 401
 
 
 async def test_access_and_refresh_tokens_cannot_stand_in_for_each_other(
@@ -303,8 +312,10 @@ async def test_an_expired_refresh_token_is_refused(
         from sqlalchemy import text
 
         await session.execute(
-            text("UPDATE refresh_tokens SET expires_at = now() - interval '1 second' "
-                 "WHERE token_hash = :h"),
+            text(
+                "UPDATE refresh_tokens SET expires_at = now() - interval '1 second' "
+                "WHERE token_hash = :h"
+            ),
             {"h": tokens.token_hash(agent.refresh)},
         )
     response = await _refresh(client, agent.refresh)
@@ -385,7 +396,9 @@ async def test_deactivation_stops_access_and_refresh_at_once(
     owner = await signed_in(runtime, client, tenant, "OWNER")
     agent = await signed_in(runtime, client, tenant, "AGENT")
     assert (await client.get("/admin/api/conversations", headers=agent.auth())).status_code == 200
-    assert (await client.delete(f"/admin/api/team/{agent.id}", headers=owner.auth())).status_code == 204
+    assert (
+        await client.delete(f"/admin/api/team/{agent.id}", headers=owner.auth())
+    ).status_code == 204
     assert (await client.get("/admin/api/conversations", headers=agent.auth())).status_code == 401
     assert (await _refresh(client, agent.refresh)).status_code == 401
 
@@ -398,8 +411,9 @@ async def test_staff_changes_are_published_for_other_processes(
     async with runtime.redis.pubsub() as pubsub:
         await pubsub.subscribe(runtime.settings.redis_prefix + "staff-changed")
         await pubsub.get_message(timeout=1)  # the subscribe confirmation
-        await client.patch(f"/admin/api/team/{agent.id}", headers=owner.auth(),
-                           json={"role": "ADMIN"})
+        await client.patch(
+            f"/admin/api/team/{agent.id}", headers=owner.auth(), json={"role": "ADMIN"}
+        )
         await client.delete(f"/admin/api/team/{agent.id}", headers=owner.auth())
         await client.post("/admin/logout", headers=owner.auth())
         notes = []
