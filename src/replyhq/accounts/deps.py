@@ -17,15 +17,24 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from replyhq.accounts.permissions import PERMISSIONS, StaffPrincipal, roles_with
+from replyhq.accounts.permissions import INTEGRATION_ROLE, PERMISSIONS, StaffPrincipal, roles_with
 from replyhq.accounts.service import verify_access_token
 from replyhq.errors import Unauthorized
 from replyhq.web.deps import RuntimeDep, client_address, verify_app_key
 
-bearer = HTTPBearer(auto_error=False, description="A staff access token from /admin/login.")
-_app_id = APIKeyHeader(name="X-App-Id", auto_error=False, description="The app's id.")
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="StaffToken",
+    description="A staff access token from /admin/login.",
+)
+_app_id = APIKeyHeader(
+    name="X-App-Id", auto_error=False, scheme_name="AppId", description="The app's id."
+)
 _api_key = APIKeyHeader(
-    name="X-Api-Key", auto_error=False, description="The app's secret key (never the SDK key)."
+    name="X-Api-Key",
+    auto_error=False,
+    scheme_name="SecretKey",
+    description="The app's secret key (never the SDK key); sent together with X-App-Id.",
 )
 
 
@@ -115,13 +124,21 @@ class AdminRoute(APIRoute):
         super().__init__(path, endpoint, **kwargs)
         required = required_permissions(self)
         if required:
-            lines = [
-                f"**Requires** `{p}` (roles: {', '.join(r.value for r in roles_with(p))}; "
-                "the app's secret key acts as ADMIN)."
-                for p in required
-            ]
+            lines = [_permission_note(p) for p in required]
             self.description = "\n\n".join(filter(None, [self.description, *lines]))
-            self.openapi_extra = {**(self.openapi_extra or {}), "x-required-permission": required}
+            self.openapi_extra = {
+                **(self.openapi_extra or {}),
+                "x-required-permission": required,
+            }
+
+
+def _permission_note(permission: str) -> str:
+    roles = roles_with(permission)
+    key = "also" if INTEGRATION_ROLE in roles else "not"
+    return (
+        f"**Requires** `{permission}`: roles {', '.join(r.value for r in roles)}; "
+        f"{key} the app's secret key."
+    )
 
 
 def admin_router(prefix: str, tags: list[str]) -> APIRouter:

@@ -1,0 +1,226 @@
+"""RBAC: every /admin/api route declares its permission, and each role (and the app's secret key)
+gets exactly what the role table grants, against every admin route."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from replyhq.accounts.deps import required_permissions
+from replyhq.accounts.permissions import (
+    INTEGRATION_ROLE,
+    PERMISSIONS,
+    ROLE_PERMISSIONS,
+    Role,
+    allowed,
+)
+from replyhq.runtime import Runtime
+from tests.conftest import MakeTenant, Tenant, identify, start_conversation
+from tests.staff import Staff, add_staff, secret, signed_in
+
+
+def _admin_routes(app: FastAPI) -> list[APIRoute]:
+    """Every mounted route under /admin/api (routers included into the app are expanded)."""
+    found = []
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute) and (context.path or "").startswith("/admin/api"):
+            assert context.path == route.path  # mounted without an extra prefix
+            found.append(route)
+    return found
+
+
+def test_every_admin_api_route_requires_a_permission(app: FastAPI) -> None:
+    routes = _admin_routes(app)
+    assert len(routes) >= 15
+    missing = [f"{sorted(r.methods)} {r.path}" for r in routes if not required_permissions(r)]
+    assert missing == []
+    for route in routes:
+        assert set(required_permissions(route)) <= PERMISSIONS
+
+
+def test_openapi_states_each_admin_routes_permission(app: FastAPI) -> None:
+    schema = app.openapi()
+    for route in _admin_routes(app):
+        for method in route.methods:
+            operation = schema["paths"][route.path][method.lower()]
+            (permission,) = required_permissions(route)
+            assert operation["x-required-permission"] == [permission]
+            assert f"`{permission}`" in operation["description"]
+            # Both ways in are documented: bearer token and secret key headers.
+            schemes = {name for requirement in operation["security"] for name in requirement}
+            assert schemes >= {"StaffToken", "AppId", "SecretKey"}, schemes
+
+
+def test_the_role_table_matches_the_roadmap() -> None:
+    assert ROLE_PERMISSIONS[Role.OWNER] == {"*"}
+    assert ROLE_PERMISSIONS[Role.AGENT] == {"conversations:read", "messages:read", "messages:write"}
+    assert {
+        "conversations:read",
+        "conversations:write",
+        "messages:read",
+        "messages:write",
+        "users:read",
+        "settings:read",
+        "settings:write",
+    } <= ROLE_PERMISSIONS[Role.ADMIN]
+    for owner_only in ("keys:rotate", "team:owners", "billing:read", "billing:write"):
+        assert [r for r in Role if allowed(r, owner_only)] == [Role.OWNER]
+    for management in ("team:read", "team:write", "settings:read", "settings:write"):
+        assert not allowed(Role.AGENT, management)
+
+
+# --- the full matrix ----------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    """One app per caller, so destructive cases (key rotation, removals) never interfere."""
+
+    tenant: Tenant
+    owner: Staff
+    headers: dict[str, str]
+    conversation_id: str
+    runtime: Runtime
+
+
+Case = Callable[[World], Awaitable[tuple[str, str, dict[str, object] | None]]]
+
+
+async def _fresh_member(world: World) -> str:
+    return str((await add_staff(world.runtime, world.tenant, "AGENT")).id)
+
+
+async def _pending_invite(world: World, client: httpx.AsyncClient) -> str:
+    response = await client.post(
+        "/admin/api/team/invites",
+        headers=world.owner.auth(),
+        json={"email": f"{uuid.uuid4().hex[:8]}@example.com"},
+    )
+    return str(response.json()["id"])
+
+
+def cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
+    base = "/admin/api/conversations"
+
+    async def inbox(w: World) -> tuple[str, str, None]:
+        return "GET", base, None
+
+    async def detail(w: World) -> tuple[str, str, None]:
+        return "GET", f"{base}/{w.conversation_id}", None
+
+    async def patch(w: World) -> tuple[str, str, dict[str, object]]:
+        return "PATCH", f"{base}/{w.conversation_id}", {"status": "closed"}
+
+    async def messages(w: World) -> tuple[str, str, None]:
+        return "GET", f"{base}/{w.conversation_id}/messages", None
+
+    async def reply(w: World) -> tuple[str, str, dict[str, object]]:
+        body = {"body": "On it!", "client_msg_id": uuid.uuid4().hex}
+        return "POST", f"{base}/{w.conversation_id}/messages", body
+
+    async def read(w: World) -> tuple[str, str, dict[str, object]]:
+        return "POST", f"{base}/{w.conversation_id}/read", {"seq": 1}
+
+    async def team(w: World) -> tuple[str, str, None]:
+        return "GET", "/admin/api/team", None
+
+    async def invites(w: World) -> tuple[str, str, None]:
+        return "GET", "/admin/api/team/invites", None
+
+    async def invite(w: World) -> tuple[str, str, dict[str, object]]:
+        email = f"{uuid.uuid4().hex[:8]}@example.com"
+        return "POST", "/admin/api/team/invites", {"email": email, "role": "AGENT"}
+
+    async def revoke_invite(w: World) -> tuple[str, str, None]:
+        return "DELETE", f"/admin/api/team/invites/{await _pending_invite(w, client)}", None
+
+    async def change_role(w: World) -> tuple[str, str, dict[str, object]]:
+        return "PATCH", f"/admin/api/team/{await _fresh_member(w)}", {"role": "ADMIN"}
+
+    async def deactivate(w: World) -> tuple[str, str, None]:
+        return "DELETE", f"/admin/api/team/{await _fresh_member(w)}", None
+
+    async def app_get(w: World) -> tuple[str, str, None]:
+        return "GET", "/admin/api/app", None
+
+    async def app_patch(w: World) -> tuple[str, str, dict[str, object]]:
+        return "PATCH", "/admin/api/app", {"name": "Renamed"}
+
+    async def rotate(w: World) -> tuple[str, str, None]:
+        return "POST", "/admin/api/app/rotate-keys", None
+
+    return {
+        ("GET", base): inbox,
+        ("GET", base + "/{conversation_id}"): detail,
+        ("PATCH", base + "/{conversation_id}"): patch,
+        ("GET", base + "/{conversation_id}/messages"): messages,
+        ("POST", base + "/{conversation_id}/messages"): reply,
+        ("POST", base + "/{conversation_id}/read"): read,
+        ("GET", "/admin/api/team"): team,
+        ("GET", "/admin/api/team/invites"): invites,
+        ("POST", "/admin/api/team/invites"): invite,
+        ("DELETE", "/admin/api/team/invites/{invite_id}"): revoke_invite,
+        ("PATCH", "/admin/api/team/{staff_id}"): change_role,
+        ("DELETE", "/admin/api/team/{staff_id}"): deactivate,
+        ("GET", "/admin/api/app"): app_get,
+        ("PATCH", "/admin/api/app"): app_patch,
+        ("POST", "/admin/api/app/rotate-keys"): rotate,
+    }
+
+
+def test_the_matrix_covers_every_admin_route(app: FastAPI) -> None:
+    declared = {(m, r.path) for r in _admin_routes(app) for m in r.methods}
+    assert declared == set(cases(httpx.AsyncClient()))
+
+
+@pytest.mark.parametrize("caller", ["OWNER", "ADMIN", "AGENT", "secret key"])
+async def test_each_caller_against_each_admin_route(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    make_tenant: MakeTenant,
+    caller: str,
+) -> None:
+    tenant = await make_tenant(f"Matrix {caller}")
+    owner = await signed_in(runtime, client, tenant, "OWNER")
+    await identify(client, tenant)
+    conversation = await start_conversation(client, tenant)
+    if caller == "secret key":
+        headers, role = secret(tenant), INTEGRATION_ROLE
+    else:
+        headers, role = (await signed_in(runtime, client, tenant, caller)).auth(), Role(caller)
+    world = World(tenant, owner, headers, str(conversation["id"]), runtime)
+    routes = {(m, r.path): r for r in _admin_routes(app) for m in r.methods}
+    # Key rotation last: it ends the secret key this very test may be using.
+    ordered = sorted(cases(client).items(), key=lambda item: item[0][1].endswith("rotate-keys"))
+    for (method, path), make in ordered:
+        (permission,) = required_permissions(routes[(method, path)])
+        verb, url, body = await make(world)
+        response = await client.request(verb, url, headers=headers, json=body)
+        if allowed(role, permission):
+            assert response.status_code < 400, (caller, method, path, response.text)
+        else:
+            assert response.status_code == 403, (caller, method, path, response.text)
+            assert response.json()["code"] == "PERMISSION_DENIED"
+            assert response.json()["required"] == permission
+            assert response.json()["role"] == role.value
+
+
+async def test_no_credentials_is_a_401_on_every_admin_route(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    for route in _admin_routes(app):
+        url = route.path.format(
+            conversation_id=uuid.uuid4(), staff_id=uuid.uuid4(), invite_id=uuid.uuid4()
+        )
+        for method in route.methods:
+            response = await client.request(method, url)
+            assert response.status_code == 401, (method, url)
+            assert response.json()["code"] == "AUTH_REQUIRED"
