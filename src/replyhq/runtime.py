@@ -37,8 +37,17 @@ class Runtime:
 
     async def close(self) -> None:
         for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         await self.redis.aclose()
         await self.db.dispose()
+
+
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Cancel `task` and wait for its end. On Python 3.11 `asyncio.wait_for` can swallow a
+    cancellation that lands as its inner future completes (redis-py opening a connection), so a
+    single cancel() may leave the task running forever: cancel again until it has ended."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
