@@ -13,7 +13,6 @@ from replyhq.runtime import Runtime
 from tests.conftest import MakeTenant, Tenant
 from tests.staff import Staff, add_staff, secret, signed_in
 
-
 NEW_PASSWORD = "a fine new password"
 
 
