@@ -29,7 +29,11 @@ TABLES = [
     "job_errors",
     "job_schedule_runs",
 ]
-TYPES = ["procrastinate_job_status", "procrastinate_job_event_type", "procrastinate_job_to_defer_v1"]
+TYPES = [
+    "procrastinate_job_status",
+    "procrastinate_job_event_type",
+    "procrastinate_job_to_defer_v1",
+]
 
 OUR_TABLES = """
 CREATE TABLE job_errors (
@@ -38,7 +42,7 @@ CREATE TABLE job_errors (
     error text NOT NULL,
     failed_at timestamptz NOT NULL DEFAULT now()
 );
-COMMENT ON TABLE job_errors IS 'Last error of each failed job run (redacted), for replyhq jobs failed';
+COMMENT ON TABLE job_errors IS 'Last error of each failed job (redacted): replyhq jobs failed';
 
 CREATE TABLE job_schedule_runs (
     task_name varchar(128) NOT NULL,
@@ -49,6 +53,20 @@ CREATE TABLE job_schedule_runs (
     PRIMARY KEY (task_name, periodic_id, scheduled_for)
 );
 COMMENT ON TABLE job_schedule_runs IS 'The one job allowed to run each tick of a periodic task';
+"""
+
+
+GRANT_FUNCTIONS = """
+DO $$
+DECLARE f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+           JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = 'public' AND p.proname LIKE 'procrastinate%'
+  LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO "ROLE"', f);
+  END LOOP;
+END $$
 """
 
 
@@ -71,20 +89,8 @@ def upgrade() -> None:
         f'procrastinate_events_id_seq, procrastinate_periodic_defers_id_seq TO "{role}"'
     )
     op.execute(f'GRANT USAGE ON TYPE {", ".join(TYPES)} TO "{role}"')
-    _execute_script(
-        f"""
-        DO $$
-        DECLARE f regprocedure;
-        BEGIN
-          FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
-                   JOIN pg_namespace n ON n.oid = p.pronamespace
-                   WHERE n.nspname = 'public' AND p.proname LIKE 'procrastinate%'
-          LOOP
-            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO "{role}"', f);
-          END LOOP;
-        END $$
-        """
-    )
+    # The role name comes from our own settings, never from a request.
+    _execute_script(GRANT_FUNCTIONS.replace("ROLE", role))
 
 
 def downgrade() -> None:
