@@ -78,3 +78,42 @@ async def signed_in(
     runtime: Runtime, client: httpx.AsyncClient, tenant: Tenant, role: str = "AGENT", **kw: object
 ) -> Staff:
     return await login(client, await add_staff(runtime, tenant, role, **kw))  # type: ignore[arg-type]
+
+
+async def seed_conversations(
+    runtime: Runtime, app_id: uuid.UUID, count: int, messages_each: int = 2
+) -> None:
+    """`count` end users, each with one conversation of `messages_each` messages alternating
+    user/agent (the last one from the user), written in bulk inside the tenant's transaction."""
+    from sqlalchemy import text
+
+    async with runtime.db.tenant_session(app_id) as session:
+        await session.execute(
+            text(
+                "INSERT INTO end_users (id, app_id, external_id, name, email) "
+                "SELECT gen_random_uuid(), :app, 'seed-' || g, 'User ' || g, "
+                "'user' || g || '@example.com' FROM generate_series(1, :n) g"
+            ),
+            {"app": app_id, "n": count},
+        )
+        await session.execute(
+            text(
+                "INSERT INTO conversations (id, app_id, end_user_id, subject, last_seq, "
+                "last_activity_at) SELECT gen_random_uuid(), :app, u.id, 'About ' || u.name, :m, "
+                "now() - (row_number() OVER (ORDER BY u.external_id)) * interval '1 second' "
+                "FROM end_users u WHERE u.app_id = :app AND u.external_id LIKE 'seed-%'"
+            ),
+            {"app": app_id, "m": messages_each},
+        )
+        await session.execute(
+            text(
+                "INSERT INTO messages (id, app_id, conversation_id, seq, client_msg_id, sender, "
+                "body, body_html, created_at) SELECT gen_random_uuid(), :app, c.id, s, "
+                "'seed-' || s, CASE WHEN (:m - s) % 2 = 0 THEN 'user' ELSE 'agent' END, "
+                "'Message ' || s, '<p>Message ' || s || '</p>', "
+                "c.last_activity_at - (:m - s) * interval '1 millisecond' "
+                "FROM conversations c CROSS JOIN generate_series(1, :m) s "
+                "WHERE c.app_id = :app AND c.last_seq = :m"
+            ),
+            {"app": app_id, "m": messages_each},
+        )
