@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from replyhq import embedded
+from replyhq.jobs.cli import add_commands as add_job_commands
+from replyhq.jobs.cli import prepare_serve
 from replyhq.settings import Settings, get_settings
 
 
@@ -70,7 +72,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     settings = get_settings()
-    with services(settings) as (database_url, _, _):
+    with services(settings) as (database_url, _, embedded_postgres):
+        prepare_serve(embedded_postgres, args.workers)  # before anything imports metrics
         if not args.no_migrate:
             _migrate(database_url)
         settings = get_settings()
@@ -86,7 +89,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
             workers=args.workers,
             proxy_headers=bool(proxies),
             forwarded_allow_ips=proxies or None,
-            access_log=False,
+            access_log=False,  # ours: one JSON line per request (observability/http.py)
+            log_config=None,  # uvicorn's loggers go through our JSON handler
             log_level=settings.log_level.lower(),
         )
 
@@ -256,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="apply pending migrations and exit")
     migrate.set_defaults(func=cmd_migrate)
+
+    add_job_commands(commands)  # worker, jobs failed|retry|stats
 
     apps = commands.add_parser("apps", help="manage apps (tenants)").add_subparsers(
         dest="apps_command", required=True
