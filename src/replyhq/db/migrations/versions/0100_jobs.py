@@ -85,7 +85,7 @@ def upgrade() -> None:
     # explicit keeps the worker working where an operator created these objects another way.
     op.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {", ".join(TABLES)} TO "{role}"')
     op.execute(
-        f'GRANT USAGE, SELECT ON SEQUENCE procrastinate_jobs_id_seq, '
+        f"GRANT USAGE, SELECT ON SEQUENCE procrastinate_jobs_id_seq, "
         f'procrastinate_events_id_seq, procrastinate_periodic_defers_id_seq TO "{role}"'
     )
     op.execute(f'GRANT USAGE ON TYPE {", ".join(TYPES)} TO "{role}"')

@@ -1,0 +1,107 @@
+"""One redactor for logs, stored job errors and Sentry events: secrets never leave the process.
+
+Two rules, applied at every depth of dicts, lists and tuples:
+- a value under a sensitive name (`password`, `X-Api-Key`, `push_token`, `Authorization`, ...)
+  is replaced whole, whatever it looks like;
+- any string, wherever it sits, loses what looks like a credential: our keys (`rhq_sdk_...`,
+  `rhq_sk_...`), bearer credentials, JWTs, passwords in URLs and `password=...` pairs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+REDACTED = "[REDACTED]"
+
+# Matched against a whole key, case-insensitively, with `-` and `_` treated alike.
+_SENSITIVE_NAME = re.compile(
+    r"(pass(word|wd|phrase)?|secret|token|api[_-]?key|apikey|sdk[_-]?key|master[_-]?key"
+    r"|authorization|auth|cookie|set[_-]cookie|credentials?|private[_-]?key|user[_-]?hash"
+    r"|jwt|dsn|signature|csrf)",
+    re.IGNORECASE,
+)
+_SENSITIVE_PART = re.compile(
+    r"pass(word|wd)|secret|token|api[_-]?key|sdk[_-]?key|master[_-]?key|authorization"
+    r"|cookie|credential|private[_-]?key|user[_-]?hash",
+    re.IGNORECASE,
+)
+
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    # Our keys: rhq_sdk_..., rhq_sk_..., and any other rhq_<kind>_ secret (master keys).
+    (re.compile(r"\brhq_[a-z]+_[A-Za-z0-9_\-]{4,}"), REDACTED),
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=\-]{8,}"), r"\1 " + REDACTED),
+    (re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"), REDACTED),
+    # scheme://user:password@host
+    (re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]+:)[^@/\s]+@"), r"\1" + REDACTED + "@"),
+    # password=..., "api_key": "...", token: ... inside free text (messages, reprs, query strings)
+    (
+        re.compile(
+            r"(?i)\b((?:[a-z_\-]*)(?:password|passwd|secret|token|api[_-]?key|apikey|sdk[_-]?key"
+            r"|master[_-]?key|authorization|cookie|user[_-]?hash))(['\"]?\s*[:=]\s*['\"]?)"
+            r"([^\s'\",;&}]+)"
+        ),
+        r"\1\2" + REDACTED,
+    ),
+]
+# Cheap pre-check so that most strings skip the patterns entirely.
+_MAYBE_SECRET = re.compile(
+    r"rhq_|eyJ|://|(?i:bearer|token|pass|secret|key|cookie|authorization|hash)"
+)
+
+
+def is_sensitive_name(name: str) -> bool:
+    """A key whose value is a secret, whatever that value looks like."""
+    return bool(_SENSITIVE_NAME.fullmatch(name) or _SENSITIVE_PART.search(name))
+
+
+def redact_text(text: str) -> str:
+    if not _MAYBE_SECRET.search(text):
+        return text
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _name(key: object) -> str | None:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bytes):
+        return key.decode("latin-1")
+    return None
+
+
+def _hide(value: Any) -> Any:
+    # Absent credentials stay visible: "no key was sent" is useful and not a secret.
+    if value is None or value == "" or isinstance(value, bool):
+        return value
+    return REDACTED
+
+
+def redact(value: Any, _depth: int = 0) -> Any:
+    """A copy of `value` with every secret replaced by [REDACTED]."""
+    if _depth > 32:
+        return REDACTED
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            name = _name(key)
+            out[key] = (
+                _hide(item)
+                if name is not None and is_sensitive_name(name)
+                else redact(item, _depth + 1)
+            )
+        return out
+    if isinstance(value, (list, tuple)):
+        # A header list: [("authorization", "Bearer ..."), ...]
+        if len(value) == 2 and (name := _name(value[0])) is not None and is_sensitive_name(name):
+            pair = [value[0], _hide(value[1])]
+            return tuple(pair) if isinstance(value, tuple) else pair
+        items = [redact(item, _depth + 1) for item in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(value, bytes):
+        return redact_text(value.decode("latin-1"))
+    return value
