@@ -17,7 +17,11 @@ from replyhq.apps.admin_routes import router as admin_app_router
 from replyhq.apps.routes import router as setup_router
 from replyhq.messaging.admin_routes import router as admin_conversations_router
 from replyhq.messaging.routes import router as conversations_router
+from replyhq.background import server_background
+from replyhq.observability.errors import configure_sentry
+from replyhq.observability.http import AccessLogMiddleware
 from replyhq.observability.logging import configure_logging
+from replyhq.observability.routes import router as metrics_router
 from replyhq.realtime.server import RealtimeServer
 from replyhq.runtime import Runtime
 from replyhq.settings import Settings, get_settings
@@ -41,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         raise RuntimeError("DATABASE_URL and REDIS_URL must be set (`replyhq serve` sets them).")
     database_url, redis_url = settings.database_url, settings.redis_url
     configure_logging(settings.log_level)
+    configure_sentry(settings, "web")
 
     realtime = RealtimeServer(settings, redis_url)
 
@@ -51,7 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime.start()
         await realtime.start(runtime)
         try:
-            yield
+            async with server_background(settings, runtime):  # process metrics, jobs
+                yield
         finally:
             await realtime.stop()
             await runtime.close()
@@ -63,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         middleware=[
             Middleware(RequestIdMiddleware),
+            Middleware(AccessLogMiddleware),
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.origins,
@@ -85,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.realtime = realtime
     install_error_handlers(app)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(setup_router)
     app.include_router(identify_router)
     app.include_router(conversations_router)
