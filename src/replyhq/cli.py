@@ -285,6 +285,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: Exception) -> str:
+    """The reason in one line; for invalid settings, each variable and what is wrong with it."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        reasons = []
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper()
+            reason = str(error["msg"]).removeprefix("Value error, ")
+            reasons.append(f"{name}: {reason}" if name else reason)
+        return "invalid settings: " + "; ".join(reasons)
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
@@ -292,8 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         pass
     except Exception as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"replyhq: {message}", file=sys.stderr)
+        print(f"replyhq: {_one_line(exc)}", file=sys.stderr)
         sys.exit(1)
 
 

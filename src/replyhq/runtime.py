@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from replyhq.apps.keys import KeyVerifier
 from replyhq.db import Database
+from replyhq.observability.instruments import CountingRetry
 from replyhq.settings import Settings
 from replyhq.web.ratelimit import RateLimiter
 
@@ -26,7 +27,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, database_url: str, redis_url: str) -> Runtime:
         db = Database.from_settings(settings, database_url)
-        redis = Redis.from_url(redis_url)
+        redis = Redis.from_url(redis_url, retry=CountingRetry("app"))  # redis_errors_total
         keys = KeyVerifier(
             db, redis, settings.redis_prefix + "keys-rotated", settings.api_key_cache_ttl_seconds
         )

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from replyhq.observability.instruments import InstrumentedPool
 from replyhq.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -67,6 +68,7 @@ class Database:
             pool_timeout=pool_timeout,
             pool_pre_ping=False,
             pool_recycle=1800,
+            poolclass=InstrumentedPool,  # db_pool_connections_in_use, db_pool_waiting
         )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # Receives domain events after commit (see replyhq.events); None drops them.
