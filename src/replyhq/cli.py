@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from replyhq import embedded
+from replyhq.accounts.cli import add_commands as add_admin_commands
+from replyhq.accounts.cli import ensure_demo_owner
 from replyhq.jobs.cli import add_commands as add_job_commands
 from replyhq.jobs.cli import prepare_serve
 from replyhq.settings import Settings, get_settings
@@ -79,6 +81,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         settings = get_settings()
         if args.demo:
             demo = _run(lambda s, r: ensure_demo_app(s, r))
+            demo.update(_run(lambda s, r: ensure_demo_owner(s, r, demo["id"])))
             _print_banner(args.host, args.port, settings, demo)
         proxies = settings.proxies
         uvicorn.run(
@@ -238,6 +241,7 @@ def _print_banner(host: str, port: int, settings: Settings, demo: dict[str, str]
         f"  demo app id  {demo['id']}",
         f"  SDK key      {demo['sdk_key']}",
         f"  secret key   {demo['secret_key']}",
+        f"  owner login  {demo.get('owner_email')}  password {demo.get('owner_password')}",
         f"  data         {Path(settings.data_dir).resolve()}",
     ]
     print("\n".join(lines), flush=True)
@@ -262,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=cmd_migrate)
 
     add_job_commands(commands)  # worker, jobs failed|retry|stats
+    add_admin_commands(commands)  # admins create
 
     apps = commands.add_parser("apps", help="manage apps (tenants)").add_subparsers(
         dest="apps_command", required=True
