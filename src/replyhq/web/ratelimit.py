@@ -16,6 +16,7 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from replyhq.errors import RateLimited
+from replyhq.observability.metrics import RATE_LIMIT_REFUSALS, REDIS_ERRORS
 from replyhq.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -64,6 +65,7 @@ class RateLimiter:
             allowed = await self._limiter.hit(item, *keys)
             stats = await self._limiter.get_window_stats(item, *keys)
         except Exception as exc:
+            REDIS_ERRORS.labels("ratelimit").inc()
             log.warning("rate_limit_unavailable", error=str(exc))
             return Verdict(True, item.amount, item.amount, 0)
         reset_after = max(0, math.ceil(stats.reset_time - time.time()))
@@ -78,12 +80,15 @@ class RateLimiter:
                 return None
             stats = await self._limiter.get_window_stats(item, *keys)
         except Exception as exc:
+            REDIS_ERRORS.labels("ratelimit").inc()
             log.warning("rate_limit_unavailable", error=str(exc))
             return None
+        RATE_LIMIT_REFUSALS.labels(keys[0]).inc()
         return Verdict(False, item.amount, 0, max(1, math.ceil(stats.reset_time - time.time())))
 
     async def enforce(self, item: RateLimitItem, *keys: str) -> Verdict:
         verdict = await self.hit(item, *keys)
         if not verdict.allowed:
+            RATE_LIMIT_REFUSALS.labels(keys[0]).inc()
             raise RateLimited(headers=verdict.headers())
         return verdict
