@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_MASTER_KEY = "rhq_master_dev_only"
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-in-production"  # noqa: S105
 DEV_JWT_REFRESH_SECRET = "dev-only-refresh-secret-change-me-in-production"  # noqa: S105
+MIN_SECRET_LENGTH = 16  # an empty or guessable secret is no better than the default
 
 
 class Settings(BaseSettings):
@@ -176,9 +177,16 @@ class Settings(BaseSettings):
                 "JWT_SECRET": (self.jwt_secret, DEV_JWT_SECRET),
                 "JWT_REFRESH_SECRET": (self.jwt_refresh_secret, DEV_JWT_REFRESH_SECRET),
             }
-            weak = [name for name, (value, default) in defaults.items() if value == default]
+            weak = [
+                name
+                for name, (value, default) in defaults.items()
+                if value == default or len(value) < MIN_SECRET_LENGTH
+            ]
             if weak:
-                raise ValueError(f"production needs explicit secrets: {', '.join(weak)}")
+                raise ValueError(
+                    f"production needs explicit secrets of at least {MIN_SECRET_LENGTH} "
+                    f"characters: {', '.join(weak)}"
+                )
         return self
 
     @model_validator(mode="after")
