@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from replyhq.accounts import tokens
 from replyhq.accounts.models import RefreshToken, StaffSession, StaffUser
 from replyhq.accounts.permissions import Role, StaffPrincipal
+from replyhq.observability.errors import identify
 from replyhq.apps.models import App
 from replyhq.db import on_commit
 from replyhq.errors import BadRequest, Conflict, Unauthorized
@@ -453,6 +454,7 @@ async def verify_access_token(runtime: Runtime, token: str) -> StaffPrincipal:
         raise Unauthorized("This sign-in has ended; log in again.", code="TOKEN_REVOKED")
     if row.token_version != claims.version:
         raise Unauthorized("Your access changed; refresh the token.", code="TOKEN_STALE")
+    identify(app_id=claims.app_id, staff_id=claims.staff_id, role=row.role)  # logs, Sentry
     return StaffPrincipal(
         app_id=claims.app_id,
         role=Role(row.role),

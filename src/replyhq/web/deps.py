@@ -11,6 +11,7 @@ from fastapi import Depends, Header, Request, Response
 
 from replyhq.apps.keys import KeyKind, parse_app_id
 from replyhq.errors import RateLimited, Unauthorized
+from replyhq.observability.errors import identify
 from replyhq.runtime import Runtime
 from replyhq.web.ratelimit import Verdict
 
@@ -44,10 +45,12 @@ async def verify_app_key(
     """The app whose `kind` key this is; failures count towards the address' auth limit."""
     await _guard_failed_auth(runtime, address)
     try:
-        return await runtime.keys.verify(parse_app_id(app_id), api_key, kind)
+        verified = await runtime.keys.verify(parse_app_id(app_id), api_key, kind)
     except Unauthorized:
         await _count_failed_auth(runtime, address)
         raise
+    identify(app_id=verified)  # on the request's log lines and Sentry events
+    return verified
 
 
 async def require_master_key(
