@@ -29,11 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from replyhq.accounts import tokens
 from replyhq.accounts.models import RefreshToken, StaffSession, StaffUser
 from replyhq.accounts.permissions import Role, StaffPrincipal
-from replyhq.observability.errors import identify
 from replyhq.apps.models import App
 from replyhq.db import on_commit
 from replyhq.errors import BadRequest, Conflict, Unauthorized
 from replyhq.events import Revoke, record
+from replyhq.observability.errors import identify
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
