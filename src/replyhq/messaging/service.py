@@ -31,6 +31,7 @@ from replyhq.messaging.schemas import (
     MessageOut,
     MessagePage,
 )
+from replyhq.observability.metrics import count_message_sent
 from replyhq.pagination import decode_cursor, encode_cursor
 from replyhq.users.models import EndUser  # joined read-only for the agents' inbox
 
@@ -416,6 +417,7 @@ async def send_message(
         .returning(Message)
     )
     assert message is not None
+    count_message_sent(session, author.kind)  # messages_sent_total, once committed
     changes: dict[str, Any] = {
         "last_seq": seq,
         "last_activity_at": message.created_at,
