@@ -38,10 +38,11 @@ async def tenant_count(run: JobRun, app_id: str, path: str, secret: str) -> None
 
 
 @job("test.flaky", max_attempts=3)
-async def flaky(run: JobRun, path: str, succeed_on: int) -> None:
+async def flaky(run: JobRun, path: str, fixed: str, api_key: str) -> None:
+    """Fails (quoting a key in its error) until the file `fixed` exists."""
     _record(path, f"attempt={run.attempt}")
-    if run.attempt < succeed_on:
-        raise RuntimeError(f"attempt {run.attempt} failed with key rhq_sk_{'x' * 20}")
+    if not Path(fixed).exists():
+        raise RuntimeError(f"attempt {run.attempt} failed calling out with {api_key}")
 
 
 @job("test.slow_first")

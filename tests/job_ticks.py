@@ -8,7 +8,7 @@ from pathlib import Path
 from replyhq.jobs import JobRun, job
 
 
-@job("test.tick", schedule="* * * * * *")
+@job("test.tick", schedule="* * * * * *", queue="ticks")
 async def tick(run: JobRun, timestamp: int) -> None:
     with Path(os.environ["TEST_TICK_FILE"]).open("a") as file:
         file.write(f"{timestamp} pid={os.getpid()} job={run.id}\n")

@@ -135,14 +135,28 @@ async def record_error(connection: AsyncConnection, job_id: int, attempt: int, e
 
 
 async def recover_stalled(
-    connection: AsyncConnection, stalled_after: float, max_attempts_of: Callable[[str], int]
+    connection: AsyncConnection,
+    stalled_after: float,
+    max_attempts_of: Callable[[str], int],
+    alive_worker_id: int | None = None,
 ) -> list[int]:
     """Requeue (or declare dead) the jobs of workers that stopped sending heartbeats.
 
     Forgetting a dead worker detaches its jobs (worker_id becomes NULL); a running job always has
     a worker, so `doing` with none is an orphan. The row locks make two workers recovering at
     once harmless, and a job fetched again meanwhile is no longer an orphan.
+
+    `alive_worker_id`, the caller's own worker, is marked alive first (and registered again if
+    others forgot it while it was frozen), so that a worker never declares itself dead.
     """
+    if alive_worker_id is not None:
+        await connection.execute(
+            text(
+                "INSERT INTO procrastinate_workers (id, last_heartbeat) OVERRIDING SYSTEM VALUE "
+                "VALUES (:id, now()) ON CONFLICT (id) DO UPDATE SET last_heartbeat = now()"
+            ),
+            {"id": alive_worker_id},
+        )
     await connection.execute(
         text("SELECT procrastinate_prune_stalled_workers_v1(:seconds)"), {"seconds": stalled_after}
     )

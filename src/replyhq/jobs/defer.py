@@ -45,19 +45,21 @@ async def enqueue(
     *,
     delay: dt.timedelta | None = None,
     queueing_lock: str | None = None,
+    queue: str | None = None,
     **arguments: Any,
 ) -> int | None:
     """Queue `task(**arguments)` in the session's transaction; its job id.
 
     delay: run no sooner than this from now. queueing_lock: when a job with this lock is already
-    waiting, enqueue nothing and return None (the transaction carries on).
+    waiting, enqueue nothing and return None (the transaction carries on). queue: another queue
+    than the task's own.
     """
     meta = {}
     request_id = structlog.contextvars.get_contextvars().get("request_id")
     if request_id:
         meta["request_id"] = request_id  # the job's log lines carry the request that caused it
     params = {
-        "queue": task.queue,
+        "queue": queue or task.queue,
         "task": task.name,
         "priority": task.priority,
         "lock": task.lock,

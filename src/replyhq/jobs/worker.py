@@ -54,30 +54,35 @@ class JobWorker:
         # procrastinate's own connections: fetching, finishing, heartbeats, periodic deferral.
         self.app = build_app(settings, self.tasks, pool_size=min(self.concurrency, 8) + 2)
         self._worker: Worker | None = None
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     # --- running ----------------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Work until stopped; returns once running jobs are finished or released."""
+    def _new_worker(self) -> Worker:
         settings = self.settings
+        return Worker(
+            self.app,
+            queues=self.queues,
+            name=self.name,
+            concurrency=self.concurrency,
+            wait=True,
+            fetch_job_polling_interval=settings.job_poll_seconds,
+            shutdown_graceful_timeout=settings.job_shutdown_timeout_seconds,
+            listen_notify=True,
+            delete_jobs="successful" if settings.job_delete_succeeded else "never",
+            additional_context={"runtime": self.runtime},
+            install_signal_handlers=self.install_signal_handlers,
+            update_heartbeat_interval=settings.job_heartbeat_seconds,
+            stalled_worker_timeout=settings.job_stalled_after_seconds,
+            worker_middleware=[self._observe],
+        )
+
+    async def run(self) -> None:
+        """Work until stopped; returns once running jobs are finished or released. A worker that
+        fails (database unreachable, forgotten by the others after a freeze) starts again after
+        a pause, so a server's in-process worker never silently stops."""
         async with self.app.open_async():
-            self._worker = Worker(
-                self.app,
-                queues=self.queues,
-                name=self.name,
-                concurrency=self.concurrency,
-                wait=True,
-                fetch_job_polling_interval=settings.job_poll_seconds,
-                shutdown_graceful_timeout=settings.job_shutdown_timeout_seconds,
-                listen_notify=True,
-                delete_jobs="successful" if settings.job_delete_succeeded else "never",
-                additional_context={"runtime": self.runtime},
-                install_signal_handlers=self.install_signal_handlers,
-                update_heartbeat_interval=settings.job_heartbeat_seconds,
-                stalled_worker_timeout=settings.job_stalled_after_seconds,
-                worker_middleware=[self._observe],
-            )
             recovery = asyncio.create_task(self._recover_forever(), name="job-recovery")
             log.info(
                 "worker_started",
@@ -85,8 +90,21 @@ class JobWorker:
                 concurrency=self.concurrency,
                 tasks=sorted(self.tasks),
             )
+            failures = 0
             try:
-                await self._worker.run()  # type: ignore[no-untyped-call]
+                while not self._stopping:
+                    self._worker = self._new_worker()
+                    started = time.monotonic()
+                    try:
+                        await self._worker.run()  # type: ignore[no-untyped-call]
+                        break  # stopped
+                    except Exception as error:
+                        if self._stopping:
+                            break
+                        failures = 1 if time.monotonic() - started > 60 else failures + 1
+                        pause = min(30.0, 0.5 * 2**failures)
+                        log.error("worker_failed_restarting", error=repr(error), pause_s=pause)
+                        await asyncio.sleep(pause)
             finally:
                 recovery.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -98,6 +116,7 @@ class JobWorker:
         self._task = asyncio.create_task(self.run(), name=f"jobs-{self.name}")
 
     def stop(self) -> None:
+        self._stopping = True
         if self._worker is not None:
             self._worker.stop()  # type: ignore[no-untyped-call]
 
@@ -181,9 +200,13 @@ class JobWorker:
     # --- jobs of dead workers ---------------------------------------------------------------------
 
     async def recover_stalled(self) -> list[int]:
+        alive = self._worker.worker_id if self._worker is not None else None
         async with self.runtime.db.engine.begin() as connection:
             recovered = await admin.recover_stalled(
-                connection, self.settings.job_stalled_after_seconds, self._max_attempts
+                connection,
+                self.settings.job_stalled_after_seconds,
+                self._max_attempts,
+                alive_worker_id=alive,
             )
         if recovered:
             log.warning("stalled_jobs_requeued", job_ids=recovered)

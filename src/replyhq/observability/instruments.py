@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -12,6 +13,10 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 from replyhq.observability.metrics import DB_POOL_IN_USE, DB_POOL_WAITING, REDIS_ERRORS
 
 T = TypeVar("T")
+
+# SQLAlchemy names a pool's logger after its class and quiets its own ("sqlalchemy.*") to
+# WARNING; the subclass below lives under our name, so it gets the same treatment here.
+logging.getLogger(__name__).setLevel(logging.WARNING)
 
 
 class InstrumentedPool(AsyncAdaptedQueuePool):
