@@ -30,6 +30,8 @@ from replyhq.runtime import Runtime
 from replyhq.settings import Settings
 from replyhq.users.service import user_hash
 
+pytest_plugins = ["tests.jobs_support"]  # job_queue, job_worker: jobs run in the test process
+
 
 @dataclass(frozen=True)
 class Servers:
