@@ -10,8 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,45 +21,10 @@ from replyhq.jobs.app import Backoff
 from replyhq.jobs.worker import JobWorker
 from replyhq.runtime import Runtime
 from tests import job_tasks
-from tests.conftest import Servers, make_settings, server_env
+from tests.conftest import Servers, server_env
+from tests.jobs_support import FAST, lines, wait_for
 
-# Fast clocks, so that retries, heartbeats and recovery happen within a test.
-FAST = {
-    "job_poll_seconds": 0.2,
-    "job_retry_base_seconds": 0.2,
-    "job_heartbeat_seconds": 0.3,
-    "job_stalled_after_seconds": 1.5,
-    "job_stalled_check_seconds": 0.5,
-    "job_shutdown_timeout_seconds": 0.5,
-}
 FAST_ENV = {key.upper(): str(value) for key, value in FAST.items()}
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.05)
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
-
-
-@pytest.fixture
-def queue() -> str:
-    """A queue of this test's own, so that no other test's worker takes its jobs."""
-    return f"q-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-async def worker(servers: Servers, runtime: Runtime, queue: str) -> AsyncIterator[JobWorker]:
-    settings = make_settings(servers, **FAST)
-    job_worker = JobWorker(settings, runtime, queues=[queue], concurrency=4)
-    job_worker.start()
-    yield job_worker
-    await job_worker.aclose()
 
 
 async def job_status(runtime: Runtime, job_id: int) -> str | None:
@@ -72,18 +36,20 @@ async def job_status(runtime: Runtime, job_id: int) -> str | None:
 
 
 async def test_a_job_exists_only_if_its_transaction_commits(
-    worker: JobWorker, runtime: Runtime, queue: str, tmp_path: Path
+    job_worker: JobWorker, runtime: Runtime, job_queue: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "runs"
     with pytest.raises(RuntimeError):
         async with runtime.db.system_session() as session:
             rolled_back = await enqueue(
-                session, job_tasks.record, path=str(path), value="rolled-back", queue=queue
+                session, job_tasks.record, path=str(path), value="rolled-back", queue=job_queue
             )
             raise RuntimeError("the request failed after enqueueing")
 
     async with runtime.db.system_session() as session:
-        held = await enqueue(session, job_tasks.record, path=str(path), value="held", queue=queue)
+        held = await enqueue(
+            session, job_tasks.record, path=str(path), value="held", queue=job_queue
+        )
         await asyncio.sleep(1.0)  # the worker is idle and listening, yet cannot see it
         assert lines(path) == []
 
@@ -99,7 +65,7 @@ async def test_a_job_exists_only_if_its_transaction_commits(
 
 
 async def test_a_job_opens_its_own_tenant_session(
-    worker: JobWorker, runtime: Runtime, queue: str, tmp_path: Path, make_tenant: object
+    job_worker: JobWorker, runtime: Runtime, job_queue: str, tmp_path: Path, make_tenant: object
 ) -> None:
     tenant = await make_tenant("Jobs tenant")  # type: ignore[operator]
     await make_tenant("Another tenant")  # type: ignore[operator]
@@ -111,7 +77,7 @@ async def test_a_job_opens_its_own_tenant_session(
             app_id=tenant.id,
             path=str(path),
             secret="s3cr3t",
-            queue=queue,
+            queue=job_queue,
         )
     await wait_for(lambda: bool(lines(path)))
     assert lines(path) == ["apps=1"]  # RLS: the job sees its own tenant's app, no other
@@ -139,13 +105,13 @@ async def cli(servers: Servers, *args: str, **env: str) -> subprocess.CompletedP
 
 
 async def test_failures_are_retried_then_dead_and_the_cli_lists_and_retries_them(
-    worker: JobWorker, runtime: Runtime, servers: Servers, queue: str, tmp_path: Path
+    job_worker: JobWorker, runtime: Runtime, servers: Servers, job_queue: str, tmp_path: Path
 ) -> None:
     path, fixed = tmp_path / "attempts", tmp_path / "fixed"
     key = "rhq_sk_" + "k" * 32
     async with runtime.db.system_session() as session:
         job_id = await enqueue(
-            session, job_tasks.flaky, path=str(path), fixed=str(fixed), api_key=key, queue=queue
+            session, job_tasks.flaky, path=str(path), fixed=str(fixed), api_key=key, queue=job_queue
         )
     assert job_id is not None
     await wait_for(lambda: len(lines(path)) == 3)  # max_attempts=3
@@ -189,17 +155,19 @@ async def test_failures_are_retried_then_dead_and_the_cli_lists_and_retries_them
 
 
 async def test_a_worker_forgotten_by_the_others_carries_on(
-    worker: JobWorker, runtime: Runtime, queue: str, tmp_path: Path
+    job_worker: JobWorker, runtime: Runtime, job_queue: str, tmp_path: Path
 ) -> None:
     """A worker frozen past JOB_STALLED_AFTER_SECONDS is forgotten by the others (its jobs go to
     someone else); when it wakes up it must register again, not crash or stop taking jobs."""
-    await wait_for(lambda: worker._worker is not None and worker._worker.worker_id is not None)
+    await wait_for(
+        lambda: job_worker._worker is not None and job_worker._worker.worker_id is not None
+    )
     async with runtime.db.engine.begin() as connection:
         await connection.execute(text("DELETE FROM procrastinate_workers"))
     path = tmp_path / "after"
     for value in ("one", "two"):
         async with runtime.db.system_session() as session:
-            await enqueue(session, job_tasks.record, path=str(path), value=value, queue=queue)
+            await enqueue(session, job_tasks.record, path=str(path), value=value, queue=job_queue)
         await asyncio.sleep(0.3)
     await wait_for(lambda: len(lines(path)) == 2)
     assert sorted(line.split()[0] for line in lines(path)) == ["one", "two"]
@@ -241,26 +209,26 @@ def spawn(servers: Servers, tmp_path: Path) -> Iterator[Callable[..., WorkerProc
         worker.stop()
 
 
-async def enqueue_slow(runtime: Runtime, path: Path, queue: str) -> int:
+async def enqueue_slow(runtime: Runtime, path: Path, job_queue: str) -> int:
     async with runtime.db.system_session() as session:
-        job_id = await enqueue(session, job_tasks.slow_first, path=str(path), queue=queue)
+        job_id = await enqueue(session, job_tasks.slow_first, path=str(path), queue=job_queue)
     assert job_id is not None
     return job_id
 
 
 @pytest.mark.slow
 async def test_a_killed_worker_leaves_its_job_to_be_retried(
-    spawn: Callable[..., WorkerProcess], runtime: Runtime, queue: str, tmp_path: Path
+    spawn: Callable[..., WorkerProcess], runtime: Runtime, job_queue: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "slow"
-    first = spawn("--queue", queue)
+    first = spawn("--queue", job_queue)
     await wait_for(first.started, timeout=30)
-    await enqueue_slow(runtime, path, queue)
+    await enqueue_slow(runtime, path, job_queue)
     await wait_for(lambda: any("start attempt=1" in line for line in lines(path)))
 
     first.process.send_signal(signal.SIGKILL)  # no goodbye, no heartbeat ever again
     first.process.wait(timeout=10)
-    second = spawn("--queue", queue)
+    second = spawn("--queue", job_queue)
     await wait_for(lambda: any("done attempt=2" in line for line in lines(path)), timeout=30)
 
     runs = lines(path)
@@ -274,12 +242,12 @@ async def test_a_killed_worker_leaves_its_job_to_be_retried(
 
 @pytest.mark.slow
 async def test_sigterm_releases_a_running_job_for_another_worker(
-    spawn: Callable[..., WorkerProcess], runtime: Runtime, queue: str, tmp_path: Path
+    spawn: Callable[..., WorkerProcess], runtime: Runtime, job_queue: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "slow"
-    first = spawn("--queue", queue)
+    first = spawn("--queue", job_queue)
     await wait_for(first.started, timeout=30)
-    job_id = await enqueue_slow(runtime, path, queue)
+    job_id = await enqueue_slow(runtime, path, job_queue)
     await wait_for(lambda: any("start attempt=1" in line for line in lines(path)))
 
     first.process.send_signal(signal.SIGTERM)
@@ -288,7 +256,7 @@ async def test_sigterm_releases_a_running_job_for_another_worker(
     log = first.log.read_text()
     assert "job_released" in log and "worker_stopped" in log
 
-    second = spawn("--queue", queue)
+    second = spawn("--queue", job_queue)
     await wait_for(lambda: any("done attempt=2" in line for line in lines(path)), timeout=30)
     assert lines(path)[-1] == f"done attempt=2 pid={second.process.pid}"
 
