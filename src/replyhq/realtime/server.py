@@ -48,12 +48,10 @@ class RealtimeServer:
         self._tasks: list[asyncio.Task[None]] = []
 
         from replyhq.realtime.devices import DeviceNamespace
+        from replyhq.realtime.staff import StaffNamespace
 
         self.sio.register_namespace(DeviceNamespace(DEVICES, self))
-        with contextlib.suppress(ImportError):  # the staff namespace arrives with accounts
-            from replyhq.realtime.staff import StaffNamespace
-
-            self.sio.register_namespace(StaffNamespace(STAFF, self))
+        self.sio.register_namespace(StaffNamespace(STAFF, self))
 
     @property
     def runtime(self) -> Runtime:

@@ -1,0 +1,97 @@
+"""Namespace `/admin`: staff in the dashboard (access token), with the same permissions as HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from replyhq.accounts.permissions import StaffPrincipal
+from replyhq.accounts.service import verify_access_token
+from replyhq.errors import AppError, Unauthorized
+from replyhq.messaging import service as messaging
+from replyhq.messaging.admin_routes import agent
+from replyhq.realtime.base import Ack, Namespace, Refused, parse, room_of_agents
+from replyhq.realtime.devices import ReadIn, SendIn, SyncIn, TypingIn, page_ack
+from replyhq.realtime.presence import LiveSession
+
+
+class StaffNamespace(Namespace):
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            if not isinstance(token, str) or not token:
+                raise Unauthorized("An access token is required.", code="AUTH_REQUIRED")
+            principal = await verify_access_token(self.runtime, token)
+            principal.require("conversations:read")
+        except AppError as exc:
+            raise Refused(exc) from None
+        assert principal.staff_id is not None
+        live = LiveSession(sid, principal.app_id, "staff", principal.staff_id)
+        await self.save_session(sid, {"live": live, "principal": principal})
+        await self.enter_room(sid, room_of_agents(principal.app_id))
+        await self.realtime.joined(live)
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        session = await self.get_session(sid)
+        if "live" in session:
+            await self.realtime.left(session["live"])
+
+    async def _principal(self, sid: str, permission: str) -> StaffPrincipal:
+        principal: StaffPrincipal = (await self.get_session(sid))["principal"]
+        principal.require(permission)
+        return principal
+
+    async def on_message_send(self, sid: str, data: Any = None) -> Ack:
+        async def work() -> Ack:
+            request = parse(SendIn, data)
+            me = await self._principal(sid, "messages:write")
+            async with self.runtime.db.tenant_session(me.app_id) as session:
+                message, created = await messaging.send_message(
+                    session, me.app_id, request.conversation_id, agent(me), request.body,
+                    request.client_msg_id,
+                )
+                out = messaging.message_out(message)
+            return {"message": out.model_dump(mode="json"), "created": created}
+
+        return await self.answer(work)
+
+    async def on_typing(self, sid: str, data: Any = None) -> Ack:
+        async def work() -> Ack:
+            request = parse(TypingIn, data)
+            me = await self._principal(sid, "messages:write")
+            async with self.runtime.db.tenant_session(me.app_id) as session:
+                conversation = await messaging.require_conversation(
+                    session, me.app_id, request.conversation_id
+                )
+            await self.realtime.typing(
+                me.app_id, request.conversation_id, agent(me), request.typing,
+                end_user_id=conversation.end_user_id, skip_sid=sid,
+            )
+            return {}
+
+        return await self.answer(work)
+
+    async def on_read(self, sid: str, data: Any = None) -> Ack:
+        async def work() -> Ack:
+            request = parse(ReadIn, data)
+            me = await self._principal(sid, "messages:read")
+            async with self.runtime.db.tenant_session(me.app_id) as session:
+                seq = await messaging.read_up_to(
+                    session, me.app_id, request.conversation_id, agent(me), request.seq
+                )
+            return {"seq": seq}
+
+        return await self.answer(work)
+
+    async def on_sync(self, sid: str, data: Any = None) -> Ack:
+        async def work() -> Ack:
+            request = parse(SyncIn, data)
+            me = await self._principal(sid, "messages:read")
+            async with self.runtime.db.tenant_session(me.app_id) as session:
+                await messaging.require_conversation(session, me.app_id, request.conversation_id)
+                page = await messaging.list_messages(
+                    session, me.app_id, request.conversation_id,
+                    after_seq=request.after_seq, limit=request.limit,
+                )
+            return page_ack(page)
+
+        return await self.answer(work)
