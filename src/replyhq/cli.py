@@ -136,8 +136,23 @@ def _with_apps(
         return _run(command)
 
 
+def _app_name(raw: str | None) -> str | None:
+    """The name as the API would accept it (1 to 200 characters), else a one-line refusal."""
+    from pydantic import ValidationError
+
+    from replyhq.apps.schemas import AppUpdate
+
+    try:
+        return AppUpdate(name=raw).name
+    except ValidationError as exc:
+        raise CliError(f"invalid app name: {exc.errors()[0]['msg']}") from None
+
+
 def cmd_apps_create(args: argparse.Namespace) -> None:
     from replyhq.apps import service
+
+    if _app_name(args.name) is None:
+        raise CliError("an app needs a name")
 
     async def create(settings: Settings, runtime: Any) -> dict[str, str]:
         async with runtime.db.system_session() as session:
@@ -186,7 +201,7 @@ def cmd_apps_update(args: argparse.Namespace) -> None:
 
     app_id = _parse_uuid(args.app_id)
     changes = AppUpdate(
-        name=args.name,
+        name=_app_name(args.name),
         identity_verification_required=(
             None if args.require_identity is None else args.require_identity == "on"
         ),
