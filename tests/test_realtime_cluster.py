@@ -11,8 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from replyhq.runtime import Runtime
 from tests.conftest import LiveServer, Servers, Tenant, free_port, start_server
 from tests.realtime_clients import Recorder
+from tests.staff import add_staff, login
 from tests.test_realtime_devices import device_auth, identify
 
 
@@ -209,3 +211,52 @@ async def test_serve_with_several_workers(
                 assert [e["message"]["seq"] for e in events] == [1, 2, 3]
     finally:
         server.stop()
+
+
+async def test_agent_and_end_user_on_different_processes(
+    two_servers: tuple[LiveServer, LiveServer],
+    tenant: Tenant,
+    runtime: Runtime,
+    recorders: list[Recorder],
+) -> None:
+    one, two = two_servers
+    async with (
+        httpx.AsyncClient(base_url=one.url) as http_one,
+        httpx.AsyncClient(base_url=two.url) as http_two,
+    ):
+        await identify(http_one, tenant, "phone", "ann")
+        created = await http_one.post("/v1/conversations", headers=tenant.sdk("phone"), json={})
+        cid = created.json()["id"]
+        owner = await login(http_two, await add_staff(runtime, tenant, "OWNER"))
+        sam = await login(http_two, await add_staff(runtime, tenant, "AGENT"))
+
+        agent = Recorder()
+        await agent.connect(two.url, {"token": sam.access}, namespace="/admin")
+        recorders.append(agent)
+        await agent.wait_for("presence")  # the agent's own arrival
+        phone = await _connect(one.url, device_auth(tenant, "phone"), recorders)
+        presence = await agent.wait_for("presence", 2)
+        assert presence[-1]["online"] is True and "user_id" in presence[-1]
+
+        send = {"conversation_id": cid, "body": "hi", "client_msg_id": "x1"}
+        await phone.call("message:send", send)
+        (new,) = await agent.wait_for("message:new")
+        assert new["message"]["body"] == "hi"
+        reply = {"conversation_id": cid, "body": "hello", "client_msg_id": "x2"}
+        await agent.call("message:send", reply)
+        events = await phone.wait_for("message:new", 2)
+        assert [e["message"]["body"] for e in events] == ["hi", "hello"]
+
+        await phone.call("typing", {"conversation_id": cid, "typing": True})
+        assert (await agent.wait_for("typing"))[0]["typing"] is True
+        await agent.call("typing", {"conversation_id": cid, "typing": True})
+        assert (await phone.wait_for("typing"))[0]["who"]["type"] == "agent"
+
+        await phone.close()
+        offline = await agent.wait_for("presence", 3)
+        assert offline[-1] == {"user_id": presence[-1]["user_id"], "online": False}
+
+        # Deactivated through process one: the agent's socket on process two ends at once.
+        removed = await http_one.delete(f"/admin/api/team/{sam.id}", headers=owner.auth())
+        assert removed.status_code in (200, 204), removed.text
+        await asyncio.wait_for(agent.disconnected.wait(), 5)
