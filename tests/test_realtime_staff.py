@@ -91,7 +91,8 @@ async def test_conversation_flow_both_ways(
 
     # The end user writes; the agent sees it live.
     ack = await ann.call(
-        "message:send", {"conversation_id": cid, "body": "Where is my order?", "client_msg_id": "u1"}
+        "message:send",
+        {"conversation_id": cid, "body": "Where is my order?", "client_msg_id": "u1"},
     )
     (arrived,) = await agent.wait_for("message:new")
     assert arrived["message"] == ack["message"]

@@ -46,7 +46,11 @@ class StaffNamespace(Namespace):
             me = await self._principal(sid, "messages:write")
             async with self.runtime.db.tenant_session(me.app_id) as session:
                 message, created = await messaging.send_message(
-                    session, me.app_id, request.conversation_id, agent(me), request.body,
+                    session,
+                    me.app_id,
+                    request.conversation_id,
+                    agent(me),
+                    request.body,
                     request.client_msg_id,
                 )
                 out = messaging.message_out(message)
@@ -63,8 +67,12 @@ class StaffNamespace(Namespace):
                     session, me.app_id, request.conversation_id
                 )
             await self.realtime.typing(
-                me.app_id, request.conversation_id, agent(me), request.typing,
-                end_user_id=conversation.end_user_id, skip_sid=sid,
+                me.app_id,
+                request.conversation_id,
+                agent(me),
+                request.typing,
+                end_user_id=conversation.end_user_id,
+                skip_sid=sid,
             )
             return {}
 
@@ -89,8 +97,11 @@ class StaffNamespace(Namespace):
             async with self.runtime.db.tenant_session(me.app_id) as session:
                 await messaging.require_conversation(session, me.app_id, request.conversation_id)
                 page = await messaging.list_messages(
-                    session, me.app_id, request.conversation_id,
-                    after_seq=request.after_seq, limit=request.limit,
+                    session,
+                    me.app_id,
+                    request.conversation_id,
+                    after_seq=request.after_seq,
+                    limit=request.limit,
                 )
             return page_ack(page)
 
