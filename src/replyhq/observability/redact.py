@@ -40,7 +40,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         re.compile(
             r"(?i)\b((?:[a-z_\-]*)(?:password|passwd|secret|token|api[_-]?key|apikey|sdk[_-]?key"
             r"|master[_-]?key|authorization|cookie|user[_-]?hash))(['\"]?\s*[:=]\s*['\"]?)"
-            r"([^\s'\",;&}]+)"
+            r"(?!(?i:bearer)\s|\[REDACTED\])([^\s'\",;&}]+)"
         ),
         r"\1\2" + REDACTED,
     ),
@@ -98,7 +98,7 @@ def redact(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, (list, tuple)):
         # A header list: [("authorization", "Bearer ..."), ...]
         if len(value) == 2 and (name := _name(value[0])) is not None and is_sensitive_name(name):
-            pair = [value[0], _hide(value[1])]
+            pair = [redact(value[0], _depth + 1), _hide(value[1])]
             return tuple(pair) if isinstance(value, tuple) else pair
         items = [redact(item, _depth + 1) for item in value]
         return tuple(items) if isinstance(value, tuple) else items

@@ -1,0 +1,188 @@
+"""Logs: JSON lines on stdout with ISO timestamps; every line of a request or a job carries its
+request id (and app id, job id); secrets are redacted wherever they appear, nested included."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import structlog
+
+from replyhq.jobs import enqueue
+from replyhq.jobs.worker import JobWorker
+from replyhq.observability.redact import REDACTED, redact
+from replyhq.runtime import Runtime
+from tests import job_tasks
+from tests.conftest import Tenant, identify, start_conversation
+from tests.jobs_support import lines, wait_for
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzdGFmZiJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z$")
+
+
+def json_lines(output: str) -> list[dict[str, Any]]:
+    """Every line of the output, which must all be JSON objects with the basic fields."""
+    parsed = []
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        entry = json.loads(line)  # not JSON: the test fails here
+        assert ISO.match(entry["timestamp"]), entry
+        assert entry["level"] in {"debug", "info", "warning", "error", "critical"}
+        assert isinstance(entry["event"], str)
+        parsed.append(entry)
+    return parsed
+
+
+async def test_a_request_and_a_job_log_json_with_context_and_no_secret(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    runtime: Runtime,
+    job_worker: JobWorker,
+    job_queue: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    await identify(client, tenant)
+    conversation = await start_conversation(client, tenant)
+    capsys.readouterr()  # from here on, only what this test causes
+
+    # A full request, carrying every kind of credential in its headers.
+    headers = {
+        **tenant.sdk("device-1"),
+        "X-Request-Id": "req-logs-1",
+        "Authorization": f"Bearer {JWT}",
+        "Cookie": "rhq_session=cookie-value-that-is-secret",
+        "X-Master-Key": "master-key-that-is-secret",
+    }
+    response = await client.post(
+        f"/v1/conversations/{conversation['id']}/messages",
+        headers=headers,
+        json={"body": "Hi", "client_msg_id": uuid.uuid4().hex},
+    )
+    assert response.status_code == 201
+    assert response.headers["X-Request-Id"] == "req-logs-1"
+    generated = await client.get("/v1/conversations", headers=tenant.sdk("device-1"))
+    generated_id = generated.headers["X-Request-Id"]
+
+    # A library logging through the standard library, inside a request's context.
+    with structlog.contextvars.bound_contextvars(request_id="req-logs-2"):
+        logging.getLogger("uvicorn.error").warning(
+            "client sent %s with %s", f"Bearer {JWT}", tenant.secret_key
+        )
+
+    # A job enqueued by a request (req-logs-3), for the tenant, logging secrets of its own.
+    path = tmp_path / "job"
+    with structlog.contextvars.bound_contextvars(request_id="req-logs-3"):
+        async with runtime.db.tenant_session(tenant.id) as session:
+            job_id = await enqueue(
+                session,
+                job_tasks.tenant_count,
+                app_id=tenant.id,
+                path=str(path),
+                secret="push-token-value-secret",
+                queue=job_queue,
+            )
+    await wait_for(lambda: bool(lines(path)))
+    output = ""
+    for _ in range(100):
+        output += capsys.readouterr().out
+        if '"job_succeeded"' in output:
+            break
+        await asyncio.sleep(0.05)
+    entries = json_lines(output)
+
+    # The request: one access line, with its route template, status, app and request id.
+    request_lines = [e for e in entries if e.get("request_id") == "req-logs-1"]
+    assert request_lines, output
+    access = [e for e in request_lines if e["event"] == "request"]
+    assert len(access) == 1
+    assert access[0]["method"] == "POST"
+    assert access[0]["route"] == "/v1/conversations/{conversation_id}/messages"
+    assert access[0]["status"] == 201
+    assert access[0]["app_id"] == str(tenant.id)
+    assert access[0]["duration_ms"] >= 0
+    assert all(e["app_id"] == str(tenant.id) for e in request_lines)
+    assert any(e["event"] == "request" and e["request_id"] == generated_id for e in entries), (
+        "a generated request id is logged as echoed"
+    )
+
+    # Standard-library logging comes out as the same JSON, with the same context.
+    library = [e for e in entries if e.get("logger") == "uvicorn.error"]
+    assert library and library[0]["request_id"] == "req-logs-2"
+    assert library[0]["event"] == f"client sent Bearer {REDACTED} with {REDACTED}"
+
+    # The job: its lines carry the job id, task, attempt, app, and the request that caused it.
+    job_lines = [e for e in entries if e.get("job_id") == job_id]
+    assert {e["event"] for e in job_lines} >= {"tenant_job_ran", "job_succeeded"}
+    for entry in job_lines:
+        assert entry["request_id"] == "req-logs-3"
+        assert entry["task"] == "test.tenant_count"
+        assert entry["attempt"] == 1
+        assert entry["app_id"] == str(tenant.id)
+    ran = next(e for e in job_lines if e["event"] == "tenant_job_ran")
+    assert ran["push_token"] == REDACTED
+    assert ran["details"] == {"password": REDACTED}
+
+    # Nothing secret anywhere in the output.
+    for secret in (
+        tenant.sdk_key,
+        tenant.secret_key,
+        JWT,
+        "cookie-value-that-is-secret",
+        "master-key-that-is-secret",
+        "push-token-value-secret",
+    ):
+        assert secret not in output
+
+
+def test_redaction_by_name_at_any_depth() -> None:
+    event = {
+        "headers": {"Authorization": "Bearer x", "X-Api-Key": "k", "Cookie": "c", "Accept": "*/*"},
+        "asgi_headers": [(b"x-master-key", b"m"), (b"content-type", b"application/json")],
+        "body": {"user": {"password": "p", "push_token": "t", "name": "Ada"}},
+        "list": [{"refresh_token": "r"}, {"identity_secret": "s"}, {"user_hash": "h"}],
+        "absent_key": None,
+    }
+    assert redact(event) == {
+        "headers": {
+            "Authorization": REDACTED,
+            "X-Api-Key": REDACTED,
+            "Cookie": REDACTED,
+            "Accept": "*/*",
+        },
+        # bytes come out as text (JSON has no bytes)
+        "asgi_headers": [("x-master-key", REDACTED), ("content-type", "application/json")],
+        "body": {"user": {"password": REDACTED, "push_token": REDACTED, "name": "Ada"}},
+        "list": [
+            {"refresh_token": REDACTED},
+            {"identity_secret": REDACTED},
+            {"user_hash": REDACTED},
+        ],
+        "absent_key": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("key rhq_sdk_AbCdEf0123456789xyz failed", f"key {REDACTED} failed"),
+        ("rotated to rhq_sk_Zz-_09aaaaaaaaaaaa.", f"rotated to {REDACTED}."),
+        (f"got {JWT} from client", f"got {REDACTED} from client"),
+        ("Authorization: Bearer abc.def-ghi_jkl", f"Authorization: Bearer {REDACTED}"),
+        ("postgresql://owner:hunter2@db:5432/app", f"postgresql://owner:{REDACTED}@db:5432/app"),
+        ("login password=hunter2&next=/", f"login password={REDACTED}&next=/"),
+        ("{'api_key': 'abc123', 'n': 1}", f"{{'api_key': '{REDACTED}', 'n': 1}}"),
+        ("a plain sentence about tokens and keys", "a plain sentence about tokens and keys"),
+    ],
+)
+def test_redaction_of_secrets_inside_text(text: str, expected: str) -> None:
+    assert redact(text) == expected
+    assert redact({"message": [text]}) == {"message": [expected]}
