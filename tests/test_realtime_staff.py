@@ -202,3 +202,21 @@ async def test_role_change_and_deactivation_disconnect_at_once(
     gone = await refused(socket_server.url, {"token": agent.access}, namespace="/admin")
     assert gone["code"] == "TOKEN_REVOKED"
     _ = await add_staff(runtime, tenant, "AGENT")  # the team goes on
+
+
+async def test_logout_ends_that_sign_ins_sockets_only(
+    socket_server: SocketServer, tenant: Tenant, http: httpx.AsyncClient, recorders: list[Recorder]
+) -> None:
+    from tests.staff import login
+
+    staff = await add_staff(socket_server.runtime, tenant, "AGENT")
+    laptop = await agent_socket(socket_server, await login(http, staff), recorders)
+    laptop_tokens = dict(staff.tokens)
+    desktop = await agent_socket(socket_server, await login(http, staff), recorders)
+    out = await http.post(
+        "/admin/logout", headers={"Authorization": f"Bearer {laptop_tokens['access_token']}"}
+    )
+    assert out.status_code in (200, 204), out.text
+    await asyncio.wait_for(laptop.disconnected.wait(), 5)
+    await asyncio.sleep(0.3)
+    assert not desktop.disconnected.is_set()

@@ -31,11 +31,13 @@ class Event:
 @dataclass(frozen=True)
 class Revoke:
     """Live sessions that must end now: a device that changed identity, a staff user whose
-    access changed, or every device of an app whose keys were rotated."""
+    access changed, one staff sign-in that ended, or every device of an app whose keys were
+    rotated."""
 
     app_id: uuid.UUID
     device_id: str | None = None
     staff_id: uuid.UUID | None = None
+    staff_session_id: uuid.UUID | None = None
     all_devices: bool = False
 
 

@@ -150,6 +150,8 @@ class StaffChanges:
     ) -> None:
         if session_id is None:
             record(session, Revoke(app_id, staff_id=staff_id))
+        else:
+            record(session, Revoke(app_id, staff_session_id=session_id))
         note: dict[str, Any] = {"app_id": str(app_id), "staff_id": str(staff_id), "reason": reason}
         if session_id is not None:
             note["session_id"] = str(session_id)

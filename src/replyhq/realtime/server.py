@@ -17,7 +17,9 @@ import structlog
 from replyhq.events import DomainEvent, Event, Revoke
 from replyhq.messaging.service import Participant
 from replyhq.realtime.base import room_of_agents, room_of_user
+from replyhq.realtime.devices import DeviceNamespace
 from replyhq.realtime.presence import LiveSession, PresenceChange, PresenceStore
+from replyhq.realtime.staff import StaffNamespace, signin_key
 from replyhq.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,9 +48,6 @@ class RealtimeServer:
         self.presence: PresenceStore | None = None
         self.local: dict[str, LiveSession] = {}
         self._tasks: list[asyncio.Task[None]] = []
-
-        from replyhq.realtime.devices import DeviceNamespace
-        from replyhq.realtime.staff import StaffNamespace
 
         self.sio.register_namespace(DeviceNamespace(DEVICES, self))
         self.sio.register_namespace(StaffNamespace(STAFF, self))
@@ -185,6 +184,11 @@ class RealtimeServer:
             ]
         if revoke.staff_id is not None:
             sids = await self.presence.sids_of_person(revoke.app_id, "staff", revoke.staff_id)
+            targets += [(sid, STAFF) for sid in sids]
+        if revoke.staff_session_id is not None:
+            signin = signin_key(revoke.staff_session_id)
+            assert signin is not None
+            sids = await self.presence.sids_of_device(revoke.app_id, signin)
             targets += [(sid, STAFF) for sid in sids]
         for sid, namespace in targets:
             await self.sio.disconnect(sid, namespace=namespace)
