@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from replyhq.apps import service as apps_service
-from tests.conftest import MakeTenant, SocketServer, Tenant
+from tests.conftest import MakeTenant, Servers, SocketServer, Tenant
 from tests.realtime_clients import Recorder, refused
 
 
@@ -233,3 +233,42 @@ async def test_handshake_cors_allows_only_allowed_origins(
         "/socket.io/?EIO=4&transport=polling", headers={"Origin": "https://evil.example"}
     )
     assert "access-control-allow-origin" not in preflight.headers
+
+
+async def test_a_process_without_sockets_delivers_through_redis(
+    socket_server: SocketServer,
+    servers: Servers,
+    tenant: Tenant,
+    http: httpx.AsyncClient,
+    recorders: list[Recorder],
+) -> None:
+    """A job worker has no Socket.IO server: its committed events still reach every socket."""
+    from redis.asyncio import Redis
+
+    from replyhq.db import Database
+    from replyhq.messaging import service as messaging
+    from replyhq.messaging.service import Participant
+    from replyhq.realtime.delivery import writer_sink
+
+    await identify(http, tenant, "phone", "ann")
+    cid = await conversation_of(http, tenant, "phone")
+    phone = await connect(socket_server, recorders, device_auth(tenant, "phone"))
+    settings = socket_server.runtime.settings
+    redis = Redis.from_url(servers.redis_url)
+    worker_db = Database.from_settings(settings, servers.database_url)
+    worker_db.event_sink = writer_sink(settings, servers.redis_url, redis)
+    try:
+        async with worker_db.tenant_session(tenant.id) as session:
+            bot = Participant("agent", tenant.id, "Reminder bot")
+            await messaging.send_message(
+                session, tenant.id, uuid.UUID(cid), bot, "Still there?", "job-1"
+            )
+        (event,) = await phone.wait_for("message:new")
+        assert event["message"]["author"]["name"] == "Reminder bot"
+        from replyhq.events import Revoke
+
+        await worker_db.event_sink(Revoke(tenant.id, device_id="phone"))
+        await asyncio.wait_for(phone.disconnected.wait(), 5)
+    finally:
+        await worker_db.dispose()
+        await redis.aclose()

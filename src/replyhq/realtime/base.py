@@ -87,3 +87,8 @@ def room_of_user(app_id: uuid.UUID, end_user_id: uuid.UUID) -> str:
 
 def room_of_agents(app_id: uuid.UUID) -> str:
     return f"agents:{app_id}"
+
+
+def signin_key(session_id: uuid.UUID) -> str:
+    """Where a staff sign-in is kept in presence, as a device id would be."""
+    return f"signin:{session_id}"

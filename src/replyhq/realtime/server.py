@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 import socketio
 import structlog
 
-from replyhq.events import DomainEvent, Event, Revoke
+from replyhq.events import DomainEvent, Event
 from replyhq.messaging.service import Participant
-from replyhq.realtime.base import room_of_agents, room_of_user
+from replyhq.realtime.base import room_of_agents
+from replyhq.realtime.delivery import DEVICES, STAFF, Delivery, manager_channel
 from replyhq.realtime.devices import DeviceNamespace
 from replyhq.realtime.presence import LiveSession, PresenceChange, PresenceStore
-from replyhq.realtime.staff import StaffNamespace, signin_key
+from replyhq.realtime.staff import StaffNamespace
 from replyhq.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,14 +28,11 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-DEVICES = "/"
-STAFF = "/admin"
-
 
 class RealtimeServer:
     def __init__(self, settings: Settings, redis_url: str) -> None:
         self.settings = settings
-        manager = socketio.AsyncRedisManager(redis_url, channel=settings.redis_prefix + "socketio")
+        manager = socketio.AsyncRedisManager(redis_url, channel=manager_channel(settings))
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
             client_manager=manager,
@@ -46,6 +44,7 @@ class RealtimeServer:
         )
         self._runtime: Runtime | None = None
         self.presence: PresenceStore | None = None
+        self.delivery: Delivery | None = None
         self.local: dict[str, LiveSession] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -64,6 +63,11 @@ class RealtimeServer:
         self._runtime = runtime
         self.presence = PresenceStore(
             runtime.redis, self.settings.redis_prefix, self.settings.presence_ttl_seconds
+        )
+        self.delivery = Delivery(
+            self.sio.emit,
+            lambda sid, namespace: self.sio.disconnect(sid, namespace=namespace),
+            self.presence,
         )
         runtime.db.event_sink = self.deliver
         self._tasks = [
@@ -150,45 +154,5 @@ class RealtimeServer:
         )
 
     async def deliver(self, event: DomainEvent, skip_sid: str | None = None) -> None:
-        """Send a committed event to exactly the sockets entitled to it."""
-        if isinstance(event, Revoke):
-            await self._revoke(event)
-            return
-        if event.end_user_id is not None:
-            await self.sio.emit(
-                event.name,
-                event.data,
-                room=room_of_user(event.app_id, event.end_user_id),
-                namespace=DEVICES,
-                skip_sid=skip_sid,
-            )
-        if event.agents:
-            await self.sio.emit(
-                event.name,
-                event.data,
-                room=room_of_agents(event.app_id),
-                namespace=STAFF,
-                skip_sid=skip_sid,
-            )
-
-    async def _revoke(self, revoke: Revoke) -> None:
-        """Disconnect the sessions concerned, wherever they live (the manager routes by sid)."""
-        assert self.presence is not None
-        targets: list[tuple[str, str]] = []
-        if revoke.device_id is not None:
-            sids = await self.presence.sids_of_device(revoke.app_id, revoke.device_id)
-            targets += [(sid, DEVICES) for sid in sids]
-        if revoke.all_devices:
-            targets += [
-                (sid, DEVICES) for sid in await self.presence.sids_of_app(revoke.app_id, "user")
-            ]
-        if revoke.staff_id is not None:
-            sids = await self.presence.sids_of_person(revoke.app_id, "staff", revoke.staff_id)
-            targets += [(sid, STAFF) for sid in sids]
-        if revoke.staff_session_id is not None:
-            signin = signin_key(revoke.staff_session_id)
-            assert signin is not None
-            sids = await self.presence.sids_of_device(revoke.app_id, signin)
-            targets += [(sid, STAFF) for sid in sids]
-        for sid, namespace in targets:
-            await self.sio.disconnect(sid, namespace=namespace)
+        assert self.delivery is not None
+        await self.delivery(event, skip_sid)

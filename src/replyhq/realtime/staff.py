@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from replyhq.accounts.permissions import StaffPrincipal
@@ -10,13 +9,9 @@ from replyhq.accounts.service import verify_access_token
 from replyhq.errors import AppError, Unauthorized
 from replyhq.messaging import service as messaging
 from replyhq.messaging.admin_routes import agent
-from replyhq.realtime.base import Ack, Namespace, Refused, parse, room_of_agents
+from replyhq.realtime.base import Ack, Namespace, Refused, parse, room_of_agents, signin_key
 from replyhq.realtime.devices import ReadIn, SendIn, SyncIn, TypingIn, page_ack
 from replyhq.realtime.presence import LiveSession
-
-
-def signin_key(session_id: uuid.UUID | None) -> str | None:
-    return f"signin:{session_id}" if session_id is not None else None
 
 
 class StaffNamespace(Namespace):
@@ -31,9 +26,8 @@ class StaffNamespace(Namespace):
             raise Refused(exc) from None
         assert principal.staff_id is not None
         # The sign-in stands where a device id would, so that ending it ends its sockets.
-        live = LiveSession(
-            sid, principal.app_id, "staff", principal.staff_id, signin_key(principal.session_id)
-        )
+        signin = signin_key(principal.session_id) if principal.session_id else None
+        live = LiveSession(sid, principal.app_id, "staff", principal.staff_id, signin)
         await self.save_session(sid, {"live": live, "principal": principal})
         await self.enter_room(sid, room_of_agents(principal.app_id))
         await self.realtime.joined(live)

@@ -1,0 +1,77 @@
+"""Delivery of committed domain events to exactly the sockets entitled to them.
+
+Used by server processes (through their Socket.IO server) and by processes that only write, such
+as job workers (through a write-only Redis manager): both publish on the same Redis channel, and
+the process holding each socket delivers to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+from redis.asyncio import Redis
+
+from replyhq.events import DomainEvent, EventSink, Revoke
+from replyhq.realtime.base import room_of_agents, room_of_user, signin_key
+from replyhq.realtime.presence import PresenceStore
+from replyhq.settings import Settings
+
+DEVICES = "/"
+STAFF = "/admin"
+
+Emit = Callable[..., Awaitable[Any]]
+Disconnect = Callable[[str, str], Awaitable[Any]]
+
+
+def manager_channel(settings: Settings) -> str:
+    return settings.redis_prefix + "socketio"
+
+
+class Delivery:
+    def __init__(self, emit: Emit, disconnect: Disconnect, presence: PresenceStore) -> None:
+        self._emit = emit
+        self._disconnect = disconnect
+        self.presence = presence
+
+    async def __call__(self, event: DomainEvent, skip_sid: str | None = None) -> None:
+        if isinstance(event, Revoke):
+            await self._revoke(event)
+            return
+        if event.end_user_id is not None:
+            room = room_of_user(event.app_id, event.end_user_id)
+            await self._emit(
+                event.name, event.data, room=room, namespace=DEVICES, skip_sid=skip_sid
+            )
+        if event.agents:
+            room = room_of_agents(event.app_id)
+            await self._emit(event.name, event.data, room=room, namespace=STAFF, skip_sid=skip_sid)
+
+    async def _revoke(self, revoke: Revoke) -> None:
+        """Disconnect the sessions concerned, wherever they live (the manager routes by sid)."""
+        presence, app_id = self.presence, revoke.app_id
+        targets: list[tuple[str, str]] = []
+        if revoke.device_id is not None:
+            targets += [
+                (s, DEVICES) for s in await presence.sids_of_device(app_id, revoke.device_id)
+            ]
+        if revoke.all_devices:
+            targets += [(s, DEVICES) for s in await presence.sids_of_app(app_id, "user")]
+        if revoke.staff_id is not None:
+            sids = await presence.sids_of_person(app_id, "staff", revoke.staff_id)
+            targets += [(s, STAFF) for s in sids]
+        if revoke.staff_session_id is not None:
+            sids = await presence.sids_of_device(app_id, signin_key(revoke.staff_session_id))
+            targets += [(s, STAFF) for s in sids]
+        for sid, namespace in targets:
+            await self._disconnect(sid, namespace)
+
+
+def writer_sink(settings: Settings, redis_url: str, redis: Redis) -> EventSink:
+    """The event sink of a process without a Socket.IO server (a job worker, a CLI command)."""
+    manager = socketio.AsyncRedisManager(
+        redis_url, channel=manager_channel(settings), write_only=True
+    )
+    presence = PresenceStore(redis, settings.redis_prefix, settings.presence_ttl_seconds)
+    return Delivery(manager.emit, manager.can_disconnect, presence)
