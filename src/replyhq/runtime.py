@@ -26,11 +26,16 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, database_url: str, redis_url: str) -> Runtime:
+        from replyhq.realtime.delivery import writer_sink
+
         db = Database.from_settings(settings, database_url)
         redis = Redis.from_url(redis_url, retry=CountingRetry("app"))  # redis_errors_total
         keys = KeyVerifier(
             db, redis, settings.redis_prefix + "keys-rotated", settings.api_key_cache_ttl_seconds
         )
+        # Committed events reach live sockets from any process: a server's realtime layer
+        # replaces this with its own delivery; workers and CLI commands publish through Redis.
+        db.event_sink = writer_sink(settings, redis_url, redis)
         return cls(settings, db, redis, keys, RateLimiter(settings, redis_url))
 
     def start(self) -> None:
