@@ -38,7 +38,6 @@ def configure_sentry(settings: Settings, component: str) -> bool:
         environment=settings.sentry_environment or settings.environment,
         release=settings.sentry_release or f"replyhq@{__version__}",
         traces_sample_rate=settings.sentry_traces_sample_rate,
-        send_default_pii=False,
         before_send=_scrub,
         before_send_transaction=_scrub,
     )

@@ -1,14 +1,17 @@
 """One access-log line and one latency observation per HTTP request (pure ASGI, inside the request
-id middleware so that both carry the request id)."""
+id middleware so that both carry the request id); and the one log line and Sentry event of a
+request that fails with an unexpected exception, answered here with the API's 500 body."""
 
 from __future__ import annotations
 
 import time
 
+import sentry_sdk
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from replyhq.observability.metrics import observe_request
+from replyhq.web.middleware import send_error
 
 log = structlog.get_logger("replyhq.access")
 
@@ -16,6 +19,11 @@ log = structlog.get_logger("replyhq.access")
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # Fields that authentication binds during a request (see observability.errors.identify).
 _REQUEST_FIELDS = ("app_id", "staff_id")
+# The body of every 500, as web/errors.py renders it.
+INTERNAL_ERROR: dict[str, object] = {
+    "error": "Something went wrong on our side.",
+    "code": "INTERNAL_ERROR",
+}
 
 
 def route_of(scope: Scope) -> str:
@@ -36,16 +44,26 @@ class AccessLogMiddleware:
             return
         started = time.perf_counter()
         status = 500  # what the client gets if the app raises before answering
+        answered = False
 
         async def send_and_watch(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answered = message["status"], True
             await send(message)
 
         bound_before = set(structlog.contextvars.get_contextvars())
         try:
             await self.app(scope, receive, send_and_watch)
+        except Exception as exc:
+            # Here, unlike further out, the request's id and app are still bound: the one line
+            # and the Sentry event about this fault carry them.
+            status = 500
+            log.exception("unhandled_error", method=scope["method"], path=scope["path"])
+            sentry_sdk.capture_exception(exc)
+            if answered:
+                raise
+            await send_error(send, 500, INTERNAL_ERROR)
         finally:
             seconds = time.perf_counter() - started
             route = route_of(scope)

@@ -1,0 +1,169 @@
+"""Errors reach Sentry (here: a local server speaking Sentry's envelope protocol) with environment,
+release and the app they concern, and without any secret of the failing request."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import uuid
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+import sentry_sdk
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from replyhq import __version__
+from replyhq.app import create_app
+from replyhq.web.deps import SDKApp
+from tests.conftest import Servers, Tenant, make_settings
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzdGFmZiJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+
+
+class SentryServer:
+    """Accepts envelopes at /api/<project>/envelope/ like sentry.io, and keeps their bodies."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        received = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                encoding = self.headers.get("Content-Encoding", "")
+                if encoding == "gzip":
+                    body = gzip.decompress(body)
+                elif encoding == "deflate":
+                    body = zlib.decompress(body)
+                assert encoding in ("", "gzip", "deflate"), encoding
+                if self.path.endswith("/envelope/"):
+                    received.append(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def dsn(self) -> str:
+        return f"http://publickey@127.0.0.1:{self.server.server_port}/4242"
+
+    def events(self) -> list[dict[str, Any]]:
+        """The error events among the envelopes' items (a header line, then item pairs)."""
+        found = []
+        for body in self.bodies:
+            lines = body.split(b"\n")
+            for header, payload in zip(lines[1::2], lines[2::2], strict=False):
+                if json.loads(header).get("type") == "event":
+                    found.append(json.loads(payload))
+        return found
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def sentry_server() -> Iterator[SentryServer]:
+    server = SentryServer()
+    yield server
+    sentry_sdk.get_client().close()
+    sentry_sdk.init()  # no DSN: reporting off again for the rest of the run
+    server.close()
+
+
+@pytest.fixture
+async def reporting_app(servers: Servers, sentry_server: SentryServer) -> AsyncIterator[FastAPI]:
+    settings = make_settings(
+        servers,
+        sentry_dsn=sentry_server.dsn,
+        sentry_environment="staging-test",
+        sentry_traces_sample_rate=0.0,
+    )
+    app = create_app(settings)
+
+    @app.post("/test-only/explode")
+    async def explode(caller: SDKApp, payload: dict[str, Any]) -> None:
+        api_key = payload["api_key"]  # a local variable Sentry would capture with the frame
+        raise RuntimeError(f"upstream refused key {api_key} for device {caller.device_id}")
+
+    async with LifespanManager(app):
+        yield app
+
+
+async def test_an_error_reaches_sentry_without_secrets(
+    reporting_app: FastAPI,
+    sentry_server: SentryServer,
+    make_tenant: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tenant: Tenant = await make_tenant("Sentry tenant")
+    transport = httpx.ASGITransport(app=reporting_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        identified = await client.post(
+            "/v1/identify", headers=tenant.sdk("dev-1"), json={"platform": "ios"}
+        )
+        assert identified.status_code == 200
+        response = await client.post(
+            "/test-only/explode",
+            headers={
+                **tenant.sdk("dev-1"),
+                "Authorization": f"Bearer {JWT}",
+                "Cookie": "rhq_session=cookie-secret-value",
+                "X-Request-Id": "req-sentry-1",
+            },
+            json={"api_key": tenant.secret_key, "password": "hunter2-password"},
+        )
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "Something went wrong on our side.",
+        "code": "INTERNAL_ERROR",
+    }
+    sentry_sdk.flush(timeout=5)
+
+    events = sentry_server.events()
+    assert events, "no event reached the Sentry server"
+    errors = [
+        e
+        for e in events
+        if any(x["type"] == "RuntimeError" for x in e.get("exception", {}).get("values", []))
+    ]
+    assert len(errors) == 1, errors  # one fault, one event
+    event = errors[0]
+    assert event["environment"] == "staging-test"
+    assert event["release"] == f"replyhq@{__version__}"
+    assert event["tags"]["app_id"] == str(tenant.id)
+    assert event["tags"]["request_id"] == "req-sentry-1"
+    message = event["exception"]["values"][-1]["value"]
+    assert message == "upstream refused key [REDACTED] for device dev-1"
+
+    everything = b"\n".join(sentry_server.bodies).decode()
+    for secret in (
+        tenant.sdk_key,
+        tenant.secret_key,
+        JWT,
+        "cookie-secret-value",
+        "hunter2-password",
+    ):
+        assert secret not in everything, secret
+    assert uuid.UUID(event["event_id"])
+
+    # And the one log line about it carries the request and the app, and no secret either.
+    output = capsys.readouterr().out
+    faults = [json.loads(line) for line in output.splitlines() if '"unhandled_error"' in line]
+    assert len(faults) == 1
+    assert faults[0]["request_id"] == "req-sentry-1"
+    assert faults[0]["app_id"] == str(tenant.id)
+    assert tenant.secret_key not in output
