@@ -22,13 +22,16 @@ from replyhq.observability.errors import configure_sentry
 from replyhq.observability.http import AccessLogMiddleware
 from replyhq.observability.logging import configure_logging
 from replyhq.observability.routes import router as metrics_router
+from replyhq.realtime.routes import router as admin_presence_router
 from replyhq.realtime.server import RealtimeServer
 from replyhq.runtime import Runtime
 from replyhq.settings import Settings, get_settings
+from replyhq.users.admin_routes import router as admin_users_router
 from replyhq.users.routes import router as identify_router
 from replyhq.web.errors import install_error_handlers
 from replyhq.web.health import router as health_router
 from replyhq.web.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from replyhq.web.static import router as static_router
 
 EXPOSED_HEADERS = [
     "X-Request-Id",
@@ -100,6 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(team_router)
     app.include_router(admin_app_router)
     app.include_router(admin_conversations_router)
+    app.include_router(admin_users_router)
+    app.include_router(admin_presence_router)
+    app.include_router(static_router)  # /dashboard, /widget.js, /demo
     return app
 
 
