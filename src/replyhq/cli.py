@@ -80,6 +80,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
             _migrate(database_url)
         settings = get_settings()
         if args.demo:
+            os.environ["REPLYHQ_DEMO"] = "1"  # serves /demo (development only; web/static.py)
             demo = _run(lambda s, r: ensure_demo_app(s, r))
             demo.update(_run(lambda s, r: ensure_demo_owner(s, r, demo["id"])))
             _print_banner(args.host, args.port, settings, demo)
@@ -251,6 +252,8 @@ def _print_banner(host: str, port: int, settings: Settings, demo: dict[str, str]
     lines = [
         f"ReplyHQ is starting at {base}",
         f"  API docs     {base}/docs",
+        f"  dashboard    {base}/dashboard",
+        f"  demo page    {base}/demo  (the messenger, as an end user)",
         f"  health       {base}/readyz",
         f"  master key   {settings.master_api_key}  (X-Master-Key for /setup)",
         f"  demo app id  {demo['id']}",
