@@ -8,6 +8,7 @@ import time
 
 import sentry_sdk
 import structlog
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from replyhq.observability.metrics import observe_request
@@ -19,7 +20,7 @@ log = structlog.get_logger("replyhq.access")
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # Fields that authentication binds during a request (see observability.errors.identify).
 _REQUEST_FIELDS = ("app_id", "staff_id")
-# The body of every 500, as web/errors.py renders it.
+# The body of a 500 when the app has no handler of its own (web/errors.py renders the same).
 INTERNAL_ERROR: dict[str, object] = {
     "error": "Something went wrong on our side.",
     "code": "INTERNAL_ERROR",
@@ -56,14 +57,15 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_and_watch)
         except Exception as exc:
-            # Here, unlike further out, the request's id and app are still bound: the one line
-            # and the Sentry event about this fault carry them.
+            # Answered here rather than by Starlette outside every middleware: the request's id
+            # and app are still bound, so the one log line and Sentry event of the fault carry
+            # them. The app's own handler for unexpected errors still renders and logs it.
             status = 500
-            log.exception("unhandled_error", method=scope["method"], path=scope["path"])
             sentry_sdk.capture_exception(exc)
             if answered:
+                log.exception("unhandled_error", method=scope["method"], path=scope["path"])
                 raise
-            await send_error(send, 500, INTERNAL_ERROR)
+            await self._answer_fault(scope, receive, send, exc)
         finally:
             seconds = time.perf_counter() - started
             route = route_of(scope)
@@ -82,3 +84,18 @@ class AccessLogMiddleware:
             # What authentication bound belongs to this request only.
             stale = [k for k in _REQUEST_FIELDS if k not in bound_before]
             structlog.contextvars.unbind_contextvars(*stale)
+
+    async def _answer_fault(
+        self, scope: Scope, receive: Receive, send: Send, exc: Exception
+    ) -> None:
+        app = scope.get("app")
+        handlers = getattr(app, "exception_handlers", {})
+        handler = handlers.get(Exception) or handlers.get(500)
+        if handler is None:
+            log.exception("unhandled_error", method=scope["method"], path=scope["path"])
+            await send_error(send, 500, INTERNAL_ERROR)
+            return
+        response = await handler(Request(scope, receive), exc)
+        if "x-request-id" in response.headers:
+            del response.headers["x-request-id"]  # the request id middleware adds it on the way
+        await response(scope, receive, send)
