@@ -9,10 +9,11 @@ first attempt's message.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, Literal
 
-from sqlalchemy import Select, and_, func, insert, select, update
+from sqlalchemy import Integer, Select, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -93,11 +94,52 @@ def conversation_event(conversation: Conversation, **changes: Any) -> dict[str, 
     return {"conversation": data}
 
 
-def _with_summary(
-    app_id: uuid.UUID, reader: Participant, *, with_user: bool = False
-) -> Select[Any]:
-    """Conversations with their last message and the reader's unread count: one query a page.
-    `with_user` adds the end user's profile (no attributes) for the agents' inbox."""
+@dataclass(frozen=True)
+class _Shape:
+    """The form of a summary query; the values go in as bind parameters, so each form is built
+    once per process (building SQLAlchemy statements costs more than running this one)."""
+
+    end_user: bool = False
+    status: bool = False
+    assignee: Literal["any", "one", "none"] = "any"
+    single: bool = False  # one conversation by id, rather than a page
+    cursor: bool = False
+    with_user: bool = False
+
+
+@lru_cache(maxsize=128)
+def _summary_statement(shape: _Shape) -> Select[Any]:
+    """Conversations with their last message and the reader's unread count (and, `with_user`,
+    the end user's profile without attributes) in one query.
+
+    The page of conversations is chosen first, in a subquery, so the per-conversation parts are
+    computed for its rows only, by index, however many conversations the app has."""
+    page = select(Conversation).where(Conversation.app_id == bindparam("app_id"))
+    if shape.end_user:
+        page = page.where(Conversation.end_user_id == bindparam("end_user_id"))
+    if shape.status:
+        page = page.where(Conversation.status == bindparam("status"))
+    if shape.assignee == "one":
+        page = page.where(Conversation.assignee_id == bindparam("assignee_id"))
+    elif shape.assignee == "none":
+        page = page.where(Conversation.assignee_id.is_(None))
+    if shape.single:
+        page = page.where(Conversation.id == bindparam("conversation_id"))
+    else:
+        if shape.cursor:
+            at = bindparam("cursor_at", type_=Conversation.last_activity_at.type)
+            page = page.where(
+                (Conversation.last_activity_at < at)
+                | (
+                    (Conversation.last_activity_at == at)
+                    & (Conversation.id < bindparam("cursor_id"))
+                )
+            )
+        page = page.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(
+            bindparam("limit", type_=Integer)
+        )
+
+    conversation = aliased(Conversation, page.subquery("page"))
     last = aliased(Message)
     counted = aliased(Message)
     marker = aliased(ReadMarker)
@@ -105,58 +147,66 @@ def _with_summary(
         select(func.count())
         .select_from(counted)
         .where(
-            counted.conversation_id == Conversation.id,
-            counted.app_id == Conversation.app_id,
+            counted.conversation_id == conversation.id,
+            counted.app_id == conversation.app_id,
             counted.seq > func.coalesce(marker.last_read_seq, 0),
-            counted.sender != reader.kind,
+            counted.sender != bindparam("reader_kind"),
         )
-        .correlate(Conversation, marker)
+        .correlate(conversation, marker)
         .scalar_subquery()
     )
     stmt = (
-        select(Conversation, last, unread)
+        select(conversation, last, unread)
         .outerjoin(
             last,
             and_(
-                last.conversation_id == Conversation.id,
-                last.app_id == Conversation.app_id,
-                last.seq == Conversation.last_seq,
+                last.conversation_id == conversation.id,
+                last.app_id == conversation.app_id,
+                last.seq == conversation.last_seq,
             ),
         )
         .outerjoin(
             marker,
             and_(
-                marker.conversation_id == Conversation.id,
-                marker.reader_type == reader.kind,
-                marker.reader_id == reader.id,
+                marker.conversation_id == conversation.id,
+                marker.app_id == conversation.app_id,
+                marker.reader_type == bindparam("reader_kind"),
+                marker.reader_id == bindparam("reader_id"),
             ),
         )
-        .where(Conversation.app_id == app_id)
     )
-    if with_user:
+    if shape.with_user:
         stmt = stmt.add_columns(
             EndUser.id, EndUser.external_id, EndUser.name, EndUser.email, EndUser.verified
         ).join(
             EndUser,
-            and_(EndUser.id == Conversation.end_user_id, EndUser.app_id == Conversation.app_id),
+            and_(EndUser.id == conversation.end_user_id, EndUser.app_id == conversation.app_id),
         )
-    return stmt
+    return stmt.order_by(conversation.last_activity_at.desc(), conversation.id.desc())
+
+
+async def _summaries(
+    session: AsyncSession, shape: _Shape, reader: Participant, **values: Any
+) -> list[Any]:
+    params = {"reader_kind": reader.kind, "reader_id": reader.id, **values}
+    return list((await session.execute(_summary_statement(shape), params)).all())
 
 
 async def _page(
-    session: AsyncSession, stmt: Select[Any], limit: int, cursor: str | None
+    session: AsyncSession,
+    shape: _Shape,
+    reader: Participant,
+    *,
+    limit: int,
+    cursor: str | None,
+    **values: Any,
 ) -> tuple[list[Any], str | None]:
-    """One page of `stmt`, newest activity first, and the cursor of the next page, if any."""
+    """One page of summaries, newest activity first, and the cursor of the next page."""
     if cursor is not None:
         at, last_id = decode_cursor(cursor)
-        stmt = stmt.where(
-            (Conversation.last_activity_at < at)
-            | ((Conversation.last_activity_at == at) & (Conversation.id < last_id))
-        )
-    stmt = stmt.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(
-        limit + 1
-    )
-    rows = list((await session.execute(stmt)).all())
+        shape = replace(shape, cursor=True)
+        values.update(cursor_at=at, cursor_id=last_id)
+    rows = await _summaries(session, shape, reader, limit=limit + 1, **values)
     next_cursor = None
     if len(rows) > limit:
         tail = rows[limit - 1][0]
@@ -174,29 +224,64 @@ async def list_conversations(
     limit: int = 20,
     cursor: str | None = None,
 ) -> ConversationPage:
-    stmt = _with_summary(app_id, reader)
-    if end_user_id is not None:
-        stmt = stmt.where(Conversation.end_user_id == end_user_id)
-    if status is not None:
-        stmt = stmt.where(Conversation.status == status)
-    rows, next_cursor = await _page(session, stmt, limit, cursor)
+    shape = _Shape(end_user=end_user_id is not None, status=status is not None)
+    rows, next_cursor = await _page(
+        session,
+        shape,
+        reader,
+        limit=limit,
+        cursor=cursor,
+        app_id=app_id,
+        end_user_id=end_user_id,
+        status=status,
+    )
     items = [_conversation_out(c, m, unread) for c, m, unread in rows]
     return ConversationPage(items=items, next_cursor=next_cursor)
 
 
+async def conversation_summary(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    reader: Participant,
+    *,
+    end_user_id: uuid.UUID | None = None,
+) -> ConversationOut:
+    shape = _Shape(single=True, end_user=end_user_id is not None)
+    rows = await _summaries(
+        session,
+        shape,
+        reader,
+        app_id=app_id,
+        conversation_id=conversation_id,
+        end_user_id=end_user_id,
+    )
+    if not rows:
+        raise NotFound("No such conversation.", code="CONVERSATION_NOT_FOUND")
+    return _conversation_out(*rows[0])
+
+
 def _inbox_out(row: Any) -> InboxConversation:
     conversation, last, unread, user_id, external_id, name, email, verified = row
-    summary = _conversation_out(conversation, last, unread)
-    user = ConversationUser(
-        id=user_id,
-        user_id=external_id,
-        name=name,
-        email=email,
-        anonymous=external_id is None,
-        verified=verified,
-    )
     return InboxConversation(
-        **summary.model_dump(), end_user_id=conversation.end_user_id, user=user
+        id=conversation.id,
+        subject=conversation.subject,
+        status=conversation.status,
+        assignee_id=conversation.assignee_id,
+        last_seq=conversation.last_seq,
+        unread_count=unread,
+        last_message=message_out(last) if last is not None else None,
+        last_activity_at=conversation.last_activity_at,
+        created_at=conversation.created_at,
+        end_user_id=conversation.end_user_id,
+        user=ConversationUser(
+            id=user_id,
+            user_id=external_id,
+            name=name,
+            email=email,
+            anonymous=external_id is None,
+            verified=verified,
+        ),
     )
 
 
@@ -213,25 +298,36 @@ async def inbox(
 ) -> InboxPage:
     """The agents' inbox: each conversation with its end user, last message and `reader`'s
     unread count, in one query whatever the page size."""
-    stmt = _with_summary(app_id, reader, with_user=True)
-    if status is not None:
-        stmt = stmt.where(Conversation.status == status)
-    if assignee_id is not None:
-        stmt = stmt.where(Conversation.assignee_id == assignee_id)
-    elif unassigned:
-        stmt = stmt.where(Conversation.assignee_id.is_(None))
-    rows, next_cursor = await _page(session, stmt, limit, cursor)
+    assignee: Literal["any", "one", "none"] = (
+        "one" if assignee_id is not None else "none" if unassigned else "any"
+    )
+    shape = _Shape(status=status is not None, assignee=assignee, with_user=True)
+    rows, next_cursor = await _page(
+        session,
+        shape,
+        reader,
+        limit=limit,
+        cursor=cursor,
+        app_id=app_id,
+        status=status,
+        assignee_id=assignee_id,
+    )
     return InboxPage(items=[_inbox_out(row) for row in rows], next_cursor=next_cursor)
 
 
 async def inbox_conversation(
     session: AsyncSession, app_id: uuid.UUID, conversation_id: uuid.UUID, reader: Participant
 ) -> InboxConversation:
-    stmt = _with_summary(app_id, reader, with_user=True).where(Conversation.id == conversation_id)
-    row = (await session.execute(stmt)).first()
-    if row is None:
+    rows = await _summaries(
+        session,
+        _Shape(single=True, with_user=True),
+        reader,
+        app_id=app_id,
+        conversation_id=conversation_id,
+    )
+    if not rows:
         raise NotFound("No such conversation.", code="CONVERSATION_NOT_FOUND")
-    return _inbox_out(row)
+    return _inbox_out(rows[0])
 
 
 _UNCHANGED: Any = object()
@@ -272,23 +368,6 @@ async def update_conversation(
         ),
     )
     return conversation
-
-
-async def conversation_summary(
-    session: AsyncSession,
-    app_id: uuid.UUID,
-    conversation_id: uuid.UUID,
-    reader: Participant,
-    *,
-    end_user_id: uuid.UUID | None = None,
-) -> ConversationOut:
-    stmt = _with_summary(app_id, reader).where(Conversation.id == conversation_id)
-    if end_user_id is not None:
-        stmt = stmt.where(Conversation.end_user_id == end_user_id)
-    row = (await session.execute(stmt)).first()
-    if row is None:
-        raise NotFound("No such conversation.", code="CONVERSATION_NOT_FOUND")
-    return _conversation_out(*row)
 
 
 async def require_conversation(
