@@ -440,3 +440,14 @@ async def test_verify_access_token_is_usable_without_http(
     assert (principal.app_id, principal.staff_id, principal.role) == (tenant.id, agent.id, "AGENT")
     with pytest.raises(Unauthorized):
         await verify_access_token(runtime, agent.refresh)
+
+
+async def test_a_stale_token_can_still_end_its_own_sign_in(
+    client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant
+) -> None:
+    owner = await signed_in(runtime, client, tenant, "OWNER")
+    admin = await signed_in(runtime, client, tenant, "ADMIN")
+    await client.patch(f"/admin/api/team/{admin.id}", headers=owner.auth(), json={"role": "AGENT"})
+    assert (await _me(client, admin.access)).json()["code"] == "TOKEN_STALE"
+    assert (await client.post("/admin/logout", headers=admin.auth())).status_code == 204
+    assert (await _refresh(client, admin.refresh)).status_code == 401

@@ -396,26 +396,30 @@ async def _live_staff(
     return staff
 
 
-async def logout(
-    runtime: Runtime, *, principal: StaffPrincipal | None, refresh_token: str | None
-) -> None:
-    """End the sign-in named by the access token or the refresh token (either will do)."""
-    if principal is not None and principal.session_id is not None:
-        app_id, staff_id, session_id = principal.app_id, principal.staff_id, principal.session_id
-    elif refresh_token is not None:
-        claims = tokens.decode_refresh_token(runtime.settings, refresh_token)
-        app_id, staff_id, session_id = claims.app_id, claims.staff_id, claims.session_id
-    else:
-        raise Unauthorized(
+async def logout(runtime: Runtime, *, access_token: str | None, refresh_token: str | None) -> None:
+    """End the sign-in named by a genuine, unexpired access token or refresh token (either will
+    do: a token made stale by a role change can still end its own sign-in). Idempotent."""
+    settings = runtime.settings
+    claims: tokens.AccessClaims | tokens.RefreshClaims | None = None
+    failure: Unauthorized | None = None
+    if access_token is not None:
+        try:
+            claims = tokens.decode_access_token(settings, access_token)
+        except Unauthorized as exc:
+            failure = exc
+    if claims is None and refresh_token is not None:
+        claims = tokens.decode_refresh_token(settings, refresh_token)
+    if claims is None:
+        raise failure or Unauthorized(
             "Send the access token or the refresh token to log out.", code="AUTH_REQUIRED"
         )
-    assert staff_id is not None
-    async with runtime.db.tenant_session(app_id) as session:
-        ended = await revoke_sessions(session, app_id, "logout", session_id=session_id)
-        for ended_id in ended:
-            StaffChanges.of(runtime).announce(
-                session, app_id, staff_id, "session_revoked", ended_id
-            )
+    async with runtime.db.tenant_session(claims.app_id) as session:
+        ended = await revoke_sessions(
+            session, claims.app_id, "logout", session_id=claims.session_id
+        )
+        changes = StaffChanges.of(runtime)
+        for session_id in ended:
+            changes.announce(session, claims.app_id, claims.staff_id, "session_revoked", session_id)
 
 
 # --- every request -------------------------------------------------------------------------------
