@@ -203,6 +203,7 @@ def _claims(token: str) -> dict[str, object]:
     return claims
 
 
+@pytest.mark.filterwarnings("ignore:The HMAC key")  # forging HS384/HS512 with our key
 async def test_expired_tampered_and_foreign_tokens_are_refused(
     client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant, settings: Settings
 ) -> None:
