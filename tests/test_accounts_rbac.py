@@ -3,6 +3,7 @@ gets exactly what the role table grants, against every admin route."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -87,6 +88,7 @@ class World:
     owner: Staff
     headers: dict[str, str]
     conversation_id: str
+    end_user_id: str
     runtime: Runtime
 
 
@@ -156,6 +158,12 @@ def cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
     async def rotate(w: World) -> tuple[str, str, None]:
         return "POST", "/admin/api/app/rotate-keys", None
 
+    async def end_user(w: World) -> tuple[str, str, None]:
+        return "GET", f"/admin/api/users/{w.end_user_id}", None
+
+    async def presence(w: World) -> tuple[str, str, None]:
+        return "GET", f"/admin/api/presence?user_id={w.end_user_id}", None
+
     return {
         ("GET", base): inbox,
         ("GET", base + "/{conversation_id}"): detail,
@@ -172,6 +180,8 @@ def cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
         ("GET", "/admin/api/app"): app_get,
         ("PATCH", "/admin/api/app"): app_patch,
         ("POST", "/admin/api/app/rotate-keys"): rotate,
+        ("GET", "/admin/api/users/{end_user_id}"): end_user,
+        ("GET", "/admin/api/presence"): presence,
     }
 
 
@@ -190,13 +200,14 @@ async def test_each_caller_against_each_admin_route(
 ) -> None:
     tenant = await make_tenant(f"Matrix {caller}")
     owner = await signed_in(runtime, client, tenant, "OWNER")
-    await identify(client, tenant)
+    identified = await identify(client, tenant)
     conversation = await start_conversation(client, tenant)
+    end_user_id = str(identified["user"]["id"])  # type: ignore[index]
     if caller == "secret key":
         headers, role = secret(tenant), INTEGRATION_ROLE
     else:
         headers, role = (await signed_in(runtime, client, tenant, caller)).auth(), Role(caller)
-    world = World(tenant, owner, headers, str(conversation["id"]), runtime)
+    world = World(tenant, owner, headers, str(conversation["id"]), end_user_id, runtime)
     routes = {(m, r.path): r for r in _admin_routes(app) for m in r.methods}
     # Key rotation last: it ends the secret key this very test may be using.
     ordered = sorted(cases(client).items(), key=lambda item: item[0][1].endswith("rotate-keys"))
@@ -217,9 +228,7 @@ async def test_no_credentials_is_a_401_on_every_admin_route(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     for route in _admin_routes(app):
-        url = route.path.format(
-            conversation_id=uuid.uuid4(), staff_id=uuid.uuid4(), invite_id=uuid.uuid4()
-        )
+        url = re.sub(r"\{[a-z_]+\}", str(uuid.uuid4()), route.path)
         for method in route.methods:
             response = await client.request(method, url)
             assert response.status_code == 401, (method, url)
