@@ -1,0 +1,58 @@
+// Names for the server's types, all taken from the generated OpenAPI schema (never copied by hand).
+import type { components } from "./schema";
+
+type Schemas = components["schemas"];
+
+export type Message = Schemas["MessageOut"];
+export type Conversation = Schemas["ConversationOut"];
+export type InboxConversation = Schemas["InboxConversation"];
+export type ConversationUser = Schemas["ConversationUser"];
+export type EndUser = Schemas["EndUserOut"];
+export type Staff = Schemas["StaffOut"];
+export type Me = Schemas["MeOut"];
+export type Invite = Schemas["InviteOut"];
+export type InviteCreated = Schemas["InviteCreated"];
+export type AppSettings = Schemas["AppOut"];
+export type AppWithKeys = Schemas["AppWithKeys"];
+export type TokenPair = Schemas["TokenPairOut"];
+export type Role = Staff["role"];
+export type IdentifyIn = Schemas["IdentifyIn"];
+
+/** `conversation:updated` carries what every reader shares: no per-reader unread count, no
+ * last message, no user (see messaging.service.conversation_event). */
+export type ConversationEvent = Pick<
+  InboxConversation,
+  "id" | "end_user_id" | "subject" | "status" | "assignee_id" | "last_seq" | "last_activity_at" | "created_at"
+>;
+
+/** Who did something, as Socket.IO events name them. */
+export interface Who {
+  type: "user" | "agent" | "system";
+  id: string;
+  name?: string | null;
+}
+
+export interface ServerEvents {
+  "message:new": (data: { message: Message }) => void;
+  "conversation:updated": (data: { conversation: ConversationEvent }) => void;
+  typing: (data: { conversation_id: string; who: Who; typing: boolean }) => void;
+  read: (data: { conversation_id: string; who: Who; seq: number }) => void;
+  presence: (data: { user_id?: string; agent_id?: string; online: boolean }) => void;
+}
+
+export type Ack<T extends object = object> =
+  | ({ ok: true } & T)
+  | { ok: false; code: string; error: string };
+
+export interface ClientEvents {
+  "message:send": (
+    data: { conversation_id: string; body: string; client_msg_id: string },
+    ack: (a: Ack<{ message: Message; created: boolean }>) => void,
+  ) => void;
+  typing: (data: { conversation_id: string; typing: boolean }, ack: (a: Ack) => void) => void;
+  read: (data: { conversation_id: string; seq: number }, ack: (a: Ack<{ seq: number }>) => void) => void;
+  sync: (
+    data: { conversation_id: string; after_seq: number; limit?: number },
+    ack: (a: Ack<{ messages: Message[]; has_more: boolean }>) => void,
+  ) => void;
+}

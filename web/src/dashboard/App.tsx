@@ -1,0 +1,122 @@
+import { useCallback, useEffect, useMemo, useState, useSyncExternalStore } from "react";
+import type { Me } from "../api/types";
+import { createApi } from "./api";
+import { Desk } from "./desk";
+import { navigate, useRoute } from "./router";
+import { InboxScreen } from "./screens/Inbox";
+import { InviteScreen } from "./screens/Invite";
+import { LoginScreen } from "./screens/Login";
+import { SettingsScreen } from "./screens/Settings";
+import { TeamScreen } from "./screens/Team";
+import { ConnectionBadge } from "./components";
+import { SessionStore } from "./session";
+
+const sessions = new SessionStore();
+const api = createApi(sessions);
+
+function useSession() {
+  return useSyncExternalStore(
+    (l) => sessions.subscribe(l),
+    () => sessions.current,
+  );
+}
+
+export function App() {
+  const session = useSession();
+  const route = useRoute();
+  if (route.screen === "invite") return <InviteScreen api={api} sessions={sessions} />;
+  if (!session) return <LoginScreen api={api} sessions={sessions} />;
+  return <SignedIn key={session.staff.id} />;
+}
+
+function SignedIn() {
+  const route = useRoute();
+  const [me, setMe] = useState<Me | null>(null);
+  const [failed, setFailed] = useState(false);
+
+  const loadMe = useCallback(async () => {
+    const { data } = await api.GET("/admin/me");
+    if (data) setMe(data);
+    else setFailed(true);
+  }, []);
+
+  useEffect(() => {
+    void loadMe();
+  }, [loadMe]);
+
+  const desk = useMemo(() => (me ? new Desk(api, sessions, me, () => void loadMe()) : null), [me !== null]); // eslint-disable-line react-hooks/exhaustive-deps
+  useEffect(() => {
+    if (!desk) return;
+    desk.start();
+    return () => desk.stop();
+  }, [desk]);
+  useEffect(() => {
+    if (desk && me) desk.setMe(me);
+  }, [desk, me]);
+
+  useEffect(() => {
+    if (route.screen === "login") navigate({ screen: "inbox", conversationId: null }, true);
+  }, [route.screen]);
+
+  if (!me || !desk) {
+    return <div className="splash">{failed ? "Could not load your account." : "Loading…"}</div>;
+  }
+  const can = (permission: string) => me.permissions.includes(permission);
+  const name = me.staff?.name || me.staff?.email || "";
+  return (
+    <div className="shell">
+      <nav className="sidebar" aria-label="Main">
+        <div className="brand">ReplyHQ</div>
+        <NavLink active={route.screen === "inbox"} to={{ screen: "inbox", conversationId: null }} testid="nav-inbox">
+          Inbox
+        </NavLink>
+        {can("team:read") && (
+          <NavLink active={route.screen === "team"} to={{ screen: "team" }} testid="nav-team">
+            Team
+          </NavLink>
+        )}
+        {can("settings:read") && (
+          <NavLink active={route.screen === "settings"} to={{ screen: "settings" }} testid="nav-settings">
+            Settings
+          </NavLink>
+        )}
+        <div className="spacer" />
+        <ConnectionBadge desk={desk} />
+        <div className="me" data-testid="me">
+          <strong>{name}</strong>
+          <span className="role" data-testid="my-role">
+            {me.role}
+          </span>
+        </div>
+        <button className="link" data-testid="logout" onClick={() => void sessions.logout()}>
+          Log out
+        </button>
+      </nav>
+      <main className="content">
+        {route.screen === "team" && can("team:read") ? (
+          <TeamScreen api={api} me={me} />
+        ) : route.screen === "settings" && can("settings:read") ? (
+          <SettingsScreen api={api} me={me} />
+        ) : (
+          <InboxScreen desk={desk} api={api} me={me} conversationId={route.screen === "inbox" ? route.conversationId : null} />
+        )}
+      </main>
+    </div>
+  );
+}
+
+function NavLink({ to, active, children, testid }: { to: Parameters<typeof navigate>[0]; active: boolean; children: string; testid: string }) {
+  return (
+    <a
+      href={"/dashboard/" + (to.screen === "inbox" ? "inbox" : to.screen)}
+      className={active ? "nav active" : "nav"}
+      data-testid={testid}
+      onClick={(event) => {
+        event.preventDefault();
+        navigate(to);
+      }}
+    >
+      {children}
+    </a>
+  );
+}

@@ -1,0 +1,427 @@
+// The agent's live desk: inbox, open conversations, presence, typing and the outbox, kept
+// current by the /admin socket and caught up with `sync` after every reconnect.
+import type { InboxConversation, Me, Message, Who } from "../api/types";
+import { applyMessage, applyUpdate, type InboxFilter, markRead, matches, sortInbox, upsert } from "../shared/inbox";
+import { Outbox, type OutboxItem, type SendResult } from "../shared/outbox";
+import {
+  ACK_TIMEOUT_MS,
+  type ConnectionState,
+  followNetwork,
+  isOnline,
+  type LiveSocket,
+  openSocket,
+  request,
+  sendResult,
+} from "../shared/socket";
+import {
+  addPending,
+  applyMessages,
+  dropPending,
+  emptyTimeline,
+  failPending,
+  fromLatest,
+  newClientMsgId,
+  prependHistory,
+  retryPending,
+  type Timeline,
+} from "../shared/timeline";
+import type { Api } from "./api";
+import type { SessionStore } from "./session";
+
+export interface DeskState {
+  connection: ConnectionState;
+  filter: InboxFilter;
+  inbox: InboxConversation[];
+  inboxLoading: boolean;
+  nextCursor: string | null;
+  selected: string | null;
+  timelines: Record<string, Timeline>;
+  online: Record<string, boolean>; // end user id → online
+  typing: Record<string, Who | null>; // conversation id → who is typing (end user or colleague)
+  userRead: Record<string, number>; // conversation id → the end user's read marker
+}
+
+const PAGE = 30;
+const HISTORY = 50;
+
+export class Desk {
+  private state: DeskState = {
+    connection: "connecting",
+    filter: "open",
+    inbox: [],
+    inboxLoading: true,
+    nextCursor: null,
+    selected: null,
+    timelines: {},
+    online: {},
+    typing: {},
+    userRead: {},
+  };
+  private listeners = new Set<() => void>();
+  private socket: LiveSocket | null = null;
+  private unfollow: (() => void) | null = null;
+  private readonly outbox: Outbox<Message>;
+  private typingTimers: Record<string, ReturnType<typeof setTimeout>> = {};
+  private syncing = new Set<string>();
+  private inboxRequest = 0;
+  /** Conversations known beyond the current filter (the selected one, for instance). */
+  private known: Record<string, InboxConversation> = {};
+
+  constructor(
+    private readonly api: Api,
+    private readonly sessions: SessionStore,
+    private me: Me,
+    private readonly onAccessChanged: () => void,
+  ) {
+    this.outbox = new Outbox<Message>((item) => this.deliver(item), {
+      onStored: (item, message) => {
+        this.receive(message);
+        this.setTimeline(message.conversation_id, dropPending(this.timeline(message.conversation_id), item.client_msg_id));
+      },
+      onRefused: (item, _code, error) =>
+        this.setTimeline(item.conversation_id, failPending(this.timeline(item.conversation_id), item.client_msg_id, error)),
+    });
+  }
+
+  // --- store -----------------------------------------------------------------------------------
+
+  subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+
+  getState = (): DeskState => this.state;
+
+  private set(change: Partial<DeskState>): void {
+    this.state = { ...this.state, ...change };
+    this.listeners.forEach((l) => l());
+  }
+
+  private timeline(id: string): Timeline {
+    return this.state.timelines[id] ?? emptyTimeline;
+  }
+
+  private setTimeline(id: string, timeline: Timeline): void {
+    this.set({ timelines: { ...this.state.timelines, [id]: timeline } });
+  }
+
+  setMe(me: Me): void {
+    this.me = me;
+  }
+
+  conversation(id: string): InboxConversation | undefined {
+    return this.state.inbox.find((c) => c.id === id) ?? this.known[id];
+  }
+
+  // --- inbox -----------------------------------------------------------------------------------
+
+  private query(filter: InboxFilter) {
+    switch (filter) {
+      case "open":
+        return { status: "open" as const };
+      case "closed":
+        return { status: "closed" as const };
+      case "mine":
+        return { assignee: "me" };
+      case "unassigned":
+        return { status: "open" as const, assignee: "none" };
+    }
+  }
+
+  async setFilter(filter: InboxFilter): Promise<void> {
+    this.set({ filter, inbox: [], inboxLoading: true, nextCursor: null });
+    await this.loadInbox();
+  }
+
+  async loadInbox(more = false): Promise<void> {
+    const ticket = ++this.inboxRequest;
+    const filter = this.state.filter;
+    const cursor = more ? this.state.nextCursor : null;
+    const { data } = await this.api.GET("/admin/api/conversations", {
+      params: { query: { ...this.query(filter), limit: PAGE, ...(cursor ? { cursor } : {}) } },
+    });
+    if (ticket !== this.inboxRequest || !data) {
+      if (ticket === this.inboxRequest) this.set({ inboxLoading: false });
+      return;
+    }
+    let inbox = more ? [...this.state.inbox] : [];
+    for (const item of data.items) inbox = upsert(inbox, this.remember(item));
+    this.set({ inbox: sortInbox(inbox), nextCursor: data.next_cursor, inboxLoading: false });
+    void this.loadPresence(data.items.map((c) => c.end_user_id));
+  }
+
+  private remember(conversation: InboxConversation): InboxConversation {
+    this.known[conversation.id] = conversation;
+    return conversation;
+  }
+
+  private async loadPresence(userIds: string[]): Promise<void> {
+    const unknown = [...new Set(userIds)].filter((id) => !(id in this.state.online));
+    if (unknown.length === 0) return;
+    const { data } = await this.api.GET("/admin/api/presence", { params: { query: { user_id: unknown } } });
+    if (data) this.set({ online: { ...data.users, ...this.state.online } });
+  }
+
+  private async fetchConversation(id: string): Promise<InboxConversation | null> {
+    const { data } = await this.api.GET("/admin/api/conversations/{conversation_id}", {
+      params: { path: { conversation_id: id } },
+    });
+    if (!data) return null;
+    this.remember(data);
+    void this.loadPresence([data.end_user_id]);
+    return data;
+  }
+
+  /** Put a conversation in the list if it belongs to the current filter (or is selected). */
+  private place(conversation: InboxConversation): void {
+    const belongs = matches(conversation, this.state.filter, this.me.staff?.id ?? null) || conversation.id === this.state.selected;
+    const without = this.state.inbox.filter((c) => c.id !== conversation.id);
+    this.set({ inbox: belongs ? upsert(without, conversation) : without });
+  }
+
+  // --- a conversation --------------------------------------------------------------------------
+
+  async select(id: string | null): Promise<void> {
+    this.set({ selected: id });
+    if (!id) return;
+    if (!this.conversation(id)) {
+      const found = await this.fetchConversation(id);
+      if (found) this.place(found);
+    }
+    if (this.timeline(id).lastSeq === 0) {
+      const { data } = await this.api.GET("/admin/api/conversations/{conversation_id}/messages", {
+        params: { path: { conversation_id: id }, query: { before_seq: 2 ** 31 - 1, limit: HISTORY } },
+      });
+      if (data) {
+        const current = this.timeline(id);
+        this.setTimeline(id, applyMessages({ ...fromLatest(data.items), pending: current.pending }, current.messages).timeline);
+        void this.sync(id); // anything that landed between the page and now
+      }
+    }
+    this.read(id);
+  }
+
+  async loadOlder(id: string): Promise<void> {
+    const timeline = this.timeline(id);
+    if (timeline.firstSeq <= 1) return;
+    const { data } = await this.api.GET("/admin/api/conversations/{conversation_id}/messages", {
+      params: { path: { conversation_id: id }, query: { before_seq: timeline.firstSeq, limit: HISTORY } },
+    });
+    if (data) this.setTimeline(id, prependHistory(this.timeline(id), data.items));
+  }
+
+  private viewing(id: string): boolean {
+    return this.state.selected === id && document.visibilityState !== "hidden";
+  }
+
+  /** The agent has seen everything shown in the selected conversation. */
+  read(id: string): void {
+    if (!this.viewing(id)) return;
+    const seq = this.timeline(id).lastSeq;
+    const conversation = this.conversation(id);
+    if (seq === 0 || !conversation) return;
+    if (conversation.unread_count > 0) {
+      this.set({ inbox: markRead(this.state.inbox, id) });
+      this.known[id] = { ...conversation, unread_count: 0 };
+    }
+    const socket = this.socket;
+    if (socket?.connected) {
+      void request(socket, (s) => s.timeout(ACK_TIMEOUT_MS).emitWithAck("read", { conversation_id: id, seq }));
+    } else {
+      void this.api.POST("/admin/api/conversations/{conversation_id}/read", {
+        params: { path: { conversation_id: id } },
+        body: { seq },
+      });
+    }
+  }
+
+  async update(id: string, change: { status?: "open" | "closed"; assignee_id?: string | null }): Promise<string | null> {
+    const { data, error } = await this.api.PATCH("/admin/api/conversations/{conversation_id}", {
+      params: { path: { conversation_id: id } },
+      body: change,
+    });
+    if (!data) return (error as { error?: string } | undefined)?.error ?? "Not saved.";
+    this.place(this.remember({ ...data, unread_count: this.conversation(id)?.unread_count ?? data.unread_count }));
+    return null;
+  }
+
+  // --- sending ---------------------------------------------------------------------------------
+
+  send(conversationId: string, body: string): void {
+    const text = body.trim();
+    if (!text) return;
+    const item = { conversation_id: conversationId, body: text, client_msg_id: newClientMsgId() };
+    this.setTimeline(
+      conversationId,
+      addPending(this.timeline(conversationId), { ...item, created_at: new Date().toISOString(), status: "sending" }),
+    );
+    this.outbox.enqueue(item);
+    this.typing(conversationId, false);
+  }
+
+  retry(conversationId: string, clientMsgId: string): void {
+    const pending = this.timeline(conversationId).pending.find((p) => p.client_msg_id === clientMsgId);
+    if (!pending) return;
+    this.setTimeline(conversationId, retryPending(this.timeline(conversationId), clientMsgId));
+    this.outbox.retry({ conversation_id: conversationId, body: pending.body, client_msg_id: clientMsgId });
+  }
+
+  discard(conversationId: string, clientMsgId: string): void {
+    this.setTimeline(conversationId, dropPending(this.timeline(conversationId), clientMsgId));
+  }
+
+  private async deliver(item: OutboxItem): Promise<SendResult<Message>> {
+    const socket = this.socket;
+    if (!socket) return { kind: "retry" as const, error: "not connected" };
+    return sendResult(
+      await request(socket, (s) =>
+        s.timeout(ACK_TIMEOUT_MS).emitWithAck("message:send", {
+          conversation_id: item.conversation_id,
+          body: item.body,
+          client_msg_id: item.client_msg_id,
+        }),
+      ),
+    );
+  }
+
+  private typingState: Record<string, boolean> = {};
+  private typingStops: Record<string, ReturnType<typeof setTimeout>> = {};
+
+  typing(conversationId: string, active: boolean): void {
+    const socket = this.socket;
+    if (!socket?.connected) return;
+    clearTimeout(this.typingStops[conversationId]);
+    if (active) this.typingStops[conversationId] = setTimeout(() => this.typing(conversationId, false), 3000);
+    if ((this.typingState[conversationId] ?? false) === active) return;
+    this.typingState[conversationId] = active;
+    socket.emit("typing", { conversation_id: conversationId, typing: active }, () => undefined);
+  }
+
+  // --- real time -------------------------------------------------------------------------------
+
+  start(): void {
+    void this.loadInbox();
+    const socket = openSocket("", "/admin", (cb) => {
+      void this.sessions.accessToken().then((token) => cb({ token }));
+    });
+    this.socket = socket;
+    socket.on("connect", () => {
+      this.set({ connection: "connected" });
+      void this.catchUp().then(() => this.outbox.setOnline(true));
+    });
+    socket.on("disconnect", (reason) => {
+      this.outbox.setOnline(false);
+      this.set({ connection: isOnline() ? "reconnecting" : "offline", typing: {} });
+      // The server ends sockets whose access changed (role, deactivation): refresh and retry.
+      if (reason === "io server disconnect") {
+        void this.sessions.refresh().then((session) => {
+          if (session) {
+            this.onAccessChanged();
+            socket.connect();
+          }
+        });
+      }
+    });
+    socket.on("connect_error", (error) => {
+      const code = (error as { data?: { code?: string } }).data?.code;
+      this.set({ connection: isOnline() ? "reconnecting" : "offline" });
+      if (code && socket.active === false) {
+        // Refused at the handshake (expired token, changed role): a fresh token, then again.
+        void this.sessions.refresh().then((session) => {
+          if (session) setTimeout(() => socket.connect(), 500);
+        });
+      }
+    });
+    socket.on("message:new", ({ message }) => this.receive(message));
+    socket.on("conversation:updated", ({ conversation }) => {
+      const current = this.conversation(conversation.id);
+      if (!current) {
+        void this.fetchConversation(conversation.id).then((found) => found && this.place(found));
+        return;
+      }
+      const [merged] = applyUpdate([current], conversation);
+      if (merged) this.place(this.remember(merged));
+    });
+    socket.on("typing", ({ conversation_id, who, typing }) => {
+      if (who.type === "agent" && who.id === this.me.staff?.id) return;
+      clearTimeout(this.typingTimers[conversation_id]);
+      if (typing) this.typingTimers[conversation_id] = setTimeout(() => this.setTyping(conversation_id, null), 8000);
+      this.setTyping(conversation_id, typing ? who : null);
+    });
+    socket.on("read", ({ conversation_id, who, seq }) => {
+      if (who.type === "user") {
+        if (seq > (this.state.userRead[conversation_id] ?? 0)) this.set({ userRead: { ...this.state.userRead, [conversation_id]: seq } });
+      } else if (who.id === this.me.staff?.id) {
+        // Read in another tab of mine.
+        const conversation = this.conversation(conversation_id);
+        if (conversation && seq >= conversation.last_seq) this.set({ inbox: markRead(this.state.inbox, conversation_id) });
+      }
+    });
+    socket.on("presence", ({ user_id, online }) => {
+      if (user_id) this.set({ online: { ...this.state.online, [user_id]: online } });
+    });
+    this.unfollow = followNetwork(socket, () => {
+      this.outbox.setOnline(false);
+      this.set({ connection: "offline" });
+    });
+    if (isOnline()) socket.connect();
+    else this.set({ connection: "offline" });
+  }
+
+  stop(): void {
+    this.unfollow?.();
+    this.socket?.removeAllListeners();
+    this.socket?.disconnect();
+    this.socket = null;
+    this.outbox.clear();
+  }
+
+  private setTyping(conversationId: string, who: Who | null): void {
+    this.set({ typing: { ...this.state.typing, [conversationId]: who } });
+  }
+
+  /** After a (re)connect: the inbox as it is now, and every open timeline from its last seq. */
+  private async catchUp(): Promise<void> {
+    const open = Object.keys(this.state.timelines).filter((id) => this.timeline(id).lastSeq > 0);
+    this.set({ online: {} }); // presence may have changed while we were away
+    await Promise.all([this.loadInbox(), ...open.map((id) => this.sync(id))]);
+    if (this.state.selected) void this.loadPresence([this.conversation(this.state.selected)?.end_user_id ?? ""].filter(Boolean));
+  }
+
+  private async sync(id: string): Promise<void> {
+    const socket = this.socket;
+    if (!socket?.connected || this.syncing.has(id)) return;
+    this.syncing.add(id);
+    try {
+      for (;;) {
+        const ack = await request(socket, (s) =>
+          s.timeout(ACK_TIMEOUT_MS).emitWithAck("sync", { conversation_id: id, after_seq: this.timeline(id).lastSeq }),
+        );
+        if (!ack.ok) return;
+        this.setTimeline(id, applyMessages(this.timeline(id), ack.messages).timeline);
+        if (!ack.has_more) break;
+      }
+      this.read(id);
+    } finally {
+      this.syncing.delete(id);
+    }
+  }
+
+  private receive(message: Message): void {
+    const id = message.conversation_id;
+    const current = this.conversation(id);
+    if (current) {
+      const [merged] = applyMessage([current], message, { viewing: this.viewing(id) });
+      if (merged && merged !== current) this.place(this.remember(merged));
+    } else {
+      void this.fetchConversation(id).then((found) => found && this.place(found));
+    }
+    if (message.sender === "user") this.setTyping(id, null);
+    const timeline = this.state.timelines[id];
+    if (!timeline) return; // not opened: its history loads when it is
+    const applied = applyMessages(timeline, [message]);
+    this.setTimeline(id, applied.timeline);
+    if (applied.gap) void this.sync(id);
+    if (applied.added.length > 0) this.read(id);
+  }
+}

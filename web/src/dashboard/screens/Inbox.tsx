@@ -1,0 +1,338 @@
+import { useEffect, useLayoutEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent, type UIEvent } from "react";
+import type { EndUser, InboxConversation, Me, Message, Staff } from "../../api/types";
+import type { InboxFilter } from "../../shared/inbox";
+import type { PendingMessage } from "../../shared/timeline";
+import type { Api } from "../api";
+import { displayName, OnlineDot, when } from "../components";
+import type { Desk } from "../desk";
+import { navigate } from "../router";
+
+const FILTERS: { id: InboxFilter; label: string }[] = [
+  { id: "open", label: "Open" },
+  { id: "mine", label: "Mine" },
+  { id: "unassigned", label: "Unassigned" },
+  { id: "closed", label: "Closed" },
+];
+
+export function InboxScreen({ desk, api, me, conversationId }: { desk: Desk; api: Api; me: Me; conversationId: string | null }) {
+  const state = useSyncExternalStore(desk.subscribe, desk.getState);
+  const team = useTeam(api, me);
+
+  useEffect(() => {
+    void desk.select(conversationId);
+  }, [desk, conversationId]);
+
+  const selected = conversationId ? desk.conversation(conversationId) : undefined;
+  return (
+    <div className="inbox">
+      <section className="list" aria-label="Conversations">
+        <div className="filters" role="tablist">
+          {FILTERS.map((f) => (
+            <button key={f.id} role="tab" aria-selected={state.filter === f.id} className={state.filter === f.id ? "active" : ""} data-testid={`filter-${f.id}`} onClick={() => void desk.setFilter(f.id)}>
+              {f.label}
+            </button>
+          ))}
+        </div>
+        <ul data-testid="inbox">
+          {state.inbox.map((c) => (
+            <InboxItem key={c.id} conversation={c} active={c.id === conversationId} online={state.online[c.end_user_id]} typing={Boolean(state.typing[c.id])} />
+          ))}
+        </ul>
+        {state.inboxLoading && <p className="muted pad">Loading…</p>}
+        {!state.inboxLoading && state.inbox.length === 0 && <p className="muted pad">Nothing here.</p>}
+        {state.nextCursor && (
+          <button className="link pad" onClick={() => void desk.loadInbox(true)}>
+            Load more
+          </button>
+        )}
+      </section>
+      {selected ? (
+        <>
+          <ConversationView key={selected.id} desk={desk} me={me} conversation={selected} team={team} />
+          <ProfilePanel api={api} me={me} conversation={selected} online={state.online[selected.end_user_id]} />
+        </>
+      ) : (
+        <section className="empty">
+          <p className="muted">{conversationId ? "Loading the conversation…" : "Choose a conversation."}</p>
+        </section>
+      )}
+    </div>
+  );
+}
+
+function useTeam(api: Api, me: Me): Staff[] {
+  const [team, setTeam] = useState<Staff[]>([]);
+  useEffect(() => {
+    if (!me.permissions.includes("team:read")) return;
+    void api.GET("/admin/api/team").then(({ data }) => data && setTeam(data.filter((s) => s.active)));
+  }, [api, me]);
+  return team;
+}
+
+function InboxItem({ conversation: c, active, online, typing }: { conversation: InboxConversation; active: boolean; online: boolean | undefined; typing: boolean }) {
+  const preview = typing ? "typing…" : c.last_message ? `${c.last_message.sender === "agent" ? "You: " : ""}${c.last_message.body}` : c.subject ?? "";
+  return (
+    <li>
+      <a
+        href={`/dashboard/inbox/${c.id}`}
+        className={active ? "item active" : "item"}
+        data-testid="inbox-item"
+        data-id={c.id}
+        data-unread={c.unread_count}
+        onClick={(e) => {
+          e.preventDefault();
+          navigate({ screen: "inbox", conversationId: c.id });
+        }}
+      >
+        <span className="who">
+          <OnlineDot online={online} />
+          <strong data-testid="inbox-name">{displayName(c.user)}</strong>
+          <time>{when(c.last_activity_at)}</time>
+        </span>
+        <span className="preview-row">
+          <span className={typing ? "preview typing" : "preview"} data-testid="inbox-preview">
+            {preview}
+          </span>
+          {c.unread_count > 0 && (
+            <span className="badge" data-testid="unread-badge">
+              {c.unread_count}
+            </span>
+          )}
+          {c.status === "closed" && <span className="tag">closed</span>}
+        </span>
+      </a>
+    </li>
+  );
+}
+
+function draftKey(me: Me, conversationId: string): string {
+  return `replyhq:dashboard:draft:${me.staff?.id ?? me.app_id}:${conversationId}`;
+}
+
+function ConversationView({ desk, me, conversation, team }: { desk: Desk; me: Me; conversation: InboxConversation; team: Staff[] }) {
+  const state = useSyncExternalStore(desk.subscribe, desk.getState);
+  const timeline = state.timelines[conversation.id];
+  const messages = timeline?.messages ?? [];
+  const pending = timeline?.pending ?? [];
+  const typing = state.typing[conversation.id];
+  const userRead = state.userRead[conversation.id] ?? 0;
+  const lastAgent = [...messages].reverse().find((m) => m.sender === "agent");
+  const [draft, setDraft] = useState(() => localStorage.getItem(draftKey(me, conversation.id)) ?? "");
+  const [error, setError] = useState<string | null>(null);
+  const scroller = useRef<HTMLDivElement>(null);
+  const stick = useRef(true);
+  const firstSeq = timeline?.firstSeq ?? 0;
+  const previousHeight = useRef(0);
+  const can = (p: string) => me.permissions.includes(p);
+
+  useEffect(() => {
+    if (draft) localStorage.setItem(draftKey(me, conversation.id), draft);
+    else localStorage.removeItem(draftKey(me, conversation.id));
+  }, [draft, me, conversation.id]);
+
+  // New messages at the bottom keep the view pinned there; older ones loaded at the top keep
+  // the reader's place.
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (!el) return;
+    if (stick.current) el.scrollTop = el.scrollHeight;
+    else if (previousHeight.current) el.scrollTop += el.scrollHeight - previousHeight.current;
+    previousHeight.current = el.scrollHeight;
+  }, [messages.length, pending.length, typing, firstSeq]);
+
+  const onScroll = (event: UIEvent<HTMLDivElement>) => {
+    const el = event.currentTarget;
+    stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    previousHeight.current = el.scrollHeight;
+    if (el.scrollTop < 40 && firstSeq > 1) void desk.loadOlder(conversation.id);
+  };
+
+  const submit = () => {
+    if (!draft.trim()) return;
+    stick.current = true;
+    desk.send(conversation.id, draft);
+    setDraft("");
+  };
+  const onKeyDown = (event: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.nativeEvent.isComposing) {
+      event.preventDefault();
+      submit();
+    }
+  };
+  const change = async (patch: { status?: "open" | "closed"; assignee_id?: string | null }) => {
+    setError(await desk.update(conversation.id, patch));
+  };
+  const assignee = conversation.assignee_id;
+  const assigneeName = assignee === me.staff?.id ? "you" : team.find((s) => s.id === assignee)?.name ?? team.find((s) => s.id === assignee)?.email ?? "a colleague";
+
+  return (
+    <section className="conversation" aria-label="Conversation" data-testid="conversation" data-id={conversation.id}>
+      <header className="conversation-head">
+        <div>
+          <h2 data-testid="conversation-title">{displayName(conversation.user)}</h2>
+          <span className="muted" data-testid="conversation-status" data-status={conversation.status}>
+            {conversation.status === "open" ? "Open" : "Closed"}
+            {assignee ? ` · assigned to ${assigneeName}` : " · unassigned"}
+          </span>
+        </div>
+        {can("conversations:write") && (
+          <div className="actions" data-testid="conversation-actions">
+            {team.length > 0 ? (
+              <select aria-label="Assignee" data-testid="assignee" value={assignee ?? ""} onChange={(e) => void change({ assignee_id: e.target.value || null })}>
+                <option value="">Unassigned</option>
+                {team.map((s) => (
+                  <option key={s.id} value={s.id}>
+                    {s.name || s.email}
+                  </option>
+                ))}
+              </select>
+            ) : (
+              assignee !== me.staff?.id && (
+                <button onClick={() => void change({ assignee_id: me.staff?.id ?? null })} data-testid="assign-me">
+                  Assign to me
+                </button>
+              )
+            )}
+            {conversation.status === "open" ? (
+              <button data-testid="close" onClick={() => void change({ status: "closed" })}>
+                Close
+              </button>
+            ) : (
+              <button data-testid="reopen" onClick={() => void change({ status: "open" })}>
+                Reopen
+              </button>
+            )}
+          </div>
+        )}
+      </header>
+      {error && <p className="error pad">{error}</p>}
+      <div className="messages" ref={scroller} onScroll={onScroll} data-testid="messages">
+        {firstSeq > 1 && (
+          <button className="link older" onClick={() => void desk.loadOlder(conversation.id)}>
+            Earlier messages
+          </button>
+        )}
+        {messages.map((m) => (
+          <Bubble key={m.seq} message={m} seen={m === lastAgent && userRead >= m.seq} />
+        ))}
+        {pending.map((p) => (
+          <PendingBubble key={p.client_msg_id} pending={p} onRetry={() => desk.retry(conversation.id, p.client_msg_id)} onDiscard={() => desk.discard(conversation.id, p.client_msg_id)} />
+        ))}
+        {typing && (
+          <p className="typing" data-testid="typing">
+            {typing.name || (typing.type === "user" ? displayName(conversation.user) : "A colleague")} is typing…
+          </p>
+        )}
+      </div>
+      {can("messages:write") && (
+        <div className="composer">
+          <textarea
+            data-testid="composer"
+            placeholder="Reply… (Enter sends, Shift+Enter for a new line)"
+            value={draft}
+            rows={3}
+            onChange={(e) => {
+              setDraft(e.target.value);
+              desk.typing(conversation.id, e.target.value.length > 0);
+            }}
+            onKeyDown={onKeyDown}
+            aria-label="Reply"
+          />
+          <button className="primary" data-testid="send" onClick={submit} disabled={!draft.trim()}>
+            Send
+          </button>
+        </div>
+      )}
+    </section>
+  );
+}
+
+function Bubble({ message, seen }: { message: Message; seen: boolean }) {
+  const side = message.sender === "user" ? "theirs" : message.sender === "agent" ? "mine" : "system";
+  return (
+    <div className={`bubble ${side}`} data-testid="message" data-seq={message.seq} data-sender={message.sender} data-client-msg-id={message.client_msg_id}>
+      <span className="author">{message.author.name || (message.sender === "user" ? "Visitor" : "Agent")}</span>
+      {/* body_html is the server's sanitised rendering (nh3): the only HTML we insert. */}
+      <div className="body" dangerouslySetInnerHTML={{ __html: message.body_html }} />
+      <span className="meta">
+        {when(message.created_at)}
+        {seen && (
+          <span className="seen" data-testid="seen">
+            {" "}
+            · Seen
+          </span>
+        )}
+      </span>
+    </div>
+  );
+}
+
+function PendingBubble({ pending, onRetry, onDiscard }: { pending: PendingMessage; onRetry: () => void; onDiscard: () => void }) {
+  return (
+    <div className="bubble mine pending" data-testid="pending" data-status={pending.status}>
+      <div className="body plain">{pending.body}</div>
+      <span className="meta">
+        {pending.status === "sending" ? (
+          "Sending…"
+        ) : (
+          <>
+            Not sent{pending.error ? `: ${pending.error}` : ""}{" "}
+            <button className="link" onClick={onRetry}>
+              Retry
+            </button>{" "}
+            <button className="link" onClick={onDiscard}>
+              Delete
+            </button>
+          </>
+        )}
+      </span>
+    </div>
+  );
+}
+
+function ProfilePanel({ api, me, conversation, online }: { api: Api; me: Me; conversation: InboxConversation; online: boolean | undefined }) {
+  const [profile, setProfile] = useState<EndUser | null>(null);
+  const canSeeAttributes = me.permissions.includes("users:read");
+  useEffect(() => {
+    setProfile(null);
+    if (!canSeeAttributes) return;
+    void api
+      .GET("/admin/api/users/{end_user_id}", { params: { path: { end_user_id: conversation.end_user_id } } })
+      .then(({ data }) => data && setProfile(data));
+  }, [api, conversation.end_user_id, canSeeAttributes]);
+  const user = conversation.user;
+  return (
+    <aside className="profile" aria-label="End user" data-testid="profile">
+      <h3>
+        <OnlineDot online={online} /> <span data-testid="profile-name">{displayName(user)}</span>
+      </h3>
+      <dl>
+        <dt>Status</dt>
+        <dd>{online ? "Online now" : "Offline"}</dd>
+        <dt>E-mail</dt>
+        <dd>{user.email ?? "—"}</dd>
+        <dt>User id</dt>
+        <dd>{user.user_id ?? "anonymous visitor"}</dd>
+        <dt>Identity</dt>
+        <dd>{user.anonymous ? "not identified" : user.verified ? "verified" : "not verified"}</dd>
+      </dl>
+      {canSeeAttributes && (
+        <>
+          <h4>Attributes</h4>
+          {profile && Object.keys(profile.attributes).length > 0 ? (
+            <dl data-testid="attributes">
+              {Object.entries(profile.attributes).map(([key, value]) => (
+                <div key={key} className="attribute">
+                  <dt>{key}</dt>
+                  <dd>{typeof value === "string" ? value : JSON.stringify(value)}</dd>
+                </div>
+              ))}
+            </dl>
+          ) : (
+            <p className="muted">{profile ? "None." : "Loading…"}</p>
+          )}
+        </>
+      )}
+    </aside>
+  );
+}
