@@ -4,7 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench clean
+.PHONY: dev test lint bench clean web web-test
+
+# The dashboard and messenger (web/, TypeScript) are built into src/replyhq/static/ when their
+# sources, or the API schema they are typed against, change. Serving them needs no Node.
+WEB_STAMPS := web/.stamps
+WEB_DEPS := $(WEB_STAMPS)/npm
+API_TYPES := $(WEB_STAMPS)/api
+WEB_BUILT := src/replyhq/static/.built
+WEB_SOURCES := $(shell find web/src web/index.html -type f 2>/dev/null) \
+	web/package.json web/package-lock.json web/tsconfig.json web/vite.config.ts web/vite.widget.config.ts
+PY_SOURCES := $(shell find src/replyhq -name '*.py' -not -path '*/migrations/*' 2>/dev/null)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +29,31 @@ NODE_STAMP := node_modules/.package-lock.json
 $(NODE_STAMP): package-lock.json
 	npm ci --no-audit --no-fund
 
-dev: $(STAMP)
+$(WEB_DEPS): web/package.json web/package-lock.json
+	mkdir -p $(WEB_STAMPS)
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The typed API client follows the live OpenAPI schema (rewritten only when it changed).
+$(API_TYPES): $(STAMP) $(WEB_DEPS) $(PY_SOURCES)
+	$(BIN)/python web/scripts/dump_openapi.py web/openapi.json
+	cd web && npx openapi-typescript openapi.json -o .schema.tmp.d.ts --silent && \
+		{ cmp -s .schema.tmp.d.ts src/api/schema.d.ts && rm .schema.tmp.d.ts || mv .schema.tmp.d.ts src/api/schema.d.ts; }
+	touch $@
+
+$(WEB_BUILT): $(WEB_DEPS) $(API_TYPES) $(WEB_SOURCES)
+	cd web && npm run build --silent
+	touch $@
+
+web: $(WEB_BUILT)
+
+web-test: $(WEB_DEPS)
+	cd web && npx vitest run
+
+dev: $(STAMP) $(WEB_BUILT)
 	$(BIN)/replyhq serve --demo
 
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) $(WEB_BUILT) web-test
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -34,4 +65,4 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .replyhq-data bench/results
+	rm -rf $(VENV) .replyhq-data bench/results web/node_modules $(WEB_STAMPS) src/replyhq/static/dashboard src/replyhq/static/widget.js $(WEB_BUILT)
