@@ -63,7 +63,8 @@ async def test_every_setup_route_needs_the_master_key(
     client: httpx.AsyncClient, tenant: Tenant, method: str, path: str, header: str | None
 ) -> None:
     headers = {} if header is None else {"X-Master-Key": header}
-    body = {"name": "Sneaky"} if method == "POST" else {"name": "Renamed"}
+    marker = uuid.uuid4().hex  # names no other test could have given an app
+    body = {"name": f"Sneaky {marker}"} if method == "POST" else {"name": f"Renamed {marker}"}
     response = await client.request(method, path.format(id=tenant.id), headers=headers, json=body)
     assert response.status_code == 401
     assert response.json() == {
@@ -71,8 +72,8 @@ async def test_every_setup_route_needs_the_master_key(
         "code": "MASTER_KEY_REQUIRED",
     }
     listed = (await client.get("/setup/apps", headers=MASTER)).json()
-    assert "Sneaky" not in {a["name"] for a in listed}
-    assert "Renamed" not in {a["name"] for a in listed}
+    assert not any(marker in a["name"] for a in listed)
+    assert {a["id"]: a["name"] for a in listed}[str(tenant.id)] == tenant.name
 
 
 async def test_create_returns_prefixed_random_keys_once(
