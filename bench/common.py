@@ -201,7 +201,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        if not os.environ.get("BENCH_KEEP_LOGS"):
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 def server_env(owner_url: str, redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
