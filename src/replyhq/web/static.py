@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from replyhq.errors import NotFound, ServiceUnavailable
 from replyhq.settings import Settings
@@ -85,6 +85,13 @@ async def dashboard(path: str) -> Response:
             },
         )
     return _dashboard_index()
+
+
+@router.get("/invite")
+async def invite() -> Response:
+    """Invitation links (`<DASHBOARD_URL>/invite#token=…`) with DASHBOARD_URL unset point here;
+    the browser keeps the fragment (the token) across the redirect."""
+    return RedirectResponse("/dashboard/invite", status_code=307)
 
 
 @router.get("/widget.js")

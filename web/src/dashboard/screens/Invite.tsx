@@ -29,14 +29,14 @@ export function InviteScreen({ api, sessions }: { api: Api; sessions: SessionSto
         {!token && <p className="error">This link has no invitation token.</p>}
         <label>
           Your name
-          <input required value={name} onChange={(e) => setName(e.target.value)} />
+          <input required data-testid="invite-name" value={name} onChange={(e) => setName(e.target.value)} />
         </label>
         <label>
           Choose a password (8 characters or more)
-          <input type="password" minLength={8} required autoComplete="new-password" value={password} onChange={(e) => setPassword(e.target.value)} />
+          <input type="password" data-testid="invite-password" minLength={8} required autoComplete="new-password" value={password} onChange={(e) => setPassword(e.target.value)} />
         </label>
         {error && <p className="error">{error}</p>}
-        <button className="primary" disabled={!token}>
+        <button className="primary" data-testid="invite-submit" disabled={!token}>
           Join
         </button>
       </form>

@@ -1,0 +1,82 @@
+"""An end user on /demo and an agent in /dashboard chat live, in two real browsers."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from playwright.async_api import expect
+
+from replyhq.runtime import Runtime
+from tests.e2e.conftest import Demo, Pages, sign_in, staff_for
+
+
+async def open_messenger(page: Any, base_url: str) -> None:
+    await page.goto(f"{base_url}/demo")
+    await page.get_by_test_id("rhq-launcher").click()
+    await expect(page.get_by_test_id("rhq-status")).to_have_attribute("data-state", "connected")
+
+
+async def user_send(page: Any, text: str) -> None:
+    composer = page.get_by_test_id("rhq-composer")
+    await composer.fill(text)
+    await composer.press("Enter")
+
+
+async def agent_send(page: Any, text: str) -> None:
+    composer = page.get_by_test_id("composer")
+    await composer.fill(text)
+    await composer.press("Enter")
+
+
+def bodies(locator: Any) -> Any:
+    return locator.locator(".rhq-body, .body")
+
+
+async def test_end_user_and_agent_chat_live(demo: Demo, pages: Pages, runtime: Runtime) -> None:
+    agent = await pages.new()
+    await sign_in(agent, demo.url, await staff_for(runtime, demo.app_id, "AGENT"))
+    user = await pages.new()
+    await open_messenger(user, demo.url)
+
+    # The end user writes; the agent's inbox shows it within a second, without a reload.
+    await user_send(user, "Hello, my order has not arrived")
+    sent = time.monotonic()
+    item = agent.get_by_test_id("inbox-item").filter(has_text="Hello, my order has not arrived")
+    await expect(item).to_be_visible(timeout=1000)
+    seen_after = time.monotonic() - sent
+    assert seen_after < 1.0, seen_after
+    await expect(item.get_by_test_id("unread-badge")).to_have_text("1")
+    await expect(item.get_by_test_id("presence")).to_have_attribute("data-online", "yes")
+
+    # The agent opens it (the unread badge goes), and sees the end user typing.
+    await item.click()
+    messages = agent.get_by_test_id("message")
+    await expect(messages).to_have_count(1)
+    await expect(item.get_by_test_id("unread-badge")).to_have_count(0)
+    await user.get_by_test_id("rhq-composer").press_sequentially("Any news", delay=20)
+    await expect(agent.get_by_test_id("typing")).to_be_visible()
+
+    # The agent types (the end user sees it) and replies (the end user sees the reply).
+    await agent.get_by_test_id("composer").press_sequentially("Let me", delay=20)
+    await expect(user.get_by_test_id("rhq-typing")).to_be_visible()
+    await agent.get_by_test_id("composer").fill("")
+    await agent_send(agent, "Let me check that for you.\nOne moment.")
+    reply = user.get_by_test_id("rhq-message").filter(has_text="Let me check that for you.")
+    await expect(reply).to_be_visible(timeout=1000)
+    await expect(reply).to_have_attribute("data-sender", "agent")
+
+    # The end user's next message, with Shift+Enter making a new line, not a send.
+    composer = user.get_by_test_id("rhq-composer")
+    await composer.fill("")
+    await composer.type("Thanks!")
+    await composer.press("Shift+Enter")
+    await composer.type("Second line")
+    await expect(user.get_by_test_id("rhq-message")).to_have_count(2)
+    await composer.press("Enter")
+    await expect(agent.get_by_test_id("message")).to_have_count(3)
+    assert await agent.get_by_test_id("message").nth(2).inner_text() != ""
+    last = agent.get_by_test_id("message").nth(2).locator(".body")
+    assert "Second line" in await last.inner_text()
+    assert [await m.get_attribute("data-seq") for m in await messages.all()] == ["1", "2", "3"]
+    assert pages.errors == []
