@@ -53,7 +53,14 @@ web-test: $(WEB_DEPS)
 dev: $(STAMP) $(WEB_BUILT)
 	$(BIN)/replyhq serve --demo
 
-test: $(STAMP) $(NODE_STAMP) $(WEB_BUILT) web-test
+# The browser tests drive Debian's Chromium (Playwright never downloads a browser).
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "note: $(CHROMIUM) is missing (sudo apt-get install chromium); browser tests will be skipped"; fi
+
+test: $(STAMP) $(NODE_STAMP) $(WEB_BUILT) web-test $(CHROMIUM)
 	$(BIN)/pytest
 
 lint: $(STAMP)
