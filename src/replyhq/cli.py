@@ -96,6 +96,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
             access_log=False,  # ours: one JSON line per request (observability/http.py)
             log_config=None,  # uvicorn's loggers go through our JSON handler
             log_level=settings.log_level.lower(),
+            # As socket.io's own server: compression costs ~40 KiB per idle socket
+            # (bench/bench_realtime.py) for small JSON frames that gain little from it.
+            ws_per_message_deflate=False,
         )
 
 
