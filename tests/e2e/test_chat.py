@@ -80,3 +80,37 @@ async def test_end_user_and_agent_chat_live(demo: Demo, pages: Pages, runtime: R
     assert "Second line" in await last.inner_text()
     assert [await m.get_attribute("data-seq") for m in await messages.all()] == ["1", "2", "3"]
     assert pages.errors == []
+
+
+async def test_unread_badge_presence_and_drafts(demo: Demo, pages: Pages, runtime: Runtime) -> None:
+    agent = await pages.new()
+    await sign_in(agent, demo.url, await staff_for(runtime, demo.app_id, "AGENT"))
+    user = await pages.new()
+    await open_messenger(user, demo.url)
+    await user_send(user, "Is anyone there?")
+    await user.get_by_test_id("rhq-launcher").click()  # closes the panel
+    await expect(user.get_by_test_id("rhq-panel")).to_have_count(0)
+
+    found = agent.get_by_test_id("inbox-item").filter(has_text="Is anyone there?")
+    item = agent.locator(f"[data-id='{await found.get_attribute('data-id')}']")
+    await item.click()
+    await agent_send(agent, "Yes! How can I help?")
+    # Closed panel: the launcher shows an unread badge, and the page's onUnreadCountChange hears.
+    await expect(user.get_by_test_id("rhq-badge")).to_have_text("1")
+    await expect(user.locator("#unread")).to_have_text("1")
+    await user.get_by_test_id("rhq-launcher").click()
+    await expect(user.get_by_test_id("rhq-message")).to_have_count(2)
+    await expect(user.get_by_test_id("rhq-badge")).to_have_count(0)
+    await expect(user.locator("#unread")).to_have_text("0")
+    # The end user read it: the agent sees the receipt.
+    await expect(agent.get_by_test_id("seen")).to_be_visible()
+
+    # A draft survives a reload of the dashboard, per conversation.
+    await agent.get_by_test_id("composer").fill("A reply I have not finished")
+    await agent.reload()
+    await expect(agent.get_by_test_id("composer")).to_have_value("A reply I have not finished")
+
+    # The end user leaves: the agent's online dot goes out without a reload.
+    await expect(item.get_by_test_id("presence")).to_have_attribute("data-online", "yes")
+    await user.close()
+    await expect(item.get_by_test_id("presence")).to_have_attribute("data-online", "no")

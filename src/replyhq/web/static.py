@@ -184,7 +184,8 @@ DEMO_PAGE = """<!doctype html>
   body {{ margin: 0; background: #fbf7ef; color: #3b2f2f; }}
   button {{ background: #c2410c; color: #fff; border: 0; padding: 10px 16px; border-radius: 0;
             font-size: 15px; cursor: pointer; margin: 4px 4px 4px 0; }}
-  textarea, div, p {{ text-transform: uppercase; letter-spacing: .5px; }}
+  textarea, div {{ text-transform: uppercase; letter-spacing: .5px; line-height: 3; }}
+  main div, main p {{ text-transform: none; line-height: 1.5; }}
   header {{ background: #3b2f2f; color: #fbf7ef; padding: 18px 32px; font-size: 22px; }}
   main {{ padding: 24px 32px; max-width: 760px; }}
   code {{ background: #efe6d6; padding: 2px 4px; }}

@@ -71,7 +71,9 @@ export function SettingsScreen({ api, me }: { api: Api; me: Me }) {
             disabled={!can("settings:write")}
             onChange={(e) => void save({ identity_verification_required: e.target.checked })}
           />
-          Require verified end users (<code>user_id</code> + <code>user_hash</code> computed on your server); anonymous visitors are refused.
+          <span>
+            Require verified end users (<code>user_id</code> + <code>user_hash</code> computed on your server); anonymous visitors are refused.
+          </span>
         </label>
       </section>
       <section className="panel">
