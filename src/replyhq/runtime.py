@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
+from replyhq.accounts.verifier import StaffVerifier
 from replyhq.apps.keys import KeyVerifier
 from replyhq.db import Database
 from replyhq.observability.instruments import CountingRetry
@@ -22,6 +23,7 @@ class Runtime:
     redis: Redis
     keys: KeyVerifier
     limiter: RateLimiter
+    staff: StaffVerifier
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -36,10 +38,12 @@ class Runtime:
         # Committed events reach live sockets from any process: a server's realtime layer
         # replaces this with its own delivery; workers and CLI commands publish through Redis.
         db.event_sink = writer_sink(settings, redis_url, redis)
-        return cls(settings, db, redis, keys, RateLimiter(settings, redis_url))
+        staff = StaffVerifier(db, redis, settings.redis_prefix + "staff-changed")
+        return cls(settings, db, redis, keys, RateLimiter(settings, redis_url), staff)
 
     def start(self) -> None:
         self._tasks.append(asyncio.create_task(self.keys.listen(), name="key-rotation-listener"))
+        self._tasks.append(asyncio.create_task(self.staff.listen(), name="staff-change-listener"))
 
     async def close(self) -> None:
         for task in self._tasks:

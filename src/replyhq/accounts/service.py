@@ -38,6 +38,7 @@ from replyhq.observability.errors import identify
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from replyhq.accounts.verifier import StaffVerifier
     from replyhq.runtime import Runtime
     from replyhq.settings import Settings
 
@@ -135,10 +136,11 @@ class StaffChanges:
 
     redis: Redis | None
     channel: str
+    verifier: StaffVerifier | None = None
 
     @classmethod
     def of(cls, runtime: Runtime) -> StaffChanges:
-        return cls(runtime.redis, channel(runtime.settings))
+        return cls(runtime.redis, channel(runtime.settings), runtime.staff)
 
     def announce(
         self,
@@ -155,6 +157,13 @@ class StaffChanges:
         note: dict[str, Any] = {"app_id": str(app_id), "staff_id": str(staff_id), "reason": reason}
         if session_id is not None:
             note["session_id"] = str(session_id)
+        verifier = self.verifier
+        if verifier is not None:  # this process at once; the others when they hear the note
+
+            async def evict() -> None:
+                verifier.evict(staff_id)
+
+            on_commit(session, evict)
         redis = self.redis
         if redis is not None:
             on_commit(session, lambda: _publish(redis, self.channel, note))
@@ -427,46 +436,23 @@ async def logout(runtime: Runtime, *, access_token: str | None, refresh_token: s
 
 async def verify_access_token(runtime: Runtime, token: str) -> StaffPrincipal:
     """The staff user an access token speaks for, as of now: the signature, audience, issuer and
-    expiry are checked, then one indexed read confirms the user is active, their role and
-    standing have not changed since the token was issued (`token_version`), and the sign-in has
-    not been ended. Raises Unauthorized otherwise. Used by HTTP and Socket.IO alike."""
+    expiry are checked, then (one indexed read, remembered per process until the member's access
+    changes; see replyhq.accounts.verifier) that the member is active, their role and standing
+    have not changed since the token was issued (`token_version`), and the sign-in has not
+    ended. Raises Unauthorized otherwise. Used by HTTP and Socket.IO alike."""
     claims = tokens.decode_access_token(runtime.settings, token)
-    async with runtime.db.tenant_session(claims.app_id) as session:
-        row = (
-            await session.execute(
-                select(
-                    StaffUser.role,
-                    StaffUser.active,
-                    StaffUser.token_version,
-                    StaffUser.email,
-                    StaffUser.name,
-                    StaffSession.revoked_at,
-                )
-                .join(
-                    StaffSession,
-                    and_(
-                        StaffSession.staff_id == StaffUser.id,
-                        StaffSession.app_id == StaffUser.app_id,
-                    ),
-                )
-                .where(
-                    StaffUser.app_id == claims.app_id,
-                    StaffUser.id == claims.staff_id,
-                    StaffSession.id == claims.session_id,
-                )
-            )
-        ).first()
-    if row is None or not row.active or row.revoked_at is not None:
+    state = await runtime.staff.check(claims)
+    if state == "TOKEN_REVOKED":
         raise Unauthorized("This sign-in has ended; log in again.", code="TOKEN_REVOKED")
-    if row.token_version != claims.version:
+    if isinstance(state, str):
         raise Unauthorized("Your access changed; refresh the token.", code="TOKEN_STALE")
-    identify(app_id=claims.app_id, staff_id=claims.staff_id, role=row.role)  # logs, Sentry
+    identify(app_id=claims.app_id, staff_id=claims.staff_id, role=state.role)  # logs, Sentry
     return StaffPrincipal(
         app_id=claims.app_id,
-        role=Role(row.role),
+        role=Role(state.role),
         staff_id=claims.staff_id,
         session_id=claims.session_id,
-        email=row.email,
-        name=row.name,
+        email=state.email,
+        name=state.name,
         expires_at=claims.expires_at,
     )
