@@ -452,3 +452,45 @@ async def test_a_stale_token_can_still_end_its_own_sign_in(
     assert (await _me(client, admin.access)).json()["code"] == "TOKEN_STALE"
     assert (await client.post("/admin/logout", headers=admin.auth())).status_code == 204
     assert (await _refresh(client, admin.refresh)).status_code == 401
+
+
+async def test_token_checks_are_remembered_until_any_process_announces_a_change(
+    client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant, settings: Settings
+) -> None:
+    from asgi_lifespan import LifespanManager
+    from sqlalchemy import event
+
+    from replyhq.app import create_app
+
+    owner = await signed_in(runtime, client, tenant, "OWNER")
+    agent = await signed_in(runtime, client, tenant, "AGENT")
+    other = create_app(settings)  # a second server process, as far as caches go
+    async with LifespanManager(other):
+        other_runtime: Runtime = other.state.runtime
+        transport = httpx.ASGITransport(app=other)
+        async with httpx.AsyncClient(transport=transport, base_url="http://other") as elsewhere:
+            for _ in range(50):  # until its listener is subscribed
+                if other_runtime.staff._listening:
+                    break
+                await asyncio.sleep(0.02)
+            assert (await _me(elsewhere, agent.access)).status_code == 200
+            seen: list[str] = []
+            engine = other_runtime.db.engine.sync_engine
+            listener = lambda *args: seen.append(args[2])  # noqa: E731
+            event.listen(engine, "before_cursor_execute", listener)
+            try:
+                assert (await _me(elsewhere, agent.access)).status_code == 200
+            finally:
+                event.remove(engine, "before_cursor_execute", listener)
+            assert not any("staff_sessions" in s for s in seen), seen  # answered from memory
+
+            removed = await client.delete(f"/admin/api/team/{agent.id}", headers=owner.auth())
+            assert removed.status_code == 204
+            # This process forgot at once; the other one as soon as it hears the note.
+            assert (await _me(client, agent.access)).status_code == 401
+            for _ in range(100):
+                if (await _me(elsewhere, agent.access)).status_code == 401:
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                pytest.fail("the other process still accepts a deactivated member's token")
