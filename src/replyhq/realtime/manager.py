@@ -1,0 +1,173 @@
+"""The Redis client manager shared by every process: python-socketio's, minus the wasted decoding.
+
+python-socketio's `AsyncRedisManager` publishes every emit of every process as one JSON document
+on one channel; every process receives all of them, decodes each in full (then JSON-encodes its
+Socket.IO packet) and only then finds that the room has no member here, or that the message is
+its own echo. Per message that is small, but it is paid by every process for every emit of the
+cluster, so it grows with the number of processes while useful work does not.
+
+`RoutedRedisManager` publishes the same JSON after a short header line with the sender's host id,
+the method, the namespace and the room. A process reads only the header of messages meant for
+somewhere else and drops them: its own echoes, and emits to a room (a user's devices, an app's
+agents, one socket) with no member in this process. Everything else is handled exactly as
+python-socketio does. Delivery to the local members of a room is also done inline instead of one
+asyncio task per recipient.
+
+Every process on the channel must use this class (servers and write-only emitters alike): a
+stock manager cannot read the header and would ignore these messages. Plain JSON messages from a
+stock manager are still understood, so the switch loses nothing on the receiving side.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import socketio
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
+
+MAGIC = b"RHQ1\n"
+
+
+def header(message: dict[str, Any]) -> bytes:
+    """host id, method, namespace and room of a manager message, one per line."""
+    fields = (
+        message.get("host_id") or "",
+        message.get("method") or "",
+        json.dumps(message.get("namespace")),
+        json.dumps(message.get("room")),
+    )
+    return MAGIC + "\n".join(fields).encode() + b"\n"
+
+
+class RoutedRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+    """`AsyncRedisManager` that skips, undecoded, the messages this process has nothing to do
+    with. Same constructor, same channel semantics."""
+
+    connected: bool
+
+    async def _publish(self, data: dict[str, Any]) -> Any:
+        payload = header(data) + self.json.dumps(data).encode()
+        for retries_left in (1, 0):
+            try:
+                if not self.connected:
+                    self._redis_connect()
+                return await self.redis.publish(self.channel, payload)
+            except Exception as exc:
+                self.connected = False
+                outcome = "retrying" if retries_left else "giving up"
+                self._get_logger().error(
+                    f"Cannot publish to redis... {outcome}", extra={"redis_exception": str(exc)}
+                )
+        return None
+
+    async def _listen(self) -> AsyncIterator[bytes]:
+        channel = self.channel.encode()
+        async for message in self._redis_listen_with_retries():
+            if message["channel"] == channel and message["type"] == "message" and "data" in message:
+                body = self.wanted(message["data"])
+                if body is not None:
+                    yield body
+
+    def wanted(self, data: bytes) -> bytes | None:
+        """The JSON body to handle, or None when this process has nothing to do with it."""
+        if not data.startswith(MAGIC):
+            return data  # a stock manager's message: handle it as python-socketio would
+        try:
+            host_id, method, namespace, room, body = data[len(MAGIC) :].split(b"\n", 4)
+        except ValueError:
+            return None
+        mine = host_id.decode() == self.host_id
+        if method == b"callback":
+            return body if mine else None
+        if mine:  # its own echo: already handled locally when it was sent
+            return None
+        if method == b"emit" and not self._has_members(json.loads(namespace), json.loads(room)):
+            return None
+        return body
+
+    def _has_members(self, namespace: Any, room: Any) -> bool:
+        rooms = self.rooms.get(namespace or "/")
+        if not rooms:
+            return False
+        if isinstance(room, str):
+            return room in rooms
+        if isinstance(room, list):
+            return any(r in rooms for r in room)
+        return True  # the whole namespace
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str | None = None,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs.get("ignore_queue") and callback is None:
+            await self._emit_here(event, data, namespace or "/", to or room, skip_sid)
+            return
+        await super().emit(
+            event,
+            data,
+            namespace=namespace,
+            room=room,
+            skip_sid=skip_sid,
+            callback=callback,
+            to=to,
+            **kwargs,
+        )
+
+    async def _handle_emit(self, message: dict[str, Any]) -> None:
+        callback = message.get("callback")
+        if (callback is not None and len(callback) == 3) or message.get("binary"):
+            await super()._handle_emit(message)  # rare paths: python-socketio's own code
+            return
+        data = message["data"]
+        if isinstance(data, list):
+            data = data[0] if len(data) == 1 else tuple(data)
+        await self._emit_here(
+            message["event"],
+            data,
+            message.get("namespace") or "/",
+            message.get("room"),
+            message.get("skip_sid"),
+        )
+
+    async def _emit_here(
+        self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any
+    ) -> None:
+        """Send to this process' members of `room`: the packet encoded once, then handed to each
+        socket's send queue in turn (a queue put, no task per recipient)."""
+        if namespace not in self.rooms:
+            return
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        recipients = [
+            eio_sid for sid, eio_sid in self.get_participants(namespace, room) if sid not in skip
+        ]
+        if not recipients:
+            return
+        if isinstance(data, tuple):
+            args = list(data)
+        elif data is not None:
+            args = [data]
+        else:
+            args = []
+        encoded = self.server.packet_class(
+            sio_packet.EVENT, namespace=namespace, data=[event, *args]
+        ).encode()
+        packets = [
+            eio_packet.Packet(eio_packet.MESSAGE, p)
+            for p in (encoded if isinstance(encoded, list) else [encoded])
+        ]
+        for eio_sid in recipients:
+            for pkt in packets:
+                try:
+                    await self.server._send_eio_packet(eio_sid, pkt)
+                except Exception:  # a socket closing meanwhile: the others still get it
+                    self._get_logger().debug("could not send to %s", eio_sid)
