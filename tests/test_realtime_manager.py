@@ -1,0 +1,201 @@
+"""RoutedRedisManager: two Socket.IO servers sharing a Redis channel behave as one (rooms, skip,
+acknowledgements and disconnects across them, emits from write-only processes), while each skips
+undecoded the messages it has nothing to do with."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import socketio
+import uvicorn
+
+from replyhq.realtime.manager import RoutedRedisManager, header
+from tests.conftest import Servers, free_port
+
+
+@dataclass
+class Node:
+    """One server process' worth: an AsyncServer with its manager, on a real port."""
+
+    sio: socketio.AsyncServer
+    manager: RoutedRedisManager
+    url: str
+    decoded: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def _node(redis_url: str, channel: str) -> tuple[Node, uvicorn.Server, asyncio.Task[None]]:
+    manager = RoutedRedisManager(redis_url, channel=channel)
+    sio = socketio.AsyncServer(async_mode="asgi", client_manager=manager)
+    port = free_port()
+    node = Node(sio, manager, f"http://127.0.0.1:{port}")
+    loads = sio.manager.json.loads
+
+    def counting_loads(data: Any, *args: Any, **kwargs: Any) -> Any:
+        message = loads(data, *args, **kwargs)
+        node.decoded.append(message)
+        return message
+
+    manager.json = type(
+        "CountingJson",
+        (),
+        {"loads": staticmethod(counting_loads), "dumps": staticmethod(manager.json.dumps)},
+    )
+
+    @sio.on("connect")  # type: ignore[misc]
+    async def connect(sid: str, environ: dict[str, Any], auth: dict[str, Any]) -> None:
+        await sio.enter_room(sid, auth["room"])
+
+    @sio.on("whoami")  # type: ignore[misc]
+    async def whoami(sid: str) -> str:
+        return sid
+
+    @sio.on("emit")  # type: ignore[misc]
+    async def emit(sid: str, data: dict[str, Any]) -> None:
+        await sio.emit(
+            "news", data["text"], room=data["room"], skip_sid=sid if data.get("skip_me") else None
+        )
+
+    @sio.on("ask")  # type: ignore[misc]
+    async def ask(sid: str, other: str) -> Any:
+        return await sio.call("question", "ready?", to=other, timeout=5)
+
+    @sio.on("kick")  # type: ignore[misc]
+    async def kick(sid: str, other: str) -> None:
+        await sio.disconnect(other)
+
+    server = uvicorn.Server(
+        uvicorn.Config(socketio.ASGIApp(sio), host="127.0.0.1", port=port, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    return node, server, task
+
+
+@pytest.fixture
+async def cluster(servers: Servers) -> AsyncIterator[tuple[Node, Node, str]]:
+    channel = f"{servers.prefix}manager-test:{uuid.uuid4().hex}"
+    started = [await _node(servers.redis_url, channel) for _ in range(2)]
+    await asyncio.sleep(0.3)  # both listeners subscribed
+    yield started[0][0], started[1][0], channel
+    for _, server, task in started:
+        server.should_exit = True
+        await task
+
+
+class Client:
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.news: list[Any] = []
+        self.gone = asyncio.Event()
+        self.sio.on("news", self.news.append)
+        self.sio.on("question", lambda text: f"{text} yes")
+        self.sio.on("disconnect", lambda *_: self.gone.set())
+
+    async def connect(self, node: Node, room: str) -> Client:
+        await self.sio.connect(node.url, auth={"room": room}, transports=["websocket"])
+        return self
+
+    async def call(self, event: str, data: Any = None) -> Any:
+        return await self.sio.call(event, data, timeout=5)
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[Client]]:
+    made: list[Client] = []
+    yield made
+    for c in made:
+        await c.sio.disconnect()
+
+
+async def _open(clients: list[Client], node: Node, room: str) -> Client:
+    client = await Client().connect(node, room)
+    clients.append(client)
+    return client
+
+
+async def _settle() -> None:
+    await asyncio.sleep(0.3)
+
+
+async def test_a_room_spread_over_two_servers_gets_each_emit_once(
+    cluster: tuple[Node, Node, str], clients: list[Client]
+) -> None:
+    a, b, _ = cluster
+    ann_a, ann_b = await _open(clients, a, "ann"), await _open(clients, b, "ann")
+    ann_b2 = await _open(clients, b, "ann")
+    bob_b = await _open(clients, b, "bob")
+
+    await ann_a.call("emit", {"room": "ann", "text": "one"})
+    await ann_b.call("emit", {"room": "ann", "text": "two", "skip_me": True})
+    await _settle()
+    assert ann_a.news == ["one", "two"]
+    assert ann_b.news == ["one"]  # skipped as the sender of "two"
+    assert ann_b2.news == ["one", "two"]
+    assert bob_b.news == []
+
+
+async def test_acknowledgements_and_disconnects_cross_servers(
+    cluster: tuple[Node, Node, str], clients: list[Client]
+) -> None:
+    a, b, _ = cluster
+    asker = await _open(clients, a, "ann")
+    other = await _open(clients, b, "bob")
+    other_sid = await other.call("whoami")
+
+    assert await asker.call("ask", other_sid) == "ready? yes"
+    await asker.call("kick", other_sid)
+    await asyncio.wait_for(other.gone.wait(), 5)
+
+
+async def test_write_only_processes_reach_every_server_routed_or_stock(
+    servers: Servers, cluster: tuple[Node, Node, str], clients: list[Client]
+) -> None:
+    a, b, channel = cluster
+    on_a, on_b = await _open(clients, a, "ann"), await _open(clients, b, "ann")
+    routed = RoutedRedisManager(servers.redis_url, channel=channel, write_only=True)
+    stock = socketio.AsyncRedisManager(servers.redis_url, channel=channel, write_only=True)
+    await routed.emit("news", "from a worker", room="ann", namespace="/")
+    await stock.emit("news", "from an old worker", room="ann", namespace="/")
+    await _settle()
+    assert on_a.news == on_b.news == ["from a worker", "from an old worker"]
+    for manager in (routed, stock):
+        await manager.redis.aclose()
+
+
+async def test_a_server_skips_undecoded_what_is_not_for_it(
+    cluster: tuple[Node, Node, str], clients: list[Client]
+) -> None:
+    a, b, _ = cluster
+    sender = await _open(clients, a, "ann")
+    listener = await _open(clients, b, "bob")
+    a.decoded.clear()
+    b.decoded.clear()
+
+    await sender.call("emit", {"room": "ann", "text": "only on a"})  # no member of "ann" on b
+    await listener.call("emit", {"room": "bob", "text": "only on b"})
+    await _settle()
+    assert listener.news == ["only on b"] and sender.news == ["only on a"]
+    assert a.decoded == [] and b.decoded == []  # neither decoded the other's, nor its own echo
+
+    await _open(clients, b, "ann")  # now b has a member of "ann": it must decode and deliver
+    await sender.call("emit", {"room": "ann", "text": "to both"})
+    await _settle()
+    assert [m["data"] for m in b.decoded] == [["to both"]]
+    assert a.decoded == []
+
+
+def test_the_header_names_the_route_and_keeps_the_json_intact() -> None:
+    message = {"method": "emit", "host_id": "h1", "namespace": "/", "room": "a\nb", "data": [1]}
+    manager = RoutedRedisManager("redis://127.0.0.1:1/0", write_only=True)
+    payload = header(message) + json.dumps(message).encode()
+    assert manager.wanted(payload) is None  # no member of that room here
+    manager.rooms = {"/": {"a\nb": {}}}
+    assert json.loads(manager.wanted(payload) or b"") == message
+    assert manager.wanted(json.dumps(message).encode()) == json.dumps(message).encode()
