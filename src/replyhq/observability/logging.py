@@ -120,10 +120,16 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(numeric)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "procrastinate"):
+    for name in ("uvicorn", "uvicorn.error", "procrastinate"):
         library = logging.getLogger(name)
         library.handlers = []
         library.propagate = True
+    # Our middleware writes the one access line per request (with request id, route, app);
+    # uvicorn writes its own whenever its logger has a handler anywhere up the tree.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers = []
+    access.propagate = False
+    logging.captureWarnings(True)  # Python warnings as JSON lines too, not bare stderr
     # procrastinate narrates every job at INFO; our own job lines say what matters once.
     procrastinate = logging.getLogger("procrastinate")
     procrastinate.setLevel(
