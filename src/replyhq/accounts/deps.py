@@ -48,15 +48,6 @@ async def staff_token(
     return await verify_access_token(runtime, credentials.credentials)
 
 
-async def optional_staff_token(
-    runtime: RuntimeDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> StaffPrincipal | None:
-    if credentials is None:
-        return None
-    return await verify_access_token(runtime, credentials.credentials)
-
-
 async def admin_principal(
     request: Request,
     runtime: RuntimeDep,
@@ -79,8 +70,8 @@ async def admin_principal(
     )
 
 
+# A signed-in staff user only (no secret key), for routes outside /admin/api.
 StaffUser = Annotated[StaffPrincipal, Depends(staff_token)]
-OptionalStaffUser = Annotated[StaffPrincipal | None, Depends(optional_staff_token)]
 
 
 class PermissionCheck:
