@@ -20,7 +20,7 @@ from replyhq.jobs.worker import JobWorker
 from replyhq.observability.redact import REDACTED, redact
 from replyhq.runtime import Runtime
 from tests import job_tasks
-from tests.conftest import Tenant, identify, start_conversation
+from tests.conftest import LiveServer, Tenant, identify, start_conversation
 from tests.jobs_support import lines, wait_for
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzdGFmZiJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
@@ -186,3 +186,31 @@ def test_redaction_by_name_at_any_depth() -> None:
 def test_redaction_of_secrets_inside_text(text: str, expected: str) -> None:
     assert redact(text) == expected
     assert redact({"message": [text]}) == {"message": [expected]}
+
+
+@pytest.mark.slow
+async def test_a_real_server_writes_only_json_with_one_access_line_per_request(
+    live_server: LiveServer, tenant: Tenant
+) -> None:
+    async with httpx.AsyncClient(base_url=live_server.url) as client:
+        response = await client.post(
+            "/v1/identify",
+            headers={**tenant.sdk("device-live"), "X-Request-Id": "req-live-1"},
+            json={"platform": "ios", "push_token": "apns-token-that-is-secret"},
+        )
+        assert response.status_code == 200
+        assert (await client.get("/nowhere", headers={"X-Request-Id": "req-live-2"})).status_code
+    await asyncio.to_thread(live_server.stop)
+    output = live_server.log.read_text()
+    entries = json_lines(output)  # every line, uvicorn's included, is JSON
+    requests = [e for e in entries if e["event"] == "request"]
+    by_id = {e["request_id"]: e for e in requests}
+    assert by_id["req-live-1"]["route"] == "/v1/identify"
+    assert by_id["req-live-1"]["app_id"] == str(tenant.id)
+    assert by_id["req-live-2"]["status"] == 404
+    for request_id in ("req-live-1", "req-live-2"):
+        assert [e["request_id"] for e in requests].count(request_id) == 1
+    assert not [e for e in entries if e.get("logger") == "uvicorn.access"]
+    assert any(e.get("logger") == "uvicorn.error" for e in entries)  # uvicorn's own, as JSON
+    for secret in (tenant.sdk_key, "apns-token-that-is-secret"):
+        assert secret not in output
