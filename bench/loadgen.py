@@ -61,6 +61,8 @@ async def client(
         due += random.uniform(0, interval)  # spread the clients over one interval
     while True:
         if interval:
+            if due >= stop_at:
+                return
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
         started = due if interval else time.perf_counter()
         if started >= stop_at:
