@@ -3,6 +3,7 @@ release and the app they concern, and without any secret of the failing request.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import threading
@@ -10,6 +11,7 @@ import uuid
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,8 +22,13 @@ from fastapi import FastAPI
 
 from replyhq import __version__
 from replyhq.app import create_app
+from replyhq.jobs import enqueue
+from replyhq.jobs.worker import JobWorker
+from replyhq.runtime import Runtime
 from replyhq.web.deps import SDKApp
+from tests import job_tasks
 from tests.conftest import Servers, Tenant, make_settings
+from tests.jobs_support import lines, wait_for
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzdGFmZiJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 
@@ -141,6 +148,7 @@ async def test_an_error_reaches_sentry_without_secrets(
         if any(x["type"] == "RuntimeError" for x in e.get("exception", {}).get("values", []))
     ]
     assert len(errors) == 1, errors  # one fault, one event
+    assert len(events) == 1, events  # and no second, message-only event from its log line
     event = errors[0]
     assert event["environment"] == "staging-test"
     assert event["release"] == f"replyhq@{__version__}"
@@ -167,3 +175,35 @@ async def test_an_error_reaches_sentry_without_secrets(
     assert faults[0]["request_id"] == "req-sentry-1"
     assert faults[0]["app_id"] == str(tenant.id)
     assert tenant.secret_key not in output
+
+
+async def test_a_failing_job_reaches_sentry_tagged_and_redacted(
+    reporting_app: FastAPI,
+    sentry_server: SentryServer,
+    runtime: Runtime,
+    job_worker: JobWorker,
+    job_queue: str,
+    tmp_path: Path,
+) -> None:
+    key = "rhq_sk_" + "j" * 32
+    path = tmp_path / "attempts"
+    async with runtime.db.system_session() as session:
+        job_id = await enqueue(
+            session,
+            job_tasks.flaky,
+            path=str(path),
+            fixed=str(tmp_path / "never"),
+            api_key=key,
+            queue=job_queue,
+        )
+    await wait_for(lambda: len(lines(path)) == 3)
+    await asyncio.sleep(0.3)
+    sentry_sdk.flush(timeout=5)
+    events = [e for e in sentry_server.events() if e.get("tags", {}).get("job_id") == str(job_id)]
+    assert len(events) == 3  # each failed run
+    assert {e["tags"]["attempt"] for e in events} == {"1", "2", "3"}
+    assert all(e["tags"]["task"] == "test.flaky" for e in events)
+    assert events[0]["exception"]["values"][-1]["value"].endswith(
+        "failed calling out with [REDACTED]"
+    )
+    assert key not in b"\n".join(sentry_server.bodies).decode()

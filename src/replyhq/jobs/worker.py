@@ -33,6 +33,13 @@ from replyhq.settings import Settings
 log = structlog.get_logger(__name__)
 
 
+def _traced(task: str) -> contextlib.AbstractContextManager[Any]:
+    """A Sentry transaction per job run (sampled like requests), when Sentry is on."""
+    if not sentry_sdk.get_client().is_active():
+        return contextlib.nullcontext()
+    return sentry_sdk.start_transaction(op="queue.process", name=task, source="task")
+
+
 class JobWorker:
     def __init__(
         self,
@@ -160,6 +167,7 @@ class JobWorker:
         with (
             structlog.contextvars.bound_contextvars(**fields),
             sentry_sdk.isolation_scope() as scope,
+            _traced(job.task_name),
         ):
             for key, value in fields.items():
                 scope.set_tag(key, str(value))

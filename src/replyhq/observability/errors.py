@@ -6,6 +6,7 @@ from typing import Any
 
 import sentry_sdk
 import structlog
+from sentry_sdk.integrations.logging import ignore_logger
 
 from replyhq import __version__
 from replyhq.observability.redact import redact
@@ -41,6 +42,10 @@ def configure_sentry(settings: Settings, component: str) -> bool:
         before_send=_scrub,
         before_send_transaction=_scrub,
     )
+    # Our own lines are structlog dicts, and what they report as errors we capture ourselves
+    # (with the exception and its context); as Sentry log events they would be duplicates.
+    ignore_logger("replyhq")
+    ignore_logger("replyhq.*")
     sentry_sdk.set_tag("component", component)
     return True
 
