@@ -62,17 +62,19 @@ class Demo:
         return uuid.UUID(self.app["id"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped once the browser tests are done
 def demo(built: None, servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     data_dir = tmp_path_factory.mktemp("demo-data")
-    server = start_server(servers, data_dir, "--demo", DATA_DIR=str(data_dir))
+    server = start_server(
+        servers, data_dir, "--demo", DATA_DIR=str(data_dir), DB_POOL_SIZE="5", DB_MAX_OVERFLOW="5"
+    )
     try:
         yield Demo(server, json.loads((data_dir / "demo-app.json").read_text()))
     finally:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def browser(built: None) -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
@@ -109,6 +111,11 @@ class Pages:
 
         page.on("dialog", dialog)
         page.on("pageerror", lambda error: self.errors.append(str(error)))
+        # A Content-Security-Policy refusal means a page needs something its policy forbids.
+        page.on(
+            "console",
+            lambda m: "Content Security Policy" in m.text and self.errors.append(m.text),
+        )
         return page
 
     async def close(self) -> None:
@@ -121,6 +128,7 @@ async def pages(browser: Any) -> AsyncIterator[Pages]:
     opened = Pages(browser)
     yield opened
     await opened.close()
+    assert opened.errors == [], "script errors or CSP refusals in a page"
 
 
 async def staff_for(

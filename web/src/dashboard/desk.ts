@@ -360,10 +360,19 @@ export class Desk {
     socket.on("presence", ({ user_id, online }) => {
       if (user_id) this.set({ online: { ...this.state.online, [user_id]: online } });
     });
-    this.unfollow = followNetwork(socket, () => {
+    const unfollow = followNetwork(socket, () => {
       this.outbox.setOnline(false);
       this.set({ connection: "offline" });
     });
+    // Messages that arrived while the tab was hidden count as unread until it is seen again.
+    const visible = () => {
+      if (document.visibilityState === "visible" && this.state.selected) this.read(this.state.selected);
+    };
+    document.addEventListener("visibilitychange", visible);
+    this.unfollow = () => {
+      unfollow();
+      document.removeEventListener("visibilitychange", visible);
+    };
     if (isOnline()) socket.connect();
     else this.set({ connection: "offline" });
   }

@@ -124,6 +124,10 @@ export class Messenger {
       onRefused: (item, _code, error) => this.refused(item, error),
       onChange: (items) => save(this.queueKey(), items),
     });
+    document.addEventListener("visibilitychange", () => {
+      const current = this.snapshot.current;
+      if (current && current !== NEW && document.visibilityState === "visible") this.markRead(current);
+    });
   }
 
   // --- subscription (React's useSyncExternalStore) --------------------------------------------
@@ -298,6 +302,11 @@ export class Messenger {
     this.set({ open });
     const current = this.snapshot.current;
     if (open && current) this.markRead(current);
+    else if (open && current === null) {
+      // Opened because of a reply: show it rather than the list.
+      const waiting = this.snapshot.conversations.find((c) => c.unread_count > 0);
+      if (waiting) void this.openConversation(waiting.id);
+    }
   }
 
   private isViewing(id: string): boolean {
