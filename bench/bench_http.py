@@ -48,7 +48,6 @@ def _bcrypt_seconds() -> float:
     return time.monotonic() - began
 
 
-
 @dataclass(frozen=True)
 class Load:
     result: dict[str, Any]
@@ -350,14 +349,17 @@ def pgbench_rows(owner_url: str) -> list[dict[str, Any]]:
 # --- the run ---------------------------------------------------------------------------------
 
 
-async def _prepare(owner_url: str, count: int) -> tuple[common.Tenant, list[common.Device]]:
-    db = common.database(owner_url, pool_size=2)
+async def _tenant(owner_url: str) -> common.Tenant:
+    db = common.database(owner_url, pool_size=1)
     try:
-        tenant = await common.create_tenant(db)
-        devices = await common.create_devices(db, tenant.id, count)
+        return await common.create_tenant(db)
     finally:
         await db.dispose()
-    return tenant, devices
+
+
+def _prepare(owner_url: str, count: int) -> tuple[common.Tenant, list[common.Device]]:
+    tenant: common.Tenant = common.run_async(_tenant(owner_url))
+    return tenant, common.bulk_devices(owner_url, tenant.id, count)
 
 
 def _log(message: str) -> None:
@@ -410,6 +412,15 @@ def measure_server(
             rows += paced_rows(workers, result)
     finally:
         server.stop()
+    rows.append(
+        common.row(
+            "http",
+            f"server log, {workers}w: warnings and errors",
+            float(len(server.problems)),
+            "kinds",
+            note="; ".join(server.problems)[:1000] or None,
+        )
+    )
     return rows
 
 
@@ -418,7 +429,7 @@ def run() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with common.throwaway_database("http") as owner_url:
         began = time.monotonic()
-        tenant, devices = common.run_async(_prepare(owner_url, max(CLIENTS)))
+        tenant, devices = _prepare(owner_url, max(CLIENTS))
         _log(f"{len(devices)} devices ready in {time.monotonic() - began:.0f} s")
         rows += measure_server(owner_url, tenant, devices, 1, CLIENTS, paced=True)
         for workers in WORKERS[1:]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import json
 import math
 import os
 import shutil
@@ -161,6 +162,31 @@ async def create_devices(db: Database, app_id: uuid.UUID, count: int) -> list[De
     return devices
 
 
+def bulk_devices(owner_url: str, app_id: uuid.UUID, count: int) -> list[Device]:
+    """Like create_devices (without a first message), by COPY as the owner: seconds instead of
+    minutes for thousands of devices. For load tests, whose subject is not how devices came."""
+    devices = [
+        Device(f"bench-device-{index}", uuid.uuid4(), uuid.uuid4()) for index in range(count)
+    ]
+    with psycopg.connect(owner_url) as connection:
+        connection.execute("SELECT set_config('app.system', 'on', true)")
+        with connection.cursor() as cursor:
+            with cursor.copy("COPY end_users (id, app_id, name) FROM STDIN") as copy:
+                for index, device in enumerate(devices):
+                    copy.write_row((device.end_user_id, app_id, f"User {index}"))
+            columns = "id, app_id, device_id, end_user_id, platform"
+            with cursor.copy(f"COPY devices ({columns}) FROM STDIN") as copy:
+                for device in devices:
+                    copy.write_row(
+                        (uuid.uuid4(), app_id, device.device_id, device.end_user_id, "ios")
+                    )
+            with cursor.copy("COPY conversations (id, app_id, end_user_id) FROM STDIN") as copy:
+                for device in devices:
+                    copy.write_row((device.conversation_id, app_id, device.end_user_id))
+        connection.execute("ANALYZE end_users, devices, conversations")
+    return devices
+
+
 # --- server processes ------------------------------------------------------------------------
 
 
@@ -188,6 +214,7 @@ class Server:
     process: subprocess.Popen[bytes]
     log: Path
     _tmp: Path = field(repr=False)
+    problems: list[str] = field(default_factory=list)  # warnings and errors logged, once stopped
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) of the server and every process under it."""
@@ -201,8 +228,27 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.problems = _problems(self.log)
         if not os.environ.get("BENCH_KEEP_LOGS"):
             shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def _problems(log: Path) -> list[str]:
+    """The distinct warning and error events of a server's JSON log, with their counts."""
+    counts: dict[str, int] = {}
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in {"warning", "error", "critical"}:
+            key = f"{entry['level']}: {str(entry.get('event'))[:120]}"
+            counts[key] = counts.get(key, 0) + 1
+    return [f"{key} (x{count})" for key, count in sorted(counts.items())]
 
 
 def server_env(owner_url: str, redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
