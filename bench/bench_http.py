@@ -10,6 +10,7 @@ production (rate limits on, only raised; JSON access log to a file).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -103,12 +104,13 @@ def prime(
 def settle(server: common.Server, limit: float = 60.0) -> None:
     """Wait until the server has finished what an earlier run left it (abandoned requests)."""
     deadline = time.monotonic() + limit
-    with httpx.Client(timeout=10) as client:
+    with httpx.Client(timeout=limit) as client:
         while time.monotonic() < deadline:
             began = time.monotonic()
-            client.get(server.url + "/healthz")
-            if time.monotonic() - began < 0.05:
-                return
+            with contextlib.suppress(httpx.HTTPError):
+                client.get(server.url + "/healthz")
+                if time.monotonic() - began < 0.05:
+                    return
             time.sleep(0.5)
 
 

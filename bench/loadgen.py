@@ -11,9 +11,11 @@ The spec (JSON on stdin):
 Every client is one coroutine with its own keep-alive connection, sending its request again as
 soon as the answer arrives (closed loop) or every `interval` seconds (paced; then latency counts
 from the moment the request was due, so a slow server cannot hide its queue: no coordinated
-omission). Answers other than `expect`, and transport errors, are errors. Requests that start
-during the warm-up are not counted; those still unanswered `grace` seconds after the end are
-abandoned and counted as unfinished. Prints one JSON object with the figures on stdout.
+omission). Answers other than `expect`, and transport errors, are errors. Counted are the
+answers that arrive between the end of the warm-up and the end of the run, so that throughput is
+the server's rate even when a request waits longer than the run lasts; requests still unanswered
+`grace` seconds after the end are abandoned and counted as unfinished. Prints one JSON object with
+the figures on stdout.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ async def client(
             status = None
             failure = f"{type(exc).__name__}: {exc}"[:200]
         finished = time.perf_counter()
-        if started >= counting_from:
+        if counting_from <= finished < stop_at:
             if status == spec["expect"]:
                 tally.latencies.append(finished - started)
                 key = str(status)
