@@ -36,8 +36,9 @@ class RealtimeServer:
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
             client_manager=manager,
-            # None: same origin only. Never "*": browsers may connect only from ALLOWED_ORIGINS.
-            cors_allowed_origins=settings.origins or None,
+            # Never "*": browsers may connect only from ALLOWED_ORIGINS, or from this server's
+            # own pages (the dashboard), which a plain list would refuse.
+            cors_allowed_origins=_origin_check(settings.origins),
             max_http_buffer_size=settings.max_body_bytes,
             ping_interval=settings.socket_ping_interval_seconds,
             ping_timeout=settings.socket_ping_timeout_seconds,
@@ -156,3 +157,18 @@ class RealtimeServer:
     async def deliver(self, event: DomainEvent, skip_sid: str | None = None) -> None:
         assert self.delivery is not None
         await self.delivery(event, skip_sid)
+
+
+def _origin_check(allowed: list[str]) -> Any:
+    """Engine.IO's origin test: ALLOWED_ORIGINS, plus the server's own origin as the Host header
+    names it (what Engine.IO allows by default, and what a browser on our own pages sends)."""
+    listed = frozenset(allowed)
+
+    def check(origin: str | None, environ: dict[str, Any]) -> bool:
+        if origin in listed:
+            return True
+        host = environ.get("HTTP_X_FORWARDED_HOST", environ.get("HTTP_HOST", "")).split(",")[0]
+        scheme = environ.get("wsgi.url_scheme", "http").split(",")[0].strip()
+        return bool(host) and origin == f"{scheme}://{host.strip()}"
+
+    return check
