@@ -7,14 +7,14 @@ import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from replyhq.runtime import Runtime
-from tests.conftest import LiveServer, Servers, start_server
+from tests.conftest import LiveServer, Servers, free_port, start_server
 from tests.staff import PASSWORD, Staff, add_staff
 
 CHROMIUM = "/usr/bin/chromium"
@@ -51,7 +51,7 @@ class Demo:
 
     server: LiveServer
     app: dict[str, str]
-    errors: list[str] = field(default_factory=list)
+    customer_site: str  # another origin, in ALLOWED_ORIGINS: a customer's site (test_embed.py)
 
     @property
     def url(self) -> str:
@@ -65,11 +65,20 @@ class Demo:
 @pytest.fixture(scope="package")  # stopped once the browser tests are done
 def demo(built: None, servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     data_dir = tmp_path_factory.mktemp("demo-data")
+    # On loopback too: Chromium keeps public pages from loading from loopback (Private Network
+    # Access), which a real deployment, on a public address, never meets.
+    customer_site = f"http://127.0.0.1:{free_port()}"
     server = start_server(
-        servers, data_dir, "--demo", DATA_DIR=str(data_dir), DB_POOL_SIZE="5", DB_MAX_OVERFLOW="5"
+        servers,
+        data_dir,
+        "--demo",
+        DATA_DIR=str(data_dir),
+        ALLOWED_ORIGINS=customer_site,
+        DB_POOL_SIZE="5",
+        DB_MAX_OVERFLOW="5",
     )
     try:
-        yield Demo(server, json.loads((data_dir / "demo-app.json").read_text()))
+        yield Demo(server, json.loads((data_dir / "demo-app.json").read_text()), customer_site)
     finally:
         server.stop()
 

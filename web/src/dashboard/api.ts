@@ -2,6 +2,7 @@
 // carries the access token; a 401 for an expired or stale token refreshes once and retries.
 import createClient from "openapi-fetch";
 import type { paths } from "../api/schema";
+import { safeFetch } from "../shared/http";
 import type { SessionStore } from "./session";
 
 export type Api = ReturnType<typeof createClient<paths>>;
@@ -13,7 +14,7 @@ export function createApi(sessions: SessionStore, baseUrl = ""): Api {
     const token = await sessions.accessToken();
     const headers = new Headers(request.headers);
     if (token) headers.set("Authorization", `Bearer ${token}`);
-    return fetch(new Request(request, { headers }));
+    return safeFetch(new Request(request, { headers }));
   };
   return createClient<paths>({
     baseUrl,

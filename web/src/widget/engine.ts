@@ -3,6 +3,7 @@
 import createClient from "openapi-fetch";
 import type { paths } from "../api/schema";
 import type { Conversation, EndUser, Message } from "../api/types";
+import { safeFetch, transient } from "../shared/http";
 import { Outbox, type OutboxItem, type SendResult } from "../shared/outbox";
 import {
   ACK_TIMEOUT_MS,
@@ -115,7 +116,7 @@ export class Messenger {
   private generation = 0; // bumped on every identity change: late answers for the old person are dropped
 
   constructor(private readonly config: Config) {
-    this.http = createClient<paths>({ baseUrl: config.baseUrl });
+    this.http = createClient<paths>({ baseUrl: config.baseUrl, fetch: safeFetch });
     this.deviceId = load<string>(storageKey(config.appId, "device")) ?? newDeviceId();
     save(storageKey(config.appId, "device"), this.deviceId);
     this.identity = load<Identity>(storageKey(config.appId, "identity"));
@@ -243,10 +244,15 @@ export class Messenger {
       locale: navigator.language?.slice(0, 35),
       timezone: Intl.DateTimeFormat().resolvedOptions().timeZone,
     };
-    const { data, error } = await this.http.POST("/v1/identify", { body, headers: this.headers() });
+    const { data, error, response } = await this.http.POST("/v1/identify", { body, headers: this.headers() });
     if (generation !== this.generation) return;
     if (!data) {
-      this.set({ error: errorText(error, "Could not reach support."), state: isOnline() ? "reconnecting" : "offline" });
+      if (!transient(response.status)) {
+        // Refused (e.g. the app requires verified users): wait for the page to identify.
+        this.set({ error: errorText(error, "The messenger is not available."), state: "offline" });
+        return;
+      }
+      this.set({ error: "Could not reach support; trying again…", state: isOnline() ? "reconnecting" : "offline" });
       setTimeout(() => {
         if (generation === this.generation && !this.snapshot.ready) void this.serial(() => this.start());
       }, 3000);
@@ -382,9 +388,8 @@ export class Messenger {
     });
     if (generation !== this.generation) return { kind: "refused", code: "STALE", error: "signed out" };
     if (!data) {
-      const status = response?.status ?? 0;
       const code = (error as { code?: string } | undefined)?.code ?? "TIMEOUT";
-      if (status === 0 || status === 429 || status >= 500) return { kind: "retry", error: code };
+      if (transient(response.status)) return { kind: "retry", error: code };
       return { kind: "refused", code, error: errorText(error, "Not sent.") };
     }
     const id = data.id;
