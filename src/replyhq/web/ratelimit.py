@@ -14,12 +14,16 @@ import structlog
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import BlockingConnectionPool
 
 from replyhq.errors import RateLimited
 from replyhq.observability.metrics import RATE_LIMIT_REFUSALS, REDIS_ERRORS
 from replyhq.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+REDIS_CONNECTIONS = 100  # per process
+REDIS_WAIT_SECONDS = 10.0  # for a free connection, before the check fails open
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,17 @@ class RateLimiter:
             if not redis_url.startswith("unix://")
             else ("async+redis+unix://" + redis_url.removeprefix("unix://"))
         )
+        # A blocking pool: a burst of concurrent requests waits for a free connection. redis-py's
+        # default pool refuses past 100 connections ("Too many connections"), and every refused
+        # check would fail open: a burst of 1,000 concurrent requests switched the limits off.
+        pool = BlockingConnectionPool.from_url(
+            redis_url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_SECONDS
+        )
         self._storage = RedisStorage(
-            uri, implementation="redispy", key_prefix=settings.redis_prefix + "limits"
+            uri,
+            implementation="redispy",
+            key_prefix=settings.redis_prefix + "limits",
+            connection_pool=pool,  # type: ignore[arg-type]
         )
         self._limiter = MovingWindowRateLimiter(self._storage)
 
