@@ -101,3 +101,24 @@ async def test_owner_invites_and_rotates_keys(
     headers["X-Api-Key"] = new_key
     assert httpx.post(f"{demo.url}/v1/identify", headers=headers, json=body).status_code == 200
     await assert_inert(page)
+
+
+async def test_a_role_change_applies_to_an_open_dashboard(
+    demo: Demo, pages: Pages, runtime: Runtime, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant("Changing times")
+    admin = await staff_for(runtime, tenant.id, "ADMIN")
+    page = await pages.new()
+    await sign_in(page, demo.url, admin)
+    await expect(page.get_by_test_id("nav-team")).to_be_visible()
+
+    # An owner demotes them elsewhere: their open dashboard stops offering the team, no reload.
+    owner_page = await pages.new()
+    await sign_in(owner_page, demo.url, await staff_for(runtime, tenant.id, "OWNER"))
+    await owner_page.get_by_test_id("nav-team").click()
+    row = owner_page.locator(f"[data-testid=member][data-email='{admin.email}']")
+    await row.get_by_test_id("member-role").select_option("AGENT")
+    await expect(page.get_by_test_id("my-role")).to_have_text("AGENT")
+    await expect(page.get_by_test_id("nav-team")).to_have_count(0)
+    await expect(page.get_by_test_id("nav-settings")).to_have_count(0)
+    await expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "connected")

@@ -8,7 +8,7 @@ import { InviteScreen } from "./screens/Invite";
 import { LoginScreen } from "./screens/Login";
 import { SettingsScreen } from "./screens/Settings";
 import { TeamScreen } from "./screens/Team";
-import { ConnectionBadge } from "./components";
+import { ConnectionBadge, UnreadTitle } from "./components";
 import { SessionStore } from "./session";
 
 const sessions = new SessionStore();
@@ -82,6 +82,7 @@ function SignedIn() {
         )}
         <div className="spacer" />
         <ConnectionBadge desk={desk} />
+        <UnreadTitle desk={desk} />
         <div className="me" data-testid="me">
           <strong>{name}</strong>
           <span className="role" data-testid="my-role">

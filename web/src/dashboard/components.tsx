@@ -1,4 +1,4 @@
-import { useSyncExternalStore } from "react";
+import { useEffect, useSyncExternalStore } from "react";
 import type { Desk } from "./desk";
 
 const LABEL = { connecting: "Connecting…", connected: "Connected", reconnecting: "Reconnecting…", offline: "Offline" } as const;
@@ -27,4 +27,15 @@ export function when(iso: string | null | undefined): string {
 
 export function displayName(user: { name: string | null; email: string | null; user_id: string | null; anonymous: boolean }): string {
   return user.name || user.email || user.user_id || (user.anonymous ? "Visitor" : "Unknown");
+}
+
+/** The tab's title counts unread conversations in the list, for an agent working in another tab. */
+export function UnreadTitle({ desk }: { desk: Desk }) {
+  const { inbox } = useSyncExternalStore(desk.subscribe, desk.getState);
+  const unread = inbox.filter((c) => c.unread_count > 0).length;
+  useEffect(() => {
+    document.title = unread > 0 ? `(${unread}) ReplyHQ` : "ReplyHQ";
+  }, [unread]);
+  useEffect(() => () => void (document.title = "ReplyHQ"), []);
+  return null;
 }

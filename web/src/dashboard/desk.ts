@@ -42,6 +42,7 @@ export interface DeskState {
 }
 
 const PAGE = 30;
+const TOKEN_CODES = new Set(["TOKEN_EXPIRED", "TOKEN_STALE", "INVALID_TOKEN", "AUTH_REQUIRED"]);
 const HISTORY = 50;
 
 export class Desk {
@@ -325,11 +326,17 @@ export class Desk {
     socket.on("connect_error", (error) => {
       const code = (error as { data?: { code?: string } }).data?.code;
       this.set({ connection: isOnline() ? "reconnecting" : "offline" });
-      if (code && socket.active === false) {
-        // Refused at the handshake (expired token, changed role): a fresh token, then again.
+      if (!code || socket.active) return; // a network failure: the client retries by itself
+      if (TOKEN_CODES.has(code)) {
+        // Refused at the handshake for the token (expired, or the role changed): renew, retry.
         void this.sessions.refresh().then((session) => {
-          if (session) setTimeout(() => socket.connect(), 500);
+          if (session) {
+            this.onAccessChanged();
+            setTimeout(() => socket.connect(), 500);
+          }
         });
+      } else {
+        setTimeout(() => socket.connect(), 5000); // e.g. rate limited: later
       }
     });
     socket.on("message:new", ({ message }) => this.receive(message));
