@@ -99,8 +99,7 @@ async def photograph(base: str, app: dict[str, str], owner: dict[str, str], out:
             "name": PEOPLE[0][1],
         }
         await user.evaluate("(m) => ReplyHQ.identify(m)", maya)
-        await user.get_by_test_id("rhq-launcher").click()
-        await user.get_by_test_id("rhq-conversation-item").first.click()
+        await user.get_by_test_id("rhq-launcher").click()  # opens on the unread reply
         await user.get_by_test_id("rhq-message").nth(2).wait_for()
 
         # The agent: sign-in screen, then the inbox with Maya's conversation open.
