@@ -200,8 +200,11 @@ def point_rows(workers: int, clients: int, post: Load, health: Load) -> list[dic
             goal="<= 100 ms" if at_scale else None,
             ok=p99 <= 100 if at_scale else None,
             note=(
-                f"closed loop: each client sends again as soon as answered, so p50 is about "
-                f"clients / throughput ({clients / max(post['throughput'], 1) * 1e3:.0f} ms here)"
+                "closed loop: each client sends again as soon as answered, so every request "
+                "queues behind the other clients'; in steady state it waits about clients / "
+                f"throughput ({clients / max(post['throughput'], 1e-9):.1f} s here), which a "
+                f"run of {WARMUP:g}+{DURATION:g} s may not reach: the paced run gives latency "
+                "under a load the server can carry"
             )
             if at_scale
             else None,
