@@ -118,3 +118,16 @@ describe("outbox", () => {
     expect(seen).toEqual(["c-9"]);
   });
 });
+
+describe("acknowledgements", () => {
+  it("retries what the network or a busy server lost, and reports what the server refused", async () => {
+    const { sendResult } = await import("./socket");
+    expect(sendResult({ ok: true, message: "m" })).toEqual({ kind: "stored", message: "m" });
+    for (const code of ["TIMEOUT", "RATE_LIMITED", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE"]) {
+      expect(sendResult({ ok: false, code, error: "x" }).kind).toBe("retry");
+    }
+    for (const code of ["VALIDATION_ERROR", "NOT_FOUND", "PERMISSION_DENIED"]) {
+      expect(sendResult({ ok: false, code, error: "x" })).toEqual({ kind: "refused", code, error: "x" });
+    }
+  });
+});
