@@ -191,6 +191,26 @@ async def test_a_server_skips_undecoded_what_is_not_for_it(
     assert a.decoded == []
 
 
+async def test_a_disconnected_socket_leaves_every_room_and_only_its_own(
+    cluster: tuple[Node, Node, str], clients: list[Client]
+) -> None:
+    a, _, _ = cluster
+    stay, leave = await _open(clients, a, "ann"), await _open(clients, a, "ann")
+    stay_sid, leave_sid = await stay.call("whoami"), await leave.call("whoami")
+    await a.sio.enter_room(leave_sid, "extra")
+    assert sorted(a.manager.get_rooms(leave_sid, "/")) == sorted([leave_sid, "ann", "extra"])
+
+    clients.remove(leave)
+    await leave.sio.disconnect()
+    await _settle()
+    assert a.manager.get_rooms(leave_sid, "/") == []
+    assert "extra" not in a.manager.rooms["/"] and leave_sid not in a.manager.rooms["/"]
+    assert sorted(a.manager.get_rooms(stay_sid, "/")) == sorted([stay_sid, "ann"])
+    await stay.call("emit", {"room": "ann", "text": "still here"})
+    await _settle()
+    assert stay.news == ["still here"] and leave.news == []
+
+
 def test_the_header_names_the_route_and_keeps_the_json_intact() -> None:
     message = {"method": "emit", "host_id": "h1", "namespace": "/", "room": "a\nb", "data": [1]}
     manager = RoutedRedisManager("redis://127.0.0.1:1/0", write_only=True)
