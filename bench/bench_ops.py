@@ -208,8 +208,19 @@ def _post_throughput(
     return float(result["throughput"])
 
 
+async def _tenant_and_devices(
+    owner_url: str, count: int
+) -> tuple[common.Tenant, list[common.Device]]:
+    db = common.database(owner_url, pool_size=2)
+    try:
+        tenant = await common.create_tenant(db)
+        return tenant, await common.create_devices(db, tenant.id, count)
+    finally:
+        await db.dispose()
+
+
 def observability_rows(owner_url: str) -> list[dict[str, Any]]:
-    tenant, devices = common.run_async(bench_http._prepare(owner_url, HTTP_CLIENTS))
+    tenant, devices = common.run_async(_tenant_and_devices(owner_url, HTTP_CLIENTS))
     with_obs: list[float] = []
     without: list[float] = []
     for _ in range(ROUNDS):

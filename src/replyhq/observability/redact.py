@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 REDACTED = "[REDACTED]"
@@ -45,19 +46,35 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         r"\1\2" + REDACTED,
     ),
 ]
-# Cheap pre-check so that most strings skip the patterns entirely.
-_MAYBE_SECRET = re.compile(
-    r"rhq_|eyJ|://|(?i:bearer|token|pass|secret|key|cookie|authorization|hash)"
-)
 
 
+# Cheap pre-check so that most strings skip the patterns entirely (substring tests in C are
+# several times faster than one regular expression with alternatives).
+def _maybe_secret(text: str) -> bool:
+    low = text.lower()
+    return (
+        "key" in low
+        or "token" in low
+        or "pass" in low
+        or "secret" in low
+        or "bearer" in low
+        or "://" in low
+        or "rhq_" in low
+        or "eyj" in low
+        or "cookie" in low
+        or "authorization" in low
+        or "hash" in low
+    )
+
+
+@lru_cache(maxsize=4096)
 def is_sensitive_name(name: str) -> bool:
-    """A key whose value is a secret, whatever that value looks like."""
+    """A key whose value is a secret, whatever that value looks like (names repeat: cached)."""
     return bool(_SENSITIVE_NAME.fullmatch(name) or _SENSITIVE_PART.search(name))
 
 
 def redact_text(text: str) -> str:
-    if not _MAYBE_SECRET.search(text):
+    if len(text) < 3 or not _maybe_secret(text):
         return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
@@ -79,16 +96,22 @@ def _hide(value: Any) -> Any:
     return REDACTED
 
 
+_PLAIN = frozenset({int, float, bool, type(None)})
+
+
 def redact(value: Any, _depth: int = 0) -> Any:
     """A copy of `value` with every secret replaced by [REDACTED]."""
+    kind = type(value)
+    if kind is str:
+        return redact_text(value)
+    if kind in _PLAIN:  # the common cases first: every log line goes through here
+        return value
     if _depth > 32:
         return REDACTED
-    if isinstance(value, str):
-        return redact_text(value)
-    if isinstance(value, Mapping):
+    if kind is dict or isinstance(value, Mapping):
         out: dict[Any, Any] = {}
         for key, item in value.items():
-            name = _name(key)
+            name = key if type(key) is str else _name(key)
             out[key] = (
                 _hide(item)
                 if name is not None and is_sensitive_name(name)
@@ -104,4 +127,6 @@ def redact(value: Any, _depth: int = 0) -> Any:
         return tuple(items) if isinstance(value, tuple) else items
     if isinstance(value, bytes):
         return redact_text(value.decode("latin-1"))
+    if isinstance(value, str):  # a str subclass
+        return redact_text(value)
     return value
