@@ -99,6 +99,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
             # As socket.io's own server: compression costs ~40 KiB per idle socket
             # (bench/bench_realtime.py) for small JSON frames that gain little from it.
             ws_per_message_deflate=False,
+            # Engine.IO's own ping/pong already finds dead sockets; uvicorn's websocket pings
+            # on top doubled the idle traffic and wake-ups of every socket.
+            ws_ping_interval=None,
         )
 
 
