@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 import traceback
 import uuid
@@ -79,7 +80,7 @@ class JobWorker:
             listen_notify=True,
             delete_jobs="successful" if settings.job_delete_succeeded else "never",
             additional_context={"runtime": self.runtime},
-            install_signal_handlers=self.install_signal_handlers,
+            install_signal_handlers=False,  # ours (run()): a signal must stop, not restart
             update_heartbeat_interval=settings.job_heartbeat_seconds,
             stalled_worker_timeout=settings.job_stalled_after_seconds,
             worker_middleware=[self._observe],
@@ -89,6 +90,8 @@ class JobWorker:
         """Work until stopped; returns once running jobs are finished or released. A worker that
         fails (database unreachable, forgotten by the others after a freeze) starts again after
         a pause, so a server's in-process worker never silently stops."""
+        if self.install_signal_handlers:
+            self._handle_signals()
         async with self.app.open_async():
             recovery = asyncio.create_task(self._recover_forever(), name="job-recovery")
             log.info(
@@ -104,19 +107,35 @@ class JobWorker:
                     started = time.monotonic()
                     try:
                         await self._worker.run()  # type: ignore[no-untyped-call]
-                        break  # stopped
-                    except Exception as error:
-                        if self._stopping:
-                            break
-                        failures = 1 if time.monotonic() - started > 60 else failures + 1
-                        pause = min(30.0, 0.5 * 2**failures)
-                        log.error("worker_failed_restarting", error=repr(error), pause_s=pause)
-                        await asyncio.sleep(pause)
+                        error: Exception | None = None
+                    except Exception as exc:
+                        error = exc
+                    if self._stopping:
+                        break
+                    # Not asked to stop: it failed, or procrastinate stopped it because one of
+                    # its side tasks (heartbeat, LISTEN, periodic deferrer) failed.
+                    failures = 1 if time.monotonic() - started > 60 else failures + 1
+                    pause = min(30.0, 0.5 * 2**failures)
+                    log.error("worker_failed_restarting", error=repr(error), pause_s=pause)
+                    await asyncio.sleep(pause)
             finally:
                 recovery.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await recovery
                 log.info("worker_stopped", worker=self.name)
+
+    def _handle_signals(self) -> None:
+        """SIGTERM or SIGINT: stop gracefully; a second one acts as if we had not caught it."""
+        loop = asyncio.get_running_loop()
+
+        def stop_once() -> None:
+            for number in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(number)
+            log.info("worker_stopping", worker=self.name)
+            self.stop()
+
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, stop_once)
 
     def start(self) -> None:
         """Run in the background of the current event loop (a server's in-process worker)."""
