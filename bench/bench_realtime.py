@@ -96,6 +96,11 @@ PAYLOAD = {  # what a message:new carries (the shape of a stored message)
 }
 
 
+def say(text: str) -> None:
+    """Progress, on standard error (the table goes to standard output)."""
+    print(f"   realtime: {text}", file=sys.stderr, flush=True)
+
+
 def _node() -> str:
     node = shutil.which("node")
     if node is None:
@@ -285,7 +290,9 @@ class Clients:
             if any(p.process.returncode is not None for p in self.processes):
                 raise RuntimeError(f"a load client exited: {self.errors()}")
             await asyncio.sleep(0.1)
-        return self.total("connected"), time.monotonic() - began
+        seconds = time.monotonic() - began
+        say(f"{self.total('connected'):,} of {wanted:,} sockets connected in {seconds:.0f} s")
+        return self.total("connected"), seconds
 
     async def close(self) -> None:
         for p in self.processes:
@@ -373,6 +380,27 @@ async def replyhq_servers(
     finally:
         for server in cluster.servers:
             server.stop()
+        await _forget(redis_url, prefix)
+
+
+async def _forget(redis_url: str, prefix: str) -> None:
+    """Delete this run's own Redis keys (presence, rate limits): nothing else is touched."""
+    redis = Redis.from_url(redis_url)
+    try:
+        keys = [k async for k in redis.scan_iter(match=prefix + "*", count=1000)]
+        for start in range(0, len(keys), 500):
+            await redis.delete(*keys[start : start + 500])
+    finally:
+        await redis.aclose()
+
+
+def shipped_manager() -> str:
+    """The Redis manager src/replyhq/realtime/server.py wires: "routed" or "stock"."""
+    import inspect
+
+    from replyhq.realtime import server
+
+    return "routed" if "RoutedRedisManager" in inspect.getsource(server) else "stock"
 
 
 # --- idle connections and memory ----------------------------------------------------------------
@@ -439,38 +467,42 @@ async def measure_idle(owner_url: str, data: Seed, count: int) -> tuple[Idle, Id
 class Fanout:
     deliveries_per_second: float
     connected: int
-    emitted: int
     cpu_seconds: float  # of the server processes, during the measured window
-    errors: list[str]
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def per_cpu_second(self) -> float:
+        return self.deliveries_per_second * FANOUT_SECONDS / max(self.cpu_seconds, 1e-9)
 
 
-Blast = Callable[[int, int], Awaitable[None]]  # (first room index, emits)
+Blast = Callable[[int, int], Awaitable[None]]  # (emits so far, emits now)
 
 
-async def drive(clients: Clients, blast: Blast, rooms: int, cpu: Callable[[], float]) -> Fanout:
-    """Emit to the rooms in turn, keeping at most FANOUT_WINDOW deliveries in flight; count what
-    the clients received during FANOUT_SECONDS after FANOUT_WARMUP."""
-    emitted = 0
+async def drive(clients: Clients, blast: Blast, cpu: Callable[[], float]) -> Fanout:
+    """Emit to rooms in turn, keeping at most FANOUT_WINDOW deliveries in flight; count what the
+    clients received during FANOUT_SECONDS after FANOUT_WARMUP."""
+    emitted, received_before = 0, clients.total("received")
     began = time.monotonic()
     measure_from, stop_at = began + FANOUT_WARMUP, began + FANOUT_WARMUP + FANOUT_SECONDS
     first: tuple[float, int, float] | None = None
     while (now := time.monotonic()) < stop_at:
         if first is None and now >= measure_from:
             first = (now, clients.total("received"), cpu())
-        if emitted * ROOM - clients.total("received") < FANOUT_WINDOW:
-            await blast(emitted % rooms, FANOUT_BATCH)
+        if emitted * ROOM - (clients.total("received") - received_before) < FANOUT_WINDOW:
+            await blast(emitted, FANOUT_BATCH)
             emitted += FANOUT_BATCH
         else:
             await asyncio.sleep(0.005)
     assert first is not None
     elapsed = time.monotonic() - first[0]
     received = clients.total("received") - first[1]
-    return Fanout(received / elapsed, clients.total("connected"), emitted, cpu() - first[2], [])
-
-
-def _fanout_sockets(urls: list[str], auth: Callable[[int], dict[str, Any]]) -> list[dict[str, Any]]:
-    """FANOUT_CLIENTS sockets; a room's members spread over the servers as a balancer would."""
-    return [{"url": urls[i % len(urls)], "auth": auth(i)} for i in range(FANOUT_CLIENTS)]
+    # let the backlog drain before the next measurement on the same clients
+    deadline = time.monotonic() + 30
+    while clients.total("received") - received_before < emitted * ROOM:
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    return Fanout(received / elapsed, clients.total("connected"), cpu() - first[2])
 
 
 def _publisher(manager: str, channel: str) -> Any:
@@ -479,26 +511,37 @@ def _publisher(manager: str, channel: str) -> Any:
     return kind(common.services().redis_url, channel=channel, write_only=True)
 
 
-async def fanout_replyhq(owner_url: str, data: Seed, manager: str) -> Fanout:
+async def fanout_replyhq(owner_url: str, data: Seed, manager: str) -> dict[str, Fanout]:
+    """FANOUT_CLIENTS devices over two processes: the first half of the rooms with their members
+    spread over both (as a balancer places them), the other half each on one process (as sticky
+    routing by user would); each half measured on its own."""
     rooms = FANOUT_CLIENTS // ROOM
+    results: dict[str, Fanout] = {}
     async with replyhq_servers(owner_url, 2, manager) as cluster:
-        sockets = _fanout_sockets(
-            [s.url for s in cluster.servers], lambda i: data.device_auth(i // ROOM, i % ROOM)
-        )
+        urls = [s.url for s in cluster.servers]
+        sockets = [
+            {
+                "url": urls[i % 2] if i // ROOM < rooms // 2 else urls[(i // ROOM) % 2],
+                "auth": data.device_auth(i // ROOM, i % ROOM),
+            }
+            for i in range(FANOUT_CLIENTS)
+        ]
         clients = await Clients.start(sockets)
         publisher = _publisher(manager, cluster.channel)
         try:
             await clients.connected()
             names = [room_of_user(data.tenant.id, data.users[r]) for r in range(rooms)]
+            halves = {"spread": names[: rooms // 2], "one process": names[rooms // 2 :]}
+            for placement, chosen in halves.items():
 
-            async def blast(start: int, count: int) -> None:
-                for k in range(count):
-                    room = names[(start + k) % rooms]
-                    await publisher.emit("message:new", PAYLOAD, room=room, namespace="/")
+                async def blast(start: int, count: int, chosen: list[str] = chosen) -> None:
+                    for k in range(start, start + count):
+                        room = chosen[k % len(chosen)]
+                        await publisher.emit("message:new", PAYLOAD, room=room, namespace="/")
 
-            result = await drive(clients, blast, rooms, cluster.cpu_seconds)
-            result.errors = clients.errors()
-            return result
+                results[placement] = await drive(clients, blast, cluster.cpu_seconds)
+                results[placement].errors = clients.errors()
+            return results
         finally:
             await clients.close()
             if publisher.redis is not None:
@@ -508,18 +551,18 @@ async def fanout_replyhq(owner_url: str, data: Seed, manager: str) -> Fanout:
 async def fanout_node() -> Fanout:
     rooms = FANOUT_CLIENTS // ROOM
     node = await NodeServer.start()
-    clients = await Clients.start(_fanout_sockets([node.url], lambda i: {"room": f"r{i // ROOM}"}))
+    sockets = [{"url": node.url, "auth": {"room": f"r{i // ROOM}"}} for i in range(FANOUT_CLIENTS)]
+    clients = await Clients.start(sockets)
     try:
         await clients.connected()
         names = [f"r{r}" for r in range(rooms)]
 
         async def blast(start: int, count: int) -> None:
-            await node.process.ask(
-                {"cmd": "blast", "rooms": names, "start": start, "count": count, "payload": PAYLOAD}
-            )
+            command = {"cmd": "blast", "rooms": names, "start": start % rooms, "count": count}
+            await node.process.ask({**command, "payload": PAYLOAD})
 
         pid = node.pid
-        result = await drive(clients, blast, rooms, lambda: common._cpu_seconds(pid))
+        result = await drive(clients, blast, lambda: common._cpu_seconds(pid))
         result.errors = clients.errors()
         return result
     finally:
@@ -535,20 +578,26 @@ class EndToEnd:
     sustained: float  # messages per second, closed loop
     rate: float  # the open-loop rate of the latency run
     latencies: list[float]  # ms, one per delivery
+    acks: list[float]  # ms from send to acknowledgement (stored and committed)
     deliveries_per_message: float
     errors: list[str]
 
 
 async def _send_everywhere(
     clients: Clients, senders: dict[int, list[dict[str, Any]]], command: dict[str, Any]
-) -> tuple[int, list[str]]:
+) -> tuple[int, list[float], list[str]]:
     asked = [clients.processes[part] for part in senders]
+    total = sum(len(mine) for mine in senders.values())
     for part, mine in senders.items():
-        clients.processes[part].send({**command, "senders": mine})
+        share = dict(command, senders=mine)
+        if "rate" in command:  # the rate is over all senders: each process sends its share
+            share["rate"] = command["rate"] * len(mine) / total
+        clients.processes[part].send(share)
     replies = [(await p.reply(E2E_SECONDS + 60))["sent"] for p in asked]
     errors = [e for r in replies for e in r.get("error_samples", [])]
     errors += [r["fatal"] for r in replies if "fatal" in r]
-    return sum(r.get("acked", 0) for r in replies), errors
+    acks = [ms for r in replies for ms in r.get("ack_ms", [])]
+    return sum(r.get("acked", 0) for r in replies), acks, errors
 
 
 async def end_to_end(owner_url: str, data: Seed) -> EndToEnd:
@@ -575,7 +624,7 @@ async def end_to_end(owner_url: str, data: Seed) -> EndToEnd:
                 return chosen
 
             closed = {"cmd": "send", "mode": "closed", "duration": E2E_SECONDS}
-            acked, errors = await _send_everywhere(clients, senders(E2E_SENDERS), closed)
+            acked, _, errors = await _send_everywhere(clients, senders(E2E_SENDERS), closed)
             sustained = acked / E2E_SECONDS
             await asyncio.sleep(1)
 
@@ -584,7 +633,7 @@ async def end_to_end(owner_url: str, data: Seed) -> EndToEnd:
                 p.send({"cmd": "record", "on": True})
             received_before = clients.total("received")
             opened = {"cmd": "send", "mode": "open", "rate": rate, "duration": E2E_SECONDS}
-            acked_open, more = await _send_everywhere(clients, senders(E2E_USERS), opened)
+            acked_open, acks, more = await _send_everywhere(clients, senders(E2E_USERS), opened)
             await asyncio.sleep(1)  # the last deliveries
             latencies = [
                 ms
@@ -596,6 +645,7 @@ async def end_to_end(owner_url: str, data: Seed) -> EndToEnd:
                 sustained,
                 rate,
                 latencies,
+                acks,
                 delivered / max(1, acked_open),
                 (errors + more + clients.errors())[:5],
             )
@@ -656,10 +706,8 @@ async def presence_lookups() -> dict[str, list[float]]:
             "active_naive": await _timed(active_one_by_one, 10),
         }
     finally:
-        keys = [k async for k in redis.scan_iter(match=prefix + "*", count=1000)]
-        for start in range(0, len(keys), 500):
-            await redis.delete(*keys[start : start + 500])
         await redis.aclose()
+        await _forget(common.services().redis_url, prefix)
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -716,7 +764,7 @@ def _idle_rows(ours: Idle, bare: Idle, wanted: int, nofile: int) -> list[dict[st
             ratio=ours.connected / max(1, bare.connected),
             goal=f">= {IDLE_GOAL:,}",
             ok=None if capped else ours.connected >= IDLE_GOAL,
-            note=f"{cap_note}{wanted:,} attempted, all from {len(SOURCE_ADDRESSES)} source "
+            note=f"{cap_note}{wanted:,} attempted from {len(SOURCE_ADDRESSES)} source "
             f"addresses; handshakes took {ours.seconds:.0f} s (Node {bare.seconds:.0f} s)"
             + (f"; errors: {ours.errors}" if ours.errors else ""),
         ),
@@ -735,22 +783,27 @@ def _idle_rows(ours: Idle, bare: Idle, wanted: int, nofile: int) -> list[dict[st
     ]
 
 
-def _fanout_row(manager: str, result: Fanout, node: Fanout) -> dict[str, Any]:
-    ratio = result.deliveries_per_second / node.deliveries_per_second
-    return common.row(
-        "realtime",
-        f"fan-out, 2 processes, {manager} Redis manager",
-        result.deliveries_per_second,
-        "deliveries/s",
-        baseline=node.deliveries_per_second,
-        ratio=ratio,
-        goal=f">= {FANOUT_GOAL:g}x Node",
-        ok=ratio >= FANOUT_GOAL,
-        note=f"{result.connected:,} clients in rooms of {ROOM}, spread over both processes; "
-        f"emits published by a write-only manager (as a worker's); server CPU "
-        f"{result.cpu_seconds:.1f} s in {FANOUT_SECONDS:.0f} s (Node {node.cpu_seconds:.1f} s)"
-        + (f"; errors: {result.errors}" if result.errors else ""),
-    )
+def _fanout_rows(manager: str, results: dict[str, Fanout], node: Fanout) -> list[dict[str, Any]]:
+    rows = []
+    for placement, result in results.items():
+        ratio = result.deliveries_per_second / node.deliveries_per_second
+        rows.append(
+            common.row(
+                "realtime",
+                f"fan-out, 2 processes, {manager} manager, rooms {placement}",
+                result.deliveries_per_second,
+                "deliveries/s",
+                baseline=node.deliveries_per_second,
+                ratio=ratio,
+                goal=f">= {FANOUT_GOAL:g}x Node",
+                ok=ratio >= FANOUT_GOAL,
+                note=f"{result.connected:,} clients, rooms of {ROOM}; per server CPU-second "
+                f"{result.per_cpu_second:,.0f} deliveries (Node {node.per_cpu_second:,.0f}, "
+                f"{result.per_cpu_second / node.per_cpu_second:.2f}x)"
+                + (f"; errors: {result.errors}" if result.errors else ""),
+            )
+        )
+    return rows
 
 
 def _e2e_rows(e2e: EndToEnd) -> list[dict[str, Any]]:
@@ -762,8 +815,9 @@ def _e2e_rows(e2e: EndToEnd) -> list[dict[str, Any]]:
             e2e.sustained,
             "messages/s",
             note=f"{E2E_SENDERS} devices sending message:send back to back for "
-            f"{E2E_SECONDS:.0f} s over 2 processes; each message inserted under RLS and "
-            f"delivered to the {ROOM} devices of its end user",
+            f"{E2E_SECONDS:.0f} s over 2 processes ({shipped_manager()} manager, as shipped); "
+            f"each message inserted under RLS and delivered to the {ROOM} devices of its end "
+            f"user",
         ),
         common.row(
             "realtime",
@@ -775,7 +829,9 @@ def _e2e_rows(e2e: EndToEnd) -> list[dict[str, Any]]:
             note=f"{e2e.rate:.0f} messages/s from {E2E_USERS} devices on a fixed schedule; "
             f"p50 {common.median(e2e.latencies):.1f} ms, max {max(e2e.latencies, default=0):.1f} "
             f"ms over {len(e2e.latencies):,} deliveries ({e2e.deliveries_per_message:.1f} per "
-            f"message)" + (f"; errors: {e2e.errors}" if e2e.errors else ""),
+            f"message); send-to-ack p50 {common.median(e2e.acks):.1f} ms, p99 "
+            f"{common.percentile(e2e.acks, 99):.1f} ms"
+            + (f"; errors: {e2e.errors}" if e2e.errors else ""),
         ),
     ]
 
@@ -783,12 +839,27 @@ def _e2e_rows(e2e: EndToEnd) -> list[dict[str, Any]]:
 async def _measure(owner_url: str) -> list[dict[str, Any]]:
     idle_count, nofile = _idle_target()
     data = await seed(owner_url)
+    say(f"presence lookups for {PRESENCE_DEVICES:,} devices")
     rows = _presence_rows(await presence_lookups())
+    say(f"idle: {idle_count:,} sockets on one ReplyHQ process, then on bare Node")
     ours, bare = await measure_idle(owner_url, data, idle_count)
     rows += _idle_rows(ours, bare, idle_count, nofile)
+    say(f"fan-out: {FANOUT_CLIENTS:,} sockets on bare Node")
     node = await fanout_node()
     for manager in ("stock", "routed"):
-        rows.append(_fanout_row(manager, await fanout_replyhq(owner_url, data, manager), node))
+        say(f"fan-out: {FANOUT_CLIENTS:,} sockets on two ReplyHQ processes, {manager} manager")
+        rows += _fanout_rows(manager, await fanout_replyhq(owner_url, data, manager), node)
+    rows.append(
+        common.row(
+            "realtime",
+            "fan-out, bare Node socket.io, 1 process",
+            node.deliveries_per_second,
+            "deliveries/s",
+            note=f"{node.connected:,} clients, rooms of {ROOM}, emits sent by the server itself; "
+            f"clients are Node processes on the same 2 cores",
+        )
+    )
+    say(f"end to end: {E2E_USERS * ROOM:,} sockets on two ReplyHQ processes")
     rows += _e2e_rows(await end_to_end(owner_url, data))
     return rows
 

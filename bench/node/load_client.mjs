@@ -12,10 +12,10 @@
 //                                         events whose message body is "t=<ms since epoch>"
 //   {"cmd": "latencies"}                   -> {"latencies": [ms, ...]} (and forget them)
 //   {"cmd": "send", "senders": [{"index": i, "conversation_id": c}], "mode": "closed"|"open",
-//    "rate": messages per second over all senders (open), "duration": s}
+//    "rate": messages per second over this process' senders (open), "duration": s}
 //        message:send from those sockets: closed = each sends again when acknowledged;
 //        open = on a fixed schedule (latency counts from the scheduled time)
-//                                         -> {"sent": {"acked", "errors", "error_samples"}}
+//                                         -> {"sent": {"acked", "errors", "error_samples", "ack_ms"}}
 //   {"cmd": "close"}                      closes everything and exits
 import { readFileSync } from "node:fs";
 import { randomUUID } from "node:crypto";
@@ -95,7 +95,7 @@ async function connectAll() {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function send(command) {
-  const result = { acked: 0, errors: 0, error_samples: [] };
+  const result = { acked: 0, errors: 0, error_samples: [], ack_ms: [] };
   const stopAt = now() + command.duration * 1000;
   const one = async (sender, due) => {
     const socket = sockets[sender.index];
@@ -105,7 +105,10 @@ async function send(command) {
         body: `t=${due}`,
         client_msg_id: randomUUID(),
       });
-      if (ack?.ok) result.acked++;
+      if (ack?.ok) {
+        result.acked++;
+        result.ack_ms.push(now() - due);
+      }
       else throw new Error(JSON.stringify(ack));
     } catch (err) {
       result.errors++;
