@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 JOBS = 4000
 PRODUCERS = 10
 HTTP_CLIENTS = 100
-ROUNDS = 3  # with / without, alternating, per round
+ROUNDS = 5  # with / without, alternating, per round (the machine's noise is several %)
 
 
 def _log(message: str) -> None:
@@ -184,7 +184,8 @@ def _start_server(owner_url: str, *, bare: bool) -> common.Server:
 
 def _post_throughput(
     owner_url: str, tenant: common.Tenant, devices: list[common.Device], *, bare: bool
-) -> float:
+) -> tuple[float, float]:
+    """(requests per second, server CPU milliseconds per request)."""
     server = _start_server(owner_url, bare=bare)
     try:
         # One authenticated call first: its bcrypt check warms the key cache, as on any server
@@ -205,7 +206,8 @@ def _post_throughput(
     )
     if result["errors"]:
         raise RuntimeError(f"errors under load: {result['error_samples']}")
-    return float(result["throughput"])
+    throughput = float(result["throughput"])
+    return throughput, result.server_cpu / throughput * 1e3 if throughput else float("nan")
 
 
 async def _tenant_and_devices(
@@ -221,12 +223,15 @@ async def _tenant_and_devices(
 
 def observability_rows(owner_url: str) -> list[dict[str, Any]]:
     tenant, devices = common.run_async(_tenant_and_devices(owner_url, HTTP_CLIENTS))
-    with_obs: list[float] = []
-    without: list[float] = []
+    with_obs: list[tuple[float, float]] = []
+    without: list[tuple[float, float]] = []
     for _ in range(ROUNDS):
         with_obs.append(_post_throughput(owner_url, tenant, devices, bare=False))
         without.append(_post_throughput(owner_url, tenant, devices, bare=True))
-    on, off = common.median(with_obs), common.median(without)
+    on = common.median([rate for rate, _ in with_obs])
+    off = common.median([rate for rate, _ in without])
+    cpu_on = common.median([cpu for _, cpu in with_obs])
+    cpu_off = common.median([cpu for _, cpu in without])
     ratio = on / off if off else float("nan")
     return [
         common.row(
@@ -240,9 +245,18 @@ def observability_rows(owner_url: str) -> list[dict[str, Any]]:
             ok=ratio >= 0.9,
             note=f"baseline: the same app with logging and metrics stripped (bench/ops_server.py "
             f"--bare); medians of {ROUNDS} alternating runs of {bench_http.DURATION:g} s, one "
-            f"server process: with {', '.join(f'{v:.0f}' for v in with_obs)}; without "
-            f"{', '.join(f'{v:.0f}' for v in without)}",
-        )
+            f"server process: with {', '.join(f'{r:.0f}' for r, _ in with_obs)}; without "
+            f"{', '.join(f'{r:.0f}' for r, _ in without)}",
+        ),
+        common.row(
+            "ops",
+            "server CPU per message POST, with / without logging+metrics",
+            cpu_on,
+            "ms",
+            baseline=cpu_off,
+            ratio=cpu_on / cpu_off if cpu_off else float("nan"),
+            note="medians over the same runs (CPU time of the server process per request)",
+        ),
     ]
 
 
