@@ -15,9 +15,9 @@ from replyhq.accounts.routes import router as admin_auth_router
 from replyhq.accounts.routes import team_router
 from replyhq.apps.admin_routes import router as admin_app_router
 from replyhq.apps.routes import router as setup_router
+from replyhq.background import server_background
 from replyhq.messaging.admin_routes import router as admin_conversations_router
 from replyhq.messaging.routes import router as conversations_router
-from replyhq.background import server_background
 from replyhq.observability.errors import configure_sentry
 from replyhq.observability.http import AccessLogMiddleware
 from replyhq.observability.logging import configure_logging
