@@ -72,7 +72,8 @@ async def test_exactly_once_in_order_across_forced_disconnects(
                 await phone.send(conversation_id, f"phone {i}")  # queued while offline
 
         async def network_drops() -> None:
-            for _ in range(4):
+            for drop in range(4):  # each drop cuts a live connection: wait for the reconnect first
+                await _wait_until(lambda n=drop: phone.connections > n)
                 await asyncio.sleep(0.25)
                 await _drop_connection(phone)
 
@@ -93,7 +94,7 @@ async def test_exactly_once_in_order_across_forced_disconnects(
         await asyncio.sleep(0.3)  # anything extra would arrive now
         assert [(m["seq"], m["id"], m["body"]) for m in delivered] == [tuple(r) for r in stored]
         assert phone.pending == 0
-        assert phone.connections >= 4  # the drops really happened and were recovered from
+        await _wait_until(lambda: phone.connections == 5)  # every drop was recovered from
     finally:
         await phone.close()
         await tablet.close()
