@@ -129,6 +129,72 @@ async def test_wrong_keys_and_unknown_apps_pay_a_full_bcrypt_every_time(
     assert bcrypt_calls[-1].startswith(b"$2b$12$")  # as slow as a real stored key
 
 
+async def test_concurrent_first_requests_with_one_key_share_one_bcrypt(
+    tenant: Tenant, runtime: Runtime
+) -> None:
+    await _caching(runtime)
+    verifier = runtime.keys
+    before = verifier.bcrypt_checks
+
+    answers = await asyncio.gather(
+        *(verifier.verify(tenant.id, tenant.sdk_key, "sdk") for _ in range(20))
+    )
+
+    assert answers == [tenant.id] * 20
+    assert verifier.bcrypt_checks - before == 1
+    # Cached now: no further check.
+    assert await verifier.verify(tenant.id, tenant.sdk_key, "sdk") == tenant.id
+    assert verifier.bcrypt_checks - before == 1
+
+
+async def test_concurrent_wrong_keys_all_fail_beside_a_right_one(
+    tenant: Tenant, runtime: Runtime
+) -> None:
+    await _caching(runtime)
+    verifier = runtime.keys
+    before = verifier.bcrypt_checks
+    wrong = "rhq_sdk_" + "B" * 43
+
+    answers = await asyncio.gather(
+        *(verifier.verify(tenant.id, wrong, "sdk") for _ in range(10)),
+        *(verifier.verify(tenant.id, tenant.sdk_key, "sdk") for _ in range(10)),
+        return_exceptions=True,
+    )
+
+    assert all(isinstance(a, Unauthorized) for a in answers[:10]), answers[:10]
+    assert answers[10:] == [tenant.id] * 10
+    assert verifier.bcrypt_checks - before == 2  # one per distinct key, not one per request
+    # A failure is never cached nor shared with later requests: the next guess is checked again.
+    with pytest.raises(Unauthorized):
+        await verifier.verify(tenant.id, wrong, "sdk")
+    assert verifier.bcrypt_checks - before == 3
+
+
+async def test_a_check_that_began_before_a_rotation_is_not_cached_nor_joined(
+    tenant: Tenant, runtime: Runtime
+) -> None:
+    await _caching(runtime)
+    verifier = runtime.keys
+    digest = verifier.digest(tenant.id, tenant.sdk_key, "sdk")
+    assert digest is not None
+    before = verifier.bcrypt_checks
+
+    stale = asyncio.create_task(verifier.verify(tenant.id, tenant.sdk_key, "sdk"))
+    await asyncio.sleep(0)  # its check is now in flight
+    verifier.evict(tenant.id)  # what a rotation does in every process
+    assert await stale == tenant.id  # the key was not really rotated: still valid
+    assert verifier.bcrypt_checks - before == 1
+    assert verifier.cached(digest) is None  # but what it read may be stale: not remembered
+
+    stale = asyncio.create_task(verifier.verify(tenant.id, tenant.sdk_key, "sdk"))
+    await asyncio.sleep(0)
+    verifier.evict(tenant.id)
+    fresh = asyncio.create_task(verifier.verify(tenant.id, tenant.sdk_key, "sdk"))
+    assert await asyncio.gather(stale, fresh) == [tenant.id, tenant.id]
+    assert verifier.bcrypt_checks - before == 3  # the later request did not join the old check
+    assert verifier.cached(digest) == tenant.id
+
+
 # --- where credentials may come from ---------------------------------------------------------
 
 

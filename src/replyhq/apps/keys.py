@@ -3,7 +3,9 @@ per request.
 
 A verified key is remembered by the SHA-256 digest of (app id, key) for a short TTL. Rotation evicts
 it in every process at once through a Redis channel; while that channel is not subscribed, nothing
-is cached, so a rotation can never be missed.
+is cached, so a rotation can never be missed. Verification is single-flight per digest: requests
+that arrive with one key while its bcrypt runs wait for that check instead of each paying their
+own (a restart, or an expired entry, under many clients of one app).
 """
 
 from __future__ import annotations
@@ -68,7 +70,12 @@ class KeyVerifier:
         self.channel = channel
         self._ttl = ttl_seconds
         self._cache: dict[bytes, tuple[uuid.UUID, float]] = {}
+        # Checks in progress, by digest: later callers with the same key await the same task.
+        self._checking: dict[bytes, tuple[uuid.UUID, asyncio.Task[bool]]] = {}
+        # Bumped by every eviction, so a check that read the hash before a rotation is not cached.
+        self._generation = 0
         self._listening = False
+        self.bcrypt_checks = 0  # bcrypt verifications run by this process (tests, benchmarks)
 
     @property
     def caching(self) -> bool:
@@ -77,26 +84,68 @@ class KeyVerifier:
 
     async def verify(self, app_id: uuid.UUID, key: str | None, kind: KeyKind) -> uuid.UUID:
         """The app id when `key` is the app's current key of `kind`; Unauthorized otherwise."""
-        if not key or len(key) > MAX_KEY_LENGTH or not key.startswith(PREFIXES[kind]):
+        digest = self.digest(app_id, key, kind)
+        if digest is None:
             raise Unauthorized("Missing or invalid API key.", code="INVALID_CREDENTIALS")
-        digest = hashlib.sha256(f"{app_id}:{key}".encode()).digest()
+        if self.cached(digest) is None:
+            assert key is not None
+            # Shielded: a caller that goes away (client disconnect) must not cancel the check
+            # that other callers with the same key are waiting for.
+            if not await asyncio.shield(self._checking_task(digest, app_id, key, kind)):
+                raise Unauthorized("Missing or invalid API key.", code="INVALID_CREDENTIALS")
+        return app_id
+
+    def digest(self, app_id: uuid.UUID, key: str | None, kind: KeyKind) -> bytes | None:
+        """The cache key of a well-formed key; None for one that can never verify."""
+        if not key or len(key) > MAX_KEY_LENGTH or not key.startswith(PREFIXES[kind]):
+            return None
+        return hashlib.sha256(f"{app_id}:{key}".encode()).digest()
+
+    def cached(self, digest: bytes) -> uuid.UUID | None:
+        """The app id of a key verified recently, without any I/O; None when not cached."""
         cached = self._cache.get(digest)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
+        return None
+
+    async def _check(
+        self, digest: bytes, app_id: uuid.UUID, key: str, kind: KeyKind, generation: int
+    ) -> bool:
         async with self._db.tenant_session(app_id) as session:
             column = App.sdk_key_hash if kind == "sdk" else App.secret_key_hash
             stored = await session.scalar(select(column).where(App.id == app_id))
         expected = stored.encode() if stored else _DUMMY_HASH
+        self.bcrypt_checks += 1
         ok = await asyncio.to_thread(bcrypt.checkpw, key.encode(), expected)
-        if not ok or stored is None:
-            raise Unauthorized("Missing or invalid API key.", code="INVALID_CREDENTIALS")
-        if self.caching:
+        ok = ok and stored is not None
+        if ok and self.caching and generation == self._generation:
             self._cache[digest] = (app_id, time.monotonic() + self._ttl)
-        return app_id
+        return ok
+
+    def _checking_task(
+        self, digest: bytes, app_id: uuid.UUID, key: str, kind: KeyKind
+    ) -> asyncio.Task[bool]:
+        """The check of this digest in progress, or a new one."""
+        found = self._checking.get(digest)
+        if found is not None:
+            return found[1]
+        task = asyncio.create_task(self._check(digest, app_id, key, kind, self._generation))
+        self._checking[digest] = (app_id, task)
+
+        def forget(_: object) -> None:
+            if self._checking.get(digest, (None, None))[1] is task:
+                del self._checking[digest]
+
+        task.add_done_callback(forget)
+        return task
 
     def evict(self, app_id: uuid.UUID) -> None:
+        self._generation += 1
         for digest in [d for d, (a, _) in self._cache.items() if a == app_id]:
             self._cache.pop(digest, None)
+        # A check in flight may have read the old hash: later callers start a fresh one.
+        for digest in [d for d, (a, _) in self._checking.items() if a == app_id]:
+            self._checking.pop(digest, None)
 
     async def announce_rotation(self, app_id: uuid.UUID) -> None:
         self.evict(app_id)
@@ -122,5 +171,6 @@ class KeyVerifier:
                 # Without the channel a rotation elsewhere could go unheard: trust nothing cached.
                 self._listening = False
                 self._cache.clear()
+                self._generation += 1
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
