@@ -1,29 +1,39 @@
 """`python -m bench.realtime_server serve ...`: `replyhq serve ...` with bench-only switches, so
 that one run of bench/bench_realtime.py measures variants side by side.
 
-    BENCH_SOCKETIO_MANAGER=stock   python-socketio's AsyncRedisManager
-    BENCH_SOCKETIO_MANAGER=routed  replyhq.realtime.manager.RoutedRedisManager
-    (unset: whatever src/replyhq/realtime/server.py wires, as shipped)
+    BENCH_SOCKETIO_MANAGER=stock   python-socketio's AsyncRedisManager, with its default pool
+    BENCH_SOCKETIO_MANAGER=routed  replyhq.realtime.manager.RoutedRedisManager (as shipped)
+    (unset: as shipped)
+
+The switch replaces the manager of the server and of the process' write-only publisher alike:
+a stock server cannot read the routed manager's messages, so every process on the channel must
+use the same kind (the bench's own publisher does too).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import socketio
 
 
+class StockManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+    """python-socketio's manager as it comes: the Redis options ReplyHQ passes to its own
+    (a bounded blocking pool) are dropped, so what is measured is the stock behaviour."""
+
+    def __init__(self, *args: Any, redis_options: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+
+
 def _choose_manager(choice: str) -> None:
-    from replyhq.realtime import server
+    from replyhq.realtime import delivery, server
     from replyhq.realtime.manager import RoutedRedisManager
 
-    chosen = {"stock": socketio.AsyncRedisManager, "routed": RoutedRedisManager}[choice]
-    # server.py builds its manager as `socketio.AsyncRedisManager(...)` or, once wired, as
-    # `RoutedRedisManager(...)`: replace whichever name it looks up.
-    socketio.AsyncRedisManager = chosen  # type: ignore[misc]
-    if hasattr(server, "RoutedRedisManager"):
-        server.RoutedRedisManager = chosen  # type: ignore[attr-defined]
+    chosen = {"stock": StockManager, "routed": RoutedRedisManager}[choice]
+    server.RoutedRedisManager = chosen  # type: ignore[misc]
+    delivery.RoutedRedisManager = chosen  # type: ignore[misc]
 
 
 def main() -> None:

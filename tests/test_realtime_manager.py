@@ -15,7 +15,8 @@ import pytest
 import socketio
 import uvicorn
 
-from replyhq.realtime.manager import RoutedRedisManager, header
+from replyhq.realtime.manager import MAGIC, RoutedRedisManager, header
+from replyhq.settings import Settings
 from tests.conftest import Servers, free_port
 
 
@@ -219,3 +220,34 @@ def test_the_header_names_the_route_and_keeps_the_json_intact() -> None:
     manager.rooms = {"/": {"a\nb": {}}}
     assert json.loads(manager.wanted(payload) or b"") == message
     assert manager.wanted(json.dumps(message).encode()) == json.dumps(message).encode()
+
+
+async def test_servers_and_write_only_processes_all_speak_the_routed_format(
+    servers: Servers, settings: Settings
+) -> None:
+    """A stock manager cannot read routed messages: servers and workers must both be routed."""
+    from redis.asyncio import Redis
+
+    from replyhq.events import Event
+    from replyhq.realtime.delivery import manager_channel, writer_sink
+    from replyhq.realtime.server import RealtimeServer
+
+    assert isinstance(RealtimeServer(settings, servers.redis_url).sio.manager, RoutedRedisManager)
+    redis = Redis.from_url(servers.redis_url)
+    listener = redis.pubsub()
+    await listener.subscribe(manager_channel(settings))
+    sink = writer_sink(settings, servers.redis_url, redis)
+    try:
+        app_id, user_id = uuid.uuid4(), uuid.uuid4()
+        await sink(Event("message:new", app_id, {"n": 1}, end_user_id=user_id))
+        message = None
+        for _ in range(50):
+            message = await listener.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if message is not None:
+                break
+        assert message is not None
+        assert message["data"].startswith(MAGIC)
+        assert f"user:{app_id}:{user_id}".encode() in message["data"].split(b"\n", 5)[4]
+    finally:
+        await listener.aclose()
+        await redis.aclose()

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import socketio
 from redis.asyncio import Redis
 
 from replyhq.events import DomainEvent, EventSink, Revoke
 from replyhq.realtime.base import room_of_agents, room_of_user, signin_key
+from replyhq.realtime.manager import RoutedRedisManager
 from replyhq.realtime.presence import PresenceStore
 from replyhq.settings import Settings
 
@@ -70,8 +70,7 @@ class Delivery:
 
 def writer_sink(settings: Settings, redis_url: str, redis: Redis) -> EventSink:
     """The event sink of a process without a Socket.IO server (a job worker, a CLI command)."""
-    manager = socketio.AsyncRedisManager(
-        redis_url, channel=manager_channel(settings), write_only=True
-    )
+    # The servers' manager class: they read only its messages (see realtime/manager.py).
+    manager = RoutedRedisManager(redis_url, channel=manager_channel(settings), write_only=True)
     presence = PresenceStore(redis, settings.redis_prefix, settings.presence_ttl_seconds)
     return Delivery(manager.emit, manager.can_disconnect, presence)

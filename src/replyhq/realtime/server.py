@@ -19,6 +19,7 @@ from replyhq.messaging.service import Participant
 from replyhq.realtime.base import room_of_agents
 from replyhq.realtime.delivery import DEVICES, STAFF, Delivery, manager_channel
 from replyhq.realtime.devices import DeviceNamespace
+from replyhq.realtime.manager import RoutedRedisManager
 from replyhq.realtime.presence import LiveSession, PresenceChange, PresenceStore
 from replyhq.realtime.staff import StaffNamespace
 from replyhq.settings import Settings
@@ -32,7 +33,9 @@ log = structlog.get_logger(__name__)
 class RealtimeServer:
     def __init__(self, settings: Settings, redis_url: str) -> None:
         self.settings = settings
-        manager = socketio.AsyncRedisManager(redis_url, channel=manager_channel(settings))
+        # Every process on the channel (servers, workers, CLI commands) must use this manager:
+        # a stock AsyncRedisManager cannot read its messages (see realtime/manager.py).
+        manager = RoutedRedisManager(redis_url, channel=manager_channel(settings))
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
             client_manager=manager,
