@@ -20,10 +20,12 @@ import socketio
 
 
 class StockManager(socketio.AsyncRedisManager):  # type: ignore[misc]
-    """python-socketio's manager as it comes: the Redis options ReplyHQ passes to its own
-    (a bounded blocking pool) are dropped, so what is measured is the stock behaviour."""
+    """python-socketio's manager as it comes: the bounded blocking pool ReplyHQ asks of its own
+    manager is dropped (the stock one has redis-py's default pool)."""
 
-    def __init__(self, *args: Any, redis_options: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, max_connections: Any = None, pool_timeout: Any = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
 
 

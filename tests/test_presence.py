@@ -12,7 +12,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from replyhq.realtime.presence import LiveSession, PresenceChange, PresenceStore
-from tests.conftest import Servers
+from replyhq.runtime import Runtime, redis_client
+from tests.conftest import Servers, make_settings
 
 
 @pytest.fixture
@@ -88,3 +89,40 @@ async def test_lookups_for_many_people_are_one_round_trip(
     assert round_trips == ["ZRANGEBYSCORE", "pipeline"]
     assert len(sessions) == 500
     assert {s["kind"] for s in sessions} == {"user"}
+
+
+async def _named_connections(redis: Redis, name: str) -> int:
+    return sum(1 for c in await redis.client_list() if c.get("name") == name)
+
+
+async def test_a_burst_past_the_pool_waits_for_connections_instead_of_failing(
+    redis: Redis, servers: Servers
+) -> None:
+    """1,000 sockets closing at once made presence writes fail with redis-py's default pool
+    ("Too many connections" past 100): the bounded pool makes the burst wait instead."""
+    name = f"burst-{uuid.uuid4().hex[:8]}"
+    settings = make_settings(servers, redis_max_connections=20)
+    bounded = redis_client(settings, servers.redis_url, client_name=name)
+    store = PresenceStore(bounded, f"{servers.prefix}{uuid.uuid4().hex}:", ttl_seconds=30.0)
+    app_id = uuid.uuid4()
+    sockets = [_socket(app_id, uuid.uuid4()) for _ in range(300)]
+    try:
+        assert all(await asyncio.gather(*(store.connect(s) for s in sockets)))
+        assert await _named_connections(redis, name) <= 20
+        people = [s.person_id for s in sockets]
+        assert all((await store.online(app_id, "user", people)).values())
+        assert all(await asyncio.gather(*(store.disconnect(s) for s in sockets)))
+        assert not any((await store.online(app_id, "user", people)).values())
+    finally:
+        await bounded.aclose()
+
+
+async def test_the_runtime_client_survives_a_burst_past_redis_pys_default_pool(
+    runtime: Runtime,
+) -> None:
+    assert runtime.settings.redis_max_connections == 100
+    store = PresenceStore(runtime.redis, f"{runtime.settings.redis_prefix}{uuid.uuid4().hex}:")
+    app_id = uuid.uuid4()
+    sockets = [_socket(app_id, uuid.uuid4()) for _ in range(300)]
+    assert all(await asyncio.gather(*(store.connect(s) for s in sockets)))
+    assert all(await asyncio.gather(*(store.disconnect(s) for s in sockets)))

@@ -251,3 +251,41 @@ async def test_servers_and_write_only_processes_all_speak_the_routed_format(
     finally:
         await listener.aclose()
         await redis.aclose()
+
+
+async def test_a_burst_of_emits_past_the_pool_waits_instead_of_being_lost(
+    servers: Servers,
+) -> None:
+    from redis.asyncio import Redis
+
+    channel = f"{servers.prefix}manager-burst:{uuid.uuid4().hex}"
+    name = f"burst-{uuid.uuid4().hex[:8]}"
+    redis = Redis.from_url(servers.redis_url)
+    listener = redis.pubsub()
+    await listener.subscribe(channel)
+    publisher = RoutedRedisManager(
+        servers.redis_url,
+        channel=channel,
+        write_only=True,
+        max_connections=5,
+        pool_timeout=10,
+        redis_options={"client_name": name},
+    )
+    try:
+        await asyncio.gather(
+            *(publisher.emit("news", i, room=f"r{i}", namespace="/") for i in range(300))
+        )
+        named = [c for c in await redis.client_list() if c.get("name") == name]
+        assert 0 < len(named) <= 5
+        received = 0
+        deadline = asyncio.get_running_loop().time() + 10
+        while received < 300 and asyncio.get_running_loop().time() < deadline:
+            # None for the subscription's own confirmation
+            if await listener.get_message(ignore_subscribe_messages=True, timeout=1):
+                received += 1
+        assert received == 300
+    finally:
+        await listener.aclose()
+        await redis.aclose()
+        if publisher.redis is not None:
+            await publisher.redis.aclose()

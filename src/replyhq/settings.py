@@ -44,6 +44,15 @@ class Settings(BaseSettings):
         None, description="Redis URL. Unset: an embedded Redis under DATA_DIR."
     )
     redis_prefix: str = Field("rhq:", description="Prefix of every Redis key and channel.")
+    redis_max_connections: int = Field(
+        100,
+        ge=2,
+        description="Most Redis connections a process opens per client (the app's, the "
+        "Socket.IO manager's); callers past it wait for a free one instead of failing.",
+    )
+    redis_pool_timeout_seconds: float = Field(
+        10.0, gt=0, description="Seconds to wait for a free Redis connection before failing."
+    )
 
     master_api_key: str = Field(DEV_MASTER_KEY, description="Operator key for /setup/*.")
     jwt_secret: str = Field(DEV_JWT_SECRET, description="Signs staff access tokens.")

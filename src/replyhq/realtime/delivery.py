@@ -29,6 +29,16 @@ def manager_channel(settings: Settings) -> str:
     return settings.redis_prefix + "socketio"
 
 
+def manager_options(settings: Settings) -> dict[str, Any]:
+    """What every process' Socket.IO manager is built with: the channel, and the same bounded
+    Redis pool as the app's own client (runtime.redis_client)."""
+    return {
+        "channel": manager_channel(settings),
+        "max_connections": settings.redis_max_connections,
+        "pool_timeout": settings.redis_pool_timeout_seconds,
+    }
+
+
 class Delivery:
     def __init__(self, emit: Emit, disconnect: Disconnect, presence: PresenceStore) -> None:
         self._emit = emit
@@ -71,6 +81,6 @@ class Delivery:
 def writer_sink(settings: Settings, redis_url: str, redis: Redis) -> EventSink:
     """The event sink of a process without a Socket.IO server (a job worker, a CLI command)."""
     # The servers' manager class: they read only its messages (see realtime/manager.py).
-    manager = RoutedRedisManager(redis_url, channel=manager_channel(settings), write_only=True)
+    manager = RoutedRedisManager(redis_url, write_only=True, **manager_options(settings))
     presence = PresenceStore(redis, settings.redis_prefix, settings.presence_ttl_seconds)
     return Delivery(manager.emit, manager.can_disconnect, presence)

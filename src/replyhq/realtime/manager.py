@@ -24,9 +24,11 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlparse
 
 import socketio
 from engineio import packet as eio_packet
+from redis.asyncio import BlockingConnectionPool, Redis
 from socketio import packet as sio_packet
 
 MAGIC = b"RHQ1\n"
@@ -45,16 +47,43 @@ def header(message: dict[str, Any]) -> bytes:
 
 class RoutedRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     """`AsyncRedisManager` that skips, undecoded, the messages this process has nothing to do
-    with. Same constructor, same channel semantics."""
+    with. Same constructor and channel semantics, plus a bounded blocking pool: with
+    `max_connections`, emits past that many at once wait (up to `pool_timeout` seconds) for a
+    free connection, where redis-py's default pool raises "Too many connections" past 100 and
+    the emit is lost."""
 
     connected: bool
+    redis: Redis | None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        max_connections: int | None = None,
+        pool_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.max_connections = max_connections
+        self.pool_timeout = pool_timeout
         # The rooms of each (namespace, sid): python-socketio finds them by scanning every room
         # of the namespace, so each disconnect cost O(sockets) and a mass disconnect O(sockets²)
         # (minutes of a blocked event loop at 20,000 sockets).
         self._rooms_of: dict[tuple[str, str], set[Any]] = {}
+
+    def _redis_connect(self) -> None:
+        scheme = urlparse(self.redis_url).scheme
+        if self.max_connections is None or scheme not in ("redis", "rediss", "unix"):
+            super()._redis_connect()  # Sentinel, Valkey, or no bound asked for
+            return
+        pool = BlockingConnectionPool.from_url(
+            self.redis_url,
+            max_connections=self.max_connections,
+            timeout=self.pool_timeout,
+            **self.redis_options,
+        )
+        self.redis = Redis.from_pool(pool)
+        self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        self.connected = True
 
     async def _publish(self, data: dict[str, Any]) -> Any:
         payload = header(data) + self.json.dumps(data).encode()
@@ -62,6 +91,7 @@ class RoutedRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             try:
                 if not self.connected:
                     self._redis_connect()
+                assert self.redis is not None
                 return await self.redis.publish(self.channel, payload)
             except Exception as exc:
                 self.connected = False

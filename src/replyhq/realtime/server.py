@@ -17,7 +17,7 @@ import structlog
 from replyhq.events import DomainEvent, Event
 from replyhq.messaging.service import Participant
 from replyhq.realtime.base import room_of_agents
-from replyhq.realtime.delivery import DEVICES, STAFF, Delivery, manager_channel
+from replyhq.realtime.delivery import DEVICES, STAFF, Delivery, manager_options
 from replyhq.realtime.devices import DeviceNamespace
 from replyhq.realtime.manager import RoutedRedisManager
 from replyhq.realtime.presence import LiveSession, PresenceChange, PresenceStore
@@ -35,7 +35,7 @@ class RealtimeServer:
         self.settings = settings
         # Every process on the channel (servers, workers, CLI commands) must use this manager:
         # a stock AsyncRedisManager cannot read its messages (see realtime/manager.py).
-        manager = RoutedRedisManager(redis_url, channel=manager_channel(settings))
+        manager = RoutedRedisManager(redis_url, **manager_options(settings))
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
             client_manager=manager,
