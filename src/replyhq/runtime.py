@@ -50,6 +50,7 @@ class Runtime:
         for task in self._tasks:
             await cancel_and_wait(task)
         await self.redis.aclose()
+        await self.limiter.close()
         await self.db.dispose()
 
 

@@ -10,10 +10,12 @@ from typing import Annotated
 from fastapi import Depends, Header, Request, Response
 
 from replyhq.apps.keys import KeyKind, parse_app_id
-from replyhq.errors import RateLimited, Unauthorized
+from replyhq.errors import Unauthorized
 from replyhq.observability.errors import identify
 from replyhq.runtime import Runtime
-from replyhq.web.ratelimit import Verdict
+from replyhq.web.ratelimit import Check, Verdict
+
+FAILED_AUTH = "Too many failed authentication attempts."
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -29,10 +31,13 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def _auth_guard(runtime: Runtime, address: str) -> Check:
+    """Refuses an address with too many failed authentications, without counting this one."""
+    return Check(runtime.limiter.auth, ("auth-failures", address), count=False, refusal=FAILED_AUTH)
+
+
 async def _guard_failed_auth(runtime: Runtime, address: str) -> None:
-    refusal = await runtime.limiter.blocked(runtime.limiter.auth, "auth-failures", address)
-    if refusal is not None:
-        raise RateLimited("Too many failed authentication attempts.", headers=refusal.headers())
+    await runtime.limiter.enforce_all(_auth_guard(runtime, address))
 
 
 async def _count_failed_auth(runtime: Runtime, address: str) -> None:
@@ -40,10 +45,18 @@ async def _count_failed_auth(runtime: Runtime, address: str) -> None:
 
 
 async def verify_app_key(
-    runtime: Runtime, address: str, app_id: str | None, api_key: str | None, kind: KeyKind
+    runtime: Runtime,
+    address: str,
+    app_id: str | None,
+    api_key: str | None,
+    kind: KeyKind,
+    *,
+    guarded: bool = False,
 ) -> uuid.UUID:
-    """The app whose `kind` key this is; failures count towards the address' auth limit."""
-    await _guard_failed_auth(runtime, address)
+    """The app whose `kind` key this is; failures count towards the address' auth limit
+    (`guarded`: the caller has already checked that the address is not blocked)."""
+    if not guarded:
+        await _guard_failed_auth(runtime, address)
     try:
         verified = await runtime.keys.verify(parse_app_id(app_id), api_key, kind)
     except Unauthorized:
@@ -60,9 +73,9 @@ async def require_master_key(
     x_master_key: Annotated[str | None, Header()] = None,
 ) -> None:
     address = client_address(request)
-    verdict = await runtime.limiter.enforce(runtime.limiter.setup, "setup", address)
-    _apply(response, verdict)
-    await _guard_failed_auth(runtime, address)
+    setup = Check(runtime.limiter.setup, ("setup", address))
+    verdicts = await runtime.limiter.enforce_all(setup, _auth_guard(runtime, address))
+    _apply(response, verdicts[0])
     expected = runtime.settings.master_api_key.encode()
     if not x_master_key or not hmac.compare_digest(x_master_key.encode(), expected):
         await _count_failed_auth(runtime, address)
@@ -82,6 +95,16 @@ class SDKCaller:
     device_id: str
 
 
+def _remembered_app(runtime: Runtime, app_id: str | None, api_key: str | None) -> uuid.UUID | None:
+    """The app of an SDK key this process verified recently, found without any I/O."""
+    try:
+        parsed = uuid.UUID(app_id or "")
+    except ValueError:
+        return None
+    digest = runtime.keys.digest(parsed, api_key, "sdk")
+    return None if digest is None else runtime.keys.cached(digest)
+
+
 async def require_sdk_app(
     request: Request,
     runtime: RuntimeDep,
@@ -90,16 +113,29 @@ async def require_sdk_app(
     x_api_key: Annotated[str | None, Header()] = None,
     x_device_id: Annotated[str | None, Header(max_length=128)] = None,
 ) -> SDKCaller:
-    """An SDK call: the app's SDK key, and the device it comes from; rate limited per device."""
+    """An SDK call: the app's SDK key, and the device it comes from; rate limited per address
+    and per device, and refused while the address has too many failed authentications."""
     limiter = runtime.limiter
     address = client_address(request)
-    await limiter.enforce(limiter.v1_ip, "v1-ip", address)
-    app_id = await verify_app_key(runtime, address, x_app_id, x_api_key, "sdk")
-    if not x_device_id or not x_device_id.strip():
+    device_id = x_device_id if x_device_id and x_device_id.strip() else None
+    checks = [Check(limiter.v1_ip, ("v1-ip", address)), _auth_guard(runtime, address)]
+    app_id = _remembered_app(runtime, x_app_id, x_api_key)
+    if app_id is not None:
+        # The usual call, with a key verified recently: every limit in one Redis round trip.
+        if device_id is not None:
+            checks.append(Check(limiter.v1, ("v1", str(app_id), device_id)))
+        verdicts = await limiter.enforce_all(*checks)
+        identify(app_id=app_id)
+    else:
+        await limiter.enforce_all(*checks)
+        app_id = await verify_app_key(runtime, address, x_app_id, x_api_key, "sdk", guarded=True)
+        verdicts = []
+        if device_id is not None:
+            verdicts = await limiter.enforce_all(Check(limiter.v1, ("v1", str(app_id), device_id)))
+    if device_id is None:
         raise Unauthorized("The X-Device-Id header is required.", code="DEVICE_ID_REQUIRED")
-    verdict = await limiter.enforce(limiter.v1, "v1", str(app_id), x_device_id)
-    _apply(response, verdict)
-    return SDKCaller(app_id=app_id, device_id=x_device_id)
+    _apply(response, verdicts[-1])
+    return SDKCaller(app_id=app_id, device_id=device_id)
 
 
 SDKApp = Annotated[SDKCaller, Depends(require_sdk_app)]
