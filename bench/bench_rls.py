@@ -4,8 +4,9 @@ Two throwaway databases are built the same way by the real migrations and seeded
 the second, row-level security is then disabled on every table that has it, so the only
 difference left is the policies' evaluation. The same code (the services the routes call, inside
 `Database.tenant_session`, as the runtime role) runs against both, in alternating batches (on/off,
-then off/on) so that machine noise falls on both sides alike. BENCH_RLS_INITPLAN=1 adds a third
-database whose policies read the tenant setting once per query (see initplan_policies).
+then off/on) so that machine noise falls on both sides alike. BENCH_RLS_PER_ROW=1 adds a third
+database with the policies as first migrated, reading the tenant setting once per row (see
+per_row_policies), to show what migration 0003 changed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from psycopg import sql
 
 from bench import common
 from replyhq.db import Database
+from replyhq.db.rls import tenant_predicate
 from replyhq.messaging import service as messaging
 from replyhq.messaging.service import Participant
 from replyhq.users.service import device_user
@@ -120,23 +122,21 @@ def disable_rls(owner_url: str) -> list[str]:
     return tables
 
 
-def initplan_policies(owner_url: str) -> None:
-    """The same policies with each setting read in a sub-select: PostgreSQL evaluates it once
-    per query (an InitPlan) instead of once per row. A candidate fix for the policies of
-    replyhq.db.rls, measured beside them."""
-    tenant = "(SELECT NULLIF(current_setting('app.current_tenant', true), '')::uuid)"
-    system = "(SELECT current_setting('app.system', true) = 'on')"
+def per_row_policies(owner_url: str) -> None:
+    """The policies as migrations 0001 and 0002 created them (before 0003): each setting read
+    once per row rather than once per query. The text is replyhq.db.rls's."""
     with psycopg.connect(owner_url, autocommit=True) as connection:
-        policies = connection.execute(
-            "SELECT tablename, policyname, qual FROM pg_policies WHERE schemaname = 'public' "
-            "AND policyname = 'tenant_isolation' AND qual LIKE '%app.current_tenant%'"
+        tables = connection.execute(
+            "SELECT tablename FROM pg_policies WHERE schemaname = 'public' "
+            "AND policyname = 'tenant_isolation'"
         ).fetchall()
-        for table, policy, qual in policies:
-            column = qual.split(" = ", 1)[0].strip("( ")
-            predicate = sql.SQL("{} = " + tenant + " OR " + system).format(sql.Identifier(column))
+        for (table,) in tables:
+            predicate = sql.SQL(
+                tenant_predicate("id" if table == "apps" else "app_id", per_row=True)
+            )
             connection.execute(
-                sql.SQL("ALTER POLICY {} ON {} USING ({}) WITH CHECK ({})").format(
-                    sql.Identifier(policy), sql.Identifier(table), predicate, predicate
+                sql.SQL("ALTER POLICY tenant_isolation ON {} USING ({}) WITH CHECK ({})").format(
+                    sql.Identifier(table), predicate, predicate
                 )
             )
 
@@ -239,17 +239,17 @@ def rows(samples: dict[str, dict[str, list[float]]]) -> list[dict[str, Any]]:
 
 
 def run() -> list[dict[str, Any]]:
-    """RLS as migrated ("on") and bypassed ("off"); with BENCH_RLS_INITPLAN=1 also the policies
-    rewritten with InitPlans ("initplan"), a candidate fix."""
-    labels = ["on", "off"] + (["initplan"] if os.environ.get("BENCH_RLS_INITPLAN") else [])
+    """RLS as migrated ("on") and bypassed ("off"); with BENCH_RLS_PER_ROW=1 also the policies
+    as they were before migration 0003 ("per-row")."""
+    labels = ["on", "off"] + (["per-row"] if os.environ.get("BENCH_RLS_PER_ROW") else [])
     with contextlib.ExitStack() as stack:
         urls = {
-            label: stack.enter_context(common.throwaway_database(f"rls_{label}"))
+            label: stack.enter_context(common.throwaway_database(f"rls_{label.replace('-', '_')}"))
             for label in labels
         }
         tables = disable_rls(urls["off"])
         assert tables, "no table has row-level security: nothing to compare"
-        if "initplan" in urls:
-            initplan_policies(urls["initplan"])
+        if "per-row" in urls:
+            per_row_policies(urls["per-row"])
         samples = common.run_async(_measure(urls))
     return rows(samples)

@@ -5,17 +5,39 @@ from __future__ import annotations
 from alembic import op
 
 # NULLIF: after a transaction-local set_config ends, the setting reads '' rather than NULL.
-TENANT = "NULLIF(current_setting('app.current_tenant', true), '')::uuid"
-SYSTEM = "current_setting('app.system', true) = 'on'"
+# Each setting is read in a sub-select, which PostgreSQL runs once per query (an InitPlan) and
+# compares to every row as a parameter. Read bare, current_setting() and the cast ran for every
+# row a query touched: a page of conversations with unread counts took half again as long as
+# without RLS (see migration 0003 and docs/benchmarks.md).
+TENANT = "(SELECT NULLIF(current_setting('app.current_tenant', true), '')::uuid)"
+SYSTEM = "(SELECT current_setting('app.system', true) = 'on')"
+# The form migrations 0001 and 0002 first created; kept for 0003's downgrade and the benchmark.
+TENANT_PER_ROW = "NULLIF(current_setting('app.current_tenant', true), '')::uuid"
+SYSTEM_PER_ROW = "current_setting('app.system', true) = 'on'"
+
+
+def tenant_predicate(column: str = "app_id", *, per_row: bool = False) -> str:
+    """The condition a tenant table's rows must meet to be seen or written."""
+    if per_row:
+        return f"{column} = {TENANT_PER_ROW} OR {SYSTEM_PER_ROW}"
+    return f"{column} = {TENANT} OR {SYSTEM}"
 
 
 def enable_tenant_rls(table: str, column: str = "app_id") -> None:
     """Row-level security, forced even for the owner: rows of the bound tenant only."""
-    predicate = f"{column} = {TENANT} OR {SYSTEM}"
+    predicate = tenant_predicate(column)
     op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
     op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
     op.execute(
         f"CREATE POLICY tenant_isolation ON {table} USING ({predicate}) WITH CHECK ({predicate})"
+    )
+
+
+def alter_tenant_rls(table: str, column: str = "app_id", *, per_row: bool = False) -> None:
+    """Replace the policy's condition in place (one statement: no moment without a policy)."""
+    predicate = tenant_predicate(column, per_row=per_row)
+    op.execute(
+        f"ALTER POLICY tenant_isolation ON {table} USING ({predicate}) WITH CHECK ({predicate})"
     )
 
 
