@@ -665,12 +665,70 @@ async def _timed(call: Callable[[], Awaitable[Any]], samples: int) -> list[float
     return timings
 
 
+async def _alternating(
+    calls: dict[str, Callable[[], Awaitable[Any]]], samples: int
+) -> dict[str, list[float]]:
+    """Each call timed `samples` times, in turn, so that the load of the shared machine falls on
+    all of them alike."""
+    timings: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(samples):
+        for name, call in calls.items():
+            timings[name] += await _timed(call, 1)
+    return timings
+
+
+class PipelinedPresence:
+    """The lookups and heartbeat as PresenceStore made them before its Lua scripts (one pipeline
+    of one command per person, session or key): measured beside the shipped store."""
+
+    def __init__(self, store: PresenceStore) -> None:
+        self.store = store
+
+    async def online(
+        self, app_id: uuid.UUID, kind: Any, person_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, bool]:
+        now = time.time()
+        async with self.store.redis.pipeline(transaction=False) as pipe:
+            for person_id in person_ids:
+                pipe.zcount(self.store._person_key(app_id, kind, person_id), now, "+inf")
+            counts = await pipe.execute()
+        return {p: int(c) > 0 for p, c in zip(person_ids, counts, strict=True)}
+
+    async def active_sessions(self, app_id: uuid.UUID, kind: Any) -> list[dict[str, str]]:
+        store = self.store
+        found = await store.redis.zrangebyscore(store._app_key(app_id, kind), time.time(), "+inf")
+        sids = [s.decode() for s in found]
+        async with store.redis.pipeline(transaction=False) as pipe:
+            for sid in sids:
+                pipe.hgetall(store._session_key(sid))
+            rows = await pipe.execute()
+        return [
+            {"sid": sid, **{k.decode(): v.decode() for k, v in row.items()}}
+            for sid, row in zip(sids, rows, strict=True)
+            if row
+        ]
+
+    async def heartbeat(self, sessions: Sequence[LiveSession]) -> None:
+        store = self.store
+        expires = time.time() + store.ttl
+        async with store.redis.pipeline(transaction=False) as pipe:
+            for s in sessions:
+                for key in store._keys(s):
+                    pipe.zadd(key, {s.sid: expires}, xx=True)
+                    pipe.expire(key, int(store.ttl * 2))
+                pipe.expire(store._session_key(s.sid), int(store.ttl * 2))
+                pipe.zadd(store._index_key, {store._index_member(s): expires}, gt=True)
+            await pipe.execute()
+
+
 async def presence_lookups() -> dict[str, list[float]]:
-    """PresenceStore.online and .active_sessions for 1,000 live devices, and the same answers
-    fetched one round trip per device."""
+    """PresenceStore.online, .active_sessions and .heartbeat for 1,000 live devices; the same
+    through one pipeline of 1,000 commands (the store before its Lua scripts); and the lookups
+    answered one round trip per device (the baseline)."""
     redis = Redis.from_url(common.services().redis_url)
     prefix = common.redis_prefix("presence")
     store = PresenceStore(redis, prefix, 60.0)
+    pipelined = PipelinedPresence(store)
     app_id = uuid.uuid4()
     people = [uuid.uuid4() for _ in range(PRESENCE_DEVICES)]
     sessions = [
@@ -685,8 +743,21 @@ async def presence_lookups() -> dict[str, list[float]]:
             found = await store.online(app_id, "user", people)
             assert sum(found.values()) == PRESENCE_DEVICES
 
+        async def online_pipeline() -> None:
+            found = await pipelined.online(app_id, "user", people)
+            assert sum(found.values()) == PRESENCE_DEVICES
+
         async def active() -> None:
             assert len(await store.active_sessions(app_id, "user")) == PRESENCE_DEVICES
+
+        async def active_pipeline() -> None:
+            assert len(await pipelined.active_sessions(app_id, "user")) == PRESENCE_DEVICES
+
+        async def heartbeat() -> None:
+            await store.heartbeat(sessions)
+
+        async def heartbeat_pipeline() -> None:
+            await pipelined.heartbeat(sessions)
 
         async def online_one_by_one() -> None:
             now = time.time()
@@ -697,14 +768,19 @@ async def presence_lookups() -> dict[str, list[float]]:
             for s in await store.sids_of_app(app_id, "user"):
                 await redis.hgetall(store._session_key(s))
 
-        await _timed(online, 20)
-        await _timed(active, 20)
-        return {
-            "online": await _timed(online, PRESENCE_SAMPLES),
-            "active": await _timed(active, PRESENCE_SAMPLES),
-            "online_naive": await _timed(online_one_by_one, 10),
-            "active_naive": await _timed(active_one_by_one, 10),
+        calls = {
+            "online": online,
+            "online_pipeline": online_pipeline,
+            "active": active,
+            "active_pipeline": active_pipeline,
+            "heartbeat": heartbeat,
+            "heartbeat_pipeline": heartbeat_pipeline,
         }
+        await _alternating(calls, 20)  # warm-up
+        timings = await _alternating(calls, PRESENCE_SAMPLES)
+        timings["online_naive"] = await _timed(online_one_by_one, 10)
+        timings["active_naive"] = await _timed(active_one_by_one, 10)
+        return timings
     finally:
         await redis.aclose()
         await _forget(common.services().redis_url, prefix)
@@ -728,6 +804,8 @@ def _presence_rows(timings: dict[str, list[float]]) -> list[dict[str, Any]]:
     for key, label in (("online", "online()"), ("active", "active_sessions()")):
         p99 = common.percentile(timings[key], 99)
         naive = common.median(timings[f"{key}_naive"])
+        before = timings[f"{key}_pipeline"]
+        before_p99 = common.percentile(before, 99)
         rows.append(
             common.row(
                 "realtime",
@@ -738,10 +816,28 @@ def _presence_rows(timings: dict[str, list[float]]) -> list[dict[str, Any]]:
                 ratio=p99 / naive,
                 goal=f"<= {PRESENCE_GOAL_MS:g} ms",
                 ok=p99 <= PRESENCE_GOAL_MS,
-                note=f"p50 {common.median(timings[key]):.2f} ms over {PRESENCE_SAMPLES} calls, one "
-                f"pipeline each; baseline: the same answer one round trip per device (median)",
+                note=f"p50 {common.median(timings[key]):.2f} ms over {PRESENCE_SAMPLES} calls; "
+                f"one pipeline of a command per device (the store before its Lua scripts), "
+                f"alternated with it: p50 {common.median(before):.2f} ms, p99 {before_p99:.2f} "
+                f"ms ({before_p99 / p99:.1f}x the p99); baseline: the same answer one round "
+                f"trip per device (median)",
             )
         )
+    p99 = common.percentile(timings["heartbeat"], 99)
+    before = timings["heartbeat_pipeline"]
+    rows.append(
+        common.row(
+            "realtime",
+            f"presence heartbeat, {PRESENCE_DEVICES:,} sockets, p99",
+            p99,
+            "ms",
+            baseline=common.percentile(before, 99),
+            ratio=p99 / common.percentile(before, 99),
+            note=f"p50 {common.median(timings['heartbeat']):.2f} ms; baseline: one pipeline of 5 "
+            f"commands per socket (the store before its Lua scripts), alternated with it, p50 "
+            f"{common.median(before):.2f} ms",
+        )
+    )
     return rows
 
 
@@ -836,38 +932,62 @@ def _e2e_rows(e2e: EndToEnd) -> list[dict[str, Any]]:
     ]
 
 
-async def _measure(owner_url: str) -> list[dict[str, Any]]:
-    idle_count, nofile = _idle_target()
+PARTS = ("presence", "idle", "fanout", "e2e")
+
+
+def parts() -> list[str]:
+    """BENCH_REALTIME_PARTS=presence,fanout (any of PARTS, comma-separated): run only those.
+    Unset: all of them."""
+    chosen = [p.strip() for p in os.environ.get("BENCH_REALTIME_PARTS", "").split(",") if p.strip()]
+    unknown = set(chosen) - set(PARTS)
+    if unknown:
+        raise ValueError(f"BENCH_REALTIME_PARTS: unknown {sorted(unknown)}; choose from {PARTS}")
+    return chosen or list(PARTS)
+
+
+async def _measure(owner_url: str | None, chosen: list[str]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    if "presence" in chosen:
+        say(f"presence lookups for {PRESENCE_DEVICES:,} devices")
+        rows += _presence_rows(await presence_lookups())
+    if owner_url is None:
+        return rows
+    idle_count, nofile = _idle_target()  # raises the open-file limit the servers inherit
     data = await seed(owner_url)
-    say(f"presence lookups for {PRESENCE_DEVICES:,} devices")
-    rows = _presence_rows(await presence_lookups())
-    say(f"idle: {idle_count:,} sockets on one ReplyHQ process, then on bare Node")
-    ours, bare = await measure_idle(owner_url, data, idle_count)
-    rows += _idle_rows(ours, bare, idle_count, nofile)
-    say(f"fan-out: {FANOUT_CLIENTS:,} sockets on bare Node")
-    node = await fanout_node()
-    for manager in ("stock", "routed"):
-        say(f"fan-out: {FANOUT_CLIENTS:,} sockets on two ReplyHQ processes, {manager} manager")
-        rows += _fanout_rows(manager, await fanout_replyhq(owner_url, data, manager), node)
-    rows.append(
-        common.row(
-            "realtime",
-            "fan-out, bare Node socket.io, 1 process",
-            node.deliveries_per_second,
-            "deliveries/s",
-            note=f"{node.connected:,} clients, rooms of {ROOM}, emits sent by the server itself; "
-            f"clients are Node processes on the same 2 cores",
+    if "idle" in chosen:
+        say(f"idle: {idle_count:,} sockets on one ReplyHQ process, then on bare Node")
+        ours, bare = await measure_idle(owner_url, data, idle_count)
+        rows += _idle_rows(ours, bare, idle_count, nofile)
+    if "fanout" in chosen:
+        say(f"fan-out: {FANOUT_CLIENTS:,} sockets on bare Node")
+        node = await fanout_node()
+        for manager in ("stock", "routed"):
+            say(f"fan-out: {FANOUT_CLIENTS:,} sockets on two ReplyHQ processes, {manager} manager")
+            rows += _fanout_rows(manager, await fanout_replyhq(owner_url, data, manager), node)
+        rows.append(
+            common.row(
+                "realtime",
+                "fan-out, bare Node socket.io, 1 process",
+                node.deliveries_per_second,
+                "deliveries/s",
+                note=f"{node.connected:,} clients, rooms of {ROOM}, emits sent by the server "
+                f"itself; clients are Node processes on the same 2 cores",
+            )
         )
-    )
-    say(f"end to end: {E2E_USERS * ROOM:,} sockets on two ReplyHQ processes")
-    rows += _e2e_rows(await end_to_end(owner_url, data))
+    if "e2e" in chosen:
+        say(f"end to end: {E2E_USERS * ROOM:,} sockets on two ReplyHQ processes")
+        rows += _e2e_rows(await end_to_end(owner_url, data))
     return rows
 
 
 def run() -> list[dict[str, Any]]:
     load = os.getloadavg()[0]
-    with common.throwaway_database("realtime") as owner_url:
-        rows: list[dict[str, Any]] = common.run_async(_measure(owner_url))
+    chosen = parts()
+    if chosen == ["presence"]:  # Redis only: no database to build
+        rows: list[dict[str, Any]] = common.run_async(_measure(None, chosen))
+    else:
+        with common.throwaway_database("realtime") as owner_url:
+            rows = common.run_async(_measure(owner_url, chosen))
     rows[0]["note"] += f" [2 cores shared; load average {load:.1f} at start]"
     return rows
 

@@ -1,4 +1,5 @@
-"""Presence in Redis: changes reported once, dead sockets expire, lookups pipelined."""
+"""Presence in Redis: changes reported once, dead sockets expire, lookups and heartbeats in one
+round trip each (Lua scripts), edges included."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from replyhq.realtime import presence
 from replyhq.realtime.presence import LiveSession, PresenceChange, PresenceStore
 from replyhq.runtime import Runtime, redis_client
 from tests.conftest import Servers, make_settings
@@ -59,36 +61,115 @@ async def test_sockets_of_a_crashed_process_go_offline_by_themselves(store: Pres
     assert await store.sids_of_app(app_id, "user") == [alive.sid]
 
 
-async def test_lookups_for_many_people_are_one_round_trip(
-    store: PresenceStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    app_id = uuid.uuid4()
-    people = [uuid.uuid4() for _ in range(1000)]
-    for person in people[::2]:
-        await store.connect(_socket(app_id, person))
-
-    round_trips: list[str] = []
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The commands (or pipelines) sent to Redis from here on, one entry per round trip."""
+    sent: list[str] = []
     single, batch = Redis.execute_command, Pipeline.execute
 
     async def count_single(self: Redis, *args: Any, **kwargs: Any) -> Any:
-        round_trips.append(str(args[0]))
+        sent.append(str(args[0]))
         return await single(self, *args, **kwargs)
 
     async def count_batch(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
-        round_trips.append("pipeline")
+        sent.append("pipeline")
         return await batch(self, *args, **kwargs)
 
     monkeypatch.setattr(Redis, "execute_command", count_single)
     monkeypatch.setattr(Pipeline, "execute", count_batch)
+    return sent
+
+
+async def test_lookups_and_heartbeat_for_many_people_are_one_round_trip(
+    store: PresenceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app_id = uuid.uuid4()
+    people = [uuid.uuid4() for _ in range(1000)]
+    sockets = [_socket(app_id, person, f"d{i}") for i, person in enumerate(people[::2])]
+    for s in sockets:
+        await store.connect(s)
+    # The first call ever loads each script into Redis (SCRIPT LOAD); later ones do not.
+    await store.online(app_id, "user", people[:1])
+    await store.active_sessions(app_id, "user")
+    await store.heartbeat(sockets[:1])
+
+    sent = round_trips(monkeypatch)
     online = await store.online(app_id, "user", people)
-    assert round_trips == ["pipeline"]
+    assert sent == ["EVALSHA"]
     assert sum(online.values()) == 500
     assert [online[p] for p in people[:4]] == [True, False, True, False]
-    round_trips.clear()
+    sent.clear()
     sessions = await store.active_sessions(app_id, "user")
-    assert round_trips == ["ZRANGEBYSCORE", "pipeline"]
+    assert sent == ["EVALSHA"]
     assert len(sessions) == 500
-    assert {s["kind"] for s in sessions} == {"user"}
+    first = next(s for s in sessions if s["sid"] == sockets[0].sid)
+    assert first.keys() == {"sid", "app_id", "kind", "person_id", "device_id", "connected_at"}
+    assert (first["app_id"], first["kind"], first["person_id"], first["device_id"]) == (
+        str(app_id),
+        "user",
+        str(people[0]),
+        "d0",
+    )
+    sent.clear()
+    await store.heartbeat(sockets)
+    assert sent == ["EVALSHA"]
+
+
+async def test_edges_empty_unknown_and_expired(store: PresenceStore, redis: Redis) -> None:
+    app_id, ann, bob, nobody = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    assert await store.online(app_id, "user", []) == {}
+    assert await store.active_sessions(app_id, "user") == []  # a list, even when empty
+    await store.heartbeat([])
+
+    gone, phone = _socket(app_id, ann, "old-phone"), _socket(app_id, bob, "phone")
+    await store.connect(gone)
+    await store.connect(phone)
+    assert await store.online(app_id, "user", [ann, bob, nobody]) == {
+        ann: True,
+        bob: True,
+        nobody: False,
+    }
+    await asyncio.sleep(0.6)
+    await store.heartbeat([phone])  # only bob's process is alive
+    await asyncio.sleep(0.6)  # ann's entries have expired; her keys are still there
+    assert await store.online(app_id, "user", [ann, bob]) == {ann: False, bob: True}
+    assert [s["sid"] for s in await store.active_sessions(app_id, "user")] == [phone.sid]
+
+    # A live entry whose session hash is gone is left out, not returned empty.
+    await redis.delete(store._session_key(phone.sid))
+    assert await store.active_sessions(app_id, "user") == []
+
+
+async def test_a_heartbeat_never_brings_back_a_closed_socket(
+    store: PresenceStore, redis: Redis
+) -> None:
+    """The server's heartbeat may carry a socket that closed while it was running."""
+    app_id, ann = uuid.uuid4(), uuid.uuid4()
+    phone = _socket(app_id, ann)
+    await store.connect(phone)
+    assert await store.disconnect(phone) is True  # reported offline now
+    await store.heartbeat([phone])
+    assert await store.online(app_id, "user", [ann]) == {ann: False}
+    assert await store.sids_of_app(app_id, "user") == []
+    assert await redis.exists(store._session_key(phone.sid)) == 0
+    await asyncio.sleep(1.1)
+    assert await store.sweep() == []  # and not reported offline a second time
+
+
+async def test_heartbeats_of_many_sockets_go_in_batches(
+    store: PresenceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app_id = uuid.uuid4()
+    sockets = [_socket(app_id, uuid.uuid4(), f"d{i}") for i in range(20)]
+    for s in sockets:
+        await store.connect(s)
+    monkeypatch.setattr(presence, "HEARTBEAT_BATCH", 7)
+    await asyncio.sleep(0.6)
+    sent = round_trips(monkeypatch)
+    await store.heartbeat(sockets)
+    assert sent == ["EVALSHA"] * 3
+    await asyncio.sleep(0.6)  # past the connect's expiry: alive thanks to the heartbeat only
+    online = await store.online(app_id, "user", [s.person_id for s in sockets])
+    assert all(online.values())
 
 
 async def _named_connections(redis: Redis, name: str) -> int:
