@@ -1,15 +1,43 @@
 """Every query the SDK routes run can be served by an index (EXPLAIN with sequential scans off:
-a plan that still needs a Seq Scan has no index that fits)."""
+a plan that still needs a Seq Scan has no index that fits); the agents' inbox and lists are read
+in index order and bounded by index conditions, also under row-level security."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 from sqlalchemy import event, text
 
 from replyhq.db import Database
+from replyhq.runtime import Runtime
 from tests.conftest import Tenant, identify, start_conversation
+from tests.staff import signed_in
+
+Captured = list[tuple[str, Any]]
+
+
+@contextlib.contextmanager
+def _capture(db: Database) -> Iterator[Captured]:
+    captured: Captured = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "set_config" not in statement:
+            captured.append((statement, parameters))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        yield captured
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
+
+
+def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from _nodes(child)
 
 
 async def test_sdk_queries_use_indexes(
@@ -55,3 +83,77 @@ async def test_sdk_queries_use_indexes(
             assert not any("Seq Scan" in line for line in plan), (statement, plan)
             checked += 1
     assert checked >= 8
+
+
+def _ordered_and_bounded(plan: dict[str, Any]) -> list[str]:
+    """What is wrong with a list query's plan: a page taken from a sort (no index gives the
+    order), or a bound on seq or on the cursor left as a filter (read, then discarded)."""
+    problems = []
+    for node in _nodes(plan):
+        children = node.get("Plans", [])
+        if node["Node Type"] == "Limit" and children and children[0]["Node Type"] == "Sort":
+            problems.append(f"page sorted: {children[0]['Sort Key']}")
+        where = node.get("Filter", "")
+        if node.get("Relation Name") == "messages" and "seq >" in where:
+            problems.append(f"seq bound as a filter: {where}")
+        if node.get("Relation Name") == "conversations" and "last_activity_at" in where:
+            problems.append(f"cursor as a filter: {where}")
+        if node["Node Type"] == "Seq Scan":
+            problems.append(f"Seq Scan on {node.get('Relation Name')}")
+    return problems
+
+
+async def test_agent_lists_read_in_index_order(
+    client: httpx.AsyncClient, tenant: Tenant, db: Database, runtime: Runtime
+) -> None:
+    staff = await signed_in(runtime, client, tenant, "ADMIN")
+    for device in ("d1", "d2", "d3"):
+        await identify(client, tenant, device)
+        await start_conversation(client, tenant, device)
+    cid = (await start_conversation(client, tenant, "d1"))["id"]
+    for response in (
+        await client.post(
+            f"/admin/api/conversations/{cid}/read", headers=staff.auth(), json={"seq": 1}
+        ),
+        await client.patch(
+            f"/admin/api/conversations/{cid}",
+            headers=staff.auth(),
+            json={"assignee_id": str(staff.id)},
+        ),
+    ):
+        assert response.status_code < 300, response.text
+
+    inbox = "/admin/api/conversations"
+    with _capture(db) as captured:
+        first = await client.get(inbox, headers=staff.auth(), params={"limit": 2})
+        assert first.status_code == 200, first.text
+        cursor = first.json()["next_cursor"]
+        assert cursor
+        for params in (
+            {"limit": 2, "cursor": cursor},
+            {"status": "open"},
+            {"status": "open", "limit": 2, "cursor": cursor},
+            {"assignee": "me"},
+            {"assignee": "none"},
+        ):
+            response = await client.get(inbox, headers=staff.auth(), params=params)
+            assert response.status_code == 200, (params, response.text)
+        sdk = tenant.sdk("d1")
+        page = await client.get("/v1/conversations", headers=sdk, params={"limit": 1})
+        await client.get(
+            "/v1/conversations", headers=sdk, params={"cursor": page.json()["next_cursor"]}
+        )
+    lists = [(s, p) for s, p in captured if "FROM conversations" in s]
+    assert len(lists) >= 8
+
+    async with db.tenant_session(tenant.id) as session:  # row-level security applies
+        connection = await session.connection()
+        # With sorts and sequential scans priced out, a plan that still has one has no index.
+        await connection.execute(text("SET LOCAL enable_seqscan = off"))
+        await connection.execute(text("SET LOCAL enable_sort = off"))
+        for statement, parameters in lists:
+            explained = await connection.exec_driver_sql(
+                "EXPLAIN (FORMAT JSON) " + statement, parameters
+            )
+            plan = explained.scalar_one()[0]["Plan"]
+            assert _ordered_and_bounded(plan) == [], statement

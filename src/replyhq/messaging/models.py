@@ -21,6 +21,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from replyhq.db.base import Base, created_at, uuid_pk
 
+_LATEST = (text("last_activity_at DESC"), text("id DESC"))
+
 
 class Conversation(Base):
     __tablename__ = "conversations"
@@ -32,14 +34,16 @@ class Conversation(Base):
         # The assignee is a staff user of the same app (migration 0002).
         ForeignKeyConstraint(["assignee_id", "app_id"], ["staff_users.id", "staff_users.app_id"]),
         CheckConstraint("status IN ('open', 'closed')", name="status"),
-        # The inbox: by status, newest activity first; and the end user's own list.
-        Index("ix_conversations_inbox", "app_id", "status", text("last_activity_at DESC"), "id"),
+        # Lists are newest activity first, (last_activity_at, id) descending, and paged by that
+        # pair: the whole app's, by status, by assignee (migration 0004); the end user's own.
+        Index("ix_conversations_recent", "app_id", *_LATEST),
+        Index("ix_conversations_inbox", "app_id", "status", *_LATEST),
         Index("ix_conversations_end_user", "app_id", "end_user_id", text("last_activity_at DESC")),
         Index(
             "ix_conversations_assignee",
             "app_id",
             "assignee_id",
-            text("last_activity_at DESC"),
+            *_LATEST,
             postgresql_where=text("assignee_id IS NOT NULL"),
         ),
     )
