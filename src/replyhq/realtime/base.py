@@ -36,6 +36,17 @@ def parse(model: type[Model], data: Any) -> Model:
     return model.model_validate(data)
 
 
+# python-socketio keeps each connection's handshake environ for the connection's whole life, but
+# after connect only the ASGI scope (the peer's address) is read. The rest (every header decoded
+# again, Engine.IO's request-body reader, a class made per request) is ~4 KiB per idle socket.
+KEPT_AFTER_CONNECT = frozenset({"asgi.scope", "asgi.receive", "asgi.send"})
+
+
+def release_handshake(environ: dict[str, Any]) -> None:
+    for key in [k for k in environ if k not in KEPT_AFTER_CONNECT]:
+        del environ[key]
+
+
 def address_of(environ: dict[str, Any]) -> str:
     client = environ.get("asgi.scope", {}).get("client")
     return str(client[0]) if client else "unknown"
@@ -54,7 +65,11 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return self.realtime.runtime
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
-        return await super().trigger_event(event.replace(":", "_"), *args)
+        try:
+            return await super().trigger_event(event.replace(":", "_"), *args)
+        finally:
+            if event == "connect":  # (sid, environ[, auth])
+                release_handshake(args[1])
 
     async def answer(self, work: Callable[[], Awaitable[Ack]]) -> Ack:
         try:
