@@ -678,11 +678,28 @@ async def _alternating(
 
 
 class PipelinedPresence:
-    """The lookups and heartbeat as PresenceStore made them before its Lua scripts (one pipeline
-    of one command per person, session or key): measured beside the shipped store."""
+    """The lookups and heartbeat as PresenceStore made them before its Lua scripts: one pipeline
+    of one command per person, session or key, sessions kept as hashes (written by `record`).
+    Measured beside the shipped store, on the same sockets."""
 
     def __init__(self, store: PresenceStore) -> None:
         self.store = store
+
+    def _hash_key(self, sid: str) -> str:
+        return f"{self.store.prefix}sess:{sid}"
+
+    async def record(self, sessions: Sequence[LiveSession]) -> None:
+        async with self.store.redis.pipeline(transaction=False) as pipe:
+            for s in sessions:
+                fields = {
+                    "app_id": str(s.app_id),
+                    "kind": s.kind,
+                    "person_id": str(s.person_id),
+                    "device_id": s.device_id or "",
+                    "connected_at": str(time.time()),
+                }
+                pipe.hset(self._hash_key(s.sid), mapping=fields)
+            await pipe.execute()
 
     async def online(
         self, app_id: uuid.UUID, kind: Any, person_ids: Sequence[uuid.UUID]
@@ -700,7 +717,7 @@ class PipelinedPresence:
         sids = [s.decode() for s in found]
         async with store.redis.pipeline(transaction=False) as pipe:
             for sid in sids:
-                pipe.hgetall(store._session_key(sid))
+                pipe.hgetall(self._hash_key(sid))
             rows = await pipe.execute()
         return [
             {"sid": sid, **{k.decode(): v.decode() for k, v in row.items()}}
@@ -716,7 +733,7 @@ class PipelinedPresence:
                 for key in store._keys(s):
                     pipe.zadd(key, {s.sid: expires}, xx=True)
                     pipe.expire(key, int(store.ttl * 2))
-                pipe.expire(store._session_key(s.sid), int(store.ttl * 2))
+                pipe.expire(self._hash_key(s.sid), int(store.ttl * 2))
                 pipe.zadd(store._index_key, {store._index_member(s): expires}, gt=True)
             await pipe.execute()
 
@@ -738,6 +755,7 @@ async def presence_lookups() -> dict[str, list[float]]:
     try:
         for chunk in range(0, len(sessions), 100):
             await asyncio.gather(*(store.connect(s) for s in sessions[chunk : chunk + 100]))
+        await pipelined.record(sessions)
 
         async def online() -> None:
             found = await store.online(app_id, "user", people)
@@ -766,7 +784,7 @@ async def presence_lookups() -> dict[str, list[float]]:
 
         async def active_one_by_one() -> None:
             for s in await store.sids_of_app(app_id, "user"):
-                await redis.hgetall(store._session_key(s))
+                await redis.get(store._session_key(s))
 
         calls = {
             "online": online,

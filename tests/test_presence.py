@@ -79,6 +79,23 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
+async def test_a_person_goes_offline_when_their_last_live_socket_expires(
+    store: PresenceStore,
+) -> None:
+    """Closing one socket leaves the person exactly as online as their other sockets are: here
+    only until the expiry of one left behind by a crashed process."""
+    app_id, ann = uuid.uuid4(), uuid.uuid4()
+    crashed, phone = _socket(app_id, ann, "crashed"), _socket(app_id, ann, "phone")
+    await store.connect(crashed)
+    await asyncio.sleep(0.5)
+    await store.connect(phone)  # expires 0.5 s after the crashed one
+    assert await store.disconnect(phone) is False  # still online through the crashed one
+    assert (await store.online(app_id, "user", [ann]))[ann] is True
+    await asyncio.sleep(0.6)  # past the crashed socket's expiry, before the phone's
+    assert (await store.online(app_id, "user", [ann]))[ann] is False
+    assert await store.sweep() == [PresenceChange(app_id, "user", ann, online=False)]
+
+
 async def test_lookups_and_heartbeat_for_many_people_are_one_round_trip(
     store: PresenceStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
