@@ -9,7 +9,7 @@ import os
 from collections.abc import AsyncIterator
 
 from replyhq.observability.metrics import keep_process_metrics
-from replyhq.runtime import Runtime
+from replyhq.runtime import Runtime, cancel_and_wait
 from replyhq.settings import Settings
 
 
@@ -27,6 +27,4 @@ async def server_background(settings: Settings, runtime: Runtime) -> AsyncIterat
     finally:
         if worker is not None:
             await worker.aclose()  # running jobs finish, or go back to the queue
-        metrics.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await metrics
+        await cancel_and_wait(metrics)

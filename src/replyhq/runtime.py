@@ -67,7 +67,7 @@ def redis_client(settings: Settings, redis_url: str, **options: Any) -> Redis:
     return Redis.from_pool(pool)
 
 
-async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
     """Cancel `task` and wait for its end. On Python 3.11 `asyncio.wait_for` can swallow a
     cancellation that lands as its inner future completes (redis-py opening a connection), so a
     single cancel() may leave the task running forever: cancel again until it has ended."""

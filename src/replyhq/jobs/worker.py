@@ -28,7 +28,7 @@ from replyhq.jobs import admin
 from replyhq.jobs.app import Backoff, build_app
 from replyhq.jobs.registry import TaskDef, load_tasks, split_paths
 from replyhq.observability.metrics import JOB_DURATION, JOB_FAILURES, JOB_RUNS
-from replyhq.runtime import Runtime
+from replyhq.runtime import Runtime, cancel_and_wait
 from replyhq.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -119,9 +119,7 @@ class JobWorker:
                     log.error("worker_failed_restarting", error=repr(error), pause_s=pause)
                     await asyncio.sleep(pause)
             finally:
-                recovery.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await recovery
+                await cancel_and_wait(recovery)
                 log.info("worker_stopped", worker=self.name)
 
     def _handle_signals(self) -> None:
@@ -156,9 +154,8 @@ class JobWorker:
                 asyncio.shield(self._task), self.settings.job_shutdown_timeout_seconds + 10
             )
         except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            with contextlib.suppress(Exception):
+                await cancel_and_wait(self._task)
         except Exception:
             log.exception("worker_failed", worker=self.name)
 

@@ -7,7 +7,6 @@ and go to exactly the rooms entitled to them (an end user's devices, an app's ag
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from replyhq.realtime.devices import DeviceNamespace
 from replyhq.realtime.manager import RoutedRedisManager
 from replyhq.realtime.presence import LiveSession, PresenceChange, PresenceStore
 from replyhq.realtime.staff import StaffNamespace
+from replyhq.runtime import cancel_and_wait
 from replyhq.settings import Settings
 
 if TYPE_CHECKING:
@@ -81,9 +81,7 @@ class RealtimeServer:
 
     async def stop(self) -> None:
         for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         if self._runtime is not None:
             self._runtime.db.event_sink = None
 
