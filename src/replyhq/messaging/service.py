@@ -73,19 +73,33 @@ def message_out(message: Message) -> MessageOut:
     )
 
 
-def _conversation_out(
-    conversation: Conversation, last: Message | None, unread: int
-) -> ConversationOut:
+def _last_message_out(row: Any) -> MessageOut | None:
+    if row.message_id is None:
+        return None
+    return MessageOut(
+        id=row.message_id,
+        conversation_id=row.id,
+        seq=row.last_seq,
+        client_msg_id=row.client_msg_id,
+        sender=row.sender,
+        author=Author(type=row.sender, id=row.author_id, name=row.author_name),
+        body=row.body,
+        body_html=row.body_html,
+        created_at=row.message_created_at,
+    )
+
+
+def _conversation_out(row: Any) -> ConversationOut:
     return ConversationOut(
-        id=conversation.id,
-        subject=conversation.subject,
-        status=conversation.status,
-        assignee_id=conversation.assignee_id,
-        last_seq=conversation.last_seq,
-        unread_count=unread,
-        last_message=message_out(last) if last is not None else None,
-        last_activity_at=conversation.last_activity_at,
-        created_at=conversation.created_at,
+        id=row.id,
+        subject=row.subject,
+        status=row.status,
+        assignee_id=row.assignee_id,
+        last_seq=row.last_seq,
+        unread_count=row.unread_count,
+        last_message=_last_message_out(row),
+        last_activity_at=row.last_activity_at,
+        created_at=row.created_at,
     )
 
 
@@ -119,12 +133,14 @@ class _Shape:
 
 
 @lru_cache(maxsize=128)
-def _summary_statement(shape: _Shape) -> Select[Any]:
+def _summary_statement(shape: _Shape) -> Select[*tuple[Any, ...]]:
     """Conversations with their last message and the reader's unread count (and, `with_user`,
     the end user's profile without attributes) in one query.
 
     The page of conversations is chosen first, in a subquery, so the per-conversation parts are
-    computed for its rows only, by index, however many conversations the app has."""
+    computed for its rows only, by index, however many conversations the app has. It selects
+    columns, not ORM entities: the rows become API models at once, and making ORM objects of
+    them first cost 0.4 to 1 ms of CPU on a page of 50."""
     page = select(Conversation).where(Conversation.app_id == bindparam("app_id"))
     if shape.end_user:
         page = page.where(Conversation.end_user_id == bindparam("end_user_id"))
@@ -172,7 +188,25 @@ def _summary_statement(shape: _Shape) -> Select[Any]:
         .scalar_subquery()
     )
     stmt = (
-        select(conversation, last, unread)
+        select(
+            conversation.id,
+            conversation.subject,
+            conversation.status,
+            conversation.assignee_id,
+            conversation.last_seq,
+            conversation.last_activity_at,
+            conversation.created_at,
+            conversation.end_user_id,
+            last.id.label("message_id"),  # the message's seq is last_seq
+            last.client_msg_id,
+            last.sender,
+            last.author_id,
+            last.author_name,
+            last.body,
+            last.body_html,
+            last.created_at.label("message_created_at"),
+            unread.label("unread_count"),
+        )
         .outerjoin(
             last,
             and_(last.conversation_id == conversation.id, last.seq == conversation.last_seq),
@@ -189,7 +223,7 @@ def _summary_statement(shape: _Shape) -> Select[Any]:
     )
     if shape.with_user:
         stmt = stmt.add_columns(
-            EndUser.id, EndUser.external_id, EndUser.name, EndUser.email, EndUser.verified
+            EndUser.external_id, EndUser.name, EndUser.email, EndUser.verified
         ).join(
             EndUser,
             and_(EndUser.id == conversation.end_user_id, EndUser.app_id == conversation.app_id),
@@ -221,7 +255,7 @@ async def _page(
     rows = await _summaries(session, shape, reader, limit=limit + 1, **values)
     next_cursor = None
     if len(rows) > limit:
-        tail = rows[limit - 1][0]
+        tail = rows[limit - 1]
         next_cursor = encode_cursor(tail.last_activity_at, tail.id)
     return rows[:limit], next_cursor
 
@@ -247,7 +281,7 @@ async def list_conversations(
         end_user_id=end_user_id,
         status=status,
     )
-    items = [_conversation_out(c, m, unread) for c, m, unread in rows]
+    items = [_conversation_out(row) for row in rows]
     return ConversationPage(items=items, next_cursor=next_cursor)
 
 
@@ -270,29 +304,28 @@ async def conversation_summary(
     )
     if not rows:
         raise NotFound("No such conversation.", code="CONVERSATION_NOT_FOUND")
-    return _conversation_out(*rows[0])
+    return _conversation_out(rows[0])
 
 
 def _inbox_out(row: Any) -> InboxConversation:
-    conversation, last, unread, user_id, external_id, name, email, verified = row
     return InboxConversation(
-        id=conversation.id,
-        subject=conversation.subject,
-        status=conversation.status,
-        assignee_id=conversation.assignee_id,
-        last_seq=conversation.last_seq,
-        unread_count=unread,
-        last_message=message_out(last) if last is not None else None,
-        last_activity_at=conversation.last_activity_at,
-        created_at=conversation.created_at,
-        end_user_id=conversation.end_user_id,
+        id=row.id,
+        subject=row.subject,
+        status=row.status,
+        assignee_id=row.assignee_id,
+        last_seq=row.last_seq,
+        unread_count=row.unread_count,
+        last_message=_last_message_out(row),
+        last_activity_at=row.last_activity_at,
+        created_at=row.created_at,
+        end_user_id=row.end_user_id,
         user=ConversationUser(
-            id=user_id,
-            user_id=external_id,
-            name=name,
-            email=email,
-            anonymous=external_id is None,
-            verified=verified,
+            id=row.end_user_id,
+            user_id=row.external_id,
+            name=row.name,
+            email=row.email,
+            anonymous=row.external_id is None,
+            verified=row.verified,
         ),
     )
 
