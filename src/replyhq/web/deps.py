@@ -18,7 +18,9 @@ from replyhq.web.ratelimit import Check, Verdict
 FAILED_AUTH = "Too many failed authentication attempts."
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a hand-off that cost more
+    # than the rest of this function by far, on every request.
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -125,6 +127,9 @@ async def require_sdk_app(
         if device_id is not None:
             checks.append(Check(limiter.v1, ("v1", str(app_id), device_id)))
         verdicts = await limiter.enforce_all(*checks)
+        if _remembered_app(runtime, x_app_id, x_api_key) is None:
+            # Evicted while Redis answered (the rotation listener ran meanwhile): check again.
+            await verify_app_key(runtime, address, x_app_id, x_api_key, "sdk", guarded=True)
         identify(app_id=app_id)
     else:
         await limiter.enforce_all(*checks)
