@@ -10,6 +10,8 @@ import httpx
 from sqlalchemy import text
 
 from replyhq.db import Database
+from replyhq.messaging import service
+from replyhq.messaging.service import Participant
 from tests.conftest import Tenant, identify, start_conversation
 
 
@@ -67,6 +69,46 @@ async def test_concurrent_retries_of_one_client_msg_id_store_one_message(
     assert len({r.json()["id"] for r in responses}) == 1
     history = await client.get(f"/v1/conversations/{cid}/messages", headers=tenant.sdk())
     assert [m["body"] for m in history.json()["items"]] == ["Hello", "once"]
+
+
+async def _lock_waiters(db: Database) -> int:
+    """Backends of this database waiting for a lock (a row lock held by another transaction)."""
+    async with db.engine.connect() as connection:
+        waiting = await connection.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+        return int(waiting.scalar() or 0)
+
+
+async def test_a_retry_that_waited_for_its_first_attempt_returns_it(
+    client: httpx.AsyncClient, tenant: Tenant, db: Database
+) -> None:
+    """The first attempt commits while the retry waits for the conversation's lock: the retry's
+    statement began before that commit, so only its insert's conflict sees the message; it must
+    answer with it (200), not store a second one nor fail."""
+    user = await identify(client, tenant)
+    cid = (await start_conversation(client, tenant))["id"]
+    author = Participant("user", uuid.UUID(str(user["user"]["id"])), None)  # type: ignore[index]
+    async with db.tenant_session(tenant.id) as session:
+        first, created = await service.send_message(
+            session, tenant.id, uuid.UUID(str(cid)), author, "once", "dup", end_user_id=author.id
+        )
+        assert created
+        retry = asyncio.create_task(_send(client, tenant, cid, "once", "dup"))
+        for _ in range(200):
+            if await _lock_waiters(db):
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the retry never waited for the conversation's lock")
+    response = await retry
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == str(first.id)
+    after = await _send(client, tenant, cid, "next", "after")
+    assert after.json()["seq"] == 3  # no gap: Hello, once, next
 
 
 async def test_retry_after_success_returns_the_original(

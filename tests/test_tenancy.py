@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -199,3 +201,91 @@ async def test_sdk_key_of_one_app_cannot_name_another_app(
     response = await client.get("/v1/conversations", headers=headers)
     assert response.status_code == 401
     assert response.json()["code"] == "INVALID_CREDENTIALS"
+
+
+# --- Database.tenant_statement: one statement, its own transaction, one round trip -----------
+
+
+def _single(servers: Servers, runtime: Runtime) -> Database:
+    """A pool of one connection, so that every call below reuses the same server connection."""
+    return Database.from_settings(
+        runtime.settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0}),
+        servers.database_url,
+    )
+
+
+async def _unbound_view(database: Database) -> tuple[int, int, bool]:
+    """(backend pid, messages visible, autocommit) of the pooled connection with nothing bound."""
+    async with database.engine.connect() as connection:
+        pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar()
+        count = (await connection.execute(text("SELECT count(*) FROM messages"))).scalar()
+        raw = await connection.get_raw_connection()
+        autocommit = raw.driver_connection.autocommit  # type: ignore[union-attr]
+    assert isinstance(pid, int) and isinstance(count, int)
+    return pid, count, autocommit
+
+
+async def test_tenant_statement_sees_only_its_tenant_and_leaves_nothing_bound(
+    servers: Servers, runtime: Runtime, two_tenants: tuple[Tenant, Tenant, object, object]
+) -> None:
+    a, b, _, _ = two_tenants
+    single = _single(servers, runtime)
+    sql = "SELECT app_id, pg_backend_pid() AS pid FROM messages"
+    try:
+        rows_a = await single.tenant_statement(a.id, sql, {})
+        rows_b = await single.tenant_statement(b.id, sql, {})
+        assert {r["app_id"] for r in rows_a} == {a.id}
+        assert {r["app_id"] for r in rows_b} == {b.id}
+        pid, count, autocommit = await _unbound_view(single)
+        assert {r["pid"] for r in rows_a + rows_b} == {pid}  # one connection throughout
+        assert count == 0
+        assert autocommit is False  # handed back as SQLAlchemy expects it
+    finally:
+        await single.dispose()
+
+
+async def test_tenant_statement_cannot_write_for_another_tenant(
+    db: Database, two_tenants: tuple[Tenant, Tenant, dict[str, object], object]
+) -> None:
+    a, b, conversation_a, _ = two_tenants
+    with pytest.raises(psycopg.Error, match="row-level security"):
+        await db.tenant_statement(
+            a.id,
+            "UPDATE conversations SET app_id = %(b)s WHERE id = %(c)s",
+            {"b": b.id, "c": conversation_a["id"]},
+        )
+    rows = await db.tenant_statement(
+        b.id,
+        "UPDATE conversations SET subject = 'hijacked' WHERE id = %(c)s RETURNING id",
+        {"c": conversation_a["id"]},
+    )
+    assert rows == []
+
+
+async def test_tenant_statement_that_fails_or_is_cancelled_leaks_nothing(
+    servers: Servers, runtime: Runtime, two_tenants: tuple[Tenant, Tenant, object, object]
+) -> None:
+    a, b, _, _ = two_tenants
+    single = _single(servers, runtime)
+    try:
+        pid, _, _ = await _unbound_view(single)
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            await single.tenant_statement(a.id, "SELECT 1 / 0", {})
+        rows = await single.tenant_statement(
+            b.id, "SELECT app_id, pg_backend_pid() AS pid FROM devices", {}
+        )
+        assert {r["app_id"] for r in rows} == {b.id}
+        assert {r["pid"] for r in rows} == {pid}  # a failed statement leaves it reusable
+        assert (await _unbound_view(single))[1] == 0
+
+        # Cancelled half way (a client that went away): the connection is closed, never reused.
+        slow = asyncio.create_task(single.tenant_statement(a.id, "SELECT pg_sleep(5)", {}))
+        await asyncio.sleep(0.3)
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        after, count, autocommit = await _unbound_view(single)
+        assert after != pid
+        assert (count, autocommit) == (0, False)
+    finally:
+        await single.dispose()

@@ -38,6 +38,11 @@ class Unauthorized(AppError):
     message = "Missing or invalid credentials."
 
 
+class DeviceUnknown(Unauthorized):
+    code = "DEVICE_UNKNOWN"
+    message = "Unknown device: call /v1/identify first."
+
+
 class Forbidden(AppError):
     status_code = 403
     code = "FORBIDDEN"

@@ -86,18 +86,10 @@ async def send_message(
     response: Response,
 ) -> MessageOut:
     """Send a message; the same client_msg_id again answers 200 with the stored message."""
-    async with runtime.db.tenant_session(caller.app_id) as session:
-        user = await _end_user(session, caller)
-        message, created = await service.send_message(
-            session,
-            caller.app_id,
-            conversation_id,
-            user,
-            body.body,
-            body.client_msg_id,
-            end_user_id=user.id,
-        )
-        out = service.message_out(message)
+    message, created = await service.send_device_message(
+        runtime.db, caller.app_id, conversation_id, caller.device_id, body.body, body.client_msg_id
+    )
+    out = service.message_out(message)
     if not created:
         response.status_code = status.HTTP_200_OK
     return out

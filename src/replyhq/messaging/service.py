@@ -8,9 +8,11 @@ first attempt's message.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -29,8 +31,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from replyhq.errors import BadRequest, NotFound
+from replyhq.db import Database
+from replyhq.errors import BadRequest, DeviceUnknown, NotFound
 from replyhq.events import Event, record
+from replyhq.messaging import statements
 from replyhq.messaging.models import Conversation, Message, ReadMarker
 from replyhq.messaging.render import render_body_html
 from replyhq.messaging.schemas import (
@@ -43,7 +47,7 @@ from replyhq.messaging.schemas import (
     MessageOut,
     MessagePage,
 )
-from replyhq.observability.metrics import count_message_sent
+from replyhq.observability.metrics import MESSAGES_SENT, count_message_sent
 from replyhq.pagination import decode_cursor, encode_cursor
 from replyhq.users.models import EndUser  # joined read-only for the agents' inbox
 
@@ -495,6 +499,78 @@ async def start_conversation(
     return conversation_id, True
 
 
+def _send_params(
+    app_id: uuid.UUID, conversation_id: uuid.UUID, kind: str, body: str, client_msg_id: str
+) -> dict[str, Any]:
+    writable = bool(body.strip())
+    return {
+        "app_id": app_id,
+        "conversation_id": conversation_id,
+        "message_id": uuid.uuid4(),
+        "client_msg_id": client_msg_id,
+        "kind": kind,
+        "body": body,
+        "body_html": render_body_html(body) if writable else "",
+        "writable": writable,
+    }
+
+
+def _sent(
+    row: Mapping[str, Any],
+    app_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    client_msg_id: str,
+    *,
+    writable: bool,
+) -> Message | None:
+    """The message a send statement stored or found; None when it must run again (a retry of
+    this client_msg_id committed while it waited for the lock). Raises the send's refusals."""
+    if not row["found"]:
+        raise NotFound("No such conversation.", code="CONVERSATION_NOT_FOUND")
+    if row["id"] is None:
+        if writable:
+            return None
+        raise BadRequest(
+            "A message needs a body.",
+            code="VALIDATION_ERROR",
+            details=[{"field": "body", "reason": "is blank"}],
+        )
+    return Message(
+        id=row["id"],
+        app_id=app_id,
+        conversation_id=conversation_id,
+        seq=row["seq"],
+        client_msg_id=client_msg_id,
+        sender=row["sender"],
+        author_id=row["author_id"],
+        author_name=row["author_name"],
+        body=row["body"],
+        body_html=row["body_html"],
+        created_at=row["created_at"],
+    )
+
+
+def _sent_events(row: Mapping[str, Any], message: Message) -> list[Event]:
+    """What a stored message tells its readers (once committed)."""
+    app_id, end_user_id = message.app_id, row["end_user_id"]
+    payload = {"message": message_out(message).model_dump(mode="json")}
+    events = [Event("message:new", app_id, payload, end_user_id, agents=True)]
+    if message.sender == "user" and row["status"] == "closed":  # it reopened the conversation
+        conversation = Conversation(
+            id=message.conversation_id,
+            end_user_id=row["end_user_id"],
+            subject=row["subject"],
+            status="open",
+            assignee_id=row["assignee_id"],
+            last_seq=message.seq,
+            last_activity_at=message.created_at,
+            created_at=row["conversation_created_at"],
+        )
+        data = conversation_event(conversation)
+        events.append(Event("conversation:updated", app_id, data, end_user_id, agents=True))
+    return events
+
+
 async def send_message(
     session: AsyncSession,
     app_id: uuid.UUID,
@@ -505,64 +581,71 @@ async def send_message(
     *,
     end_user_id: uuid.UUID | None = None,
 ) -> tuple[Message, bool]:
-    """Store a message once; (message, created). A repeated client_msg_id returns the original."""
-    conversation = await require_conversation(
-        session, app_id, conversation_id, end_user_id=end_user_id, lock=True
+    """Store a message once; (message, created). A repeated client_msg_id returns the original.
+    One statement (messaging/statements.py), in the caller's transaction."""
+    sql = statements.send(from_device=False, owner="any" if end_user_id is None else "given")
+    params = _send_params(app_id, conversation_id, author.kind, body, client_msg_id)
+    params.update(author_id=author.id, author_name=author.name, end_user_id=end_user_id)
+    connection = await session.connection()
+    for _ in range(2):  # the second time with a snapshot that sees a concurrent retry's message
+        row = dict((await connection.exec_driver_sql(sql, params)).mappings().one())
+        message = _sent(row, app_id, conversation_id, client_msg_id, writable=params["writable"])
+        if message is not None:
+            break
+    else:
+        raise RuntimeError("a send found neither its message nor room to store it")
+    if row["created"]:
+        count_message_sent(session, author.kind)  # messages_sent_total, once committed
+        for event in _sent_events(row, message):
+            record(session, event)
+    return message, bool(row["created"])
+
+
+async def send_device_message(
+    db: Database,
+    app_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    device_id: str,
+    body: str,
+    client_msg_id: str,
+) -> tuple[Message, bool]:
+    """send_message for the end user behind `device_id` (the SDK's hot path): the device's user,
+    the conversation (theirs, or 404) and the send in one statement that is its own transaction
+    (Database.tenant_statement: one round trip). 401 for a device that has not identified.
+
+    Shielded: once sent, the statement commits whatever happens to the caller, so a caller that
+    goes away (cancelled) must not take the stored message's events with it."""
+    return await asyncio.shield(
+        _send_device_message(db, app_id, conversation_id, device_id, body, client_msg_id)
     )
-    existing = await session.scalar(
-        select(Message).where(
-            Message.conversation_id == conversation_id, Message.client_msg_id == client_msg_id
-        )
-    )
-    if existing is not None:
-        return existing, False
-    if not body.strip():
-        raise BadRequest(
-            "A message needs a body.",
-            code="VALIDATION_ERROR",
-            details=[{"field": "body", "reason": "is blank"}],
-        )
-    seq = conversation.last_seq + 1
-    # clock_timestamp(), not now(): taken under the lock, so time order follows seq order.
-    message = await session.scalar(
-        insert(Message)
-        .values(
-            app_id=app_id,
-            conversation_id=conversation_id,
-            seq=seq,
-            client_msg_id=client_msg_id,
-            sender=author.kind,
-            author_id=author.id,
-            author_name=author.name,
-            body=body,
-            body_html=render_body_html(body),
-            created_at=func.clock_timestamp(),
-        )
-        .returning(Message)
-    )
-    assert message is not None
-    count_message_sent(session, author.kind)  # messages_sent_total, once committed
-    changes: dict[str, Any] = {
-        "last_seq": seq,
-        "last_activity_at": message.created_at,
-        "updated_at": message.created_at,
-    }
-    reopened = author.kind == "user" and conversation.status == "closed"
-    if reopened:
-        changes["status"] = "open"  # an end user writing again reopens the conversation
-    await session.execute(
-        update(Conversation)
-        .where(Conversation.app_id == app_id, Conversation.id == conversation_id)
-        .values(**changes)
-    )
-    await mark_read(session, app_id, conversation_id, author, seq)
-    audience = {"end_user_id": conversation.end_user_id, "agents": True}
-    payload = {"message": message_out(message).model_dump(mode="json")}
-    record(session, Event("message:new", app_id, payload, **audience))  # type: ignore[arg-type]
-    if reopened:
-        data = conversation_event(conversation, status="open", last_seq=seq)
-        record(session, Event("conversation:updated", app_id, data, **audience))  # type: ignore[arg-type]
-    return message, True
+
+
+async def _send_device_message(
+    db: Database,
+    app_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    device_id: str,
+    body: str,
+    client_msg_id: str,
+) -> tuple[Message, bool]:
+    sql = statements.send(from_device=True, owner="sender")
+    params = _send_params(app_id, conversation_id, "user", body, client_msg_id)
+    params["device_id"] = device_id
+    for _ in range(2):  # the second time with a snapshot that sees a concurrent retry's message
+        (row,) = await db.tenant_statement(app_id, sql, params)
+        if row["sender_id"] is None:
+            raise DeviceUnknown()
+        message = _sent(row, app_id, conversation_id, client_msg_id, writable=params["writable"])
+        if message is not None:
+            break
+    else:
+        raise RuntimeError("a send found neither its message nor room to store it")
+    if row["created"]:  # committed: the statement was its own transaction
+        MESSAGES_SENT.labels("user").inc()
+        sink = db.event_sink
+        if sink is not None:
+            await db.after_commit([partial(sink, event) for event in _sent_events(row, message)])
+    return message, bool(row["created"])
 
 
 async def list_messages(

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from replyhq.apps.models import App
-from replyhq.errors import BadRequest, Unauthorized
+from replyhq.errors import BadRequest, DeviceUnknown, Unauthorized
 from replyhq.events import Revoke, record
 from replyhq.messaging import service as messaging
 from replyhq.users.models import Device, EndUser
@@ -159,7 +159,7 @@ async def device_user(
         )
     ).first()
     if row is None:
-        raise Unauthorized("Unknown device: call /v1/identify first.", code="DEVICE_UNKNOWN")
+        raise DeviceUnknown()
     return row.id, row.name
 
 
@@ -188,7 +188,7 @@ async def socket_user(
         )
     ).first()
     if row is None:
-        raise Unauthorized("Unknown device: call /v1/identify first.", code="DEVICE_UNKNOWN")
+        raise DeviceUnknown()
     required = row.identity_verification_required
     if required and user_id is None:
         raise Unauthorized("This app accepts only verified users.", code="IDENTITY_REQUIRED")
