@@ -31,6 +31,7 @@ from sqlalchemy import and_, event, func, select, text
 from sqlalchemy.engine import make_url
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bench import common
 from replyhq import embedded
 from replyhq.accounts import service as accounts
 from replyhq.accounts.permissions import Role
@@ -333,8 +334,8 @@ async def _bench(database_url: str, redis_url: str) -> list[dict[str, Any]]:
         ]
 
 
-def run() -> list[dict[str, Any]]:
-    """The bench harness' entry point: one dict per measurement."""
+def measure() -> list[dict[str, Any]]:
+    """One dict per measurement, with everything measured."""
     base_db, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
     with tempfile.TemporaryDirectory(prefix="replyhq-bench-") as tmp:
         started = embedded.start(Path(tmp), need_postgres=not base_db, need_redis=not redis_url)
@@ -343,6 +344,54 @@ def run() -> list[dict[str, Any]]:
                 return asyncio.run(_bench(database_url, redis_url or started.redis_url))
         finally:
             started.stop()
+
+
+def table_rows(measured: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The measurements as rows of `python -m bench`'s table: p50 and p99 of each, the N+1
+    ways' p50 as a ratio to the one-query way's, the goal on the HTTP pages' p99."""
+    out: list[dict[str, Any]] = []
+    ours: dict[str, float] = {}
+    for m in measured:
+        note = (
+            f"CPU p50 {m['cpu_p50_ms']:.2f} ms, {m['queries']} SQL statements, "
+            f"{m['iterations']} requests, load average {m['load_average']}"
+        )
+        baseline: float | None = None
+        ratio: float | None = None
+        if m["name"].startswith("service"):
+            ours[m["name"].split(", ", 1)[1]] = m["p50_ms"]
+        elif m["name"].startswith("N+1"):
+            baseline = ours[m["name"].split(", ", 1)[1]]
+            ratio = m["p50_ms"] / baseline
+        out.append(
+            common.row(
+                "inbox",
+                f"{m['name']}: p50",
+                m["p50_ms"],
+                "ms",
+                baseline=baseline,
+                ratio=ratio,
+                note=note,
+            )
+        )
+        goal = m.get("goal_p99_ms")
+        out.append(
+            common.row(
+                "inbox",
+                f"{m['name']}: p99",
+                m["p99_ms"],
+                "ms",
+                goal=None if goal is None else f"<= {goal:g} ms",
+                ok=None if goal is None else m["p99_ms"] <= goal,
+                note=note,
+            )
+        )
+    return out
+
+
+def run() -> list[dict[str, Any]]:
+    """The bench harness' entry point: rows of its table."""
+    return table_rows(measure())
 
 
 def _print(rows: list[dict[str, Any]]) -> None:
@@ -364,7 +413,7 @@ def _print(rows: list[dict[str, Any]]) -> None:
 
 
 if __name__ == "__main__":
-    results = run()
+    results = measure()
     _print(results)
     out = Path(__file__).parent / "results" / "bench_inbox.json"
     out.parent.mkdir(parents=True, exist_ok=True)

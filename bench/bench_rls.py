@@ -3,16 +3,18 @@
 Two throwaway databases are built the same way by the real migrations and seeded the same way; in
 the second, row-level security is then disabled on every table that has it, so the only
 difference left is the policies' evaluation. The same code (the services the routes call, inside
-`Database.tenant_session`, as the runtime role) runs against both, in alternating batches (on/off,
-then off/on) so that machine noise falls on both sides alike. BENCH_RLS_PER_ROW=1 adds a third
-database with the policies as first migrated, reading the tenant setting once per row (see
-per_row_policies), to show what migration 0003 changed.
+`Database.tenant_session`, as the runtime role) runs against both, taking turns call by call in
+an order that rotates each round, so that machine noise falls on both sides alike; each ratio
+comes with a bootstrap interval that says how much of it chance alone could explain.
+BENCH_RLS_PER_ROW=1 adds a third database with the policies as first migrated, reading the tenant
+setting once per row (see per_row_policies), to show what migration 0003 changed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -188,10 +190,12 @@ async def _measure(urls: dict[str, str]) -> dict[str, dict[str, list[float]]]:
                     await workload(side)
             timings: dict[str, list[float]] = {side.label: [] for side in sides}
             for round_ in range(ROUNDS):
-                # Rotate the order, so that no side always runs first or last.
+                # Rotate the order, so that no side always runs first or last; and take turns
+                # call by call, so that a burst of load from elsewhere on the machine (which sets
+                # the p99) falls on every side alike rather than on one side's batch.
                 shift = round_ % len(sides)
-                for side in sides[shift:] + sides[:shift]:
-                    for _ in range(BATCH):
+                for _ in range(BATCH):
+                    for side in sides[shift:] + sides[:shift]:
                         began = time.perf_counter()
                         await workload(side)
                         timings[side.label].append(time.perf_counter() - began)
@@ -200,6 +204,21 @@ async def _measure(urls: dict[str, str]) -> dict[str, dict[str, list[float]]]:
         for side in sides:
             await side.db.dispose()
     return samples
+
+
+def ratio_interval(
+    on: list[float], off: list[float], q: float, resamples: int = 1000
+) -> tuple[float, float]:
+    """How far the ratio of the two sides' q-th percentiles could move by chance: its 2.5th and
+    97.5th percentiles over resamplings (with replacement) of each side's samples. An interval
+    that holds 1 means the samples cannot tell the sides apart at that percentile."""
+    chance = random.Random(0)  # the same interval for the same samples
+    ratios = [
+        common.percentile(chance.choices(on, k=len(on)), q)
+        / common.percentile(chance.choices(off, k=len(off)), q)
+        for _ in range(resamples)
+    ]
+    return common.percentile(ratios, 2.5), common.percentile(ratios, 97.5)
 
 
 def rows(samples: dict[str, dict[str, list[float]]]) -> list[dict[str, Any]]:
@@ -219,7 +238,11 @@ def rows(samples: dict[str, dict[str, list[float]]]) -> list[dict[str, Any]]:
                 value = common.percentile(on, q) * 1e3
                 baseline = common.percentile(off, q) * 1e3
                 ratio = value / baseline
-                note = f"{len(on)} samples a side in {ROUNDS} rotating rounds"
+                low, high = ratio_interval(on, off, q)
+                note = (
+                    f"{len(on)} samples a side in {ROUNDS} rotating rounds; "
+                    f"95 % bootstrap interval of the ratio {low:.3f}-{high:.3f}"
+                )
                 if q == 50:
                     note += f"; median of per-round p50 ratios {common.median(per_round):.3f}"
                 out.append(
