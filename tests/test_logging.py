@@ -1,5 +1,6 @@
-"""Logs: JSON lines on stdout with ISO timestamps; every line of a request or a job carries its
-request id (and app id, job id); secrets are redacted wherever they appear, nested included."""
+"""Logs: JSON lines on stdout with ISO timestamps; every line of a request, a socket event or a job
+carries its request id (and app id, job id); secrets are redacted wherever they appear, nested
+included."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from replyhq.jobs.worker import JobWorker
 from replyhq.observability.redact import REDACTED, redact
 from replyhq.runtime import Runtime
 from tests import job_tasks
-from tests.conftest import LiveServer, Tenant, identify, start_conversation
+from tests.conftest import LiveServer, SocketServer, Tenant, identify, start_conversation
 from tests.jobs_support import lines, wait_for
+from tests.realtime_clients import Recorder, refused
+from tests.staff import signed_in
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzdGFmZiJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z$")
@@ -213,4 +216,62 @@ async def test_a_real_server_writes_only_json_with_one_access_line_per_request(
     assert not [e for e in entries if e.get("logger") == "uvicorn.access"]
     assert any(e.get("logger") == "uvicorn.error" for e in entries)  # uvicorn's own, as JSON
     for secret in (tenant.sdk_key, "apns-token-that-is-secret"):
+        assert secret not in output
+
+
+async def test_every_line_of_a_socket_event_carries_its_request_id_and_app(
+    socket_server: SocketServer, tenant: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Real Socket.IO clients: each event (connect, message:send, disconnect, in both
+    namespaces) gets a request id of its own, the caller's app on every line, one
+    `socket_event` line with its outcome, and nothing secret."""
+    async with httpx.AsyncClient(base_url=socket_server.url) as http:
+        await identify(http, tenant, "log-phone")
+        conversation = await start_conversation(http, tenant, "log-phone")
+        agent = await signed_in(socket_server.runtime, http, tenant, "AGENT")
+    capsys.readouterr()  # from here on, only the socket events
+
+    phone, desk = Recorder(), Recorder()
+    auth = {"app_id": str(tenant.id), "api_key": tenant.sdk_key, "device_id": "log-phone"}
+    await phone.connect(socket_server.url, auth)
+    send = {"conversation_id": conversation["id"], "body": "Hi", "client_msg_id": "log-1"}
+    assert (await phone.call("message:send", send))["ok"] is True
+    assert (await phone.call("message:send", {"body": 1}))["code"] == "VALIDATION_ERROR"
+    await desk.connect(socket_server.url, {"token": agent.access}, namespace="/admin")
+    await phone.close()
+    await desk.close()
+    assert await refused(socket_server.url, auth | {"api_key": "rhq_sdk_wrong"})
+    output = ""
+    for _ in range(100):  # the disconnects are handled by the server a moment later
+        output += capsys.readouterr().out
+        if output.count('"socket_event": "disconnect"') == 2:
+            break
+        await asyncio.sleep(0.05)
+    entries = json_lines(output)
+
+    events = [e for e in entries if e["event"] == "socket_event"]
+    seen = [(e["namespace"], e["socket_event"], e["ok"], e.get("code")) for e in events]
+    assert sorted(seen, key=str) == sorted(
+        [
+            ("/", "connect", True, None),
+            ("/", "message:send", True, None),
+            ("/", "message:send", False, "VALIDATION_ERROR"),
+            ("/admin", "connect", True, None),
+            ("/", "disconnect", True, None),
+            ("/admin", "disconnect", True, None),
+            ("/", "connect", False, "INVALID_CREDENTIALS"),
+        ],
+        key=str,
+    )
+    refusal = next(e for e in events if e["ok"] is False and e["socket_event"] == "connect")
+    accepted = [e for e in events if e is not refusal]
+    assert len({e["request_id"] for e in events}) == len(events)  # one id per event
+    assert all(e["app_id"] == str(tenant.id) for e in accepted)
+    staff_lines = [e for e in accepted if e["namespace"] == "/admin"]
+    assert [e.get("staff_id") for e in staff_lines] == [str(agent.id)] * 2
+    assert "app_id" not in refusal  # refused before the key was verified
+    for event in accepted:  # every line of the event, not only its own, carries the context
+        lines = [e for e in entries if e.get("request_id") == event["request_id"]]
+        assert all(e.get("app_id") == str(tenant.id) for e in lines), lines
+    for secret in (tenant.sdk_key, agent.access):
         assert secret not in output

@@ -1,5 +1,6 @@
-"""GET /metrics: the families we promise, counts that move with what happens, route templates only,
-the optional bearer token, and one merged view across `serve --workers 2`."""
+"""GET /metrics: the families we promise, counts that move with what happens (requests, jobs,
+Socket.IO connections), route templates only, the optional bearer token, and one merged view
+across `serve --workers 2`."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from replyhq.settings import Settings
 from tests import job_tasks
 from tests.conftest import (
     Servers,
+    SocketServer,
     Tenant,
     free_port,
     identify,
@@ -276,3 +278,47 @@ async def test_several_server_processes_report_as_one(servers: Servers, tmp_path
                 assert count == 40
     finally:
         await asyncio.to_thread(server.stop)
+
+
+async def test_socket_connections_are_gauged_by_namespace(
+    socket_server: SocketServer, tenant: Tenant
+) -> None:
+    """Real Socket.IO clients: the gauge moves on connect and disconnect in both namespaces,
+    and not for a refused handshake."""
+    from tests.realtime_clients import Recorder, refused
+    from tests.staff import signed_in
+    from tests.test_realtime_devices import device_auth
+    from tests.test_realtime_devices import identify as identify_device
+
+    gauge = "socketio_connections"
+    async with httpx.AsyncClient(base_url=socket_server.url) as http:
+
+        async def connections() -> tuple[float, float]:
+            samples = await scrape(http)
+            return value(samples, gauge, namespace="/"), value(samples, gauge, namespace="/admin")
+
+        async def settled(expected: tuple[float, float]) -> tuple[float, float]:
+            for _ in range(100):  # a disconnect is handled by the server a moment later
+                now = await connections()
+                if now == expected:
+                    break
+                await asyncio.sleep(0.05)
+            return now
+
+        devices, staff = await connections()
+        await identify_device(http, tenant, "gauge-phone", "gauge-ann")
+        agent = await signed_in(socket_server.runtime, http, tenant, "AGENT")
+        phone, desk = Recorder(), Recorder()
+        await phone.connect(socket_server.url, device_auth(tenant, "gauge-phone"))
+        assert await connections() == (devices + 1, staff)
+        await desk.connect(socket_server.url, {"token": agent.access}, namespace="/admin")
+        assert await connections() == (devices + 1, staff + 1)
+        bad_key = device_auth(tenant, "gauge-phone") | {"api_key": "rhq_sdk_wrong"}
+        assert (await refused(socket_server.url, bad_key))["code"] == "INVALID_CREDENTIALS"
+        assert await refused(socket_server.url, {}, "/admin")
+        assert await connections() == (devices + 1, staff + 1)
+
+        await phone.close()
+        assert await settled((devices, staff + 1)) == (devices, staff + 1)
+        await desk.close()
+        assert await settled((devices, staff)) == (devices, staff)

@@ -1,7 +1,9 @@
-"""What both namespaces share: event routing, acknowledgements, and the caller's address."""
+"""What both namespaces share: event routing, acknowledgements, the caller's address, and what
+each event leaves behind: its log lines' context, one `socket_event` line, the connections gauge."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -11,6 +13,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from replyhq.errors import AppError, BadRequest
+from replyhq.observability.metrics import SOCKETIO_CONNECTIONS
 from replyhq.realtime.presence import LiveSession
 
 if TYPE_CHECKING:
@@ -21,6 +24,10 @@ log = structlog.get_logger(__name__)
 
 Model = TypeVar("Model", bound=BaseModel)
 Ack = dict[str, Any]
+
+# What authentication binds during a handshake (observability.errors.identify): it belongs to
+# that event only, as to one HTTP request.
+_EVENT_FIELDS = ("app_id", "staff_id")
 
 
 class Refused(socketio.exceptions.ConnectionRefusedError):  # type: ignore[misc]
@@ -65,11 +72,49 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return self.realtime.runtime
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
+        """Run the handler of `event` with a request id of its own and the caller's app (and
+        staff user) on every log line; then one `socket_event` line, as an HTTP request has."""
+        fields = {"request_id": uuid.uuid4().hex}
+        if event != "connect":  # a handshake's caller is known once it is authenticated
+            live: LiveSession | None = (await self.get_session(args[0])).get("live")
+            if live is not None:
+                fields["app_id"] = str(live.app_id)
+                if live.kind == "staff":
+                    fields["staff_id"] = str(live.person_id)
+        bound_before = set(structlog.contextvars.get_contextvars())
+        started = time.perf_counter()
+        outcome: dict[str, Any] = {"ok": False, "code": "INTERNAL_ERROR"}
         try:
-            return await super().trigger_event(event.replace(":", "_"), *args)
+            with structlog.contextvars.bound_contextvars(**fields):
+                try:
+                    result = await super().trigger_event(event.replace(":", "_"), *args)
+                    outcome = _outcome(result)
+                    return result
+                except Refused as exc:
+                    outcome = {"ok": False, "code": exc.error_args.get("data", {}).get("code")}
+                    raise
+                finally:
+                    self._count(event, outcome["ok"])
+                    log.info(
+                        "socket_event",
+                        namespace=self.namespace,
+                        socket_event=event,
+                        **outcome,
+                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    )
         finally:
+            stale = [k for k in _EVENT_FIELDS if k not in bound_before]
+            structlog.contextvars.unbind_contextvars(*stale)
             if event == "connect":  # (sid, environ[, auth])
                 release_handshake(args[1])
+
+    def _count(self, event: str, ok: bool) -> None:
+        """socketio_connections: up on an accepted handshake, down on each disconnect (only an
+        accepted socket is ever disconnected)."""
+        if event == "connect" and ok:
+            SOCKETIO_CONNECTIONS.labels(self.namespace).inc()
+        elif event == "disconnect":
+            SOCKETIO_CONNECTIONS.labels(self.namespace).dec()
 
     async def answer(self, work: Callable[[], Awaitable[Ack]]) -> Ack:
         try:
@@ -94,6 +139,13 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def live(self, sid: str) -> LiveSession:
         session: LiveSession = (await self.get_session(sid))["live"]
         return session
+
+
+def _outcome(result: Any) -> dict[str, Any]:
+    """ok and code of an event's result: its acknowledgement, or None for connect/disconnect."""
+    if isinstance(result, dict) and "ok" in result:
+        return {"ok": bool(result["ok"]), "code": result.get("code")}
+    return {"ok": True, "code": None}
 
 
 def room_of_user(app_id: uuid.UUID, end_user_id: uuid.UUID) -> str:
