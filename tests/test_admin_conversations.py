@@ -330,3 +330,37 @@ async def test_marking_read_is_per_agent_and_bounded(
     # The end user's own view is not affected by the agent's reading.
     mine = await client.get(f"/v1/conversations/{cid}", headers=tenant.sdk())
     assert mine.json()["unread_count"] == 0
+
+
+async def test_each_side_sees_how_far_the_other_has_read(
+    client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant
+) -> None:
+    """`peer_read_seq` is what a reloaded dashboard or messenger shows as "Seen"."""
+    alice = await signed_in(runtime, client, tenant, "AGENT")
+    bob = await signed_in(runtime, client, tenant, "AGENT")
+    await identify(client, tenant, "phone")
+    cid = (await start_conversation(client, tenant, "phone"))["id"]
+    await _user_says(client, tenant, cid, "second", "phone")
+
+    def peer(response: httpx.Response) -> int:
+        assert response.status_code == 200
+        return int(response.json()["peer_read_seq"])
+
+    # Sending reads what one sent: the end user has read their two messages, no agent anything.
+    assert peer(await client.get(f"{BASE}/{cid}", headers=alice.auth())) == 2
+    assert peer(await client.get(f"/v1/conversations/{cid}", headers=tenant.sdk("phone"))) == 0
+
+    # Agents: the end user sees the furthest any agent has read.
+    await client.post(f"{BASE}/{cid}/read", headers=alice.auth(), json={"seq": 1})
+    await client.post(f"{BASE}/{cid}/read", headers=bob.auth(), json={"seq": 2})
+    listed = (await client.get("/v1/conversations", headers=tenant.sdk("phone"))).json()
+    assert [i["peer_read_seq"] for i in listed["items"] if i["id"] == cid] == [2]
+
+    # The end user: agents see it in the inbox and in the detail; an agent's own reading is not it.
+    reply = {"body": "hi", "client_msg_id": "r-1"}
+    await client.post(f"{BASE}/{cid}/messages", headers=alice.auth(), json=reply)
+    assert peer(await client.get(f"{BASE}/{cid}", headers=alice.auth())) == 2
+    await client.post(f"/v1/conversations/{cid}/read", headers=tenant.sdk("phone"), json={"seq": 3})
+    assert peer(await client.get(f"{BASE}/{cid}", headers=bob.auth())) == 3
+    inbox = (await client.get(BASE, headers=alice.auth())).json()
+    assert [i["peer_read_seq"] for i in inbox["items"] if i["id"] == cid] == [3]

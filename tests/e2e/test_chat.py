@@ -109,6 +109,14 @@ async def test_unread_badge_presence_and_drafts(demo: Demo, pages: Pages, runtim
     await agent.get_by_test_id("composer").fill("A reply I have not finished")
     await agent.reload()
     await expect(agent.get_by_test_id("composer")).to_have_value("A reply I have not finished")
+    # Read receipts come from the server too, so they survive a reload on both sides.
+    await expect(agent.get_by_test_id("seen")).to_be_visible()
+    await expect(user.get_by_test_id("rhq-seen")).to_be_visible()
+    await user.reload()
+    await user.get_by_test_id("rhq-launcher").click()
+    await user.get_by_test_id("rhq-conversation-item").first.click()
+    await expect(user.get_by_test_id("rhq-message")).to_have_count(2)
+    await expect(user.get_by_test_id("rhq-seen")).to_be_visible()
 
     # The end user leaves: the agent's online dot goes out without a reload.
     await expect(item.get_by_test_id("presence")).to_have_attribute("data-online", "yes")

@@ -57,6 +57,10 @@ class ConversationOut(BaseModel):
     assignee_id: uuid.UUID | None
     last_seq: int
     unread_count: int
+    peer_read_seq: int = Field(
+        description="How far the other side has read (the app's agents for the end user, the end "
+        "user for agents): messages up to this seq have been seen."
+    )
     last_message: MessageOut | None
     last_activity_at: datetime
     created_at: datetime

@@ -101,6 +101,7 @@ def _conversation_out(row: Any) -> ConversationOut:
         assignee_id=row.assignee_id,
         last_seq=row.last_seq,
         unread_count=row.unread_count,
+        peer_read_seq=row.peer_read_seq,
         last_message=_last_message_out(row),
         last_activity_at=row.last_activity_at,
         created_at=row.created_at,
@@ -191,6 +192,13 @@ def _summary_statement(shape: _Shape) -> Select[*tuple[Any, ...]]:
         .correlate(conversation, marker)
         .scalar_subquery()
     )
+    peer = aliased(ReadMarker)
+    peer_read = (
+        select(func.coalesce(func.max(peer.last_read_seq), 0))
+        .where(peer.conversation_id == conversation.id, peer.reader_type == bindparam("peer_kind"))
+        .correlate(conversation)
+        .scalar_subquery()
+    )
     stmt = (
         select(
             conversation.id,
@@ -210,6 +218,7 @@ def _summary_statement(shape: _Shape) -> Select[*tuple[Any, ...]]:
             last.body_html,
             last.created_at.label("message_created_at"),
             unread.label("unread_count"),
+            peer_read.label("peer_read_seq"),
         )
         .outerjoin(
             last,
@@ -238,7 +247,8 @@ def _summary_statement(shape: _Shape) -> Select[*tuple[Any, ...]]:
 async def _summaries(
     session: AsyncSession, shape: _Shape, reader: Participant, **values: Any
 ) -> list[Any]:
-    params = {"reader_kind": reader.kind, "reader_id": reader.id, **values}
+    peer_kind = "agent" if reader.kind == "user" else "user"
+    params = {"reader_kind": reader.kind, "peer_kind": peer_kind, "reader_id": reader.id, **values}
     return list((await session.execute(_summary_statement(shape), params)).all())
 
 
@@ -319,6 +329,7 @@ def _inbox_out(row: Any) -> InboxConversation:
         assignee_id=row.assignee_id,
         last_seq=row.last_seq,
         unread_count=row.unread_count,
+        peer_read_seq=row.peer_read_seq,
         last_message=_last_message_out(row),
         last_activity_at=row.last_activity_at,
         created_at=row.created_at,

@@ -742,6 +742,11 @@ export interface components {
             /** Last Seq */
             last_seq: number;
             /**
+             * Peer Read Seq
+             * @description How far the other side has read (the app's agents for the end user, the end user for agents): messages up to this seq have been seen.
+             */
+            peer_read_seq: number;
+            /**
              * Status
              * @enum {string}
              */
@@ -880,6 +885,11 @@ export interface components {
             last_message: components["schemas"]["MessageOut"] | null;
             /** Last Seq */
             last_seq: number;
+            /**
+             * Peer Read Seq
+             * @description How far the other side has read (the app's agents for the end user, the end user for agents): messages up to this seq have been seen.
+             */
+            peer_read_seq: number;
             /**
              * Status
              * @enum {string}

@@ -1,7 +1,7 @@
 // The agent's live desk: inbox, open conversations, presence, typing and the outbox, kept
 // current by the /admin socket and caught up with `sync` after every reconnect.
 import type { InboxConversation, Me, Message, Who } from "../api/types";
-import { applyMessage, applyUpdate, type InboxFilter, markRead, matches, sortInbox, upsert } from "../shared/inbox";
+import { applyMessage, applyUpdate, type InboxFilter, markRead, matches, sortInbox, upsert, withPeerReads } from "../shared/inbox";
 import { Outbox, type OutboxItem, type SendResult } from "../shared/outbox";
 import {
   ACK_TIMEOUT_MS,
@@ -147,7 +147,12 @@ export class Desk {
     }
     let inbox = more ? [...this.state.inbox] : [];
     for (const item of data.items) inbox = upsert(inbox, this.remember(item));
-    this.set({ inbox: sortInbox(inbox), nextCursor: data.next_cursor, inboxLoading: false });
+    this.set({
+      inbox: sortInbox(inbox),
+      nextCursor: data.next_cursor,
+      inboxLoading: false,
+      userRead: withPeerReads(this.state.userRead, data.items),
+    });
     void this.loadPresence(data.items.map((c) => c.end_user_id));
   }
 
@@ -169,6 +174,7 @@ export class Desk {
     });
     if (!data) return null;
     this.remember(data);
+    this.set({ userRead: withPeerReads(this.state.userRead, [data]) });
     void this.loadPresence([data.end_user_id]);
     return data;
   }

@@ -26,6 +26,7 @@ export function conversation(id: string, secondsAgo: number, over: Partial<Inbox
     assignee_id: null,
     last_seq: 1,
     unread_count: 0,
+    peer_read_seq: 0,
     last_message: null,
     last_activity_at: at,
     created_at: at,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { conversation, message } from "./fixtures";
-import { applyMessage, applyUpdate, markRead, matches, sortInbox, upsert } from "./inbox";
+import { applyMessage, applyUpdate, markRead, matches, sortInbox, upsert, withPeerReads } from "./inbox";
 
 const ids = (items: { id: string }[]) => items.map((c) => c.id);
 
@@ -40,5 +40,11 @@ describe("inbox", () => {
     const items = upsert([conversation("a", 10)], conversation("a", 5, { unread_count: 2 }));
     expect(items).toHaveLength(1);
     expect(items[0]!.unread_count).toBe(2);
+  });
+
+  it("takes the other side's read markers from the server, never lowering a newer live one", () => {
+    const fetched = [conversation("a", 10, { peer_read_seq: 4 }), conversation("b", 20, { peer_read_seq: 2 })];
+    expect(withPeerReads({}, fetched)).toEqual({ a: 4, b: 2 });
+    expect(withPeerReads({ a: 6 }, fetched)).toEqual({ a: 6, b: 2 });
   });
 });

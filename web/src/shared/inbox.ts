@@ -76,3 +76,14 @@ export function applyMessage(
 export function markRead(items: readonly InboxConversation[], conversationId: string): InboxConversation[] {
   return items.map((c) => (c.id === conversationId && c.unread_count !== 0 ? { ...c, unread_count: 0 } : c));
 }
+
+/** How far the other side has read each conversation (for "Seen"), raised but never lowered by
+ * what the server reports: a live `read` event may be newer than a list fetched before it. */
+export function withPeerReads(
+  reads: Readonly<Record<string, number>>,
+  conversations: readonly { id: string; peer_read_seq: number }[],
+): Record<string, number> {
+  let next: Record<string, number> = { ...reads };
+  for (const c of conversations) if (c.peer_read_seq > (next[c.id] ?? 0)) next = { ...next, [c.id]: c.peer_read_seq };
+  return next;
+}

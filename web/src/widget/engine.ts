@@ -4,6 +4,7 @@ import createClient from "openapi-fetch";
 import type { paths } from "../api/schema";
 import type { Conversation, EndUser, Message } from "../api/types";
 import { safeFetch, transient } from "../shared/http";
+import { withPeerReads } from "../shared/inbox";
 import { Outbox, type OutboxItem, type SendResult } from "../shared/outbox";
 import {
   ACK_TIMEOUT_MS,
@@ -271,7 +272,7 @@ export class Messenger {
     const generation = this.generation;
     const { data } = await this.http.GET("/v1/conversations", { headers: this.headers(), params: { query: { limit: 50 } } });
     if (!data || generation !== this.generation) return;
-    this.set({ conversations: data.items });
+    this.set({ conversations: data.items, agentRead: withPeerReads(this.snapshot.agentRead, data.items) });
   }
 
   async openConversation(id: string | null): Promise<void> {
