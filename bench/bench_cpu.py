@@ -17,6 +17,7 @@ from bench import common
 from bench.bench_rls import Side, list_messages, send
 from replyhq.app import create_app
 from replyhq.events import Event
+from replyhq.messaging.service import send_device_message
 from replyhq.settings import Settings
 from replyhq.web.ratelimit import Check
 
@@ -58,6 +59,7 @@ async def _measure(owner_url: str) -> dict[str, tuple[float, float]]:
         headers = tenant.headers(device.device_id)
         path = f"/v1/conversations/{device.conversation_id}/messages"
         side = Side("cpu", runtime.db, tenant.id, devices)
+        quiet = common.database(owner_url, pool_size=2)  # no event sink: nothing is emitted
         limiter = runtime.limiter
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
@@ -84,6 +86,17 @@ async def _measure(owner_url: str) -> dict[str, tuple[float, float]]:
             async def verify_key() -> None:
                 await runtime.keys.verify(tenant.id, tenant.sdk_key, "sdk")
 
+            async def send_statement() -> None:  # what the SDK's POST does, without the emit
+                device = side.next_device()
+                await send_device_message(
+                    quiet,
+                    tenant.id,
+                    device.conversation_id,
+                    device.device_id,
+                    "How do I reset my password?",
+                    uuid.uuid4().hex,
+                )
+
             async def empty_transaction() -> None:
                 async with runtime.db.tenant_session(tenant.id):
                     pass
@@ -98,7 +111,8 @@ async def _measure(owner_url: str) -> dict[str, tuple[float, float]]:
                 "POST message (whole request, in-process)": post,
                 "GET messages, 50 (whole request)": get_messages,
                 "GET /healthz (whole request)": healthz,
-                "send transaction (services only)": lambda: send(side),
+                "send, SDK path: one statement, one round trip (no emit)": send_statement,
+                "send in a tenant_session (agents, sockets; services only)": lambda: send(side),
                 "list_messages transaction (services only)": lambda: list_messages(side),
                 "empty tenant_session": empty_transaction,
                 "rate limits of an SDK call (3 checks, one round trip)": rate_limits,
@@ -107,6 +121,7 @@ async def _measure(owner_url: str) -> dict[str, tuple[float, float]]:
             }
             for name, call in calls.items():
                 results[name] = await _cpu_per_call(call)
+        await quiet.dispose()
     return results
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import nh3
 from markdown_it import MarkdownIt
 
@@ -16,7 +18,22 @@ _ATTRIBUTES = {"a": {"href", "title"}}
 _SCHEMES = {"http", "https", "mailto"}
 
 
+# One line of words and plain punctuation, starting with a letter: nothing in it is Markdown
+# (no * _ ` [ < & \\ ~ |, no line start that opens a heading, list, quote or code block) nor
+# needs escaping, so its rendering is one paragraph of the text itself. Most chat messages are
+# such lines, and the full renderer costs some 0.1-0.2 ms a message. tests/test_render.py checks
+# that both give the same HTML.
+_PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9 ,.?!'():;/@#%$=+-]*(?<! )")
+
+
 def render_body_html(body: str) -> str:
+    if _PLAIN.fullmatch(body):
+        return f"<p>{body}</p>"
+    return render_markdown(body)
+
+
+def render_markdown(body: str) -> str:
+    """The full rendering: Markdown, then sanitised."""
     html = _markdown.render(body)
     return nh3.clean(
         html,

@@ -86,10 +86,9 @@ async def send_message(
     response: Response,
 ) -> MessageOut:
     """Send a message; the same client_msg_id again answers 200 with the stored message."""
-    message, created = await service.send_device_message(
+    out, created = await service.send_device_message(
         runtime.db, caller.app_id, conversation_id, caller.device_id, body.body, body.client_msg_id
     )
-    out = service.message_out(message)
     if not created:
         response.status_code = status.HTTP_200_OK
     return out

@@ -526,55 +526,51 @@ def _send_params(
     }
 
 
-def _sent(
-    row: Mapping[str, Any],
-    app_id: uuid.UUID,
-    conversation_id: uuid.UUID,
-    client_msg_id: str,
-    *,
-    writable: bool,
-) -> Message | None:
-    """The message a send statement stored or found; None when it must run again (a retry of
-    this client_msg_id committed while it waited for the lock). Raises the send's refusals."""
+def _found(row: Mapping[str, Any], *, writable: bool) -> bool:
+    """Whether a send statement stored or found the message; False when it must run again (a
+    retry of this client_msg_id committed while it waited for the lock). Raises its refusals."""
     if not row["found"]:
         raise NotFound("No such conversation.", code="CONVERSATION_NOT_FOUND")
     if row["id"] is None:
         if writable:
-            return None
+            return False
         raise BadRequest(
             "A message needs a body.",
             code="VALIDATION_ERROR",
             details=[{"field": "body", "reason": "is blank"}],
         )
-    return Message(
+    return True
+
+
+def _out(row: Mapping[str, Any], conversation_id: uuid.UUID, client_msg_id: str) -> MessageOut:
+    sender = row["sender"]
+    return MessageOut(
         id=row["id"],
-        app_id=app_id,
         conversation_id=conversation_id,
         seq=row["seq"],
         client_msg_id=client_msg_id,
-        sender=row["sender"],
-        author_id=row["author_id"],
-        author_name=row["author_name"],
+        sender=sender,
+        author=Author(type=sender, id=row["author_id"], name=row["author_name"]),
         body=row["body"],
         body_html=row["body_html"],
         created_at=row["created_at"],
     )
 
 
-def _sent_events(row: Mapping[str, Any], message: Message) -> list[Event]:
+def _sent_events(row: Mapping[str, Any], app_id: uuid.UUID, out: MessageOut) -> list[Event]:
     """What a stored message tells its readers (once committed)."""
-    app_id, end_user_id = message.app_id, row["end_user_id"]
-    payload = {"message": message_out(message).model_dump(mode="json")}
+    end_user_id = row["end_user_id"]
+    payload = {"message": out.model_dump(mode="json")}
     events = [Event("message:new", app_id, payload, end_user_id, agents=True)]
-    if message.sender == "user" and row["status"] == "closed":  # it reopened the conversation
+    if out.sender == "user" and row["status"] == "closed":  # it reopened the conversation
         conversation = Conversation(
-            id=message.conversation_id,
-            end_user_id=row["end_user_id"],
+            id=out.conversation_id,
+            end_user_id=end_user_id,
             subject=row["subject"],
             status="open",
             assignee_id=row["assignee_id"],
-            last_seq=message.seq,
-            last_activity_at=message.created_at,
+            last_seq=out.seq,
+            last_activity_at=out.created_at,
             created_at=row["conversation_created_at"],
         )
         data = conversation_event(conversation)
@@ -600,14 +596,26 @@ async def send_message(
     connection = await session.connection()
     for _ in range(2):  # the second time with a snapshot that sees a concurrent retry's message
         row = dict((await connection.exec_driver_sql(sql, params)).mappings().one())
-        message = _sent(row, app_id, conversation_id, client_msg_id, writable=params["writable"])
-        if message is not None:
+        if _found(row, writable=params["writable"]):
             break
     else:
         raise RuntimeError("a send found neither its message nor room to store it")
+    message = Message(
+        id=row["id"],
+        app_id=app_id,
+        conversation_id=conversation_id,
+        seq=row["seq"],
+        client_msg_id=client_msg_id,
+        sender=row["sender"],
+        author_id=row["author_id"],
+        author_name=row["author_name"],
+        body=row["body"],
+        body_html=row["body_html"],
+        created_at=row["created_at"],
+    )
     if row["created"]:
         count_message_sent(session, author.kind)  # messages_sent_total, once committed
-        for event in _sent_events(row, message):
+        for event in _sent_events(row, app_id, message_out(message)):
             record(session, event)
     return message, bool(row["created"])
 
@@ -619,7 +627,7 @@ async def send_device_message(
     device_id: str,
     body: str,
     client_msg_id: str,
-) -> tuple[Message, bool]:
+) -> tuple[MessageOut, bool]:
     """send_message for the end user behind `device_id` (the SDK's hot path): the device's user,
     the conversation (theirs, or 404) and the send in one statement that is its own transaction
     (Database.tenant_statement: one round trip). 401 for a device that has not identified.
@@ -638,7 +646,7 @@ async def _send_device_message(
     device_id: str,
     body: str,
     client_msg_id: str,
-) -> tuple[Message, bool]:
+) -> tuple[MessageOut, bool]:
     sql = statements.send(from_device=True, owner="sender")
     params = _send_params(app_id, conversation_id, "user", body, client_msg_id)
     params["device_id"] = device_id
@@ -646,17 +654,17 @@ async def _send_device_message(
         (row,) = await db.tenant_statement(app_id, sql, params)
         if row["sender_id"] is None:
             raise DeviceUnknown()
-        message = _sent(row, app_id, conversation_id, client_msg_id, writable=params["writable"])
-        if message is not None:
+        if _found(row, writable=params["writable"]):
             break
     else:
         raise RuntimeError("a send found neither its message nor room to store it")
+    out = _out(row, conversation_id, client_msg_id)
     if row["created"]:  # committed: the statement was its own transaction
         MESSAGES_SENT.labels("user").inc()
         sink = db.event_sink
         if sink is not None:
-            await db.after_commit([partial(sink, event) for event in _sent_events(row, message)])
-    return message, bool(row["created"])
+            await db.after_commit([partial(sink, e) for e in _sent_events(row, app_id, out)])
+    return out, bool(row["created"])
 
 
 async def list_messages(
