@@ -97,14 +97,13 @@ class SDKCaller:
     device_id: str
 
 
-def _remembered_app(runtime: Runtime, app_id: str | None, api_key: str | None) -> uuid.UUID | None:
-    """The app of an SDK key this process verified recently, found without any I/O."""
+def _sdk_key_digest(runtime: Runtime, app_id: str | None, api_key: str | None) -> bytes | None:
+    """The key cache's digest of these credentials; None when they can never verify."""
     try:
         parsed = uuid.UUID(app_id or "")
     except ValueError:
         return None
-    digest = runtime.keys.digest(parsed, api_key, "sdk")
-    return None if digest is None else runtime.keys.cached(digest)
+    return runtime.keys.digest(parsed, api_key, "sdk")
 
 
 async def require_sdk_app(
@@ -121,13 +120,14 @@ async def require_sdk_app(
     address = client_address(request)
     device_id = x_device_id if x_device_id and x_device_id.strip() else None
     checks = [Check(limiter.v1_ip, ("v1-ip", address)), _auth_guard(runtime, address)]
-    app_id = _remembered_app(runtime, x_app_id, x_api_key)
-    if app_id is not None:
+    digest = _sdk_key_digest(runtime, x_app_id, x_api_key)
+    app_id = None if digest is None else runtime.keys.cached(digest)  # no I/O
+    if digest is not None and app_id is not None:
         # The usual call, with a key verified recently: every limit in one Redis round trip.
         if device_id is not None:
             checks.append(Check(limiter.v1, ("v1", str(app_id), device_id)))
         verdicts = await limiter.enforce_all(*checks)
-        if _remembered_app(runtime, x_app_id, x_api_key) is None:
+        if runtime.keys.cached(digest) is None:
             # Evicted while Redis answered (the rotation listener ran meanwhile): check again.
             await verify_app_key(runtime, address, x_app_id, x_api_key, "sdk", guarded=True)
         identify(app_id=app_id)
