@@ -5,6 +5,7 @@ in index order and bounded by index conditions, also under row-level security.""
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import httpx
 from sqlalchemy import event, text
 
 from replyhq.db import Database
+from replyhq.messaging import statements
 from replyhq.runtime import Runtime
 from tests.conftest import Tenant, identify, start_conversation
 from tests.staff import signed_in
@@ -157,3 +159,37 @@ async def test_agent_lists_read_in_index_order(
             )
             plan = explained.scalar_one()[0]["Plan"]
             assert _ordered_and_bounded(plan) == [], statement
+
+
+async def test_the_send_statement_uses_indexes(
+    client: httpx.AsyncClient, tenant: Tenant, db: Database
+) -> None:
+    """The one-statement send (messaging/statements.py) bypasses the ORM, so the capture above
+    does not see it: each of its forms is explained here."""
+    user = await identify(client, tenant)
+    cid = (await start_conversation(client, tenant))["id"]
+    user_id = user["user"]["id"]  # type: ignore[index]
+    params = {
+        "app_id": tenant.id,
+        "conversation_id": cid,
+        "device_id": "device-1",
+        "message_id": uuid.uuid4(),
+        "client_msg_id": "explained",
+        "kind": "user",
+        "body": "x",
+        "body_html": "<p>x</p>",
+        "writable": True,
+        "author_id": user_id,
+        "author_name": None,
+        "end_user_id": user_id,
+    }
+    forms = [(True, "sender"), (False, "given"), (False, "any")]
+    async with db.tenant_session(tenant.id) as session:
+        connection = await session.connection()
+        await connection.execute(text("SET LOCAL enable_seqscan = off"))
+        for from_device, owner in forms:
+            sql = statements.send(from_device=from_device, owner=owner)
+            explained = await connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + sql, params)
+            plan = explained.scalar_one()[0]["Plan"]
+            for node in _nodes(plan):
+                assert node["Node Type"] != "Seq Scan", (owner, node)

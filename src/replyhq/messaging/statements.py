@@ -41,8 +41,10 @@ WITH sender AS ({sender}
     WHERE c.app_id = %(app_id)s AND c.id = %(conversation_id)s {owner}
     FOR UPDATE
 ), existing AS (
-    SELECT m.* FROM messages m JOIN conversation c ON m.conversation_id = c.id
-    WHERE m.app_id = %(app_id)s AND m.client_msg_id = %(client_msg_id)s
+    -- by the parameters, not a join to the CTE: the planner sees the unique index's key
+    SELECT m.* FROM messages m
+    WHERE m.app_id = %(app_id)s AND m.conversation_id = %(conversation_id)s
+      AND m.client_msg_id = %(client_msg_id)s AND EXISTS (SELECT FROM conversation)
 ), stored AS (
     INSERT INTO messages (id, app_id, conversation_id, seq, client_msg_id, sender, author_id,
                           author_name, body, body_html, created_at)
@@ -59,7 +61,7 @@ WITH sender AS ({sender}
         -- an end user writing again reopens the conversation
         status = CASE WHEN m.sender = 'user' THEN 'open' ELSE c.status END
     FROM stored m
-    WHERE c.app_id = %(app_id)s AND c.id = m.conversation_id
+    WHERE c.app_id = %(app_id)s AND c.id = %(conversation_id)s
 ), marked AS (
     INSERT INTO read_markers (app_id, conversation_id, reader_type, reader_id, last_read_seq)
     SELECT m.app_id, m.conversation_id, m.sender, m.author_id, m.seq FROM stored m
