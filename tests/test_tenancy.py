@@ -9,6 +9,7 @@ import httpx
 import psycopg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from replyhq.db import Database
@@ -260,6 +261,79 @@ async def test_tenant_statement_cannot_write_for_another_tenant(
         {"c": conversation_a["id"]},
     )
     assert rows == []
+
+
+class RoundTrips:
+    """A TCP proxy in front of PostgreSQL counting round trips: each answer from the server that
+    follows something sent by the client since the server last spoke."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.count = 0
+        self._last = "server"
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for pipe in self._pipes:
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection(*self.target)
+        for pipe in (
+            self._pipe(client_r, server_w, "client"),
+            self._pipe(server_r, client_w, "server"),
+        ):
+            task = asyncio.create_task(pipe)
+            self._pipes.add(task)
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, side: str
+    ) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                if side == "server" and self._last == "client":
+                    self.count += 1
+                self._last = side
+                writer.write(chunk)
+                await writer.drain()
+        finally:
+            writer.close()
+
+
+async def test_tenant_statement_is_one_round_trip(
+    servers: Servers, runtime: Runtime, two_tenants: tuple[Tenant, Tenant, object, object]
+) -> None:
+    """The binding, the statement and their one Sync go out together and come back together,
+    also once psycopg prepares the statement (after five runs)."""
+    a, _, _, _ = two_tenants
+    url = make_url(servers.database_url)
+    proxy = RoundTrips(url.host or "127.0.0.1", url.port or 5432)
+    port = await proxy.start()
+    through_proxy = url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+    single = Database.from_settings(
+        runtime.settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0}),
+        through_proxy,
+    )
+    sql = "SELECT count(*) AS n FROM messages WHERE conversation_id IS NOT NULL"
+    try:
+        await single.tenant_statement(a.id, sql, {})  # connects
+        for _ in range(8):
+            before = proxy.count
+            (row,) = await single.tenant_statement(a.id, sql, {})
+            assert row["n"] == 1
+            assert proxy.count - before == 1
+    finally:
+        await single.dispose()
+        await proxy.close()
 
 
 async def test_tenant_statement_that_fails_or_is_cancelled_leaks_nothing(

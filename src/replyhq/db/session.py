@@ -119,12 +119,14 @@ class Database:
         clean = False
         try:
             await connection.set_autocommit(True)  # no BEGIN: the Sync ends the transaction
-            async with connection.pipeline() as pipeline:
+            # The pipeline's exit sends the one Sync and reads every result; a pipeline.sync()
+            # inside the block would be answered, and then the exit would send a second Sync
+            # and wait for its reply: a second round trip.
+            async with connection.pipeline():
                 await connection.execute(_BIND_TENANT_DRIVER, (str(app_id),))
                 cursor = connection.cursor(row_factory=dict_row)
                 await cursor.execute(sql, params)
-                await pipeline.sync()
-                rows = await cursor.fetchall()
+            rows = await cursor.fetchall()
             await connection.set_autocommit(False)  # as SQLAlchemy expects its connections
             clean = True
         except psycopg.Error:
