@@ -9,9 +9,17 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from replyhq.apps import service as apps_service
-from tests.conftest import MakeTenant, Servers, SocketServer, Tenant
+from tests.conftest import (
+    MakeTenant,
+    Servers,
+    SocketServer,
+    Tenant,
+    make_settings,
+    serve_in_process,
+)
 from tests.realtime_clients import Recorder, refused
 
 
@@ -97,6 +105,135 @@ async def test_send_by_socket_is_acknowledged_with_the_stored_message_once(
         "code": "CONVERSATION_NOT_FOUND",
         "error": "No such conversation.",
     }
+
+
+async def test_socket_sends_store_each_client_msg_id_once_with_gap_free_seq(
+    socket_server: SocketServer, tenant: Tenant, http: httpx.AsyncClient, recorders: list[Recorder]
+) -> None:
+    """Concurrent sends from two devices of one person, each retried at once (the same
+    client_msg_id three times, from both devices): one message per id, seq 1..n."""
+    await identify(http, tenant, "phone", "ann")
+    await identify(http, tenant, "tablet", "ann")
+    cid = await conversation_of(http, tenant, "phone")
+    phone = await connect(socket_server, recorders, device_auth(tenant, "phone"))
+    tablet = await connect(socket_server, recorders, device_auth(tenant, "tablet"))
+
+    def send(device: Recorder, i: int) -> Any:
+        body = {"conversation_id": cid, "body": f"m{i}", "client_msg_id": f"c{i}"}
+        return device.call("message:send", body)
+
+    acks = await asyncio.gather(
+        *(send(device, i) for i in range(10) for device in (phone, tablet, phone))
+    )
+    assert all(ack["ok"] for ack in acks), acks
+    by_id: dict[str, set[str]] = {}
+    for ack in acks:
+        by_id.setdefault(ack["message"]["client_msg_id"], set()).add(ack["message"]["id"])
+    assert all(len(ids) == 1 for ids in by_id.values()) and len(by_id) == 10
+    assert sum(ack["created"] for ack in acks) == 10
+    history = await http.get(
+        f"/v1/conversations/{cid}/messages", params={"limit": 100}, headers=tenant.sdk("phone")
+    )
+    stored = history.json()["items"]
+    assert [m["seq"] for m in stored] == list(range(1, 11))
+    assert sorted(m["client_msg_id"] for m in stored) == sorted(by_id)
+    summary = await http.get(f"/v1/conversations/{cid}", headers=tenant.sdk("phone"))
+    assert summary.json()["last_seq"] == 10
+    assert summary.json()["unread_count"] == 0  # the sender's own messages moved its marker
+
+
+async def test_socket_send_is_committed_before_its_events_and_acked_with_them(
+    socket_server: SocketServer, tenant: Tenant, http: httpx.AsyncClient, recorders: list[Recorder]
+) -> None:
+    """The other device's message:new is the acknowledged message, readable once it arrives; the
+    author is the device's person as the database has them now (their latest name)."""
+    body = {"platform": "ios", "user_id": "ann", "user_hash": tenant.user_hash("ann")}
+    await http.post("/v1/identify", headers=tenant.sdk("phone"), json=body | {"name": "Ann"})
+    await identify(http, tenant, "tablet", "ann")
+    cid = await conversation_of(http, tenant, "phone")
+    phone = await connect(socket_server, recorders, device_auth(tenant, "phone"))
+    tablet = await connect(socket_server, recorders, device_auth(tenant, "tablet"))
+    renamed = await http.post(
+        "/v1/identify", headers=tenant.sdk("phone"), json=body | {"name": "Ann B."}
+    )
+    assert renamed.status_code == 200
+    ack = await phone.call(
+        "message:send", {"conversation_id": cid, "body": "*hi*", "client_msg_id": "e-1"}
+    )
+    assert ack["ok"] is True and ack["created"] is True
+    (event,) = await tablet.wait_for("message:new")
+    assert event["message"] == ack["message"]
+    assert ack["message"]["author"]["name"] == "Ann B."
+    assert ack["message"]["body_html"] == "<p><em>hi</em></p>"
+    (own,) = await phone.wait_for("message:new")  # the sender's socket hears it too
+    assert own == event
+    history = await http.get(f"/v1/conversations/{cid}/messages", headers=tenant.sdk("tablet"))
+    assert history.json()["items"] == [ack["message"]]
+
+
+async def test_socket_send_refusals_match_the_http_send(
+    socket_server: SocketServer, tenant: Tenant, http: httpx.AsyncClient, recorders: list[Recorder]
+) -> None:
+    await identify(http, tenant, "phone", "ann")
+    await identify(http, tenant, "bob-phone", "bob")
+    bobs = await conversation_of(http, tenant, "bob-phone")
+    phone = await connect(socket_server, recorders, device_auth(tenant, "phone"))
+    theirs = await phone.call(
+        "message:send", {"conversation_id": bobs, "body": "hi Bob", "client_msg_id": "x-1"}
+    )
+    assert theirs == {
+        "ok": False,
+        "code": "CONVERSATION_NOT_FOUND",
+        "error": "No such conversation.",
+    }
+    mine = await conversation_of(http, tenant, "phone")
+    blank = await phone.call(
+        "message:send", {"conversation_id": mine, "body": "  ", "client_msg_id": "x-2"}
+    )
+    assert blank["ok"] is False and blank["code"] == "VALIDATION_ERROR"
+    assert blank["details"] == [{"field": "body", "reason": "is blank"}]
+    too_long = await phone.call(
+        "message:send", {"conversation_id": mine, "body": "x" * 8_001, "client_msg_id": "x-3"}
+    )
+    assert too_long["ok"] is False and too_long["code"] == "VALIDATION_ERROR"
+    # The device forgotten while its socket is still open (before any revocation reaches it):
+    # the same 401 as the HTTP send gives.
+    async with socket_server.runtime.db.tenant_session(tenant.id) as session:
+        await session.execute(text("DELETE FROM devices WHERE device_id = 'phone'"))
+    gone = await phone.call(
+        "message:send", {"conversation_id": mine, "body": "hello?", "client_msg_id": "x-4"}
+    )
+    assert gone["ok"] is False and gone["code"] == "DEVICE_UNKNOWN"
+    async with socket_server.runtime.db.tenant_session(tenant.id) as session:
+        stored = await session.scalar(text("SELECT count(*) FROM messages"))
+        last_seqs = (await session.execute(text("SELECT last_seq FROM conversations"))).scalars()
+        assert stored == 0 and set(last_seqs) == {0}
+
+
+async def test_socket_sends_count_against_the_devices_limit(
+    servers: Servers, tenant: Tenant, http: httpx.AsyncClient, recorders: list[Recorder]
+) -> None:
+    """v1's per-device limit (the handshake counts one): a refused send stores nothing."""
+    await identify(http, tenant, "phone", "ann")
+    cid = await conversation_of(http, tenant, "phone")
+    limited, stop = await serve_in_process(make_settings(servers, rate_limit_v1="3/minute"))
+    try:
+        phone = await connect(limited, recorders, device_auth(tenant, "phone"))
+        acks = [
+            await phone.call(
+                "message:send", {"conversation_id": cid, "body": f"m{i}", "client_msg_id": f"l{i}"}
+            )
+            for i in range(3)
+        ]
+        assert [a["ok"] for a in acks] == [True, True, False]
+        assert acks[2]["code"] == "RATE_LIMITED"
+        page = await http.get(f"/v1/conversations/{cid}/messages", headers=tenant.sdk("phone"))
+        assert [m["body"] for m in page.json()["items"]] == ["m0", "m1"]
+    finally:
+        for recorder in recorders:
+            await recorder.close()
+        recorders.clear()
+        await stop()
 
 
 async def test_events_reach_only_the_end_users_own_devices(

@@ -89,22 +89,20 @@ class DeviceNamespace(Namespace):
     async def on_message_send(self, sid: str, data: Any = None) -> Ack:
         async def work() -> Ack:
             request = parse(SendIn, data)
-            live, me = await self._participant(sid)
+            live = await self.live(sid)
             runtime = self.runtime
-            await runtime.limiter.enforce(
-                runtime.limiter.v1, "v1", str(live.app_id), live.device_id or ""
+            device_id = live.device_id or ""
+            await runtime.limiter.enforce(runtime.limiter.v1, "v1", str(live.app_id), device_id)
+            # The SDK POST's path: the device's user, the conversation (theirs, or 404) and the
+            # send in one statement that is its own transaction, events emitted once committed.
+            out, created = await messaging.send_device_message(
+                runtime.db,
+                live.app_id,
+                request.conversation_id,
+                device_id,
+                request.body,
+                request.client_msg_id,
             )
-            async with runtime.db.tenant_session(live.app_id) as session:
-                message, created = await messaging.send_message(
-                    session,
-                    live.app_id,
-                    request.conversation_id,
-                    me,
-                    request.body,
-                    request.client_msg_id,
-                    end_user_id=me.id,
-                )
-                out = messaging.message_out(message)
             return {"message": out.model_dump(mode="json"), "created": created}
 
         return await self.answer(work)
