@@ -321,10 +321,17 @@ class NodeServer:
 
 
 async def start_replyhq(
-    owner_url: str, redis_url: str, prefix: str, manager: str | None = None
+    owner_url: str,
+    redis_url: str,
+    prefix: str,
+    manager: str | None = None,
+    send: str | None = None,
 ) -> common.Server:
-    """`replyhq serve` (through bench/realtime_server.py, to pick the Redis manager)."""
+    """`replyhq serve` (through bench/realtime_server.py, to pick the Redis manager and the
+    socket's send path)."""
     extra = {"BENCH_SOCKETIO_MANAGER": manager} if manager else {}
+    if send is not None:
+        extra["BENCH_SOCKET_SEND"] = send
     tmp = Path(tempfile.mkdtemp(prefix="replyhq-bench-server-"))
     port = common.free_port()
     log = tmp / "server.log"
@@ -367,7 +374,7 @@ class Cluster:
 
 @contextlib.asynccontextmanager
 async def replyhq_servers(
-    owner_url: str, count: int, manager: str | None = None
+    owner_url: str, count: int, manager: str | None = None, send: str | None = None
 ) -> AsyncIterator[Cluster]:
     """`count` server processes sharing PostgreSQL and Redis (their own key prefix)."""
     redis_url = common.services().redis_url
@@ -375,7 +382,8 @@ async def replyhq_servers(
     cluster = Cluster([], manager_channel(Settings(redis_prefix=prefix)))
     try:
         for _ in range(count):
-            cluster.servers.append(await start_replyhq(owner_url, redis_url, prefix, manager))
+            server = await start_replyhq(owner_url, redis_url, prefix, manager, send)
+            cluster.servers.append(server)
         yield cluster
     finally:
         for server in cluster.servers:
@@ -573,9 +581,14 @@ async def fanout_node() -> Fanout:
 # --- end to end ---------------------------------------------------------------------------------
 
 
+E2E_SENDS = ("orm", "statement")  # the socket's send path: as before (baseline), as shipped
+
+
 @dataclass
 class EndToEnd:
+    send: str  # "orm" (bench/realtime_server.py's old path) or "statement" (shipped)
     sustained: float  # messages per second, closed loop
+    cpu_ms: float  # server CPU (both processes) per message in the closed loop
     rate: float  # the open-loop rate of the latency run
     latencies: list[float]  # ms, one per delivery
     acks: list[float]  # ms from send to acknowledgement (stored and committed)
@@ -600,9 +613,10 @@ async def _send_everywhere(
     return sum(r.get("acked", 0) for r in replies), acks, errors
 
 
-async def end_to_end(owner_url: str, data: Seed) -> EndToEnd:
-    """Device 0 of each end user sends; all 10 devices of that user receive message:new."""
-    async with replyhq_servers(owner_url, 2) as cluster:
+async def end_to_end(owner_url: str, data: Seed, send: str) -> EndToEnd:
+    """One device of each end user sends; all 10 devices of that user receive message:new.
+    The senders alternate between the two processes, so both take sends."""
+    async with replyhq_servers(owner_url, 2, send=None if send == "statement" else send) as cluster:
         urls = [s.url for s in cluster.servers]
         count = E2E_USERS * ROOM
         sockets = [
@@ -617,14 +631,16 @@ async def end_to_end(owner_url: str, data: Seed) -> EndToEnd:
             def senders(users: int) -> dict[int, list[dict[str, Any]]]:
                 chosen: dict[int, list[dict[str, Any]]] = {}
                 for user in range(users):
-                    index = user * ROOM  # device 0
+                    index = user * ROOM + user % 2  # socket i is on process i % 2
                     chosen.setdefault(index % parts, []).append(
                         {"index": index // parts, "conversation_id": str(data.conversations[user])}
                     )
                 return chosen
 
             closed = {"cmd": "send", "mode": "closed", "duration": E2E_SECONDS}
+            cpu_before = cluster.cpu_seconds()
             acked, _, errors = await _send_everywhere(clients, senders(E2E_SENDERS), closed)
+            cpu_ms = 1000 * (cluster.cpu_seconds() - cpu_before) / max(1, acked)
             sustained = acked / E2E_SECONDS
             await asyncio.sleep(1)
 
@@ -642,7 +658,9 @@ async def end_to_end(owner_url: str, data: Seed) -> EndToEnd:
             ]
             delivered = clients.total("received") - received_before
             return EndToEnd(
+                send,
                 sustained,
+                cpu_ms,
                 rate,
                 latencies,
                 acks,
@@ -922,34 +940,61 @@ def _fanout_rows(manager: str, results: dict[str, Fanout], node: Fanout) -> list
     return rows
 
 
-def _e2e_rows(e2e: EndToEnd) -> list[dict[str, Any]]:
-    p99 = common.percentile(e2e.latencies, 99)
-    return [
-        common.row(
-            "realtime",
-            "end to end, sustained (closed loop)",
-            e2e.sustained,
-            "messages/s",
-            note=f"{E2E_SENDERS} devices sending message:send back to back for "
-            f"{E2E_SECONDS:.0f} s over 2 processes ({shipped_manager()} manager, as shipped); "
-            f"each message inserted under RLS and delivered to the {ROOM} devices of its end "
-            f"user",
-        ),
-        common.row(
-            "realtime",
-            "end to end, send-to-receive p99 at half rate",
-            p99,
-            "ms",
-            goal=f"<= {LATENCY_GOAL_MS:g} ms",
-            ok=p99 <= LATENCY_GOAL_MS,
-            note=f"{e2e.rate:.0f} messages/s from {E2E_USERS} devices on a fixed schedule; "
-            f"p50 {common.median(e2e.latencies):.1f} ms, max {max(e2e.latencies, default=0):.1f} "
-            f"ms over {len(e2e.latencies):,} deliveries ({e2e.deliveries_per_message:.1f} per "
-            f"message); send-to-ack p50 {common.median(e2e.acks):.1f} ms, p99 "
-            f"{common.percentile(e2e.acks, 99):.1f} ms"
-            + (f"; errors: {e2e.errors}" if e2e.errors else ""),
-        ),
-    ]
+def e2e_sends() -> list[str]:
+    """BENCH_E2E_SENDS=statement (any of E2E_SENDS, comma-separated): only those send paths, in
+    that order (the first is the others' baseline). Unset: all of them."""
+    chosen = [s.strip() for s in os.environ.get("BENCH_E2E_SENDS", "").split(",") if s.strip()]
+    unknown = set(chosen) - set(E2E_SENDS)
+    if unknown:
+        raise ValueError(f"BENCH_E2E_SENDS: unknown {sorted(unknown)}; choose from {E2E_SENDS}")
+    return chosen or list(E2E_SENDS)
+
+
+def _e2e_rows(results: list[EndToEnd]) -> list[dict[str, Any]]:
+    """Per send path, the sustained rate and the p99 at half of it; the shipped path beside the
+    old one (the first) as its baseline."""
+    base = results[0]
+    base_p99 = common.percentile(base.latencies, 99)
+    rows = []
+    for e2e in results:
+        p99 = common.percentile(e2e.latencies, 99)
+        compared = e2e is not base
+        label = "shipped: one statement" if e2e.send == "statement" else "before: ORM session"
+        rows.append(
+            common.row(
+                "realtime",
+                f"end to end, sustained (closed loop), {label}",
+                e2e.sustained,
+                "messages/s",
+                baseline=base.sustained if compared else None,
+                ratio=e2e.sustained / base.sustained if compared and base.sustained else None,
+                note=f"{E2E_SENDERS} devices sending message:send back to back for "
+                f"{E2E_SECONDS:.0f} s over 2 processes (half of the senders on each; "
+                f"{shipped_manager()} manager, as shipped); each message inserted under RLS and "
+                f"delivered to the {ROOM} devices of its end user; server CPU "
+                f"{e2e.cpu_ms:.2f} ms per message (both processes; PostgreSQL and Redis not "
+                f"counted)" + (f" against {base.cpu_ms:.2f} ms before" if compared else ""),
+            )
+        )
+        rows.append(
+            common.row(
+                "realtime",
+                f"end to end, send-to-receive p99 at half rate, {label}",
+                p99,
+                "ms",
+                baseline=base_p99 if compared else None,
+                ratio=p99 / base_p99 if compared and base_p99 else None,
+                goal=f"<= {LATENCY_GOAL_MS:g} ms",
+                ok=p99 <= LATENCY_GOAL_MS,
+                note=f"{e2e.rate:.0f} messages/s from {E2E_USERS} devices on a fixed schedule; "
+                f"p50 {common.median(e2e.latencies):.1f} ms, max "
+                f"{max(e2e.latencies, default=0):.1f} ms over {len(e2e.latencies):,} deliveries "
+                f"({e2e.deliveries_per_message:.1f} per message); send-to-ack p50 "
+                f"{common.median(e2e.acks):.1f} ms, p99 {common.percentile(e2e.acks, 99):.1f} ms"
+                + (f"; errors: {e2e.errors}" if e2e.errors else ""),
+            )
+        )
+    return rows
 
 
 PARTS = ("presence", "idle", "fanout", "e2e")
@@ -995,8 +1040,11 @@ async def _measure(owner_url: str | None, chosen: list[str]) -> list[dict[str, A
             )
         )
     if "e2e" in chosen:
-        say(f"end to end: {E2E_USERS * ROOM:,} sockets on two ReplyHQ processes")
-        rows += _e2e_rows(await end_to_end(owner_url, data))
+        results = []
+        for send in e2e_sends():
+            say(f"end to end ({send}): {E2E_USERS * ROOM:,} sockets on two ReplyHQ processes")
+            results.append(await end_to_end(owner_url, data, send))
+        rows += _e2e_rows(results)
     return rows
 
 
