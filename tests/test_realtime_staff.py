@@ -178,6 +178,47 @@ async def test_agent_permissions_apply_to_socket_events(
     assert answer["ok"] is False and answer["code"] == "VALIDATION_ERROR"
 
 
+async def test_agent_replies_over_the_socket_once_each_in_seq_order_in_their_app_only(
+    socket_server: SocketServer,
+    make_tenant: MakeTenant,
+    http: httpx.AsyncClient,
+    recorders: list[Recorder],
+) -> None:
+    """Concurrent replies, each retried at once: one message per client_msg_id, seq 1..n, each
+    reaching the end user once; a conversation of another app is not found."""
+    acme, other = await make_tenant("Acme"), await make_tenant("Other")
+    sam = await signed_in(socket_server.runtime, http, acme, "AGENT", name="Sam")
+    agent = await agent_socket(socket_server, sam, recorders)
+    await identify(http, acme, "phone", "ann")
+    await identify(http, other, "phone", "ann")
+    cid = await _conversation(http, acme, "phone")
+    elsewhere = await _conversation(http, other, "phone")
+    ann = await device_socket(socket_server, acme, "phone", recorders)
+
+    def reply(i: int) -> Any:
+        body = {"conversation_id": cid, "body": f"a{i}", "client_msg_id": f"r{i}"}
+        return agent.call("message:send", body)
+
+    acks = await asyncio.gather(*(reply(i) for i in range(6) for _ in range(3)))
+    assert all(a["ok"] for a in acks), acks
+    assert sum(a["created"] for a in acks) == 6
+    assert len({a["message"]["id"] for a in acks}) == 6
+    assert {a["message"]["author"]["name"] for a in acks} == {"Sam"}
+    events = await ann.wait_for("message:new", 6)
+    await asyncio.sleep(0.2)
+    assert sorted(e["message"]["seq"] for e in ann.events["message:new"]) == list(range(1, 7))
+    assert all(e["message"]["sender"] == "agent" for e in events)
+    synced = await agent.call("sync", {"conversation_id": cid, "after_seq": 0})
+    assert [m["seq"] for m in synced["messages"]] == list(range(1, 7))
+
+    foreign = await agent.call(
+        "message:send", {"conversation_id": elsewhere, "body": "hi", "client_msg_id": "f1"}
+    )
+    assert foreign["ok"] is False and foreign["code"] == "CONVERSATION_NOT_FOUND"
+    page = await http.get(f"/v1/conversations/{elsewhere}/messages", headers=other.sdk("phone"))
+    assert page.json()["items"] == []
+
+
 async def test_role_change_and_deactivation_disconnect_at_once(
     socket_server: SocketServer, tenant: Tenant, http: httpx.AsyncClient, recorders: list[Recorder]
 ) -> None:

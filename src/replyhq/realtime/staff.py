@@ -46,16 +46,14 @@ class StaffNamespace(Namespace):
         async def work() -> Ack:
             request = parse(SendIn, data)
             me = await self._principal(sid, "messages:write")
-            async with self.runtime.db.tenant_session(me.app_id) as session:
-                message, created = await messaging.send_message(
-                    session,
-                    me.app_id,
-                    request.conversation_id,
-                    agent(me),
-                    request.body,
-                    request.client_msg_id,
-                )
-                out = messaging.message_out(message)
+            out, created = await messaging.send_agent_message(
+                self.runtime.db,
+                me.app_id,
+                request.conversation_id,
+                agent(me),
+                request.body,
+                request.client_msg_id,
+            )
             return {"message": out.model_dump(mode="json"), "created": created}
 
         return await self.answer(work)
