@@ -11,29 +11,27 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-from sqlalchemy import event
+from pydantic import TypeAdapter
 
+from replyhq.messaging import service
+from replyhq.messaging.schemas import InboxConversation, InboxPage
+from replyhq.messaging.service import Participant
 from replyhq.runtime import Runtime
 from tests.conftest import MakeTenant, Tenant, identify, start_conversation
+from tests.driver import sent_statements
 from tests.staff import add_staff, secret, seed_conversations, signed_in
 
 BASE = "/admin/api/conversations"
 
 
 @contextlib.contextmanager
-def statements(runtime: Runtime) -> Iterator[list[str]]:
-    """Every SQL statement sent to PostgreSQL while the block runs."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    engine = runtime.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+def statements() -> Iterator[list[str]]:
+    """Every SQL statement sent to PostgreSQL while the block runs (seen at the driver, so that
+    those run without a SQLAlchemy session count too)."""
+    with sent_statements() as sent:
+        seen: list[str] = []
         yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+        seen.extend(statement for statement, _ in sent)
 
 
 async def _user_says(
@@ -178,7 +176,7 @@ async def test_the_inbox_costs_the_same_queries_for_10_or_1000_conversations(
         await seed_conversations(runtime, tenant.id, size, messages_each=3)
         agent = await signed_in(runtime, client, tenant, "AGENT")
         for limit in ("first", 10, 100):
-            with statements(runtime) as seen:
+            with statements() as seen:
                 response = await client.get(
                     BASE, headers=agent.auth(), params={"limit": 20 if limit == "first" else limit}
                 )
@@ -187,7 +185,7 @@ async def test_the_inbox_costs_the_same_queries_for_10_or_1000_conversations(
             assert len(items) == min(size, 20 if limit == "first" else int(limit))
             assert all(i["user"]["name"] and i["last_message"]["seq"] == 3 for i in items)
             counts[(size, limit)] = len(seen)
-        with statements(runtime) as seen:
+        with statements() as seen:
             assert (await client.get(BASE, headers=secret(tenant))).status_code == 200
         counts[(size, "secret key")] = len(seen)
     # The page is one query after binding the tenant. The token's first use in this process
@@ -195,6 +193,68 @@ async def test_the_inbox_costs_the_same_queries_for_10_or_1000_conversations(
     assert {counts[(s, "first")] for s in (10, 1000)} == {4}, counts
     assert {counts[(s, limit)] for s in (10, 1000) for limit in (10, 100)} == {2}, counts
     assert counts[(10, "secret key")] == counts[(1000, "secret key")] <= 4, counts
+
+
+async def test_the_inbox_json_is_byte_for_byte_the_models_json(
+    client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant
+) -> None:
+    """The inbox routes write their JSON from the rows (service.inbox_json), not from models:
+    every page and detail is the same bytes as the InboxPage / InboxConversation that
+    service.inbox builds, serialised as FastAPI serialises a response_model."""
+    me = await signed_in(runtime, client, tenant, "ADMIN", name='Zoë "Z" <Admin>')
+    await seed_conversations(runtime, tenant.id, 7, messages_each=3)
+    await identify(client, tenant, "named", user_id="cust-é", name="Zoë 😀", email="z@x.io")
+    await identify(client, tenant, "anon")
+    named = await start_conversation(client, tenant, "named", body='Quote " \\ \n\t\x01 <b>&amp;')
+    await _user_says(client, tenant, named["id"], "ünïcödé \u2028 ✓", "named")
+    read = await client.post(
+        f"/v1/conversations/{named['id']}/read", headers=tenant.sdk("named"), json={"seq": 1}
+    )
+    assert read.status_code == 204
+    empty = await client.post("/v1/conversations", headers=tenant.sdk("anon"), json={})
+    assert empty.status_code == 201, empty.text
+    await client.patch(f"{BASE}/{named['id']}", headers=me.auth(), json={"assignee_id": str(me.id)})
+    closed = await start_conversation(client, tenant, "anon", body="bye")
+    await client.patch(f"{BASE}/{closed['id']}", headers=me.auth(), json={"status": "closed"})
+    await client.post(f"{BASE}/{closed['id']}/read", headers=me.auth(), json={"seq": 1})
+
+    reader = Participant("agent", me.id, "x")
+    pages = TypeAdapter(InboxPage)
+    details = TypeAdapter(InboxConversation)
+    checked = 0
+    for params in ({}, {"limit": 3}, {"status": "open"}, {"assignee": "me"}, {"assignee": "none"}):
+        cursor: str | None = None
+        while True:
+            query = {**params, **({"cursor": cursor} if cursor else {})}
+            response = await client.get(BASE, headers=me.auth(), params=query)
+            assert response.status_code == 200, response.text
+            assert response.headers["content-type"] == "application/json"
+            assignee = params.get("assignee")
+            async with runtime.db.tenant_session(tenant.id) as session:
+                model = await service.inbox(
+                    session,
+                    tenant.id,
+                    reader,
+                    status=params.get("status"),  # type: ignore[arg-type]
+                    assignee_id=me.id if assignee == "me" else None,
+                    unassigned=assignee == "none",
+                    limit=int(params.get("limit", 20)),
+                    cursor=cursor,
+                )
+            assert response.content == pages.dump_json(model, by_alias=True)
+            checked += len(model.items)
+            for item in model.items:
+                detail = await client.get(f"{BASE}/{item.id}", headers=me.auth())
+                assert detail.status_code == 200
+                assert detail.content == details.dump_json(item, by_alias=True)
+            cursor = model.next_cursor
+            if cursor is None:
+                break
+    assert checked >= 20
+    seen = {i["id"]: i for i in (await client.get(BASE, headers=me.auth())).json()["items"]}
+    assert seen[named["id"]]["peer_read_seq"] == 2 and seen[named["id"]]["assignee_id"]
+    assert seen[empty.json()["id"]]["last_message"] is None
+    assert seen[empty.json()["id"]]["user"]["anonymous"] is True
 
 
 # --- one conversation ---------------------------------------------------------------------------

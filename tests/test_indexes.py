@@ -16,24 +16,24 @@ from replyhq.db import Database
 from replyhq.messaging import statements
 from replyhq.runtime import Runtime
 from tests.conftest import Tenant, identify, start_conversation
+from tests.driver import sent_statements
 from tests.staff import signed_in
 
 Captured = list[tuple[str, Any]]
 
 
 @contextlib.contextmanager
-def _capture(db: Database) -> Iterator[Captured]:
+def _capture() -> Iterator[Captured]:
+    """The SELECTs sent while the block runs, seen at the driver: also those run without a
+    SQLAlchemy session (Database.tenant_statement: the agents' inbox)."""
     captured: Captured = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "set_config" not in statement:
-            captured.append((statement, parameters))
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
-    try:
+    with sent_statements() as sent:
         yield captured
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
+    captured.extend(
+        (statement, parameters)
+        for statement, parameters in sent
+        if statement.lstrip().upper().startswith("SELECT") and "set_config" not in statement
+    )
 
 
 def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -126,7 +126,7 @@ async def test_agent_lists_read_in_index_order(
         assert response.status_code < 300, response.text
 
     inbox = "/admin/api/conversations"
-    with _capture(db) as captured:
+    with _capture() as captured:
         first = await client.get(inbox, headers=staff.auth(), params={"limit": 2})
         assert first.status_code == 200, first.text
         cursor = first.json()["next_cursor"]

@@ -70,7 +70,7 @@ def _assignee_filter(caller: StaffPrincipal, assignee: str | None) -> tuple[uuid
         ) from None
 
 
-@router.get("")
+@router.get("", response_model=InboxPage)
 async def inbox(
     caller: Reader,
     runtime: RuntimeDep,
@@ -80,31 +80,32 @@ async def inbox(
     ] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> InboxPage:
+) -> Response:
     """The inbox, newest activity first: each conversation with its end user, last message and
     the caller's unread count. One database query per page, whatever its size."""
+    # The JSON comes ready from the service; response_model keeps the documented schema.
     assignee_id, unassigned = _assignee_filter(caller, assignee)
-    async with runtime.db.tenant_session(caller.app_id) as session:
-        return await service.inbox(
-            session,
-            caller.app_id,
-            agent(caller),
-            status=status,
-            assignee_id=assignee_id,
-            unassigned=unassigned,
-            limit=limit,
-            cursor=cursor,
-        )
+    body = await service.inbox_json(
+        runtime.db,
+        caller.app_id,
+        agent(caller),
+        status=status,
+        assignee_id=assignee_id,
+        unassigned=unassigned,
+        limit=limit,
+        cursor=cursor,
+    )
+    return Response(body, media_type="application/json")
 
 
-@router.get("/{conversation_id}")
+@router.get("/{conversation_id}", response_model=InboxConversation)
 async def get_conversation(
     conversation_id: uuid.UUID, caller: Reader, runtime: RuntimeDep
-) -> InboxConversation:
-    async with runtime.db.tenant_session(caller.app_id) as session:
-        return await service.inbox_conversation(
-            session, caller.app_id, conversation_id, agent(caller)
-        )
+) -> Response:
+    body = await service.inbox_conversation_json(
+        runtime.db, caller.app_id, conversation_id, agent(caller)
+    )
+    return Response(body, media_type="application/json")
 
 
 @router.patch("/{conversation_id}")
