@@ -31,6 +31,13 @@ class StockManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     ) -> None:
         super().__init__(*args, **kwargs)
 
+    async def emit_all(self, emits: Any) -> None:
+        """replyhq.realtime.delivery's batch of emits, one stock emit (and publish) each."""
+        for e in emits:
+            await self.emit(
+                e.event, e.data, namespace=e.namespace, room=e.room, skip_sid=e.skip_sid
+            )
+
 
 def _choose_manager(choice: str) -> None:
     from replyhq.realtime import delivery, server

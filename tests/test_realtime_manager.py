@@ -15,7 +15,7 @@ import pytest
 import socketio
 import uvicorn
 
-from replyhq.realtime.manager import MAGIC, RoutedRedisManager, header
+from replyhq.realtime.manager import MAGIC, Emit, RoutedRedisManager, header
 from replyhq.settings import Settings
 from tests.conftest import Servers, free_port
 
@@ -168,6 +168,33 @@ async def test_write_only_processes_reach_every_server_routed_or_stock(
     assert on_a.news == on_b.news == ["from a worker", "from an old worker"]
     for manager in (routed, stock):
         await manager.redis.aclose()
+
+
+async def test_emit_all_reaches_each_room_once_on_every_server(
+    servers: Servers, cluster: tuple[Node, Node, str], clients: list[Client]
+) -> None:
+    """A batch (a domain event to an end user's devices and to the agents) from a server and
+    from a write-only process: each room's members everywhere get each emit once, in order,
+    and the skipped socket gets none."""
+    a, b, channel = cluster
+    ann_a, ann_b = await _open(clients, a, "ann"), await _open(clients, b, "ann")
+    bob_a, bob_b = await _open(clients, a, "bob"), await _open(clients, b, "bob")
+    nobody = await _open(clients, b, "carol")
+    skipped = await ann_a.call("whoami")
+    await a.manager.emit_all(
+        [Emit("news", {"n": 1}, "/", "ann", skipped), Emit("news", {"n": 2}, "/", "bob")]
+    )
+    worker = RoutedRedisManager(servers.redis_url, channel=channel, write_only=True)
+    try:
+        await worker.emit_all([Emit("news", "x", "/", "ann"), Emit("news", "y", "/", "bob")])
+    finally:
+        assert worker.redis is not None
+        await worker.redis.aclose()
+    await _settle()
+    assert ann_a.news == ["x"]
+    assert ann_b.news == [{"n": 1}, "x"]
+    assert bob_a.news == bob_b.news == [{"n": 2}, "y"]
+    assert nobody.news == []
 
 
 async def test_a_server_skips_undecoded_what_is_not_for_it(

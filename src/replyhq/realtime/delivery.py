@@ -14,14 +14,14 @@ from redis.asyncio import Redis
 
 from replyhq.events import DomainEvent, EventSink, Revoke
 from replyhq.realtime.base import room_of_agents, room_of_user, signin_key
-from replyhq.realtime.manager import RoutedRedisManager
+from replyhq.realtime.manager import Emit, RoutedRedisManager
 from replyhq.realtime.presence import PresenceStore
 from replyhq.settings import Settings
 
 DEVICES = "/"
 STAFF = "/admin"
 
-Emit = Callable[..., Awaitable[Any]]
+EmitAll = Callable[[list[Emit]], Awaitable[Any]]
 Disconnect = Callable[[str, str], Awaitable[Any]]
 
 
@@ -40,8 +40,8 @@ def manager_options(settings: Settings) -> dict[str, Any]:
 
 
 class Delivery:
-    def __init__(self, emit: Emit, disconnect: Disconnect, presence: PresenceStore) -> None:
-        self._emit = emit
+    def __init__(self, emit_all: EmitAll, disconnect: Disconnect, presence: PresenceStore) -> None:
+        self._emit_all = emit_all
         self._disconnect = disconnect
         self.presence = presence
 
@@ -49,14 +49,16 @@ class Delivery:
         if isinstance(event, Revoke):
             await self._revoke(event)
             return
+        emits = []
         if event.end_user_id is not None:
             room = room_of_user(event.app_id, event.end_user_id)
-            await self._emit(
-                event.name, event.data, room=room, namespace=DEVICES, skip_sid=skip_sid
-            )
+            emits.append(Emit(event.name, event.data, DEVICES, room, skip_sid))
         if event.agents:
-            room = room_of_agents(event.app_id)
-            await self._emit(event.name, event.data, room=room, namespace=STAFF, skip_sid=skip_sid)
+            emits.append(
+                Emit(event.name, event.data, STAFF, room_of_agents(event.app_id), skip_sid)
+            )
+        if emits:  # one Redis round trip for both rooms
+            await self._emit_all(emits)
 
     async def _revoke(self, revoke: Revoke) -> None:
         """Disconnect the sessions concerned, wherever they live (the manager routes by sid)."""
@@ -83,4 +85,4 @@ def writer_sink(settings: Settings, redis_url: str, redis: Redis) -> EventSink:
     # The servers' manager class: they read only its messages (see realtime/manager.py).
     manager = RoutedRedisManager(redis_url, write_only=True, **manager_options(settings))
     presence = PresenceStore(redis, settings.redis_prefix, settings.presence_ttl_seconds)
-    return Delivery(manager.emit, manager.can_disconnect, presence)
+    return Delivery(manager.emit_all, manager.can_disconnect, presence)

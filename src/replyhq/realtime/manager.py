@@ -22,7 +22,8 @@ stock manager are still understood, so the switch loses nothing on the receiving
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -32,6 +33,17 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from socketio import packet as sio_packet
 
 MAGIC = b"RHQ1\n"
+
+
+@dataclass(frozen=True)
+class Emit:
+    """One emit of RoutedRedisManager.emit_all."""
+
+    event: str
+    data: Any
+    namespace: str
+    room: Any
+    skip_sid: Any = None
 
 
 def header(message: dict[str, Any]) -> bytes:
@@ -86,13 +98,22 @@ class RoutedRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         self.connected = True
 
     async def _publish(self, data: dict[str, Any]) -> Any:
-        payload = header(data) + self.json.dumps(data).encode()
+        return await self._publish_all([data])
+
+    async def _publish_all(self, messages: Sequence[dict[str, Any]]) -> Any:
+        """Publish `messages` in one round trip (several as one pipeline)."""
+        payloads = [header(m) + self.json.dumps(m).encode() for m in messages]
         for retries_left in (1, 0):
             try:
                 if not self.connected:
                     self._redis_connect()
                 assert self.redis is not None
-                return await self.redis.publish(self.channel, payload)
+                if len(payloads) == 1:
+                    return await self.redis.publish(self.channel, payloads[0])
+                async with self.redis.pipeline(transaction=False) as pipeline:
+                    for payload in payloads:
+                        pipeline.publish(self.channel, payload)
+                    return await pipeline.execute()
             except Exception as exc:
                 self.connected = False
                 outcome = "retrying" if retries_left else "giving up"
@@ -192,6 +213,34 @@ class RoutedRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             to=to,
             **kwargs,
         )
+
+    async def emit_all(self, emits: Sequence[Emit]) -> None:
+        """Several emits, as as many emit() calls make them (each delivered here, then sent to
+        the other processes), but published in one round trip: a domain event goes to an end
+        user's devices and to the app's agents, two rooms in two namespaces."""
+        messages = []
+        for e in emits:
+            data = list(e.data) if isinstance(e.data, tuple) else [e.data]
+            if sio_packet.Packet.data_is_binary(data):  # never ours: python-socketio's path
+                await self.emit(
+                    e.event, e.data, namespace=e.namespace, room=e.room, skip_sid=e.skip_sid
+                )
+                continue
+            message = {
+                "method": "emit",
+                "event": e.event,
+                "data": data,
+                "binary": False,
+                "namespace": e.namespace,
+                "room": e.room,
+                "skip_sid": e.skip_sid,
+                "callback": None,
+                "host_id": self.host_id,
+            }
+            await self._handle_emit(message)  # here, as AsyncPubSubManager.emit does first
+            messages.append(message)
+        if messages:
+            await self._publish_all(messages)
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
         callback = message.get("callback")

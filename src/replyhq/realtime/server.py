@@ -69,7 +69,7 @@ class RealtimeServer:
             runtime.redis, self.settings.redis_prefix, self.settings.presence_ttl_seconds
         )
         self.delivery = Delivery(
-            self.sio.emit,
+            self.sio.manager.emit_all,
             lambda sid, namespace: self.sio.disconnect(sid, namespace=namespace),
             self.presence,
         )
