@@ -9,7 +9,7 @@ import httpx
 import psycopg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
 from replyhq.db import Database
@@ -267,8 +267,8 @@ class RoundTrips:
     """A TCP proxy in front of PostgreSQL counting round trips: each answer from the server that
     follows something sent by the client since the server last spoke."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
+    def __init__(self, server: URL) -> None:
+        self.server = server
         self.count = 0
         self._last = "server"
         self._server: asyncio.Server | None = None
@@ -287,7 +287,13 @@ class RoundTrips:
         await asyncio.gather(*self._pipes, return_exceptions=True)
 
     async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection(*self.target)
+        socket_dir = self.server.query.get("host")
+        if isinstance(socket_dir, str):  # the embedded PostgreSQL listens on a Unix socket
+            path = f"{socket_dir}/.s.PGSQL.{self.server.port or 5432}"
+            server_r, server_w = await asyncio.open_unix_connection(path)
+        else:
+            target = (self.server.host or "127.0.0.1", self.server.port or 5432)
+            server_r, server_w = await asyncio.open_connection(*target)
         for pipe in (
             self._pipe(client_r, server_w, "client"),
             self._pipe(server_r, client_w, "server"),
@@ -316,9 +322,11 @@ async def test_tenant_statement_is_one_round_trip(
     also once psycopg prepares the statement (after five runs)."""
     a, _, _, _ = two_tenants
     url = make_url(servers.database_url)
-    proxy = RoundTrips(url.host or "127.0.0.1", url.port or 5432)
+    proxy = RoundTrips(url)
     port = await proxy.start()
-    through_proxy = url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+    through_proxy = url.set(
+        host="127.0.0.1", port=port, query={k: v for k, v in url.query.items() if k != "host"}
+    ).render_as_string(hide_password=False)
     single = Database.from_settings(
         runtime.settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0}),
         through_proxy,
