@@ -108,12 +108,12 @@ class Database:
         """Run one statement (psycopg's `%(name)s` parameters) as a transaction of its own that
         can see and touch only `app_id`'s rows, in one round trip; its rows.
 
-        For hot paths whose work fits one statement (a data-modifying CTE): the binding and the
-        statement are pipelined up to a single Sync, which makes them one implicit transaction
-        (the binding lasts until the Sync, as in tenant_session). Were they ever split, the
-        statement would run with no tenant bound and RLS would show it nothing. No SQLAlchemy
-        session: its machinery cost more CPU than the statement. Run effects after it with
-        `after_commit`."""
+        For hot paths whose work fits one statement (a send's data-modifying CTE, the inbox's
+        page query): the binding and the statement are pipelined up to a single Sync, which
+        makes them one implicit transaction (the binding lasts until the Sync, as in
+        tenant_session). Were they ever split, the statement would run with no tenant bound and
+        RLS would show it nothing. No SQLAlchemy session: its machinery cost more CPU than the
+        statement. Run effects after it with `after_commit`."""
         entry = await self.engine.raw_connection()
         connection: psycopg.AsyncConnection[Any] = entry.driver_connection  # type: ignore[assignment]
         clean = False
