@@ -58,6 +58,7 @@ def main() -> None:
     import uvicorn
 
     from replyhq.observability.logging import configure_logging
+    from replyhq.realtime.websocket import WEBSOCKET_OPTIONS
     from replyhq.settings import get_settings
 
     configure_logging(get_settings().log_level)
@@ -69,7 +70,7 @@ def main() -> None:
         access_log=False,
         log_config=None,
         log_level=get_settings().log_level.lower(),
-        ws_per_message_deflate=False,
+        **WEBSOCKET_OPTIONS,
     )
 
 

@@ -264,6 +264,7 @@ async def serve_in_process(
     import uvicorn
 
     from replyhq.app import create_app
+    from replyhq.realtime.websocket import WEBSOCKET_OPTIONS
 
     app = create_app(settings)
     port = free_port()
@@ -273,6 +274,7 @@ async def serve_in_process(
         port=port,
         log_level="warning",
         lifespan="on",
+        **WEBSOCKET_OPTIONS,  # as `replyhq serve`
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

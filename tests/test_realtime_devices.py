@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,6 +13,8 @@ import pytest
 from sqlalchemy import text
 
 from replyhq.apps import service as apps_service
+from replyhq.realtime.base import KEPT_AFTER_CONNECT
+from replyhq.realtime.websocket import KEPT_IN_SCOPE, LeanWebSocketProtocol
 from tests.conftest import (
     MakeTenant,
     Servers,
@@ -409,3 +412,35 @@ async def test_a_process_without_sockets_delivers_through_redis(
     finally:
         await worker_db.dispose()
         await redis.aclose()
+
+
+async def test_an_open_socket_keeps_nothing_of_its_handshake_and_still_works(
+    socket_server: SocketServer, tenant: Tenant, http: httpx.AsyncClient, recorders: list[Recorder]
+) -> None:
+    """What an idle socket costs in memory: after connect, neither python-socketio's environ,
+    nor uvicorn's scope and protocol, keep the handshake's headers (docs/benchmarks-realtime.md),
+    and the socket still sends, receives and closes."""
+    await identify(http, tenant, "phone", "ann")
+    await identify(http, tenant, "tablet", "ann")
+    cid = await conversation_of(http, tenant, "phone")
+    phone = await connect(socket_server, recorders, device_auth(tenant, "phone"))
+    tablet = await connect(socket_server, recorders, device_auth(tenant, "tablet"))
+
+    environs = socket_server.app.state.realtime.sio.environ
+    assert len(environs) >= 2
+    for environ in environs.values():
+        assert set(environ) <= KEPT_AFTER_CONNECT
+        if environ["asgi.scope"]["type"] == "websocket":
+            assert set(environ["asgi.scope"]) == KEPT_IN_SCOPE
+    protocols = [o for o in gc.get_objects() if isinstance(o, LeanWebSocketProtocol)]
+    accepted = [p for p in protocols if p.handshake_complete and not p.disconnected]
+    assert len(accepted) >= 2
+    assert not any(hasattr(p, "request") or hasattr(p, "response") for p in accepted)
+
+    send = {"conversation_id": cid, "body": "still here", "client_msg_id": "lean-1"}
+    ack = await phone.call("message:send", send)
+    assert ack["ok"] is True
+    (event,) = await tablet.wait_for("message:new")
+    assert event["message"] == ack["message"]
+    await tablet.close()
+    await asyncio.wait_for(tablet.disconnected.wait(), 5)

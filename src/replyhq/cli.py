@@ -73,6 +73,8 @@ def _migrate(database_url: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from replyhq.realtime.websocket import WEBSOCKET_OPTIONS
+
     settings = get_settings()
     with services(settings) as (database_url, _, embedded_postgres):
         prepare_serve(embedded_postgres, args.workers)  # before anything imports metrics
@@ -100,12 +102,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
             access_log=False,  # ours: one JSON line per request (observability/http.py)
             log_config=None,  # uvicorn's loggers go through our JSON handler
             log_level=settings.log_level.lower(),
-            # As socket.io's own server: compression costs ~40 KiB per idle socket
-            # (bench/bench_realtime.py) for small JSON frames that gain little from it.
-            ws_per_message_deflate=False,
-            # Engine.IO's own ping/pong already finds dead sockets; uvicorn's websocket pings
-            # on top doubled the idle traffic and wake-ups of every socket.
-            ws_ping_interval=None,
+            **WEBSOCKET_OPTIONS,
         )
 
 

@@ -1,0 +1,39 @@
+"""The websocket protocol `replyhq serve` gives uvicorn: its own, minus the handshake's leftovers.
+
+uvicorn's protocol keeps, for a connection's whole life, the handshake's request and response
+(headers included) and the ASGI scope with the headers again and a copy of the app's state. Once
+the app has accepted, only the scope's type, the peer's address and the path are read (Engine.IO
+answers by the type; uvicorn's log lines name the peer and the path). Dropping the rest saves
+~2 KiB per idle socket (docs/benchmarks-realtime.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from uvicorn._types import ASGISendEvent
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+KEPT_IN_SCOPE = frozenset({"type", "client", "root_path", "path", "query_string"})
+
+
+class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
+    async def send(self, message: ASGISendEvent) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # The app read the headers when the request started (Engine.IO copies them into its
+            # environ before it accepts); the response has just been written.
+            del self.request, self.response
+            for key in [k for k in self.scope if k not in KEPT_IN_SCOPE]:
+                del self.scope[key]  # type: ignore[misc]
+
+
+# uvicorn's websocket options wherever ReplyHQ is served (`replyhq serve`, the tests' servers).
+WEBSOCKET_OPTIONS: dict[str, Any] = {
+    "ws": LeanWebSocketProtocol,
+    # As socket.io's own server: compression costs ~40 KiB per idle socket
+    # (bench/bench_realtime.py) for small JSON frames that gain little from it.
+    "ws_per_message_deflate": False,
+    # Engine.IO's own ping/pong already finds dead sockets; uvicorn's websocket pings on top
+    # doubled the idle traffic and wake-ups of every socket.
+    "ws_ping_interval": None,
+}
