@@ -2,9 +2,10 @@
 
 Each figure beside a baseline measured in the same run (issue 4, "How it is checked"):
 
-- idle websocket connections held by one server process, and memory per connection (RSS delta /
-  connections) against a bare Node `socket.io` server (bench/node/bare_server.mjs) holding the
-  same count (goal: 20,000; at most 2.5x the memory);
+- idle websocket connections held by one box (as many server processes as the open-file limit
+  needs), and memory per connection (RSS delta / connections) against bare Node `socket.io`
+  servers (bench/node/bare_server.mjs) holding the same count (goal: 20,000; at most 2.5x the
+  memory);
 - deliveries per second to 10,000 clients in rooms of 10, through two ReplyHQ processes sharing
   Redis, against the bare Node server broadcasting the same (goal: at least 0.5x), with
   python-socketio's stock Redis manager and with replyhq.realtime.manager.RoutedRedisManager;
