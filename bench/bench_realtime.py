@@ -77,8 +77,7 @@ PRESENCE_GOAL_MS = 2.0
 PRESENCE_SAMPLES = 300
 CLIENT_PROCESSES = 4
 SOURCE_ADDRESSES = [f"127.0.0.{i}" for i in range(2, 10)]
-CONNECT_TIMEOUT = 240.0
-IDLE_CONNECT_TIMEOUT = 600.0  # 20,000 handshakes at 5-10 ms of CPU each, on 2 shared cores
+CONNECT_TIMEOUT = 600.0  # 10,000 handshakes per process at 5-10 ms of CPU each, on 2 shared cores
 IDLE_FD_HEADROOM = 300  # files a server process keeps open besides its sockets
 
 USERS = IDLE_GOAL // ROOM
@@ -437,7 +436,7 @@ async def hold_idle(pids: list[int], sockets: list[dict[str, Any]]) -> Idle:
         await asyncio.sleep(2)
         before = sum(_rss(pid) for pid in pids)
         rest = await Clients.start(sockets[IDLE_WARM:])
-        connected, seconds = await rest.connected(IDLE_CONNECT_TIMEOUT)
+        connected, seconds = await rest.connected()
         await asyncio.sleep(5)  # idle: pings only
         after = sum(_rss(pid) for pid in pids)
         still = warm.total("connected") + rest.total("connected")
@@ -484,7 +483,7 @@ async def measure_idle(owner_url: str, data: Seed, count: int, processes: int) -
 @dataclass
 class Fanout:
     deliveries_per_second: float
-    connected: int
+    connected: int  # when the measurement began
     cpu_seconds: float  # of the server processes, during the measured window
     errors: list[str] = field(default_factory=list)
 
@@ -500,6 +499,7 @@ async def drive(clients: Clients, blast: Blast, cpu: Callable[[], float]) -> Fan
     """Emit to rooms in turn, keeping at most FANOUT_WINDOW deliveries in flight; count what the
     clients received during FANOUT_SECONDS after FANOUT_WARMUP."""
     emitted, received_before = 0, clients.total("received")
+    connected = clients.total("connected")  # fewer than wanted: handshakes still take CPU
     began = time.monotonic()
     measure_from, stop_at = began + FANOUT_WARMUP, began + FANOUT_WARMUP + FANOUT_SECONDS
     first: tuple[float, int, float] | None = None
@@ -520,7 +520,7 @@ async def drive(clients: Clients, blast: Blast, cpu: Callable[[], float]) -> Fan
         if time.monotonic() > deadline:
             break
         await asyncio.sleep(0.05)
-    return Fanout(received / elapsed, clients.total("connected"), cpu() - first[2])
+    return Fanout(received / elapsed, connected, cpu() - first[2])
 
 
 def _publisher(manager: str, channel: str) -> Any:
@@ -934,6 +934,8 @@ def _fanout_rows(manager: str, results: dict[str, Fanout], node: Fanout) -> list
     rows = []
     for placement, result in results.items():
         ratio = result.deliveries_per_second / node.deliveries_per_second
+        # Handshakes still running while deliveries are counted take the servers' CPU.
+        complete = result.connected >= FANOUT_CLIENTS
         rows.append(
             common.row(
                 "realtime",
@@ -943,8 +945,9 @@ def _fanout_rows(manager: str, results: dict[str, Fanout], node: Fanout) -> list
                 baseline=node.deliveries_per_second,
                 ratio=ratio,
                 goal=f">= {FANOUT_GOAL:g}x Node",
-                ok=ratio >= FANOUT_GOAL,
-                note=f"{result.connected:,} clients, rooms of {ROOM}; per server CPU-second "
+                ok=ratio >= FANOUT_GOAL if complete else None,
+                note=("" if complete else "NOT COMPARABLE, handshakes still running: ")
+                + f"{result.connected:,} clients, rooms of {ROOM}; per server CPU-second "
                 f"{result.per_cpu_second:,.0f} deliveries (Node {node.per_cpu_second:,.0f}, "
                 f"{result.per_cpu_second / node.per_cpu_second:.2f}x)"
                 + (f"; errors: {result.errors}" if result.errors else ""),
