@@ -5,8 +5,8 @@ staff token: p50/p99 latency and SQL statements per request; then the same page 
 N+1 way (one query for the page, then the end user, last message and unread count of each
 conversation one by one), as the ratio the ROADMAP (1.1) asks about. Goal: p99 <= 10 ms.
 The service rows compare the page of 50 through the SQLAlchemy session into models
-(service.inbox) with the route's way (service.inbox_json: one statement of its own, rows straight
-to JSON). Statements are counted at the driver, so those run without a session count too.
+(summaries.inbox) with the route's way (summaries.inbox_json: one statement of its own, rows
+straight to JSON). Statements are counted at the driver, so those run without a session count too.
 
 Runs against DATABASE_URL / REDIS_URL when set (a throw-away database is created and dropped),
 otherwise against embedded servers. Standalone: `python -m bench.bench_inbox`.
@@ -42,6 +42,7 @@ from replyhq.app import create_app
 from replyhq.apps import service as apps
 from replyhq.db.migrate import upgrade
 from replyhq.messaging import service as messaging
+from replyhq.messaging import summaries
 from replyhq.messaging.models import Conversation, Message, ReadMarker
 from replyhq.runtime import Runtime
 from replyhq.settings import Settings
@@ -281,7 +282,7 @@ async def _bench(database_url: str, redis_url: str) -> list[dict[str, Any]]:
                 async def once() -> Timing:
                     started, cpu = time.perf_counter(), time.process_time()
                     async with runtime.db.tenant_session(app.id) as session:
-                        page = await messaging.inbox(session, app.id, reader, limit=limit)
+                        page = await summaries.inbox(session, app.id, reader, limit=limit)
                     assert len(page.items) == min(limit, CONVERSATIONS)
                     return time.perf_counter() - started, time.process_time() - cpu
 
@@ -292,7 +293,7 @@ async def _bench(database_url: str, redis_url: str) -> list[dict[str, Any]]:
 
                 async def once() -> Timing:
                     started, cpu = time.perf_counter(), time.process_time()
-                    body = await messaging.inbox_json(runtime.db, app.id, reader, limit=limit)
+                    body = await summaries.inbox_json(runtime.db, app.id, reader, limit=limit)
                     assert body.count(b'"unread_count"') == min(limit, CONVERSATIONS)
                     return time.perf_counter() - started, time.process_time() - cpu
 

@@ -28,6 +28,7 @@ from bench import common
 from replyhq.db import Database
 from replyhq.db.rls import tenant_predicate
 from replyhq.messaging import service as messaging
+from replyhq.messaging import summaries
 from replyhq.messaging.service import Participant
 from replyhq.users.service import device_user
 
@@ -75,7 +76,7 @@ async def list_conversations(side: Side) -> None:
     device = side.next_device()
     async with side.db.tenant_session(side.app_id) as session:
         user_id, name = await device_user(session, side.app_id, device.device_id)
-        await messaging.list_conversations(
+        await summaries.list_conversations(
             session, side.app_id, Participant("user", user_id, name), end_user_id=user_id
         )
 
@@ -95,7 +96,7 @@ AGENT = Participant("agent", uuid.UUID(int=1), "Agent")
 
 async def list_all_conversations(side: Side) -> None:
     async with side.db.tenant_session(side.app_id) as session:
-        await messaging.list_conversations(session, side.app_id, AGENT, limit=20)
+        await summaries.list_conversations(session, side.app_id, AGENT, limit=20)
 
 
 WORKLOADS: dict[str, Workload] = {

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from pydantic import TypeAdapter
 
-from replyhq.messaging import service
+from replyhq.messaging import summaries
 from replyhq.messaging.schemas import InboxConversation, InboxPage
 from replyhq.messaging.service import Participant
 from replyhq.runtime import Runtime
@@ -198,9 +198,9 @@ async def test_the_inbox_costs_the_same_queries_for_10_or_1000_conversations(
 async def test_the_inbox_json_is_byte_for_byte_the_models_json(
     client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant
 ) -> None:
-    """The inbox routes write their JSON from the rows (service.inbox_json), not from models:
+    """The inbox routes write their JSON from the rows (summaries.inbox_json), not from models:
     every page and detail is the same bytes as the InboxPage / InboxConversation that
-    service.inbox builds, serialised as FastAPI serialises a response_model."""
+    summaries.inbox builds, serialised as FastAPI serialises a response_model."""
     me = await signed_in(runtime, client, tenant, "ADMIN", name='Zoë "Z" <Admin>')
     await seed_conversations(runtime, tenant.id, 7, messages_each=3)
     await identify(client, tenant, "named", user_id="cust-é", name="Zoë 😀", email="z@x.io")
@@ -231,7 +231,7 @@ async def test_the_inbox_json_is_byte_for_byte_the_models_json(
             assert response.headers["content-type"] == "application/json"
             assignee = params.get("assignee")
             async with runtime.db.tenant_session(tenant.id) as session:
-                model = await service.inbox(
+                model = await summaries.inbox(
                     session,
                     tenant.id,
                     reader,

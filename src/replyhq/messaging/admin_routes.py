@@ -16,7 +16,7 @@ from replyhq.accounts import team
 from replyhq.accounts.deps import RequirePermission, admin_router
 from replyhq.accounts.permissions import StaffPrincipal
 from replyhq.errors import BadRequest
-from replyhq.messaging import service
+from replyhq.messaging import service, summaries
 from replyhq.messaging.schemas import (
     ConversationPatch,
     InboxConversation,
@@ -85,7 +85,7 @@ async def inbox(
     the caller's unread count. One database query per page, whatever its size."""
     # The JSON comes ready from the service; response_model keeps the documented schema.
     assignee_id, unassigned = _assignee_filter(caller, assignee)
-    body = await service.inbox_json(
+    body = await summaries.inbox_json(
         runtime.db,
         caller.app_id,
         agent(caller),
@@ -102,7 +102,7 @@ async def inbox(
 async def get_conversation(
     conversation_id: uuid.UUID, caller: Reader, runtime: RuntimeDep
 ) -> Response:
-    body = await service.inbox_conversation_json(
+    body = await summaries.inbox_conversation_json(
         runtime.db, caller.app_id, conversation_id, agent(caller)
     )
     return Response(body, media_type="application/json")
@@ -148,7 +148,7 @@ async def update_conversation(
             conversation_id,
             **changes,  # type: ignore[arg-type]
         )
-        return await service.inbox_conversation(
+        return await summaries.inbox_conversation(
             session, caller.app_id, conversation_id, agent(caller)
         )
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from replyhq.messaging import service
+from replyhq.messaging import service, summaries
 from replyhq.messaging.schemas import (
     ConversationIn,
     ConversationOut,
@@ -48,7 +48,7 @@ async def start_conversation(
             subject=body.subject,
             first_message=(first.body, first.client_msg_id) if first else None,
         )
-        out = await service.conversation_summary(session, caller.app_id, conversation_id, user)
+        out = await summaries.conversation_summary(session, caller.app_id, conversation_id, user)
     if not created:
         response.status_code = status.HTTP_200_OK
     return out
@@ -61,7 +61,7 @@ async def list_conversations(
     """The caller's own conversations, newest activity first."""
     async with runtime.db.tenant_session(caller.app_id) as session:
         user = await _end_user(session, caller)
-        return await service.list_conversations(
+        return await summaries.list_conversations(
             session, caller.app_id, user, end_user_id=user.id, limit=limit, cursor=cursor
         )
 
@@ -72,7 +72,7 @@ async def get_conversation(
 ) -> ConversationOut:
     async with runtime.db.tenant_session(caller.app_id) as session:
         user = await _end_user(session, caller)
-        return await service.conversation_summary(
+        return await summaries.conversation_summary(
             session, caller.app_id, conversation_id, user, end_user_id=user.id
         )
 
