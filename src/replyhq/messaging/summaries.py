@@ -436,11 +436,11 @@ async def inbox_json(
     return to_json({"items": [_inbox_data(row) for row in rows], "next_cursor": next_cursor})
 
 
-async def inbox_conversation(
-    session: AsyncSession, app_id: uuid.UUID, conversation_id: uuid.UUID, reader: Participant
-) -> InboxConversation:
+async def _inbox_row(
+    fetch: _Fetch, app_id: uuid.UUID, conversation_id: uuid.UUID, reader: Participant
+) -> _Row:
     rows = await _summaries(
-        _in_session(session),
+        fetch,
         _Shape(single=True, with_user=True),
         reader,
         app_id=app_id,
@@ -448,20 +448,18 @@ async def inbox_conversation(
     )
     if not rows:
         raise NotFound("No such conversation.", code="CONVERSATION_NOT_FOUND")
-    return _inbox_out(rows[0])
+    return rows[0]
+
+
+async def inbox_conversation(
+    session: AsyncSession, app_id: uuid.UUID, conversation_id: uuid.UUID, reader: Participant
+) -> InboxConversation:
+    return _inbox_out(await _inbox_row(_in_session(session), app_id, conversation_id, reader))
 
 
 async def inbox_conversation_json(
     db: Database, app_id: uuid.UUID, conversation_id: uuid.UUID, reader: Participant
 ) -> bytes:
     """`inbox_conversation` as JSON, the way inbox_json makes it."""
-    rows = await _summaries(
-        _alone(db, app_id),
-        _Shape(single=True, with_user=True),
-        reader,
-        app_id=app_id,
-        conversation_id=conversation_id,
-    )
-    if not rows:
-        raise NotFound("No such conversation.", code="CONVERSATION_NOT_FOUND")
-    return to_json(_inbox_data(rows[0]))
+    row = await _inbox_row(_alone(db, app_id), app_id, conversation_id, reader)
+    return to_json(_inbox_data(row))
