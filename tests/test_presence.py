@@ -1,16 +1,20 @@
 """Presence in Redis: changes reported once, dead sockets expire, lookups and heartbeats in one
-round trip each (Lua scripts), edges included."""
+round trip each (writes are Lua scripts, lookups plain commands), edges included."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from replyhq.realtime import presence
 from replyhq.realtime.presence import LiveSession, PresenceChange, PresenceStore
@@ -40,9 +44,9 @@ async def test_online_and_offline_only_on_change(store: PresenceStore) -> None:
     assert await store.connect(phone) is True  # came online
     assert await store.connect(tablet) is False  # already online
     assert await store.disconnect(phone) is False  # still online on the tablet
-    assert (await store.online(app_id, "user", [ann]))[ann] is True
+    assert await store.online(app_id, "user", [ann]) == [True]
     assert await store.disconnect(tablet) is True  # gone
-    assert (await store.online(app_id, "user", [ann]))[ann] is False
+    assert await store.online(app_id, "user", [ann]) == [False]
     assert await store.sweep() == []  # already reported; never twice
 
 
@@ -55,32 +59,28 @@ async def test_sockets_of_a_crashed_process_go_offline_by_themselves(store: Pres
     for _ in range(4):  # only the living process keeps heartbeating
         await asyncio.sleep(0.4)
         await store.heartbeat([alive])
-    assert await store.online(app_id, "user", [ann, bob]) == {ann: False, bob: True}
+    assert await store.online(app_id, "user", [ann, bob]) == [False, True]
     changes = await store.sweep()
     assert changes == [PresenceChange(app_id, "user", ann, online=False)]
     assert await store.sids_of_app(app_id, "user") == [alive.sid]
 
 
 def round_trips(monkeypatch: pytest.MonkeyPatch, store: PresenceStore) -> list[str]:
-    """The commands (or pipelines) `store` sends to Redis from here on, one entry per round trip.
-    Only the store's own pool counts: other clients of this test process (a live server's
-    sweeper, rate limits) may talk to Redis meanwhile."""
+    """What `store` sends to Redis from here on, one entry per round trip (a write on the
+    socket): its first command's name. Only the store's own pool counts: other clients of this
+    test process (a live server's sweeper, rate limits) may talk to Redis meanwhile."""
     sent: list[str] = []
-    single, batch = Redis.execute_command, Pipeline.execute
-    pool = store.redis.connection_pool
+    write = AbstractConnection.send_packed_command
+    in_use = store.redis.connection_pool._in_use_connections  # type: ignore[attr-defined]
 
-    async def count_single(self: Redis, *args: Any, **kwargs: Any) -> Any:
-        if self.connection_pool is pool:
-            sent.append(str(args[0]))
-        return await single(self, *args, **kwargs)
+    async def record(self: AbstractConnection, command: Any, *args: Any, **kwargs: Any) -> None:
+        if self in in_use:
+            packed = command if isinstance(command, bytes) else b"".join(command)
+            found = re.match(rb"\*\d+\r\n\$\d+\r\n([A-Za-z]+)", packed)
+            sent.append(found.group(1).decode().upper() if found else "?")
+        await write(self, command, *args, **kwargs)
 
-    async def count_batch(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
-        if self.connection_pool is pool:
-            sent.append("pipeline")
-        return await batch(self, *args, **kwargs)
-
-    monkeypatch.setattr(Redis, "execute_command", count_single)
-    monkeypatch.setattr(Pipeline, "execute", count_batch)
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", record)
     return sent
 
 
@@ -95,9 +95,9 @@ async def test_a_person_goes_offline_when_their_last_live_socket_expires(
     await asyncio.sleep(0.5)
     await store.connect(phone)  # expires 0.5 s after the crashed one
     assert await store.disconnect(phone) is False  # still online through the crashed one
-    assert (await store.online(app_id, "user", [ann]))[ann] is True
+    assert await store.online(app_id, "user", [ann]) == [True]
     await asyncio.sleep(0.6)  # past the crashed socket's expiry, before the phone's
-    assert (await store.online(app_id, "user", [ann]))[ann] is False
+    assert await store.online(app_id, "user", [ann]) == [False]
     assert await store.sweep() == [PresenceChange(app_id, "user", ann, online=False)]
 
 
@@ -109,28 +109,24 @@ async def test_lookups_and_heartbeat_for_many_people_are_one_round_trip(
     sockets = [_socket(app_id, person, f"d{i}") for i, person in enumerate(people[::2])]
     for s in sockets:
         await store.connect(s)
-    # The first call ever loads each script into Redis (SCRIPT LOAD); later ones do not.
+    # The first heartbeat loads its script into Redis (SCRIPT LOAD), the first lookup may open a
+    # connection (HELLO); later calls do neither.
     await store.online(app_id, "user", people[:1])
     await store.active_sessions(app_id, "user")
     await store.heartbeat(sockets[:1])
 
     sent = round_trips(monkeypatch, store)
     online = await store.online(app_id, "user", people)
-    assert sent == ["EVALSHA"]
-    assert sum(online.values()) == 500
-    assert [online[p] for p in people[:4]] == [True, False, True, False]
+    assert sent == ["HMGET"]
+    assert online == [True, False] * 500  # one flag per person, in the order asked
     sent.clear()
     sessions = await store.active_sessions(app_id, "user")
-    assert sent == ["EVALSHA"]
+    assert sent == ["ZRANGEBYSCORE"]  # and HGETALL, in the same write
     assert len(sessions) == 500
     first = next(s for s in sessions if s["sid"] == sockets[0].sid)
-    assert first.keys() == {"sid", "app_id", "kind", "person_id", "device_id", "connected_at"}
-    assert (first["app_id"], first["kind"], first["person_id"], first["device_id"]) == (
-        str(app_id),
-        "user",
-        str(people[0]),
-        "d0",
-    )
+    assert first.keys() == {"sid", "person_id", "device_id", "connected_at"}
+    assert (first["person_id"], first["device_id"]) == (str(people[0]), "d0")
+    assert 0 <= time.time() - float(first["connected_at"]) < 60
     sent.clear()
     await store.heartbeat(sockets)
     assert sent == ["EVALSHA"]
@@ -138,26 +134,22 @@ async def test_lookups_and_heartbeat_for_many_people_are_one_round_trip(
 
 async def test_edges_empty_unknown_and_expired(store: PresenceStore, redis: Redis) -> None:
     app_id, ann, bob, nobody = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    assert await store.online(app_id, "user", []) == {}
+    assert await store.online(app_id, "user", []) == []
     assert await store.active_sessions(app_id, "user") == []  # a list, even when empty
     await store.heartbeat([])
 
     gone, phone = _socket(app_id, ann, "old-phone"), _socket(app_id, bob, "phone")
     await store.connect(gone)
     await store.connect(phone)
-    assert await store.online(app_id, "user", [ann, bob, nobody]) == {
-        ann: True,
-        bob: True,
-        nobody: False,
-    }
+    assert await store.online(app_id, "user", [ann, bob, nobody]) == [True, True, False]
     await asyncio.sleep(0.6)
     await store.heartbeat([phone])  # only bob's process is alive
     await asyncio.sleep(0.6)  # ann's entries have expired; her keys are still there
-    assert await store.online(app_id, "user", [ann, bob]) == {ann: False, bob: True}
+    assert await store.online(app_id, "user", [ann, bob]) == [False, True]
     assert [s["sid"] for s in await store.active_sessions(app_id, "user")] == [phone.sid]
 
-    # A live entry whose session hash is gone is left out, not returned empty.
-    await redis.delete(store._session_key(phone.sid))
+    # A live entry whose session is gone is left out, not returned empty.
+    await redis.hdel(store._sessions_key(app_id, "user"), phone.sid)
     assert await store.active_sessions(app_id, "user") == []
 
 
@@ -170,11 +162,56 @@ async def test_a_heartbeat_never_brings_back_a_closed_socket(
     await store.connect(phone)
     assert await store.disconnect(phone) is True  # reported offline now
     await store.heartbeat([phone])
-    assert await store.online(app_id, "user", [ann]) == {ann: False}
+    assert await store.online(app_id, "user", [ann]) == [False]
     assert await store.sids_of_app(app_id, "user") == []
-    assert await redis.exists(store._session_key(phone.sid)) == 0
+    assert await redis.hexists(store._sessions_key(app_id, "user"), phone.sid) == 0
     await asyncio.sleep(1.1)
     assert await store.sweep() == []  # and not reported offline a second time
+
+
+async def test_what_crashed_processes_leave_behind_is_pruned(
+    store: PresenceStore, redis: Redis
+) -> None:
+    """A dead socket's session goes at its app's next connect, its person at the sweep."""
+    app_id, ann, bob = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    crashed = _socket(app_id, ann)
+    await store.connect(crashed)
+    await asyncio.sleep(1.1)  # no heartbeat: expired
+    newcomer = _socket(app_id, bob)
+    await store.connect(newcomer)
+    sessions, people = store._sessions_key(app_id, "user"), store._people_key(app_id, "user")
+    assert await redis.hkeys(sessions) == [newcomer.sid.encode()]
+    assert await redis.zrange(store._app_key(app_id, "user"), 0, -1) == [newcomer.sid.encode()]
+    assert await redis.hexists(people, ann.bytes)  # expired: offline, until the sweep
+    assert await store.sweep() == [PresenceChange(app_id, "user", ann, online=False)]
+    assert await redis.hkeys(people) == [bob.bytes]
+    assert await store.online(app_id, "user", [ann, bob]) == [False, True]
+
+
+async def test_a_lookup_survives_a_lost_connection(
+    store: PresenceStore, redis: Redis, servers: Servers
+) -> None:
+    """online() sends its HMGET on a connection it takes from the client's pool: when Redis
+    closed that one (a restart, a timeout), the call fails as any redis-py command does there,
+    and the next one reconnects; an error reply leaves nothing half read behind."""
+    app_id, ann = uuid.uuid4(), uuid.uuid4()
+    await store.connect(_socket(app_id, ann))
+    assert await store.online(app_id, "user", [ann]) == [True]
+    lookup_connection = await store.redis.client_id()
+    async with Redis.from_url(servers.redis_url) as admin:
+        assert await admin.client_kill_filter(_id=lookup_connection) == 1
+    with pytest.raises(RedisConnectionError):
+        await store.online(app_id, "user", [ann])
+    assert await store.online(app_id, "user", [ann]) == [True]
+    assert await store.redis.client_id() != lookup_connection
+
+    wrong_type = store._people_key(app_id, "user")
+    await redis.delete(wrong_type)
+    await redis.set(wrong_type, "not a hash")
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await store.online(app_id, "user", [ann])
+    await redis.delete(wrong_type)
+    assert await store.online(app_id, "user", [ann]) == [False]  # the connection still works
 
 
 async def test_heartbeats_of_many_sockets_go_in_batches(
@@ -190,8 +227,7 @@ async def test_heartbeats_of_many_sockets_go_in_batches(
     await store.heartbeat(sockets)
     assert sent == ["EVALSHA"] * 3
     await asyncio.sleep(0.6)  # past the connect's expiry: alive thanks to the heartbeat only
-    online = await store.online(app_id, "user", [s.person_id for s in sockets])
-    assert all(online.values())
+    assert all(await store.online(app_id, "user", [s.person_id for s in sockets]))
 
 
 async def _named_connections(redis: Redis, name: str) -> int:
@@ -213,9 +249,9 @@ async def test_a_burst_past_the_pool_waits_for_connections_instead_of_failing(
         assert all(await asyncio.gather(*(store.connect(s) for s in sockets)))
         assert await _named_connections(redis, name) <= 20
         people = [s.person_id for s in sockets]
-        assert all((await store.online(app_id, "user", people)).values())
+        assert all(await store.online(app_id, "user", people))
         assert all(await asyncio.gather(*(store.disconnect(s) for s in sockets)))
-        assert not any((await store.online(app_id, "user", people)).values())
+        assert not any(await store.online(app_id, "user", people))
     finally:
         await bounded.aclose()
 

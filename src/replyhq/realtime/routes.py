@@ -33,4 +33,4 @@ async def presence(
     if not user_id or store is None:
         return PresenceOut(users={str(u): False for u in user_id})
     online = await store.online(caller.app_id, "user", user_id)
-    return PresenceOut(users={str(u): v for u, v in online.items()})
+    return PresenceOut(users={str(u): v for u, v in zip(user_id, online, strict=True)})
