@@ -7,13 +7,13 @@ reports who went offline that way. Online and offline are reported only on chang
 socket of a person, or the last one gone.
 
 Writes are Lua scripts (one EVALSHA each). They keep two hashes per app and kind beside the sets,
-so that each lookup is one native command whose reply needs next to no work in Python:
+so that each lookup is one round trip of native commands:
 
-- `people:<app>:<kind>`: person id (16 bytes) → the latest expiry among their sockets, as 13
-  digits of milliseconds (compared as text), kept exact by connect, disconnect and heartbeat: a
-  person is online exactly when it is not in the past, so `online()` is one HMGET;
-- `sessions:<app>:<kind>`: sid → the session as a JSON object, so `active_sessions()` is the app's
-  live sids and that hash, in one round trip, joined into one JSON array for one `json.loads`.
+- `people-expiry:<app>:<kind>`: person id (16 bytes) → the latest expiry among their sockets,
+  as 13 digits of milliseconds (compared as text), kept exact by connect, disconnect and
+  heartbeat: a person is online exactly when it is not in the past, so `online()` is one HMGET;
+- `sessions:<app>:<kind>`: sid → the session as a JSON object, so `active_sessions()` is the
+  app's live sids and that hash, joined into one JSON array for one `json.loads`.
 
 Measured for 1,000 people (docs/benchmarks-realtime.md): ZMSCORE formats a double per member and
 took ~0.8 ms inside Redis against ~0.15 ms for HMGET; splitting arguments in Lua cost ~1 µs per
@@ -166,7 +166,8 @@ class PresenceStore:
         return f"{self.prefix}online:{app_id}:{kind}:{person_id}"
 
     def _people_key(self, app_id: uuid.UUID, kind: Kind) -> str:
-        return f"{self.prefix}people:{app_id}:{kind}"
+        # not `people:`, where earlier releases kept a sorted set: both can run side by side
+        return f"{self.prefix}people-expiry:{app_id}:{kind}"
 
     def _device_key(self, app_id: uuid.UUID, device_id: str) -> str:
         return f"{self.prefix}device:{app_id}:{device_id}"
