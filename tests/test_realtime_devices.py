@@ -388,7 +388,7 @@ async def test_a_process_without_sockets_delivers_through_redis(
     from replyhq.db import Database
     from replyhq.messaging import service as messaging
     from replyhq.messaging.service import Participant
-    from replyhq.realtime.delivery import writer_sink
+    from replyhq.realtime.delivery import WriterSink
 
     await identify(http, tenant, "phone", "ann")
     cid = await conversation_of(http, tenant, "phone")
@@ -396,7 +396,7 @@ async def test_a_process_without_sockets_delivers_through_redis(
     settings = socket_server.runtime.settings
     redis = Redis.from_url(servers.redis_url)
     worker_db = Database.from_settings(settings, servers.database_url)
-    worker_db.event_sink = writer_sink(settings, servers.redis_url, redis)
+    worker_db.event_sink = sink = WriterSink(settings, servers.redis_url, redis)
     try:
         async with worker_db.tenant_session(tenant.id) as session:
             bot = Participant("agent", tenant.id, "Reminder bot")
@@ -411,6 +411,7 @@ async def test_a_process_without_sockets_delivers_through_redis(
         await asyncio.wait_for(phone.disconnected.wait(), 5)
     finally:
         await worker_db.dispose()
+        await sink.aclose()
         await redis.aclose()
 
 

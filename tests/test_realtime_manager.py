@@ -256,14 +256,14 @@ async def test_servers_and_write_only_processes_all_speak_the_routed_format(
     from redis.asyncio import Redis
 
     from replyhq.events import Event
-    from replyhq.realtime.delivery import manager_channel, writer_sink
+    from replyhq.realtime.delivery import WriterSink, manager_channel
     from replyhq.realtime.server import RealtimeServer
 
     assert isinstance(RealtimeServer(settings, servers.redis_url).sio.manager, RoutedRedisManager)
     redis = Redis.from_url(servers.redis_url)
     listener = redis.pubsub()
     await listener.subscribe(manager_channel(settings))
-    sink = writer_sink(settings, servers.redis_url, redis)
+    sink = WriterSink(settings, servers.redis_url, redis)
     try:
         app_id, user_id = uuid.uuid4(), uuid.uuid4()
         await sink(Event("message:new", app_id, {"n": 1}, end_user_id=user_id))
@@ -276,6 +276,7 @@ async def test_servers_and_write_only_processes_all_speak_the_routed_format(
         assert message["data"].startswith(MAGIC)
         assert f"user:{app_id}:{user_id}".encode() in message["data"].split(b"\n", 5)[4]
     finally:
+        await sink.aclose()
         await listener.aclose()
         await redis.aclose()
 
@@ -314,5 +315,52 @@ async def test_a_burst_of_emits_past_the_pool_waits_instead_of_being_lost(
     finally:
         await listener.aclose()
         await redis.aclose()
-        if publisher.redis is not None:
-            await publisher.redis.aclose()
+        await publisher.aclose()
+
+
+async def _named(redis: Any, name: str) -> int:
+    return sum(1 for c in await redis.client_list() if c.get("name") == name)
+
+
+async def test_a_write_only_process_releases_its_publisher_connections_when_it_closes(
+    servers: Servers,
+) -> None:
+    """A job worker's or CLI command's runtime publishes through its own Redis pool: closing the
+    runtime closes it, and a publish that met a broken connection keeps the same pool rather than
+    leaving one behind per failure."""
+    from redis.asyncio import Redis
+
+    from replyhq.events import Event
+    from replyhq.realtime.delivery import manager_channel
+    from replyhq.runtime import Runtime
+    from tests.conftest import make_settings
+
+    settings = make_settings(servers, redis_prefix=f"{servers.prefix}{uuid.uuid4().hex[:8]}:")
+    name = manager_channel(settings)  # the name of every Socket.IO manager connection
+    runtime = Runtime.build(settings, servers.database_url, servers.redis_url)
+    admin = Redis.from_url(servers.redis_url)
+    listener = admin.pubsub()
+    await listener.subscribe(name)
+    try:
+        event = Event("message:new", uuid.uuid4(), {"n": 1}, end_user_id=uuid.uuid4())
+        await runtime.publisher(event)
+        assert await _named(admin, name) == 1
+        client = runtime.publisher.manager.redis
+        (connection,) = [c for c in await admin.client_list() if c.get("name") == name]
+        await admin.client_kill_filter(_id=connection["id"])
+        await runtime.publisher(event)  # fails on the killed connection, then is sent again
+        assert runtime.publisher.manager.redis is client
+        received = []
+        for _ in range(50):
+            message = await listener.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if message is not None:
+                received.append(message)
+            if len(received) == 2:
+                break
+        assert len(received) == 2
+        assert await _named(admin, name) == 1
+    finally:
+        await runtime.close()
+        assert await _named(admin, name) == 0
+        await listener.aclose()
+        await admin.aclose()

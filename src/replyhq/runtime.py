@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
@@ -16,6 +16,9 @@ from replyhq.observability.instruments import CountingRetry
 from replyhq.settings import Settings
 from replyhq.web.ratelimit import RateLimiter
 
+if TYPE_CHECKING:  # imported at build time: realtime imports this module
+    from replyhq.realtime.delivery import WriterSink
+
 
 @dataclass
 class Runtime:
@@ -25,11 +28,12 @@ class Runtime:
     keys: KeyVerifier
     limiter: RateLimiter
     staff: StaffVerifier
+    publisher: WriterSink  # the event sink until a Socket.IO server replaces it
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: Settings, database_url: str, redis_url: str) -> Runtime:
-        from replyhq.realtime.delivery import writer_sink
+        from replyhq.realtime.delivery import WriterSink
 
         db = Database.from_settings(settings, database_url)
         redis = redis_client(settings, redis_url, retry=CountingRetry("app"))  # redis_errors_total
@@ -38,9 +42,11 @@ class Runtime:
         )
         # Committed events reach live sockets from any process: a server's realtime layer
         # replaces this with its own delivery; workers and CLI commands publish through Redis.
-        db.event_sink = writer_sink(settings, redis_url, redis)
+        publisher = WriterSink(settings, redis_url, redis)
+        db.event_sink = publisher
         staff = StaffVerifier(db, redis, settings.redis_prefix + "staff-changed")
-        return cls(settings, db, redis, keys, RateLimiter(settings, redis_url), staff)
+        limiter = RateLimiter(settings, redis_url)
+        return cls(settings, db, redis, keys, limiter, staff, publisher)
 
     def start(self) -> None:
         self._tasks.append(asyncio.create_task(self.keys.listen(), name="key-rotation-listener"))
@@ -50,6 +56,7 @@ class Runtime:
         for task in self._tasks:
             await cancel_and_wait(task)
         await self.redis.aclose()
+        await self.publisher.aclose()
         await self.limiter.close()
         await self.db.dispose()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from replyhq.events import DomainEvent, EventSink, Revoke
+from replyhq.events import DomainEvent, Revoke
 from replyhq.realtime.base import room_of_agents, room_of_user, signin_key
 from replyhq.realtime.manager import Emit, RoutedRedisManager
 from replyhq.realtime.presence import PresenceStore
@@ -31,11 +31,14 @@ def manager_channel(settings: Settings) -> str:
 
 def manager_options(settings: Settings) -> dict[str, Any]:
     """What every process' Socket.IO manager is built with: the channel, and the same bounded
-    Redis pool as the app's own client (runtime.redis_client)."""
+    Redis pool as the app's own client (runtime.redis_client), its connections named after the
+    channel in Redis' CLIENT LIST."""
+    channel = manager_channel(settings)
     return {
-        "channel": manager_channel(settings),
+        "channel": channel,
         "max_connections": settings.redis_max_connections,
         "pool_timeout": settings.redis_pool_timeout_seconds,
+        "redis_options": {"client_name": channel},
     }
 
 
@@ -80,9 +83,15 @@ class Delivery:
             await self._disconnect(sid, namespace)
 
 
-def writer_sink(settings: Settings, redis_url: str, redis: Redis) -> EventSink:
-    """The event sink of a process without a Socket.IO server (a job worker, a CLI command)."""
-    # The servers' manager class: they read only its messages (see realtime/manager.py).
-    manager = RoutedRedisManager(redis_url, write_only=True, **manager_options(settings))
-    presence = PresenceStore(redis, settings.redis_prefix, settings.presence_ttl_seconds)
-    return Delivery(manager.emit_all, manager.can_disconnect, presence)
+class WriterSink(Delivery):
+    """The event sink of a process without a Socket.IO server (a job worker, a CLI command):
+    publishes through a write-only Redis manager, whose connections `aclose` releases."""
+
+    def __init__(self, settings: Settings, redis_url: str, redis: Redis) -> None:
+        # The servers' manager class: they read only its messages (see realtime/manager.py).
+        self.manager = RoutedRedisManager(redis_url, write_only=True, **manager_options(settings))
+        presence = PresenceStore(redis, settings.redis_prefix, settings.presence_ttl_seconds)
+        super().__init__(self.manager.emit_all, self.manager.can_disconnect, presence)
+
+    async def aclose(self) -> None:
+        await self.manager.aclose()

@@ -115,12 +115,22 @@ class RoutedRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                         pipeline.publish(self.channel, payload)
                     return await pipeline.execute()
             except Exception as exc:
-                self.connected = False
+                # python-socketio makes a new client for the next attempt. A write-only manager
+                # keeps its own, whose pool replaces a broken connection by itself: a new client
+                # per failure left the old one's connections open.
+                if not self.write_only:
+                    self.connected = False
                 outcome = "retrying" if retries_left else "giving up"
                 self._get_logger().error(
                     f"Cannot publish to redis... {outcome}", extra={"redis_exception": str(exc)}
                 )
         return None
+
+    async def aclose(self) -> None:
+        """Close this manager's Redis client and its pool (a later publish opens a new one)."""
+        redis, self.redis, self.connected = self.redis, None, False
+        if redis is not None:
+            await redis.aclose()
 
     async def _listen(self) -> AsyncIterator[bytes]:
         channel = self.channel.encode()
