@@ -14,12 +14,13 @@ from sqlalchemy import text
 
 from replyhq.apps import service as apps_service
 from replyhq.realtime.base import KEPT_AFTER_CONNECT
-from replyhq.realtime.websocket import KEPT_IN_SCOPE, LeanWebSocketProtocol
+from replyhq.realtime.websocket import KEPT_IN_SCOPE, WEBSOCKET_OPTIONS, LeanWebSocketProtocol
 from tests.conftest import (
     MakeTenant,
     Servers,
     SocketServer,
     Tenant,
+    free_port,
     make_settings,
     serve_in_process,
 )
@@ -445,3 +446,46 @@ async def test_an_open_socket_keeps_nothing_of_its_handshake_and_still_works(
     assert event["message"] == ack["message"]
     await tablet.close()
     await asyncio.wait_for(tablet.disconnected.wait(), 5)
+
+
+async def test_frames_sent_at_once_and_then_a_close_arrive_whole_and_in_order() -> None:
+    """`replyhq serve`'s protocol writes a socket's frames of one event-loop iteration in one
+    write (realtime/websocket.py): a burst sent without a pause, then a close, reaches the peer
+    whole, in order, with the close last; a close from the peer is answered before the socket
+    is shut (uvicorn writes the answer and closes the transport at once)."""
+    import uvicorn
+    from websockets.asyncio.client import connect as websocket
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "websocket"
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        if scope["path"] == "/listen":
+            while (await receive())["type"] != "websocket.disconnect":
+                pass
+            return
+        for n in range(500):
+            await send({"type": "websocket.send", "text": f"frame {n}"})
+        await send({"type": "websocket.close", "code": 1000, "reason": "done"})
+
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **WEBSOCKET_OPTIONS
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.02)
+        async with websocket(f"ws://127.0.0.1:{port}/") as peer:
+            received = [message async for message in peer]
+        assert received == [f"frame {n}" for n in range(500)]
+        assert (peer.close_code, peer.close_reason) == (1000, "done")
+
+        async with websocket(f"ws://127.0.0.1:{port}/listen", close_timeout=5) as peer:
+            await peer.close(1000, "bye")
+        assert peer.protocol.close_rcvd is not None  # answered, not cut off
+        assert (peer.close_code, peer.close_reason) == (1000, "bye")
+    finally:
+        server.should_exit = True
+        await task
