@@ -14,6 +14,7 @@ frames of one event-loop iteration go out in one write."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from uvicorn._types import ASGISendEvent
@@ -52,6 +53,9 @@ class CoalescingTransport:
             self._loop.call_soon(self._flush)
         else:
             self._pending.append(data)
+
+    def writelines(self, chunks: Iterable[bytes]) -> None:
+        self.write(b"".join(chunks))
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, None
