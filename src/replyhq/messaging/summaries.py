@@ -31,48 +31,72 @@ from replyhq.db import Database
 from replyhq.errors import NotFound
 from replyhq.messaging.models import Conversation, Message, ReadMarker
 from replyhq.messaging.schemas import (
-    Author,
     ConversationOut,
     ConversationPage,
-    ConversationUser,
     InboxConversation,
     InboxPage,
-    MessageOut,
 )
 from replyhq.messaging.service import Participant
 from replyhq.pagination import decode_cursor, encode_cursor
 from replyhq.users.models import EndUser  # joined read-only for the agents' inbox
 
 
-def _last_message_out(row: _Row) -> MessageOut | None:
+def _message_data(row: _Row) -> dict[str, Any] | None:
     if row["message_id"] is None:
         return None
-    return MessageOut(
-        id=row["message_id"],
-        conversation_id=row["id"],
-        seq=row["last_seq"],
-        client_msg_id=row["client_msg_id"],
-        sender=row["sender"],
-        author=Author(type=row["sender"], id=row["author_id"], name=row["author_name"]),
-        body=row["body"],
-        body_html=row["body_html"],
-        created_at=row["message_created_at"],
-    )
+    return {
+        "id": row["message_id"],
+        "conversation_id": row["id"],
+        "seq": row["last_seq"],
+        "client_msg_id": row["client_msg_id"],
+        "sender": row["sender"],
+        "author": {"type": row["sender"], "id": row["author_id"], "name": row["author_name"]},
+        "body": row["body"],
+        "body_html": row["body_html"],
+        "created_at": row["message_created_at"],
+    }
+
+
+def _conversation_data(row: _Row) -> dict[str, Any]:
+    """A ConversationOut as plain data, its keys in the model's field order."""
+    return {
+        "id": row["id"],
+        "subject": row["subject"],
+        "status": row["status"],
+        "assignee_id": row["assignee_id"],
+        "last_seq": row["last_seq"],
+        "unread_count": row["unread_count"],
+        "peer_read_seq": row["peer_read_seq"],
+        "last_message": _message_data(row),
+        "last_activity_at": row["last_activity_at"],
+        "created_at": row["created_at"],
+    }
+
+
+def _inbox_data(row: _Row) -> dict[str, Any]:
+    """An InboxConversation as plain data, its keys in the model's field order: serialised as
+    it is (inbox_json), it is the JSON that _inbox_out's model gives, without building models.
+    tests/test_admin_conversations.py holds the two to the same bytes."""
+    return {
+        **_conversation_data(row),
+        "end_user_id": row["end_user_id"],
+        "user": {
+            "id": row["end_user_id"],
+            "user_id": row["external_id"],
+            "name": row["name"],
+            "email": row["email"],
+            "anonymous": row["external_id"] is None,
+            "verified": row["verified"],
+        },
+    }
 
 
 def _conversation_out(row: _Row) -> ConversationOut:
-    return ConversationOut(
-        id=row["id"],
-        subject=row["subject"],
-        status=row["status"],
-        assignee_id=row["assignee_id"],
-        last_seq=row["last_seq"],
-        unread_count=row["unread_count"],
-        peer_read_seq=row["peer_read_seq"],
-        last_message=_last_message_out(row),
-        last_activity_at=row["last_activity_at"],
-        created_at=row["created_at"],
-    )
+    return ConversationOut.model_validate(_conversation_data(row))
+
+
+def _inbox_out(row: _Row) -> InboxConversation:
+    return InboxConversation.model_validate(_inbox_data(row))
 
 
 @dataclass(frozen=True)
@@ -306,73 +330,6 @@ async def conversation_summary(
     if not rows:
         raise NotFound("No such conversation.", code="CONVERSATION_NOT_FOUND")
     return _conversation_out(rows[0])
-
-
-def _message_data(row: _Row) -> dict[str, Any] | None:
-    if row["message_id"] is None:
-        return None
-    return {
-        "id": row["message_id"],
-        "conversation_id": row["id"],
-        "seq": row["last_seq"],
-        "client_msg_id": row["client_msg_id"],
-        "sender": row["sender"],
-        "author": {"type": row["sender"], "id": row["author_id"], "name": row["author_name"]},
-        "body": row["body"],
-        "body_html": row["body_html"],
-        "created_at": row["message_created_at"],
-    }
-
-
-def _inbox_data(row: _Row) -> dict[str, Any]:
-    """An InboxConversation as plain data, its keys in the model's field order: serialised as
-    it is (inbox_json), it is the JSON that _inbox_out's model gives, without building models.
-    tests/test_admin_conversations.py holds the two to the same bytes."""
-    return {
-        "id": row["id"],
-        "subject": row["subject"],
-        "status": row["status"],
-        "assignee_id": row["assignee_id"],
-        "last_seq": row["last_seq"],
-        "unread_count": row["unread_count"],
-        "peer_read_seq": row["peer_read_seq"],
-        "last_message": _message_data(row),
-        "last_activity_at": row["last_activity_at"],
-        "created_at": row["created_at"],
-        "end_user_id": row["end_user_id"],
-        "user": {
-            "id": row["end_user_id"],
-            "user_id": row["external_id"],
-            "name": row["name"],
-            "email": row["email"],
-            "anonymous": row["external_id"] is None,
-            "verified": row["verified"],
-        },
-    }
-
-
-def _inbox_out(row: _Row) -> InboxConversation:
-    return InboxConversation(
-        id=row["id"],
-        subject=row["subject"],
-        status=row["status"],
-        assignee_id=row["assignee_id"],
-        last_seq=row["last_seq"],
-        unread_count=row["unread_count"],
-        peer_read_seq=row["peer_read_seq"],
-        last_message=_last_message_out(row),
-        last_activity_at=row["last_activity_at"],
-        created_at=row["created_at"],
-        end_user_id=row["end_user_id"],
-        user=ConversationUser(
-            id=row["end_user_id"],
-            user_id=row["external_id"],
-            name=row["name"],
-            email=row["email"],
-            anonymous=row["external_id"] is None,
-            verified=row["verified"],
-        ),
-    )
 
 
 def _inbox_shape(status: str | None, assignee_id: uuid.UUID | None, unassigned: bool) -> _Shape:
