@@ -489,3 +489,68 @@ async def test_frames_sent_at_once_and_then_a_close_arrive_whole_and_in_order() 
     finally:
         server.should_exit = True
         await task
+
+
+async def test_packets_written_directly_or_queued_while_writes_are_paused_arrive_in_order() -> None:
+    """A socket of `replyhq serve` writes a packet itself while nothing waits before it
+    (DirectSocket); while the server's writes are paused (the transport's buffer is full),
+    packets queue for Engine.IO's writer, and one sent just as writes resume waits behind those
+    still queued or held by the writer. The peer gets every packet once, in order."""
+    import socketio
+    import uvicorn
+    from engineio.packet import MESSAGE, Packet
+    from websockets.asyncio.client import connect as websocket
+
+    from replyhq.realtime.server import DirectSocketServer
+    from replyhq.realtime.websocket import DirectSocket
+
+    sio = DirectSocketServer(async_mode="asgi")
+    port = free_port()
+    config = uvicorn.Config(
+        socketio.ASGIApp(sio),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        **WEBSOCKET_OPTIONS,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.02)
+        url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
+        async with websocket(url) as peer:
+            assert (await peer.recv()).startswith("0")  # Engine.IO's open packet
+            (socket,) = sio.eio.sockets.values()
+            assert isinstance(socket, DirectSocket)
+            protocol = socket._protocol
+            assert isinstance(protocol, LeanWebSocketProtocol)
+
+            async def send(numbers: range) -> None:
+                for n in numbers:
+                    await socket.send(Packet(MESSAGE, f'2["n",{n}]'))
+
+            await send(range(10))
+            assert socket.queue.empty()  # written directly, not handed to the writer
+
+            protocol.pause_writing()  # what the transport does when its buffer is full
+            await send(range(10, 20))
+            assert socket.queue.qsize() == 10
+            await asyncio.sleep(0.05)  # the writer takes them and waits for writes to resume
+            assert socket.queue.empty()
+            protocol.resume_writing()
+            await send(range(20, 30))  # before the writer has run again
+            await asyncio.sleep(0.05)
+            assert socket.queue.empty()  # all written: the writer waits for packets again
+
+            protocol.pause_writing()
+            await send(range(30, 40))
+            protocol.resume_writing()
+            await send(range(40, 50))  # before the writer has taken the queued ones
+
+            received = [await asyncio.wait_for(peer.recv(), 5) for _ in range(50)]
+        assert received == [f'42["n",{n}]' for n in range(50)]
+    finally:
+        server.should_exit = True
+        await task

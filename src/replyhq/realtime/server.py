@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import socketio
 import structlog
+from engineio.async_socket import AsyncSocket
 
 from replyhq.events import DomainEvent, Event
 from replyhq.messaging.service import Participant
@@ -21,6 +22,7 @@ from replyhq.realtime.devices import DeviceNamespace
 from replyhq.realtime.manager import RoutedRedisManager
 from replyhq.realtime.presence import LiveSession, PresenceChange, PresenceStore
 from replyhq.realtime.staff import StaffNamespace
+from replyhq.realtime.websocket import DirectSocket
 from replyhq.runtime import cancel_and_wait
 from replyhq.settings import Settings
 
@@ -36,7 +38,7 @@ class RealtimeServer:
         # Every process on the channel (servers, workers, CLI commands) must use this manager:
         # a stock AsyncRedisManager cannot read its messages (see realtime/manager.py).
         manager = RoutedRedisManager(redis_url, **manager_options(settings))
-        self.sio = socketio.AsyncServer(
+        self.sio = DirectSocketServer(
             async_mode="asgi",
             client_manager=manager,
             # Never "*": browsers may connect only from ALLOWED_ORIGINS, or from this server's
@@ -158,6 +160,19 @@ class RealtimeServer:
     async def deliver(self, event: DomainEvent, skip_sid: str | None = None) -> None:
         assert self.delivery is not None
         await self.delivery(event, skip_sid)
+
+
+class DirectSocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio's server, whose Engine.IO sockets write their packets directly when
+    served by our websocket protocol (DirectSocket)."""
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        # Engine.IO has made the socket and not yet served its transport; it has no hook for
+        # its socket class, and DirectSocket adds behaviour only, no state of its own.
+        socket = self.eio.sockets.get(eio_sid)
+        if type(socket) is AsyncSocket:
+            socket.__class__ = DirectSocket
+        return await super()._handle_eio_connect(eio_sid, environ)
 
 
 def _origin_check(allowed: list[str]) -> Any:

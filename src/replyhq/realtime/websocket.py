@@ -9,7 +9,11 @@ answers by the type; uvicorn's log lines name the peer and the path). Dropping t
 
 It also writes every frame at once, a system call each: a third of the server's CPU in a fan-out
 profile, where Engine.IO hands a socket several packets in a row. Once accepted, the socket's
-frames of one event-loop iteration go out in one write."""
+frames of one event-loop iteration go out in one write.
+
+And Engine.IO hands every packet to a writer task through a queue: per delivery, a queue put, a
+task switch and a task for `asyncio.wait_for`, the most of what a fan-out still cost. A socket
+served by this protocol writes a packet itself when nothing is queued before it (DirectSocket)."""
 
 from __future__ import annotations
 
@@ -17,8 +21,11 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
+from engineio import packet as eio_packet
+from engineio.async_socket import AsyncSocket
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
 
 KEPT_IN_SCOPE = frozenset({"type", "client", "root_path", "path", "query_string"})
 
@@ -33,6 +40,88 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
             for key in [k for k in self.scope if k not in KEPT_IN_SCOPE]:
                 del self.scope[key]  # type: ignore[misc]
             self.transport = CoalescingTransport(self.transport, self.loop)  # type: ignore[assignment]
+
+    def send_text_now(self, text: str) -> bool:
+        """Write a text frame as send() does, if that needs no waiting: False when writes are
+        paused (the peer reads slower than we write) or the connection is closing."""
+        if not (self.writable.is_set() and self.handshake_complete) or (
+            self.disconnected or self.close_sent or self.initial_response is not None
+        ):
+            return False
+        try:
+            self.conn.send_text(text.encode())
+        except InvalidState:  # the peer's close frame has been read
+            return False
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        return True
+
+
+class DirectSocket(AsyncSocket):  # type: ignore[misc]
+    """An Engine.IO socket that, once upgraded to a websocket of LeanWebSocketProtocol, writes a
+    packet at once when nothing is waiting before it (queued, or held by Engine.IO's writer task
+    while writes are paused), and otherwise queues it for that writer as Engine.IO does. Order
+    is kept: a packet is written directly only when every earlier one has been written.
+
+    Engine.IO makes its sockets itself; the server turns each into this class as it connects
+    (realtime/server.py)."""
+
+    _protocol: LeanWebSocketProtocol | None = None
+    _writer_sending = 0  # sends of Engine.IO's writer task in progress
+
+    async def send(self, pkt: eio_packet.Packet) -> None:
+        protocol = self._protocol
+        if protocol is None or not self.upgraded or self.closing:
+            await super().send(pkt)  # polling, upgrading, or closing: Engine.IO's way
+        elif self._writer_sending or not self.queue.empty():
+            await super().send(pkt)  # behind packets not yet written
+        elif await self.check_ping_timeout() and not protocol.send_text_now(pkt.encode()):
+            await self.queue.put(pkt)  # paused: the writer sends it once the peer reads again
+
+    async def poll(self) -> list[eio_packet.Packet]:
+        if self._protocol is None or not self.upgraded:
+            return await super().poll()  # type: ignore[no-any-return]
+        # The websocket writer's wait, without Engine.IO's timeout (and its task per wake-up):
+        # the reader has its own and, when it gives up, queues None to end this writer.
+        first = await self.queue.get()
+        self.queue.task_done()
+        packets = [first]
+        while first is not None and not self.queue.empty():
+            pkt = self.queue.get_nowait()
+            self.queue.task_done()
+            if pkt is None:
+                self.queue.put_nowait(None)
+                break
+            packets.append(pkt)
+        return [] if first is None else packets
+
+    async def _websocket_handler(self, ws: Any) -> None:
+        protocol = getattr(getattr(ws, "asgi_send", None), "__self__", None)
+        if not isinstance(protocol, LeanWebSocketProtocol):
+            await super()._websocket_handler(ws)  # served by another ASGI server
+            return
+        self._protocol = protocol
+        try:
+            await super()._websocket_handler(_CountedSends(ws, self))
+        finally:
+            self._protocol = None
+
+
+class _CountedSends:
+    """Engine.IO's websocket, counting its writer's sends in progress on the socket."""
+
+    def __init__(self, ws: Any, socket: DirectSocket) -> None:
+        self._ws = ws
+        self._socket = socket
+
+    async def send(self, message: str | bytes) -> None:
+        self._socket._writer_sending += 1
+        try:
+            await self._ws.send(message)
+        finally:
+            self._socket._writer_sending -= 1
+
+    def __getattr__(self, name: str) -> Any:  # wait, close
+        return getattr(self._ws, name)
 
 
 class CoalescingTransport:
