@@ -75,7 +75,8 @@ E2E_SECONDS = 8.0
 LATENCY_GOAL_MS = 50.0
 PRESENCE_DEVICES = 1_000
 PRESENCE_GOAL_MS = 2.0
-PRESENCE_SAMPLES = 300
+PRESENCE_SAMPLES = 1_200  # p99 is then the 12th slowest call, not the 3rd: one call preempted on
+# the shared cores moved a p99 of 300 calls by a millisecond or more
 CLIENT_PROCESSES = 4
 SOURCE_ADDRESSES = [f"127.0.0.{i}" for i in range(2, 10)]
 CONNECT_TIMEOUT = 600.0  # 10,000 handshakes per process at 5-10 ms of CPU each, on 2 shared cores

@@ -12,8 +12,9 @@ so that each lookup is one round trip of native commands:
 - `people-expiry:<app>:<kind>`: person id (16 bytes) → the latest expiry among their sockets,
   as 13 digits of milliseconds (compared as text), kept exact by connect, disconnect and
   heartbeat: a person is online exactly when it is not in the past, so `online()` is one HMGET;
-- `sessions:<app>:<kind>`: sid → the session as a JSON object, so `active_sessions()` is the
-  app's live sids and that hash, joined into one JSON array for one `json.loads`.
+- `live-sessions:<app>:<kind>`: sid → the socket's expiry (13 digits of milliseconds, pushed
+  back by heartbeats) followed by its session as a JSON object, so `active_sessions()` is one
+  HVALS: the rows not yet expired, joined into one JSON array for one `json.loads`.
 
 Measured for 1,000 people (docs/benchmarks-realtime.md): ZMSCORE formats a double per member and
 took ~0.8 ms inside Redis against ~0.15 ms for HMGET; splitting arguments in Lua cost ~1 µs per
@@ -32,7 +33,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from redis.asyncio import Redis
 
@@ -57,7 +58,7 @@ class PresenceChange:
 
 
 def _millis(at: float) -> bytes:
-    """An expiry as `people` stores it: fixed width, so text order is time order."""
+    """An expiry as the hashes store it: fixed width, so text order is time order."""
     return b"%013d" % int(at * 1000)
 
 
@@ -71,7 +72,7 @@ for first = 1, #dead, 1000 do  -- unpack() has a stack limit: by thousands
   redis.call('HDEL', KEYS[2], unpack(dead, first, math.min(first + 999, #dead)))
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. now)
-redis.call('HSET', KEYS[2], sid, ARGV[7])
+redis.call('HSET', KEYS[2], sid, ARGV[8] .. ARGV[7])
 redis.call('EXPIRE', KEYS[2], ttl)
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
 local first = redis.call('ZCARD', KEYS[4]) == 0
@@ -109,7 +110,8 @@ return 0
 # key, person id, people key, index member, how many sets, the sets (its person's first). Entries
 # are only ever pushed back (XX GT): a socket that closed meanwhile is not brought back, and only
 # a socket still in its person's set refreshes that person in `people` and in the index (so the
-# sweeper never reports a person offline twice). Each key's TTL is pushed back once per call.
+# sweeper never reports a person offline twice). A session's row gets the new expiry unless it is
+# gone (the socket closed). Each key's TTL is pushed back once per call.
 _HEARTBEAT = """
 local expires, ttl, millis, i, seen = ARGV[1], ARGV[2], ARGV[3], 4, {}
 local function keep(key)
@@ -122,6 +124,10 @@ while i <= #ARGV do
   for k = i + 7, i + 5 + count do
     redis.call('ZADD', ARGV[k], 'XX', 'GT', expires, sid)
     keep(ARGV[k])
+  end
+  local row = redis.call('HGET', ARGV[i + 1], sid)
+  if row and string.sub(row, 1, 13) < millis then
+    redis.call('HSET', ARGV[i + 1], sid, millis .. string.sub(row, 14))
   end
   keep(ARGV[i + 1])
   if live then
@@ -160,7 +166,8 @@ class PresenceStore:
     # --- keys --------------------------------------------------------------------------------
 
     def _sessions_key(self, app_id: uuid.UUID, kind: Kind) -> str:
-        return f"{self.prefix}sessions:{app_id}:{kind}"
+        # not `sessions:`, whose rows earlier releases kept without their expiry
+        return f"{self.prefix}live-sessions:{app_id}:{kind}"
 
     def _person_key(self, app_id: uuid.UUID, kind: Kind, person_id: uuid.UUID) -> str:
         return f"{self.prefix}online:{app_id}:{kind}:{person_id}"
@@ -360,15 +367,12 @@ class PresenceStore:
         return await self._live_sids(self._app_key(app_id, kind))
 
     async def active_sessions(self, app_id: uuid.UUID, kind: Kind) -> list[dict[str, str]]:
-        """Every live session of the app and kind: sid, person_id, device_id, connected_at
-        (one round trip)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrangebyscore(self._app_key(app_id, kind), time.time(), "+inf")
-            pipe.hgetall(self._sessions_key(app_id, kind))
-            live, rows = await pipe.execute()
-        alive = set(live)
+        """Every live session of the app and kind: sid, person_id, device_id, connected_at (one
+        round trip). Rows of a crashed process' sockets stay until pruned, but expired."""
+        rows = cast(list[bytes], await self.redis.hvals(self._sessions_key(app_id, kind)))
+        now = _millis(time.time())
         found: list[dict[str, str]] = json.loads(
-            b"[" + b",".join([row for sid, row in rows.items() if sid in alive]) + b"]"
+            b"[" + b",".join([row[13:] for row in rows if row[:13] >= now]) + b"]"
         )
         return found
 
