@@ -109,6 +109,8 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
 class _CountedSends:
     """Engine.IO's websocket, counting its writer's sends in progress on the socket."""
 
+    __slots__ = ("_socket", "_ws")
+
     def __init__(self, ws: Any, socket: DirectSocket) -> None:
         self._ws = ws
         self._socket = socket
