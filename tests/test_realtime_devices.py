@@ -549,8 +549,10 @@ async def test_packets_written_directly_or_queued_while_writes_are_paused_arrive
             protocol.resume_writing()
             await send(range(40, 50))  # before the writer has taken the queued ones
 
-            received = [await asyncio.wait_for(peer.recv(), 5) for _ in range(50)]
-        assert received == [f'42["n",{n}]' for n in range(50)]
+            await socket.send(Packet(MESSAGE, b"\x00\x01"))  # binary, as Engine.IO sends it
+
+            received = [await asyncio.wait_for(peer.recv(), 5) for _ in range(51)]
+        assert received == [f'42["n",{n}]' for n in range(50)] + [b"\x00\x01"]
     finally:
         server.should_exit = True
         await task

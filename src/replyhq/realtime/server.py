@@ -168,7 +168,8 @@ class DirectSocketServer(socketio.AsyncServer):  # type: ignore[misc]
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         # Engine.IO has made the socket and not yet served its transport; it has no hook for
-        # its socket class, and DirectSocket adds behaviour only, no state of its own.
+        # its socket class. DirectSocket has no __init__ of its own (its two attributes default
+        # on the class), so a socket made as Engine.IO's can become one.
         socket = self.eio.sockets.get(eio_sid)
         if type(socket) is AsyncSocket:
             socket.__class__ = DirectSocket

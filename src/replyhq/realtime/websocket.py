@@ -12,7 +12,7 @@ profile, where Engine.IO hands a socket several packets in a row. Once accepted,
 frames of one event-loop iteration go out in one write.
 
 And Engine.IO hands every packet to a writer task through a queue: per delivery, a queue put, a
-task switch and a task for `asyncio.wait_for`, the most of what a fan-out still cost. A socket
+task switch and a task for `asyncio.wait_for`, most of what a fan-out still cost. A socket
 served by this protocol writes a packet itself when nothing is queued before it (DirectSocket)."""
 
 from __future__ import annotations
@@ -41,15 +41,18 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
                 del self.scope[key]  # type: ignore[misc]
             self.transport = CoalescingTransport(self.transport, self.loop)  # type: ignore[assignment]
 
-    def send_text_now(self, text: str) -> bool:
-        """Write a text frame as send() does, if that needs no waiting: False when writes are
-        paused (the peer reads slower than we write) or the connection is closing."""
+    def send_now(self, data: str | bytes) -> bool:
+        """Write a text (or binary) frame as send() does, if that needs no waiting: False when
+        writes are paused (the peer reads slower than we write) or the connection is closing."""
         if not (self.writable.is_set() and self.handshake_complete) or (
             self.disconnected or self.close_sent or self.initial_response is not None
         ):
             return False
         try:
-            self.conn.send_text(text.encode())
+            if isinstance(data, str):
+                self.conn.send_text(data.encode())
+            else:
+                self.conn.send_binary(data)
         except InvalidState:  # the peer's close frame has been read
             return False
         self.transport.write(b"".join(self.conn.data_to_send()))
@@ -74,7 +77,7 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
             await super().send(pkt)  # polling, upgrading, or closing: Engine.IO's way
         elif self._writer_sending or not self.queue.empty():
             await super().send(pkt)  # behind packets not yet written
-        elif await self.check_ping_timeout() and not protocol.send_text_now(pkt.encode()):
+        elif await self.check_ping_timeout() and not protocol.send_now(pkt.encode()):
             await self.queue.put(pkt)  # paused: the writer sends it once the peer reads again
 
     async def poll(self) -> list[eio_packet.Packet]:
