@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import socketio
 import uvicorn
+from redis.asyncio import Redis
 
 from replyhq.realtime.manager import MAGIC, Emit, RoutedRedisManager, header
 from replyhq.settings import Settings
@@ -83,7 +84,18 @@ async def _node(redis_url: str, channel: str) -> tuple[Node, uvicorn.Server, asy
 async def cluster(servers: Servers) -> AsyncIterator[tuple[Node, Node, str]]:
     channel = f"{servers.prefix}manager-test:{uuid.uuid4().hex}"
     started = [await _node(servers.redis_url, channel) for _ in range(2)]
-    await asyncio.sleep(0.3)  # both listeners subscribed
+    # python-socketio starts a server's listener at its first connection: make one on each,
+    # then wait until both listen, or an emit right after the test's own connections could
+    # reach one server only.
+    for node, _, _ in started:
+        await (await Client().connect(node, "probe")).sio.disconnect()
+    redis = Redis.from_url(servers.redis_url)
+    try:
+        async with asyncio.timeout(5):
+            while (await redis.pubsub_numsub(channel))[0][1] < 2:
+                await asyncio.sleep(0.02)
+    finally:
+        await redis.aclose()
     yield started[0][0], started[1][0], channel
     for _, server, task in started:
         server.should_exit = True
