@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -553,6 +554,72 @@ async def test_packets_written_directly_or_queued_while_writes_are_paused_arrive
 
             received = [await asyncio.wait_for(peer.recv(), 5) for _ in range(51)]
         assert received == [f'42["n",{n}]' for n in range(50)] + [b"\x00\x01"]
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_packets_queued_while_polling_arrive_in_order_after_the_upgrade() -> None:
+    """Official clients start with long-polling and upgrade to a websocket (Engine.IO's probe).
+    Packets queued before the upgrade and not yet fetched are written over the websocket first,
+    then later ones, which the socket writes itself once the queue is empty (DirectSocket)."""
+    import socketio
+    import uvicorn
+    from engineio.packet import MESSAGE, Packet
+    from websockets.asyncio.client import connect as websocket
+
+    from replyhq.realtime.server import DirectSocketServer
+    from replyhq.realtime.websocket import DirectSocket
+
+    sio = DirectSocketServer(async_mode="asgi")
+    port = free_port()
+    config = uvicorn.Config(
+        socketio.ASGIApp(sio),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        **WEBSOCKET_OPTIONS,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.02)
+        path = f"127.0.0.1:{port}/socket.io/?EIO=4"
+        async with httpx.AsyncClient() as http:
+            opened = (await http.get(f"http://{path}&transport=polling")).text
+            assert opened.startswith("0")
+            sid = json.loads(opened[1:])["sid"]
+            (socket,) = sio.eio.sockets.values()
+            assert isinstance(socket, DirectSocket)
+
+            async def send(*texts: str) -> None:
+                for text in texts:
+                    await socket.send(Packet(MESSAGE, text))
+
+            await send("p0")
+            assert (await http.get(f"http://{path}&transport=polling&sid={sid}")).text == "4p0"
+            await send("p1", "p2")  # queued, not fetched
+
+            async with websocket(f"ws://{path}&transport=websocket&sid={sid}") as ws:
+                await ws.send("2probe")
+                assert await ws.recv() == "3probe"
+                await ws.send("5")  # upgrade
+                async with asyncio.timeout(5):
+                    while not socket.upgraded:
+                        await asyncio.sleep(0.01)
+                await send("p3", "p4")
+
+                frames: list[str | bytes] = []
+                async with asyncio.timeout(5):
+                    while len([f for f in frames if f != "6"]) < 4:  # "6": Engine.IO's noop
+                        frames.append(await ws.recv())
+                assert [f for f in frames if f != "6"] == ["4p1", "4p2", "4p3", "4p4"]
+
+                await send("p5")
+                assert socket.queue.empty()  # written directly: nothing was waiting
+                assert await asyncio.wait_for(ws.recv(), 5) == "4p5"
     finally:
         server.should_exit = True
         await task
