@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -256,25 +257,23 @@ class SocketServer:
         return rt
 
 
-async def serve_in_process(
-    settings: Settings,
-) -> tuple[SocketServer, Callable[[], Awaitable[None]]]:
+async def serve_asgi(asgi: Any, lifespan: str = "off") -> tuple[int, Callable[[], Awaitable[None]]]:
+    """Serve `asgi` with uvicorn in this process, with `replyhq serve`'s websocket options, on a
+    free port: (the port, a coroutine function that stops it)."""
     import asyncio
 
     import uvicorn
 
-    from replyhq.app import create_app
     from replyhq.realtime.websocket import WEBSOCKET_OPTIONS
 
-    app = create_app(settings)
     port = free_port()
     config = uvicorn.Config(
-        app.state.realtime.asgi(app),
+        asgi,
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        lifespan="on",
-        **WEBSOCKET_OPTIONS,  # as `replyhq serve`
+        lifespan=lifespan,
+        **WEBSOCKET_OPTIONS,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -287,6 +286,14 @@ async def serve_in_process(
         server.should_exit = True
         await task
 
+    return port, stop
+
+
+async def serve_in_process(
+    settings: Settings,
+) -> tuple[SocketServer, Callable[[], Awaitable[None]]]:
+    app = create_app(settings)
+    port, stop = await serve_asgi(app.state.realtime.asgi(app), lifespan="on")
     return SocketServer(f"http://127.0.0.1:{port}", app), stop
 
 

@@ -11,18 +11,22 @@ from typing import Any
 
 import httpx
 import pytest
+import socketio
+from engineio.packet import MESSAGE, Packet
 from sqlalchemy import text
+from websockets.asyncio.client import connect as websocket
 
 from replyhq.apps import service as apps_service
 from replyhq.realtime.base import KEPT_AFTER_CONNECT
-from replyhq.realtime.websocket import KEPT_IN_SCOPE, WEBSOCKET_OPTIONS, LeanWebSocketProtocol
+from replyhq.realtime.server import DirectSocketServer
+from replyhq.realtime.websocket import KEPT_IN_SCOPE, DirectSocket, LeanWebSocketProtocol
 from tests.conftest import (
     MakeTenant,
     Servers,
     SocketServer,
     Tenant,
-    free_port,
     make_settings,
+    serve_asgi,
     serve_in_process,
 )
 from tests.realtime_clients import Recorder, refused
@@ -454,8 +458,6 @@ async def test_frames_sent_at_once_and_then_a_close_arrive_whole_and_in_order() 
     write (realtime/websocket.py): a burst sent without a pause, then a close, reaches the peer
     whole, in order, with the close last; a close from the peer is answered before the socket
     is shut (uvicorn writes the answer and closes the transport at once)."""
-    import uvicorn
-    from websockets.asyncio.client import connect as websocket
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert scope["type"] == "websocket"
@@ -469,15 +471,8 @@ async def test_frames_sent_at_once_and_then_a_close_arrive_whole_and_in_order() 
             await send({"type": "websocket.send", "text": f"frame {n}"})
         await send({"type": "websocket.close", "code": 1000, "reason": "done"})
 
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **WEBSOCKET_OPTIONS
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    port, stop = await serve_asgi(app)
     try:
-        while not server.started:
-            await asyncio.sleep(0.02)
         async with websocket(f"ws://127.0.0.1:{port}/") as peer:
             received = [message async for message in peer]
         assert received == [f"frame {n}" for n in range(500)]
@@ -488,8 +483,7 @@ async def test_frames_sent_at_once_and_then_a_close_arrive_whole_and_in_order() 
         assert peer.protocol.close_rcvd is not None  # answered, not cut off
         assert (peer.close_code, peer.close_reason) == (1000, "bye")
     finally:
-        server.should_exit = True
-        await task
+        await stop()
 
 
 async def test_packets_written_directly_or_queued_while_writes_are_paused_arrive_in_order() -> None:
@@ -497,29 +491,10 @@ async def test_packets_written_directly_or_queued_while_writes_are_paused_arrive
     (DirectSocket); while the server's writes are paused (the transport's buffer is full),
     packets queue for Engine.IO's writer, and one sent just as writes resume waits behind those
     still queued or held by the writer. The peer gets every packet once, in order."""
-    import socketio
-    import uvicorn
-    from engineio.packet import MESSAGE, Packet
-    from websockets.asyncio.client import connect as websocket
-
-    from replyhq.realtime.server import DirectSocketServer
-    from replyhq.realtime.websocket import DirectSocket
 
     sio = DirectSocketServer(async_mode="asgi")
-    port = free_port()
-    config = uvicorn.Config(
-        socketio.ASGIApp(sio),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        **WEBSOCKET_OPTIONS,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    port, stop = await serve_asgi(socketio.ASGIApp(sio))
     try:
-        while not server.started:
-            await asyncio.sleep(0.02)
         url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
         async with websocket(url) as peer:
             assert (await peer.recv()).startswith("0")  # Engine.IO's open packet
@@ -555,37 +530,17 @@ async def test_packets_written_directly_or_queued_while_writes_are_paused_arrive
             received = [await asyncio.wait_for(peer.recv(), 5) for _ in range(51)]
         assert received == [f'42["n",{n}]' for n in range(50)] + [b"\x00\x01"]
     finally:
-        server.should_exit = True
-        await task
+        await stop()
 
 
 async def test_packets_queued_while_polling_arrive_in_order_after_the_upgrade() -> None:
     """Official clients start with long-polling and upgrade to a websocket (Engine.IO's probe).
     Packets queued before the upgrade and not yet fetched are written over the websocket first,
     then later ones, which the socket writes itself once the queue is empty (DirectSocket)."""
-    import socketio
-    import uvicorn
-    from engineio.packet import MESSAGE, Packet
-    from websockets.asyncio.client import connect as websocket
-
-    from replyhq.realtime.server import DirectSocketServer
-    from replyhq.realtime.websocket import DirectSocket
 
     sio = DirectSocketServer(async_mode="asgi")
-    port = free_port()
-    config = uvicorn.Config(
-        socketio.ASGIApp(sio),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        **WEBSOCKET_OPTIONS,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    port, stop = await serve_asgi(socketio.ASGIApp(sio))
     try:
-        while not server.started:
-            await asyncio.sleep(0.02)
         path = f"127.0.0.1:{port}/socket.io/?EIO=4"
         async with httpx.AsyncClient() as http:
             opened = (await http.get(f"http://{path}&transport=polling")).text
@@ -621,5 +576,4 @@ async def test_packets_queued_while_polling_arrive_in_order_after_the_upgrade() 
                 assert socket.queue.empty()  # written directly: nothing was waiting
                 assert await asyncio.wait_for(ws.recv(), 5) == "4p5"
     finally:
-        server.should_exit = True
-        await task
+        await stop()
