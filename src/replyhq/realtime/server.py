@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import socketio
 import structlog
 from engineio.async_socket import AsyncSocket
+from socketio import packet as sio_packet
 
 from replyhq.events import DomainEvent, Event
 from replyhq.messaging.service import Participant
@@ -162,9 +163,37 @@ class RealtimeServer:
         await self.delivery(event, skip_sid)
 
 
+# Names python-socketio (and the Socket.IO clients) use for their own lifecycle. Sent by a client
+# as an ordinary event, python-socketio would run the namespace's handler for it: `connect` would
+# authenticate again with whatever the client sent, `disconnect` would mark the socket gone.
+RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting"})
+RESERVED_ACK = {
+    "ok": False,
+    "code": "RESERVED_EVENT",
+    "error": "This event name is reserved by Socket.IO and cannot be sent.",
+}
+
+
 class DirectSocketServer(socketio.AsyncServer):  # type: ignore[misc]
     """python-socketio's server, whose Engine.IO sockets write their packets directly when
-    served by our websocket protocol (DirectSocket)."""
+    served by our websocket protocol (DirectSocket), and which never hands a client's event
+    named like a lifecycle event to a handler."""
+
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
+        # python-socketio calls this for every EVENT packet a client sends; its own connect and
+        # disconnect handling reach the handlers by other paths, so refusing here loses nothing.
+        name = data[0] if isinstance(data, list) and data else None
+        if not isinstance(name, str) or name in RESERVED_EVENTS:
+            log.warning("socket_event_reserved", namespace=namespace or "/", socket_event=name)
+            if id is not None:
+                await self._send_packet(
+                    eio_sid,
+                    self.packet_class(
+                        sio_packet.ACK, namespace=namespace or "/", data=[RESERVED_ACK], id=id
+                    ),
+                )
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         # Engine.IO has made the socket and not yet served its transport; it has no hook for
