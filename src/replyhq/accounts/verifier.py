@@ -1,11 +1,13 @@
 """The per-request check of an access token, paid once per sign-in and role version per process.
 
 An access token is checked against the database (active member, sign-in not ended, same
-`token_version`) once; the answer is then remembered for a short while, keyed by (staff user,
-sign-in, version). Every change of access is announced on `{prefix}staff-changed` after commit:
-the announcing process evicts at once, the others as soon as they hear it. While the channel is
-not subscribed nothing is cached, and a read that raced with an eviction is not cached either, so
-a change is never missed for longer than a message takes to cross Redis.
+`token_version`) once; the answer is then remembered for a short while, keyed by every claim it
+vouches for: (staff user, app, sign-in, version). A token that differs from a checked one in any
+of them (another `app`, say) is checked on its own, never answered from the other's verdict.
+Every change of access is announced on `{prefix}staff-changed` after commit: the announcing
+process evicts at once, the others as soon as they hear it. While the channel is not subscribed
+nothing is cached, and a read that raced with an eviction is not cached either, so a change is
+never missed for longer than a message takes to cross Redis.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from replyhq.db import Database
 log = structlog.get_logger(__name__)
 
 CACHE_SECONDS = 30.0
+# What a cached verdict vouches for: (staff id, app id, sign-in id, token version). The staff id
+# leads, so that evict() finds a member's entries.
+_Claims = tuple[uuid.UUID, uuid.UUID, uuid.UUID, int]
 
 
 @dataclass(frozen=True)
@@ -44,13 +49,13 @@ class StaffVerifier:
         self._redis = redis
         self.channel = channel
         self._ttl = ttl
-        self._cache: dict[tuple[uuid.UUID, uuid.UUID, int], tuple[StaffState, float]] = {}
+        self._cache: dict[_Claims, tuple[StaffState, float]] = {}
         self._generation = 0
         self._listening = False
 
     async def check(self, claims: AccessClaims) -> StaffState | str:
         """The member's current state, or the refusal code (TOKEN_REVOKED, TOKEN_STALE)."""
-        key = (claims.staff_id, claims.session_id, claims.version)
+        key = (claims.staff_id, claims.app_id, claims.session_id, claims.version)
         cached = self._cache.get(key)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]

@@ -1,11 +1,11 @@
 """API keys: generation, bcrypt storage, and verification that costs one bcrypt per key, not
 per request.
 
-A verified key is remembered by the SHA-256 digest of (app id, key) for a short TTL. Rotation evicts
-it in every process at once through a Redis channel; while that channel is not subscribed, nothing
-is cached, so a rotation can never be missed. Verification is single-flight per digest: requests
-that arrive with one key while its bcrypt runs wait for that check instead of each paying their
-own (a restart, or an expired entry, under many clients of one app).
+A verified key is remembered by the SHA-256 digest of (kind, app id, key) for a short TTL.
+Rotation evicts it in every process at once through a Redis channel; while that channel is not
+subscribed, nothing is cached, so a rotation can never be missed. Verification is single-flight
+per digest: requests that arrive with one key while its bcrypt runs wait for that check instead
+of each paying their own (a restart, or an expired entry, under many clients of one app).
 """
 
 from __future__ import annotations
@@ -99,7 +99,9 @@ class KeyVerifier:
         """The cache key of a well-formed key; None for one that can never verify."""
         if not key or len(key) > MAX_KEY_LENGTH or not key.startswith(PREFIXES[kind]):
             return None
-        return hashlib.sha256(f"{app_id}:{key}".encode()).digest()
+        # Every claim a cached verdict vouches for: the app, the kind and the key. (The kinds'
+        # prefixes already differ; naming the kind keeps that from being load-bearing.)
+        return hashlib.sha256(f"{kind}:{app_id}:{key}".encode()).digest()
 
     def cached(self, digest: bytes) -> uuid.UUID | None:
         """The app id of a key verified recently, without any I/O; None when not cached."""
