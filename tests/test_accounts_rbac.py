@@ -61,7 +61,15 @@ def test_openapi_states_each_admin_routes_permission(app: FastAPI) -> None:
 
 def test_the_role_table_matches_the_roadmap() -> None:
     assert ROLE_PERMISSIONS[Role.OWNER] == {"*"}
-    assert ROLE_PERMISSIONS[Role.AGENT] == {"conversations:read", "messages:read", "messages:write"}
+    # Issue 13 widened the roadmap's AGENT row: agents close, reopen and assign conversations and
+    # read the end user's profile (this asserted the read-and-reply-only row before).
+    assert ROLE_PERMISSIONS[Role.AGENT] == {
+        "conversations:read",
+        "conversations:write",
+        "messages:read",
+        "messages:write",
+        "users:read",
+    }
     assert {
         "conversations:read",
         "conversations:write",
@@ -149,6 +157,12 @@ def cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
     async def deactivate(w: World) -> tuple[str, str, None]:
         return "DELETE", f"/admin/api/team/{await _fresh_member(w)}", None
 
+    async def reactivate(w: World) -> tuple[str, str, None]:
+        return "POST", f"/admin/api/team/{await _fresh_member(w)}/reactivate", None
+
+    async def assignees(w: World) -> tuple[str, str, None]:
+        return "GET", f"{base}/assignees", None
+
     async def app_get(w: World) -> tuple[str, str, None]:
         return "GET", "/admin/api/app", None
 
@@ -166,6 +180,7 @@ def cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
 
     return {
         ("GET", base): inbox,
+        ("GET", base + "/assignees"): assignees,
         ("GET", base + "/{conversation_id}"): detail,
         ("PATCH", base + "/{conversation_id}"): patch,
         ("GET", base + "/{conversation_id}/messages"): messages,
@@ -177,6 +192,7 @@ def cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
         ("DELETE", "/admin/api/team/invites/{invite_id}"): revoke_invite,
         ("PATCH", "/admin/api/team/{staff_id}"): change_role,
         ("DELETE", "/admin/api/team/{staff_id}"): deactivate,
+        ("POST", "/admin/api/team/{staff_id}/reactivate"): reactivate,
         ("GET", "/admin/api/app"): app_get,
         ("PATCH", "/admin/api/app"): app_patch,
         ("POST", "/admin/api/app/rotate-keys"): rotate,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable
 
 import httpx
 from sqlalchemy import text
@@ -303,3 +304,40 @@ async def test_deactivation_and_bad_input(
     ).status_code == 204
     listed = (await _team(client, owner))[agent.email]
     assert (listed["active"], listed["role"]) == (False, "AGENT")
+
+
+async def test_a_deactivated_member_is_reactivated_and_signs_in_again(
+    client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant
+) -> None:
+    owner = await signed_in(runtime, client, tenant, "OWNER")
+    admin = await signed_in(runtime, client, tenant, "ADMIN")
+    agent = await signed_in(runtime, client, tenant, "AGENT")
+    member = await add_staff(runtime, tenant, "AGENT")
+    other_owner = await add_staff(runtime, tenant, "OWNER")
+    for gone in (member, other_owner):
+        assert (
+            await client.delete(f"/admin/api/team/{gone.id}", headers=owner.auth())
+        ).status_code == 204
+    credentials = {"email": member.email, "password": member.password}
+    assert (await client.post("/admin/login", json=credentials)).status_code == 401
+
+    def reactivate(staff_id: object, by: Staff) -> Awaitable[httpx.Response]:
+        return client.post(f"/admin/api/team/{staff_id}/reactivate", headers=by.auth())
+
+    refused = await reactivate(member.id, agent)
+    assert (refused.status_code, refused.json()["required"]) == (403, "team:write")
+    owners_only = await reactivate(other_owner.id, admin)
+    assert (owners_only.status_code, owners_only.json()["required"]) == (403, "team:owners")
+    missing = await reactivate(uuid.uuid4(), admin)
+    assert (missing.status_code, missing.json()["code"]) == (404, "STAFF_NOT_FOUND")
+    assert (await reactivate("not-a-uuid", admin)).status_code == 400
+    team = await _team(client, owner)
+    assert (team[member.email]["active"], team[other_owner.email]["active"]) == (False, False)
+
+    back = await reactivate(member.id, admin)
+    assert back.status_code == 200
+    assert (back.json()["active"], back.json()["role"]) == (True, "AGENT")
+    assert (await reactivate(member.id, admin)).json()["active"] is True  # idempotent
+    assert (await client.post("/admin/login", json=credentials)).status_code == 200
+    assert (await reactivate(other_owner.id, owner)).json()["active"] is True
+    assert (await _team(client, owner))[other_owner.email]["active"] is True

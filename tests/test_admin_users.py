@@ -50,10 +50,13 @@ async def test_profile_with_attributes_for_the_apps_own_users_only(
     for missing in (user_id, str(uuid.uuid4())):
         response = await http.get(f"/admin/api/users/{missing}", headers=outsider.auth())
         assert response.status_code == 404
+    # Agents see the profile of the people they answer (issue 13; this asserted a 403 before).
     agent = await signed_in(socket_server.runtime, http, tenant, "AGENT")
     response = await http.get(f"/admin/api/users/{user_id}", headers=agent.auth())
-    assert response.status_code == 403
-    assert response.json()["required"] == "users:read"
+    assert (response.status_code, response.json()["attributes"]) == (
+        200,
+        {"plan": "pro", "seats": 3},
+    )
 
 
 async def test_presence_tells_who_is_online_now(

@@ -119,7 +119,7 @@ async def test_conversation_flow_both_ways(
     synced = await agent.call("sync", {"conversation_id": cid, "after_seq": 0})
     assert [m["body"] for m in synced["messages"]] == ["Where is my order?", "On its way!"]
 
-    # Closing over HTTP (an ADMIN may; an AGENT only reads and writes messages) reaches
+    # Closing over HTTP (here by an ADMIN; agents may too, see test_agent_rights) reaches
     # everyone entitled, live.
     lead = await signed_in(runtime, http, acme, "ADMIN")
     closed = await http.patch(

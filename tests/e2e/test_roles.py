@@ -31,12 +31,14 @@ async def test_agent_is_offered_no_management(
     await expect(page.get_by_test_id("nav-team")).to_have_count(0)
     await expect(page.get_by_test_id("nav-settings")).to_have_count(0)
 
-    # The conversation: replying yes; assigning, closing and the user's attributes no.
+    # The conversation: replying, assigning, closing and the user's profile are an agent's work
+    # too (issue 13; this asserted that actions and attributes were hidden before).
     await page.get_by_test_id("inbox-item").first.click()
     await expect(page.get_by_test_id("message")).to_have_count(1)
     await expect(page.get_by_test_id("composer")).to_be_visible()
-    await expect(page.get_by_test_id("conversation-actions")).to_have_count(0)
-    await expect(page.get_by_test_id("attributes")).to_have_count(0)
+    await expect(page.get_by_test_id("conversation-actions")).to_be_visible()
+    await expect(page.get_by_test_id("close")).to_be_visible()
+    await expect(page.get_by_test_id("profile")).to_contain_text("Attributes")
 
     # Typing the address of a management screen shows the inbox, not the screen.
     for screen in ("team", "settings"):

@@ -56,7 +56,17 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             "team:write",
         }
     ),
-    Role.AGENT: frozenset({"conversations:read", "messages:read", "messages:write"}),
+    # Agents run conversations (close, reopen, assign to themselves or a colleague) and see the
+    # end user's profile; managing the team, settings, keys and billing is not theirs.
+    Role.AGENT: frozenset(
+        {
+            "conversations:read",
+            "conversations:write",
+            "messages:read",
+            "messages:write",
+            "users:read",
+        }
+    ),
 }
 
 # What the app's secret key (a customer's backend) acts as on /admin/api.

@@ -241,6 +241,18 @@ async def change_role(
         return StaffOut.model_validate(staff)
 
 
+@team_router.post("/{staff_id}/reactivate")
+async def reactivate(
+    staff_id: uuid.UUID,
+    caller: Annotated[StaffPrincipal, RequirePermission("team:write")],
+    runtime: RuntimeDep,
+) -> StaffOut:
+    """Bring a deactivated member back, with their role and password: they can sign in again
+    (sign-ins ended by the deactivation stay ended). Idempotent. An OWNER needs `team:owners`."""
+    async with runtime.db.tenant_session(caller.app_id) as session:
+        return StaffOut.model_validate(await team.reactivate(session, caller, staff_id))
+
+
 @team_router.delete("/{staff_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def deactivate(
     staff_id: uuid.UUID,

@@ -125,6 +125,24 @@ async def deactivate(
     changes.announce(session, actor.app_id, staff.id, "deactivated")
 
 
+async def reactivate(
+    session: AsyncSession, actor: StaffPrincipal, staff_id: uuid.UUID
+) -> StaffUser:
+    """Bring a deactivated member back with their role and password; they sign in again (their
+    old sign-ins stay ended). Idempotent. Bringing back an OWNER needs `team:owners`."""
+    await _lock_team(session, actor.app_id)
+    staff = await _member(session, actor.app_id, staff_id)
+    if staff.active:
+        return staff
+    if staff.role == Role.OWNER.value:
+        actor.require("team:owners")
+    staff.active = True
+    staff.updated_at = func.now()
+    await session.flush()
+    await session.refresh(staff)
+    return staff
+
+
 # --- invitations ---------------------------------------------------------------------------------
 
 

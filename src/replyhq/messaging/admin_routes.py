@@ -18,6 +18,7 @@ from replyhq.accounts.permissions import StaffPrincipal
 from replyhq.errors import BadRequest
 from replyhq.messaging import service, summaries
 from replyhq.messaging.schemas import (
+    Assignee,
     ConversationPatch,
     InboxConversation,
     InboxPage,
@@ -96,6 +97,15 @@ async def inbox(
         cursor=cursor,
     )
     return Response(body, media_type="application/json")
+
+
+@router.get("/assignees")
+async def assignees(caller: Writer, runtime: RuntimeDep) -> list[Assignee]:
+    """The active members a conversation may be assigned to (names for the dashboard's picker
+    and header; an agent has no `team:read`)."""
+    async with runtime.db.tenant_session(caller.app_id) as session:
+        members = await team.list_team(session, caller.app_id)
+    return [Assignee.model_validate(m) for m in members if m.active]
 
 
 @router.get("/{conversation_id}", response_model=InboxConversation)

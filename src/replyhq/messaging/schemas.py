@@ -92,6 +92,16 @@ class InboxPage(BaseModel):
     next_cursor: str | None
 
 
+class Assignee(BaseModel):
+    """An active team member, as someone a conversation can be assigned to."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    name: str | None
+    email: str
+    role: str
+
+
 class ConversationPatch(BaseModel):
     """Close or reopen, assign or unassign (`assignee_id: null`). At least one field."""
 

@@ -78,6 +78,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/conversations/assignees": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Assignees
+         * @description The active members a conversation may be assigned to (names for the dashboard's picker
+         *     and header; an agent has no `team:read`).
+         *
+         *     **Requires** `conversations:write`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["assignees_admin_api_conversations_assignees_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/conversations/{conversation_id}": {
         parameters: {
             query?: never;
@@ -100,7 +123,7 @@ export interface paths {
          * @description Close (`status: "closed"`), reopen (`"open"`), assign (`assignee_id`: an active member
          *     of the team) or unassign (`assignee_id: null`).
          *
-         *     **Requires** `conversations:write`: roles OWNER, ADMIN; also the app's secret key.
+         *     **Requires** `conversations:write`: roles OWNER, ADMIN, AGENT; also the app's secret key.
          */
         patch: operations["update_conversation_admin_api_conversations__conversation_id__patch"];
         trace?: never;
@@ -283,6 +306,29 @@ export interface paths {
         patch: operations["change_role_admin_api_team__staff_id__patch"];
         trace?: never;
     };
+    "/admin/api/team/{staff_id}/reactivate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reactivate
+         * @description Bring a deactivated member back, with their role and password: they can sign in again
+         *     (sign-ins ended by the deactivation stay ended). Idempotent. An OWNER needs `team:owners`.
+         *
+         *     **Requires** `team:write`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        post: operations["reactivate_admin_api_team__staff_id__reactivate_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/users/{end_user_id}": {
         parameters: {
             query?: never;
@@ -294,7 +340,7 @@ export interface paths {
          * Get End User
          * @description An end user of the caller's app with their attributes (404 for anyone else's).
          *
-         *     **Requires** `users:read`: roles OWNER, ADMIN; also the app's secret key.
+         *     **Requires** `users:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
          */
         get: operations["get_end_user_admin_api_users__end_user_id__get"];
         put?: never;
@@ -700,6 +746,23 @@ export interface components {
             sdk_key: string;
             /** Secret Key */
             secret_key: string;
+        };
+        /**
+         * Assignee
+         * @description An active team member, as someone a conversation can be assigned to.
+         */
+        Assignee: {
+            /** Email */
+            email: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string | null;
+            /** Role */
+            role: string;
         };
         /** Author */
         Author: {
@@ -1259,6 +1322,26 @@ export interface operations {
             };
         };
     };
+    assignees_admin_api_conversations_assignees_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Assignee"][];
+                };
+            };
+        };
+    };
     get_conversation_admin_api_conversations__conversation_id__get: {
         parameters: {
             query?: never;
@@ -1604,6 +1687,37 @@ export interface operations {
                 "application/json": components["schemas"]["RoleIn"];
             };
         };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StaffOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    reactivate_admin_api_team__staff_id__reactivate_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                staff_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
         responses: {
             /** @description Successful Response */
             200: {

@@ -9,6 +9,7 @@ export type InboxConversation = Schemas["InboxConversation"];
 export type ConversationUser = Schemas["ConversationUser"];
 export type EndUser = Schemas["EndUserOut"];
 export type Staff = Schemas["StaffOut"];
+export type Assignee = Schemas["Assignee"];
 export type Me = Schemas["MeOut"];
 export type Invite = Schemas["InviteOut"];
 export type InviteCreated = Schemas["InviteCreated"];
