@@ -31,7 +31,8 @@ from replyhq.runtime import Runtime
 from replyhq.settings import Settings
 from replyhq.users.service import user_hash
 
-pytest_plugins = ["tests.jobs_support"]  # job_queue, job_worker: jobs run in the test process
+# job_queue, job_worker: jobs run in the test process; smtp, mail_app: mail read from real SMTP
+pytest_plugins = ["tests.jobs_support", "tests.mail_support"]
 
 
 @dataclass(frozen=True)

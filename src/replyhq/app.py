@@ -16,6 +16,8 @@ from replyhq.accounts.routes import team_router
 from replyhq.apps.admin_routes import router as admin_app_router
 from replyhq.apps.routes import router as setup_router
 from replyhq.background import server_background
+from replyhq.mail.dev import mailbox_dir as dev_mailbox
+from replyhq.mail.routes import router as mailbox_router
 from replyhq.messaging.admin_routes import router as admin_conversations_router
 from replyhq.messaging.routes import router as conversations_router
 from replyhq.observability.errors import configure_sentry
@@ -106,6 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_users_router)
     app.include_router(admin_presence_router)
     app.include_router(static_router)  # /dashboard, /widget.js, /demo
+    mailbox = dev_mailbox()
+    if mailbox is not None and settings.environment == "development":
+        app.include_router(mailbox_router(mailbox))  # /dev/mailbox: the local sink's mails
     return app
 
 

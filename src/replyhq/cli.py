@@ -73,11 +73,19 @@ def _migrate(database_url: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from replyhq.mail import dev as dev_mail
     from replyhq.realtime.websocket import WEBSOCKET_OPTIONS
 
     settings = get_settings()
-    with services(settings) as (database_url, _, embedded_postgres):
+    with (
+        services(settings) as (database_url, _, embedded_postgres),
+        contextlib.ExitStack() as stack,
+    ):
         prepare_serve(embedded_postgres, args.workers)  # before anything imports metrics
+        sink = dev_mail.prepare(get_settings(), args.host, args.port)  # PUBLIC_URL, SMTP sink
+        get_settings.cache_clear()
+        if sink is not None:
+            stack.callback(sink.stop)
         if not args.no_migrate:
             _migrate(database_url)
         settings = get_settings()

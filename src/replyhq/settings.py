@@ -91,6 +91,44 @@ class Settings(BaseSettings):
         "", description="Base URL of the dashboard, for invitation links (relative when empty)."
     )
 
+    public_url: str = Field(
+        "",
+        description="Public base URL of this server (e.g. https://support.example.com), for "
+        "links in e-mails. Unset: the address `serve` listens on.",
+    )
+    smtp_host: str | None = Field(
+        None,
+        description="SMTP server that sends the product's e-mail. Unset: `serve` in development "
+        "starts a local sink (mails on the console and at /dev/mailbox); elsewhere mail jobs "
+        "fail, and are retried, until it is set.",
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="Port of SMTP_HOST.")
+    smtp_username: str | None = Field(None, description="SMTP login, when the server wants one.")
+    smtp_password: str | None = Field(None, description="SMTP password.")
+    smtp_tls: Literal["starttls", "tls", "none"] = Field(
+        "starttls",
+        description="`starttls` (upgrade a plain connection, port 587), `tls` (TLS from the "
+        "first byte, port 465) or `none` (a local relay only).",
+    )
+    smtp_timeout_seconds: float = Field(
+        30.0, gt=0, description="Longest wait for the SMTP server; a timeout is retried."
+    )
+    mail_from: str = Field(
+        "ReplyHQ <no-reply@replyhq.local>", description="Sender of every e-mail (From:)."
+    )
+    password_reset_ttl_seconds: int = Field(
+        1800, ge=300, le=86400, description="How long a password-reset link works (once)."
+    )
+    email_change_ttl_seconds: int = Field(
+        86400, ge=300, le=7 * 86400, description="How long an e-mail change link works (once)."
+    )
+    rate_limit_password_reset: str = Field(
+        "5/hour", description="Password-reset requests per e-mail address."
+    )
+    rate_limit_password_reset_ip: str = Field(
+        "50/hour", description="Password-reset requests per client address."
+    )
+
     presence_ttl_seconds: float = Field(
         60.0, gt=0, description="A socket not heard from for this long counts as gone."
     )

@@ -1,0 +1,102 @@
+"""The mailer: a mail is queued in the caller's transaction, delivered after commit by a job over
+real SMTP in text and HTML, retried when the server refuses it, and never sent on rollback."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from replyhq.mail.render import templates
+from replyhq.mail.service import InvalidRecipient, link, send_mail
+from replyhq.runtime import Runtime
+from replyhq.settings import Settings
+from tests.mail_support import PUBLIC_URL, SmtpServer, html_of, text_of
+
+RESET = {
+    "app_name": "Acme <b>Support</b>",
+    "email": "ann@example.test",
+    "minutes": 30,
+    "link": PUBLIC_URL + "/dashboard/reset-password#token=abc",
+}
+
+
+def address() -> str:
+    return f"to-{uuid.uuid4().hex[:8]}@example.test"
+
+
+async def test_a_mail_goes_out_after_commit_in_text_and_html(
+    mail_runtime: Runtime, smtp: SmtpServer
+) -> None:
+    to = address()
+    async with mail_runtime.db.system_session() as session:
+        await send_mail(session, to, "password_reset", RESET)
+        await asyncio.sleep(0.5)  # the worker is listening, yet cannot see the job
+        assert smtp.to(to) == []
+
+    [mail] = await smtp.wait_for(to)
+    assert str(mail["From"]) == "Support <support@example.test>"
+    assert mail["Subject"] == "Reset your ReplyHQ password for Acme <b>Support</b>"
+    assert mail["Message-ID"].endswith("@example.test>")
+    assert RESET["link"] in text_of(mail)
+    assert "Acme <b>Support</b>" in text_of(mail)  # plain text is not escaped
+    html = html_of(mail)
+    assert f'href="{RESET["link"]}"' in html
+    assert "Acme &lt;b&gt;Support&lt;/b&gt;" in html  # values are escaped in HTML
+    assert "<b>Support</b>" not in html
+
+
+async def test_a_rolled_back_transaction_sends_nothing(
+    mail_runtime: Runtime, smtp: SmtpServer
+) -> None:
+    lost, kept = address(), address()
+    with pytest.raises(RuntimeError):
+        async with mail_runtime.db.system_session() as session:
+            await send_mail(session, lost, "password_reset", RESET)
+            raise RuntimeError("the request failed after queueing the mail")
+    async with mail_runtime.db.system_session() as session:
+        await send_mail(session, kept, "password_reset", RESET)
+    await smtp.wait_for(kept)
+    await asyncio.sleep(0.3)  # time enough for a wrongly queued mail to arrive as well
+    assert smtp.to(lost) == []
+
+
+async def test_a_refused_delivery_is_retried_until_it_goes_out(
+    mail_runtime: Runtime, smtp: SmtpServer
+) -> None:
+    to = address()
+    smtp.refused = 0
+    smtp.refuse = 2
+    async with mail_runtime.db.system_session() as session:
+        await send_mail(session, to, "password_reset", RESET)
+    [mail] = await smtp.wait_for(to)
+    assert smtp.refused == 2
+    assert RESET["link"] in text_of(mail)
+
+
+async def test_a_missing_value_or_unknown_template_fails_the_caller_and_queues_nothing(
+    mail_runtime: Runtime, smtp: SmtpServer
+) -> None:
+    to = address()
+    async with mail_runtime.db.system_session() as session:
+        with pytest.raises(Exception, match="link"):
+            await send_mail(
+                session, to, "password_reset", {k: v for k, v in RESET.items() if k != "link"}
+            )
+    with pytest.raises(Exception, match="no_such_mail"):
+        async with mail_runtime.db.system_session() as session:
+            await send_mail(session, to, "no_such_mail", RESET)
+    with pytest.raises(InvalidRecipient):
+        async with mail_runtime.db.system_session() as session:
+            await send_mail(session, "a@example.test\r\nBcc: x@evil.test", "password_reset", RESET)
+    await asyncio.sleep(0.3)
+    assert smtp.to(to) == []
+
+
+def test_every_template_has_a_subject_text_and_html_part() -> None:
+    assert {"invite", "password_reset", "email_change", "email_changed"} <= set(templates())
+
+
+def test_links_are_absolute_on_the_public_url(mail_settings: Settings) -> None:
+    assert link(mail_settings, "/dashboard/x#token=1") == PUBLIC_URL + "/dashboard/x#token=1"
