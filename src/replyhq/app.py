@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from replyhq import __version__
@@ -33,6 +32,7 @@ from replyhq.users.routes import router as identify_router
 from replyhq.web.errors import install_error_handlers
 from replyhq.web.health import router as health_router
 from replyhq.web.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from replyhq.web.origins import OriginGate, ReportingCORSMiddleware
 from replyhq.web.static import router as static_router
 
 EXPOSED_HEADERS = [
@@ -52,7 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level)
     configure_sentry(settings, "web")
 
-    realtime = RealtimeServer(settings, redis_url)
+    origins = OriginGate(settings.origins)  # one per process: each refused origin reported once
+    realtime = RealtimeServer(settings, redis_url, origins)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,9 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             Middleware(RequestIdMiddleware),
             Middleware(AccessLogMiddleware),
             Middleware(
-                CORSMiddleware,
-                allow_origins=settings.origins,
-                allow_credentials=True,
+                ReportingCORSMiddleware,
+                gate=origins,
                 allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
                 allow_headers=[
                     "Authorization",

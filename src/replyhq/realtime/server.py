@@ -26,6 +26,7 @@ from replyhq.realtime.staff import StaffNamespace
 from replyhq.realtime.websocket import DirectSocket
 from replyhq.runtime import cancel_and_wait
 from replyhq.settings import Settings
+from replyhq.web.origins import OriginGate, forwarded_host
 
 if TYPE_CHECKING:
     from replyhq.runtime import Runtime
@@ -34,7 +35,9 @@ log = structlog.get_logger(__name__)
 
 
 class RealtimeServer:
-    def __init__(self, settings: Settings, redis_url: str) -> None:
+    def __init__(
+        self, settings: Settings, redis_url: str, origins: OriginGate | None = None
+    ) -> None:
         self.settings = settings
         # Every process on the channel (servers, workers, CLI commands) must use this manager:
         # a stock AsyncRedisManager cannot read its messages (see realtime/manager.py).
@@ -44,7 +47,7 @@ class RealtimeServer:
             client_manager=manager,
             # Never "*": browsers may connect only from ALLOWED_ORIGINS, or from this server's
             # own pages (the dashboard), which a plain list would refuse.
-            cors_allowed_origins=_origin_check(settings.origins),
+            cors_allowed_origins=_origin_check(origins or OriginGate(settings.origins)),
             max_http_buffer_size=settings.max_body_bytes,
             ping_interval=settings.socket_ping_interval_seconds,
             ping_timeout=settings.socket_ping_timeout_seconds,
@@ -205,16 +208,15 @@ class DirectSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         return await super()._handle_eio_connect(eio_sid, environ)
 
 
-def _origin_check(allowed: list[str]) -> Any:
+def _origin_check(gate: OriginGate) -> Any:
     """Engine.IO's origin test: ALLOWED_ORIGINS, plus the server's own origin as the Host header
     names it (what Engine.IO allows by default, and what a browser on our own pages sends)."""
-    listed = frozenset(allowed)
 
     def check(origin: str | None, environ: dict[str, Any]) -> bool:
-        if origin in listed:
-            return True
-        host = environ.get("HTTP_X_FORWARDED_HOST", environ.get("HTTP_HOST", "")).split(",")[0]
+        if origin is None:
+            return False
+        host = forwarded_host(environ.get("HTTP_X_FORWARDED_HOST"), environ.get("HTTP_HOST"))
         scheme = environ.get("wsgi.url_scheme", "http").split(",")[0].strip()
-        return bool(host) and origin == f"{scheme}://{host.strip()}"
+        return gate.allows(origin, scheme, host, environ.get("HTTP_SEC_FETCH_SITE"))
 
     return check
