@@ -323,6 +323,44 @@ async def test_an_expired_refresh_token_is_refused(
     assert (response.status_code, response.json()["code"]) == (401, "INVALID_REFRESH_TOKEN")
 
 
+async def _age_sign_in(runtime: Runtime, tenant: Tenant, refresh_token: str, age: str) -> None:
+    """Make the sign-in of `refresh_token` look as if it started `age` (an interval) ago."""
+    from sqlalchemy import text
+
+    claims = tokens.decode_refresh_token(runtime.settings, refresh_token)
+    async with runtime.db.tenant_session(tenant.id) as session:
+        await session.execute(
+            text(
+                "UPDATE staff_sessions SET created_at = now() - CAST(:age AS interval) "
+                "WHERE id = :id"
+            ),
+            {"age": age, "id": claims.session_id},
+        )
+
+
+async def test_a_sign_in_cannot_be_refreshed_past_its_absolute_lifetime(
+    client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant
+) -> None:
+    assert runtime.settings.staff_session_max_age_seconds == 30 * 24 * 3600
+    agent = await signed_in(runtime, client, tenant)
+    # An hour before the end: refreshed, but the new refresh token lives only that hour.
+    await _age_sign_in(runtime, tenant, agent.refresh, "29 days 23 hours")
+    nearly = await _refresh(client, agent.refresh)
+    assert nearly.status_code == 200, nearly.text
+    assert 3500 <= nearly.json()["refresh_expires_in"] <= 3600
+    # Past the end: refused with its own code, and the sign-in's access tokens end with it.
+    pair = nearly.json()
+    await _age_sign_in(runtime, tenant, pair["refresh_token"], "30 days 1 minute")
+    expired = await _refresh(client, pair["refresh_token"])
+    assert expired.status_code == 401
+    assert expired.json()["code"] == "SIGN_IN_EXPIRED"
+    assert "sign in again" in expired.json()["error"]
+    me = await _me(client, pair["access_token"])
+    assert (me.status_code, me.json()["code"]) == (401, "TOKEN_REVOKED")
+    # Signing in again starts a new sign-in with its full lifetime.
+    assert (await _me(client, (await login(client, agent)).access)).status_code == 200
+
+
 async def test_malformed_refresh_is_a_400_and_nonsense_a_401(client: httpx.AsyncClient) -> None:
     assert (await client.post("/admin/refresh", json={})).status_code == 400
     assert (await client.post("/admin/refresh", json={"refresh_token": ""})).status_code == 400

@@ -82,7 +82,15 @@ class Settings(BaseSettings):
         900, ge=60, le=3600, description="Life of a staff access token (JWT)."
     )
     refresh_token_ttl_seconds: int = Field(
-        7 * 24 * 3600, ge=3600, description="Life of a staff sign-in (refresh token chain)."
+        7 * 24 * 3600,
+        ge=3600,
+        description="How long a staff sign-in lasts unused: each refresh extends it by this much.",
+    )
+    staff_session_max_age_seconds: int = Field(
+        30 * 24 * 3600,
+        ge=3600,
+        description="Absolute life of a staff sign-in, however often it is refreshed: past it, "
+        "a refresh is refused (401 `SIGN_IN_EXPIRED`) and the member signs in again.",
     )
     invite_ttl_seconds: int = Field(
         72 * 3600, ge=300, description="How long a team invitation can be accepted."

@@ -189,12 +189,23 @@ class TokenPair:
     staff: StaffUser
 
 
+class SignInExpired(Unauthorized):
+    code = "SIGN_IN_EXPIRED"
+    message = "This sign-in has reached its maximum age; sign in again."
+
+
 async def _issue_pair(
-    session: AsyncSession, settings: Settings, staff: StaffUser, session_id: uuid.UUID
+    session: AsyncSession,
+    settings: Settings,
+    staff: StaffUser,
+    session_id: uuid.UUID,
+    not_after: datetime,
 ) -> TokenPair:
-    """A new refresh token in the sign-in `session_id` (extending it) and an access token."""
-    ttl = settings.refresh_token_ttl_seconds
-    expires = datetime.now(UTC) + timedelta(seconds=ttl)
+    """A new refresh token in the sign-in `session_id` (extending it, never past `not_after`,
+    the sign-in's absolute end) and an access token."""
+    now = datetime.now(UTC)
+    ttl = max(0, min(settings.refresh_token_ttl_seconds, int((not_after - now).total_seconds())))
+    expires = now + timedelta(seconds=ttl)
     refresh = tokens.issue_refresh_token(
         settings,
         staff_id=staff.id,
@@ -228,7 +239,8 @@ async def _issue_pair(
 
 async def start_session(session: AsyncSession, settings: Settings, staff: StaffUser) -> TokenPair:
     """A new sign-in for an active staff user: a fresh refresh-token chain and its first pair."""
-    expires = datetime.now(UTC) + timedelta(seconds=settings.refresh_token_ttl_seconds)
+    now = datetime.now(UTC)
+    expires = now + timedelta(seconds=settings.refresh_token_ttl_seconds)
     sign_in = StaffSession(app_id=staff.app_id, staff_id=staff.id, expires_at=expires)
     session.add(sign_in)
     await session.execute(
@@ -238,7 +250,8 @@ async def start_session(session: AsyncSession, settings: Settings, staff: StaffU
     )
     await session.flush()
     await session.refresh(staff)
-    return await _issue_pair(session, settings, staff, sign_in.id)
+    not_after = now + timedelta(seconds=settings.staff_session_max_age_seconds)
+    return await _issue_pair(session, settings, staff, sign_in.id, not_after)
 
 
 async def revoke_sessions(
@@ -334,7 +347,7 @@ async def refresh(runtime: Runtime, refresh_token: str) -> TokenPair:
     settings = runtime.settings
     claims = tokens.decode_refresh_token(settings, refresh_token)
     digest = tokens.token_hash(refresh_token)
-    reused = False
+    reused = too_old = False
     pair: TokenPair | None = None
     async with runtime.db.tenant_session(claims.app_id) as session:
         spent = await session.scalar(
@@ -366,9 +379,20 @@ async def refresh(runtime: Runtime, refresh_token: str) -> TokenPair:
                         session, claims.app_id, claims.staff_id, "session_revoked", session_id
                     )
         else:
-            staff = await _live_staff(session, claims.app_id, spent)
-            if staff is not None:
-                pair = await _issue_pair(session, settings, staff, spent)
+            live = await _live_staff(session, claims.app_id, spent)
+            if live is not None:
+                staff, started = live
+                not_after = started + timedelta(seconds=settings.staff_session_max_age_seconds)
+                if not_after <= datetime.now(UTC):
+                    too_old = True
+                    for gone in await revoke_sessions(
+                        session, claims.app_id, "max_age", session_id=spent
+                    ):
+                        StaffChanges.of(runtime).announce(
+                            session, claims.app_id, staff.id, "session_revoked", gone
+                        )
+                else:
+                    pair = await _issue_pair(session, settings, staff, spent, not_after)
     if reused:
         log.warning(
             "refresh_token_reused", app_id=str(claims.app_id), staff_id=str(claims.staff_id)
@@ -377,6 +401,8 @@ async def refresh(runtime: Runtime, refresh_token: str) -> TokenPair:
             "This refresh token was already used; the sign-in has been ended. Log in again.",
             code="REFRESH_TOKEN_REUSED",
         )
+    if too_old:
+        raise SignInExpired()
     if pair is None:
         raise Unauthorized(
             "The refresh token is not valid; log in again.", code="INVALID_REFRESH_TOKEN"
@@ -386,23 +412,28 @@ async def refresh(runtime: Runtime, refresh_token: str) -> TokenPair:
 
 async def _live_staff(
     session: AsyncSession, app_id: uuid.UUID, session_id: uuid.UUID
-) -> StaffUser | None:
-    """The staff user of a sign-in that is neither revoked nor expired, if still active."""
-    staff: StaffUser | None = await session.scalar(
-        select(StaffUser)
-        .join(
-            StaffSession,
-            and_(StaffSession.staff_id == StaffUser.id, StaffSession.app_id == StaffUser.app_id),
+) -> tuple[StaffUser, datetime] | None:
+    """The staff user of a sign-in that is neither revoked nor expired, if still active, and
+    when the sign-in started."""
+    row = (
+        await session.execute(
+            select(StaffUser, StaffSession.created_at)
+            .join(
+                StaffSession,
+                and_(
+                    StaffSession.staff_id == StaffUser.id, StaffSession.app_id == StaffUser.app_id
+                ),
+            )
+            .where(
+                StaffSession.app_id == app_id,
+                StaffSession.id == session_id,
+                StaffSession.revoked_at.is_(None),
+                StaffSession.expires_at > func.now(),
+                StaffUser.active.is_(True),
+            )
         )
-        .where(
-            StaffSession.app_id == app_id,
-            StaffSession.id == session_id,
-            StaffSession.revoked_at.is_(None),
-            StaffSession.expires_at > func.now(),
-            StaffUser.active.is_(True),
-        )
-    )
-    return staff
+    ).first()
+    return None if row is None else (row[0], row[1])
 
 
 async def logout(runtime: Runtime, *, access_token: str | None, refresh_token: str | None) -> None:
