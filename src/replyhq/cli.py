@@ -10,6 +10,7 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +27,23 @@ class CliError(Exception):
 
 
 @contextlib.contextmanager
-def services(settings: Settings) -> Iterator[tuple[str, str, bool]]:
+def services(settings: Settings, *, redis: bool = True) -> Iterator[tuple[str, str, bool]]:
     """(database_url, redis_url, embedded_postgres): the configured servers, or embedded ones
-    under DATA_DIR for whichever is not configured. Exported to the environment for workers."""
+    under DATA_DIR for whichever is not configured. Exported to the environment for workers.
+
+    `redis=False` for commands that never use Redis: they neither start nor attach to it, and
+    get "" as its URL. An embedded server already running (`make dev`) is shared, never stopped
+    by a command that leaves while it is still in use (embedded.py)."""
     started = embedded.start(
         settings.data_dir,
         need_postgres=not settings.database_url,
-        need_redis=not settings.redis_url,
+        need_redis=redis and not settings.redis_url,
     )
     database_url = settings.database_url or started.database_url
-    redis_url = settings.redis_url or started.redis_url
+    redis_url = (settings.redis_url or started.redis_url) if redis else ""
     os.environ["DATABASE_URL"] = database_url
-    os.environ["REDIS_URL"] = redis_url
+    if redis:
+        os.environ["REDIS_URL"] = redis_url
     get_settings.cache_clear()
     try:
         yield database_url, redis_url, not settings.database_url
@@ -45,14 +51,33 @@ def services(settings: Settings) -> Iterator[tuple[str, str, bool]]:
         started.stop()
 
 
-def _run(coro_factory: Callable[[Settings, Any], Coroutine[Any, Any, Any]]) -> Any:
-    """Run an async command against a Runtime built from the resolved settings."""
+@dataclass
+class DatabaseOnly:
+    """What a command that needs no Redis runs against: the database alone."""
+
+    db: Any
+
+    async def close(self) -> None:
+        await self.db.dispose()
+
+
+def _run(
+    coro_factory: Callable[[Settings, Any], Coroutine[Any, Any, Any]], *, redis: bool = True
+) -> Any:
+    """Run an async command against a Runtime built from the resolved settings (or against
+    `DatabaseOnly` when the command needs no Redis)."""
+    from replyhq.db import Database
     from replyhq.runtime import Runtime
 
     async def main() -> Any:
         settings = get_settings()
-        assert settings.database_url and settings.redis_url
-        runtime = Runtime.build(settings, settings.database_url, settings.redis_url)
+        assert settings.database_url
+        runtime: Any
+        if redis:
+            assert settings.redis_url
+            runtime = Runtime.build(settings, settings.database_url, settings.redis_url)
+        else:
+            runtime = DatabaseOnly(Database.from_settings(settings, settings.database_url))
         try:
             return await coro_factory(settings, runtime)
         finally:
@@ -115,7 +140,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
-    with services(get_settings()) as (database_url, _, _):
+    with services(get_settings(), redis=False) as (database_url, _, _):
         _migrate(database_url)
     print("migrations applied")
 
@@ -144,12 +169,17 @@ def _print_keys(data: dict[str, str], as_json: bool) -> None:
 
 
 def _with_apps(
-    args: argparse.Namespace, command: Callable[[Settings, Any], Coroutine[Any, Any, Any]]
+    args: argparse.Namespace,
+    command: Callable[[Settings, Any], Coroutine[Any, Any, Any]],
+    *,
+    redis: bool = False,
 ) -> Any:
-    with services(get_settings()) as (database_url, _, embedded_postgres):
+    """Run `command` on the database (migrated first when embedded); with `redis`, on a full
+    Runtime, for commands whose effects other processes must hear of (revocations)."""
+    with services(get_settings(), redis=redis) as (database_url, _, embedded_postgres):
         if embedded_postgres:
             _migrate(database_url)
-        return _run(command)
+        return _run(command, redis=redis)
 
 
 def _app_name(raw: str | None) -> str | None:
@@ -208,7 +238,7 @@ def cmd_apps_rotate(args: argparse.Namespace) -> None:
             )
         return _app_keys_json(app, keys)
 
-    _print_keys(_with_apps(args, rotate), args.json)
+    _print_keys(_with_apps(args, rotate, redis=True), args.json)
 
 
 def cmd_apps_update(args: argparse.Namespace) -> None:
@@ -227,7 +257,7 @@ def cmd_apps_update(args: argparse.Namespace) -> None:
         async with runtime.db.tenant_session(app_id) as session:
             await service.update_app(session, app_id, changes)
 
-    _with_apps(args, update)
+    _with_apps(args, update, redis=True)  # identity changes may cut live sockets
     print("app updated")
 
 

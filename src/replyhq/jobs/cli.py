@@ -114,10 +114,10 @@ def _query(work: Any) -> Any:
         async with runtime.db.engine.begin() as connection:
             return await work(connection)
 
-    with cli.services(get_settings()) as (database_url, _, embedded_postgres):
+    with cli.services(get_settings(), redis=False) as (database_url, _, embedded_postgres):
         if embedded_postgres:
             cli._migrate(database_url)
-        return cli._run(run)
+        return cli._run(run, redis=False)
 
 
 def cmd_jobs_failed(args: argparse.Namespace) -> None:
