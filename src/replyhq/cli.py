@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import os
+import socket
 import sys
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
@@ -101,6 +103,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from replyhq.mail import dev as dev_mail
     from replyhq.realtime.websocket import WEBSOCKET_OPTIONS
 
+    _check_port_free(args.host, args.port)  # before any server starts or any key is printed
     settings = get_settings()
     with (
         services(settings) as (database_url, _, embedded_postgres),
@@ -137,6 +140,25 @@ def cmd_serve(args: argparse.Namespace) -> None:
             log_level=settings.log_level.lower(),
             **WEBSOCKET_OPTIONS,
         )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse in one line when HOST:PORT cannot be listened on, as uvicorn would bind it."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    for family, kind, proto, _, address in addresses[:1]:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                reason = "in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+                raise CliError(
+                    f"cannot listen on {host}:{port}: {reason} (stop what runs there, "
+                    "or pass --port)"
+                ) from None
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
