@@ -10,8 +10,8 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
 from replyhq import __version__
+from replyhq.accounts.routes import count_refused_login, team_router
 from replyhq.accounts.routes import router as admin_auth_router
-from replyhq.accounts.routes import team_router
 from replyhq.apps.admin_routes import router as admin_app_router
 from replyhq.apps.routes import router as setup_router
 from replyhq.background import server_background
@@ -32,6 +32,7 @@ from replyhq.users.routes import router as identify_router
 from replyhq.web.errors import install_error_handlers
 from replyhq.web.health import router as health_router
 from replyhq.web.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from replyhq.web.nul import NulRefusalMiddleware
 from replyhq.web.origins import OriginGate, ReportingCORSMiddleware
 from replyhq.web.static import router as static_router
 
@@ -92,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_age=86400,
             ),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+            # Inside the body limit: it reads the (bounded) body to look for a NUL.
+            Middleware(NulRefusalMiddleware, on_refused={"/admin/login": count_refused_login}),
         ],
     )
     app.state.realtime = realtime

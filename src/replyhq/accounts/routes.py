@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import HTTPAuthorizationCredentials
+from starlette.types import Scope
 
 from replyhq.accounts import service, team
 from replyhq.accounts.deps import RequirePermission, admin_principal, admin_router, bearer
@@ -83,7 +85,7 @@ async def login(body: LoginIn, request: Request, runtime: RuntimeDep) -> TokenPa
     (7 days, single use). A wrong address and a wrong password get the same 401. If the address
     belongs to several apps, 400 `APP_REQUIRED` lists the apps the password opens: send `app_id`.
     Failed attempts are limited per client address and per account (`RATE_LIMIT_AUTH`)."""
-    keys = [(_ADDRESS, client_address(request)), (_ACCOUNT, _account_key(body.email))]
+    keys = _login_keys(request, body.email)
     await _refuse_if_limited(runtime, *keys)
     try:
         pair = await service.login(runtime, body.email, body.password, body.app_id)
@@ -91,6 +93,27 @@ async def login(body: LoginIn, request: Request, runtime: RuntimeDep) -> TokenPa
         await _count_failure(runtime, *keys)
         raise
     return _pair_out(pair)
+
+
+def _login_keys(request: Request, email: str) -> list[tuple[str, str]]:
+    return [(_ADDRESS, client_address(request)), (_ACCOUNT, _account_key(email))]
+
+
+async def count_refused_login(scope: Scope, body: bytes) -> None:
+    """A sign-in refused before the route for its input (a NUL: web/nul.py) is a failed
+    attempt like a wrong password: limited and counted the same, or it would be a free try."""
+    request = Request(scope)
+    runtime: Runtime = request.app.state.runtime
+    try:
+        sent = json.loads(body)
+        email = sent.get("email") if isinstance(sent, dict) else None
+    except ValueError:
+        email = None
+    keys = [(_ADDRESS, client_address(request))]
+    if isinstance(email, str):
+        keys = _login_keys(request, email.replace("\x00", ""))
+    await _refuse_if_limited(runtime, *keys)
+    await _count_failure(runtime, *keys)
 
 
 @router.post("/refresh")

@@ -28,6 +28,7 @@ from replyhq.messaging.schemas import (
     ReadIn,
 )
 from replyhq.messaging.service import Participant
+from replyhq.web.bounds import INT4_MAX
 from replyhq.web.deps import RuntimeDep
 
 router = admin_router("/admin/api/conversations", ["conversations"])
@@ -168,8 +169,8 @@ async def list_messages(
     conversation_id: uuid.UUID,
     caller: MessageReader,
     runtime: RuntimeDep,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
-    before_seq: Annotated[int | None, Query(ge=1)] = None,
+    after_seq: Annotated[int, Query(ge=0, le=INT4_MAX)] = 0,
+    before_seq: Annotated[int | None, Query(ge=1, le=INT4_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> MessagePage:
     """Messages with seq > after_seq, ascending (with before_seq: the page just before it)."""

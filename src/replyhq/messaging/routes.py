@@ -20,6 +20,7 @@ from replyhq.messaging.schemas import (
 )
 from replyhq.messaging.service import Participant
 from replyhq.users.service import device_user
+from replyhq.web.bounds import INT4_MAX
 from replyhq.web.deps import RuntimeDep, SDKApp, SDKCaller
 
 router = APIRouter(prefix="/v1/conversations", tags=["sdk"])
@@ -99,8 +100,8 @@ async def list_messages(
     conversation_id: uuid.UUID,
     caller: SDKApp,
     runtime: RuntimeDep,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
-    before_seq: Annotated[int | None, Query(ge=1)] = None,
+    after_seq: Annotated[int, Query(ge=0, le=INT4_MAX)] = 0,
+    before_seq: Annotated[int | None, Query(ge=1, le=INT4_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> MessagePage:
     """Messages with seq > after_seq, ascending (with before_seq: the page just before it)."""

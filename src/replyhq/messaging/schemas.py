@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from replyhq.web.bounds import INT4_MAX
+
 MAX_BODY_CHARS = 8000
 
 Sender = Literal["user", "agent", "system"]
@@ -29,7 +31,7 @@ class ConversationIn(BaseModel):
 
 class ReadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=INT4_MAX)
 
 
 class Author(BaseModel):
