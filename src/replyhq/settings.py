@@ -142,6 +142,18 @@ class Settings(BaseSettings):
     )
     socket_ping_interval_seconds: float = Field(25.0, gt=0, description="Socket.IO ping interval.")
     socket_ping_timeout_seconds: float = Field(20.0, gt=0, description="Socket.IO ping timeout.")
+    socket_access_cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="How long a process trusts the access generation it read for a socket's next "
+        "events; after a revocation Redis did not deliver, an active socket is cut within this.",
+    )
+    socket_access_sweep_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="How often every socket's access is re-read, idle sockets included: the most "
+        "an idle socket outlives a revocation Redis did not deliver.",
+    )
 
     data_dir: Path = Field(
         Path(".replyhq-data"), description="Embedded PostgreSQL and Redis live here."

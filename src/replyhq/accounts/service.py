@@ -169,6 +169,31 @@ class StaffChanges:
             on_commit(session, lambda: _publish(redis, self.channel, note))
 
 
+async def end_staff_access(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    staff_id: uuid.UUID,
+    reason: str,
+    changes: StaffChanges,
+) -> int:
+    """Make every access token of the member stale and end their live sockets, in every process,
+    once this transaction commits (password reset, sign-out everywhere; role changes and
+    deactivation do the same). Bumps `token_version`, the member's access generation (returned),
+    in this transaction: each staff socket re-checks it on its events and periodically, so the
+    sockets end even if Redis cannot carry the news at that instant. Sign-ins (refresh chains)
+    are ended separately, by revoke_sessions."""
+    version: int = (
+        await session.execute(
+            update(StaffUser)
+            .where(StaffUser.app_id == app_id, StaffUser.id == staff_id)
+            .values(token_version=StaffUser.token_version + 1, updated_at=func.now())
+            .returning(StaffUser.token_version)
+        )
+    ).scalar_one()
+    changes.announce(session, app_id, staff_id, reason)
+    return version
+
+
 def channel(settings: Settings) -> str:
     return settings.redis_prefix + "staff-changed"
 

@@ -24,6 +24,9 @@ class App(Base):
         Boolean, nullable=False, server_default="false"
     )
     keys_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    # Bumped when every device session must end (key rotation, identity verification turned
+    # on): live sockets let in at an older generation are cut (replyhq.realtime.access).
+    access_generation: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     created_at: Mapped[datetime] = created_at()
     keys_rotated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()

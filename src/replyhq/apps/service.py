@@ -80,5 +80,23 @@ async def rotate_keys(
     await session.refresh(app)
     if verifier is not None:
         on_commit(session, lambda: verifier.announce_rotation(app_id))
-    record(session, Revoke(app_id, all_devices=True))
+    await end_device_sessions(session, app_id)
+    await session.refresh(app)
     return app, keys
+
+
+async def end_device_sessions(session: AsyncSession, app_id: uuid.UUID) -> int:
+    """End every live device session of the app, in every process, once this transaction
+    commits: key rotation, identity verification turned on. Bumps the app's access generation
+    (returned) in this transaction, which each socket re-checks on its events and periodically,
+    so the sessions end even if Redis cannot carry the news at that instant."""
+    generation: int = (
+        await session.execute(
+            update(App)
+            .where(App.id == app_id)
+            .values(access_generation=App.access_generation + 1)
+            .returning(App.access_generation)
+        )
+    ).scalar_one()
+    record(session, Revoke(app_id, all_devices=True))
+    return generation

@@ -3,6 +3,7 @@ each event leaves behind: its log lines' context, one `socket_event` line, the c
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -12,8 +13,9 @@ import socketio
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from replyhq.errors import AppError, BadRequest
+from replyhq.errors import AppError, BadRequest, ServiceUnavailable
 from replyhq.observability.metrics import SOCKETIO_CONNECTIONS
+from replyhq.realtime.access import REVOKED_ACK, Grant
 from replyhq.realtime.presence import LiveSession
 
 if TYPE_CHECKING:
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 Model = TypeVar("Model", bound=BaseModel)
+_cutting: set[asyncio.Task[Any]] = set()  # disconnects under way (asyncio keeps weak references)
 Ack = dict[str, Any]
 
 # What authentication binds during a handshake (observability.errors.identify): it belongs to
@@ -75,8 +78,12 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         """Run the handler of `event` with a request id of its own and the caller's app (and
         staff user) on every log line; then one `socket_event` line, as an HTTP request has."""
         fields = {"request_id": uuid.uuid4().hex}
+        grant: Grant | None = None
         if event != "connect":  # a handshake's caller is known once it is authenticated
-            live: LiveSession | None = (await self.get_session(args[0])).get("live")
+            session = await self.get_session(args[0])
+            live: LiveSession | None = session.get("live")
+            if event != "disconnect":
+                grant = session.get("grant")
             if live is not None:
                 fields["app_id"] = str(live.app_id)
                 if live.kind == "staff":
@@ -87,6 +94,10 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         try:
             with structlog.contextvars.bound_contextvars(**fields):
                 try:
+                    refusal = None if grant is None else await self._refusal(args[0], grant)
+                    if refusal is not None:
+                        outcome = _outcome(refusal)
+                        return refusal
                     result = await super().trigger_event(event.replace(":", "_"), *args)
                     outcome = _outcome(result)
                     return result
@@ -107,6 +118,24 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
             structlog.contextvars.unbind_contextvars(*stale)
             if event == "connect":  # (sid, environ[, auth])
                 release_handshake(args[1])
+
+    async def _refusal(self, sid: str, grant: Grant) -> Ack | None:
+        """None while the socket's access holds. A socket whose access was revoked is cut; when
+        its access cannot be read (PostgreSQL away) the event is refused, the socket kept."""
+        try:
+            allowed = await self.realtime.access.allows(grant)
+        except Exception as exc:
+            log.warning("socket_access_unchecked", namespace=self.namespace, error=str(exc))
+            return {"ok": False, **ServiceUnavailable("Try again shortly.").body()}
+        if allowed:
+            return None
+        log.info("socket_access_revoked", namespace=self.namespace)
+        # After the acknowledgement, which python-socketio sends as this returns: a client
+        # already out of the namespace would drop it.
+        task = asyncio.create_task(self.disconnect(sid))
+        _cutting.add(task)
+        task.add_done_callback(_cutting.discard)
+        return REVOKED_ACK
 
     def _count(self, event: str, ok: bool) -> None:
         """socketio_connections: up on an accepted handshake, down on each disconnect (only an

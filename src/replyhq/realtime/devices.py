@@ -11,6 +11,7 @@ from replyhq.errors import AppError, Unauthorized
 from replyhq.messaging import service as messaging
 from replyhq.messaging.schemas import Body, ClientMsgId, MessagePage
 from replyhq.messaging.service import Participant
+from replyhq.realtime.access import Grant
 from replyhq.realtime.base import Ack, Namespace, Refused, address_of, parse, room_of_user
 from replyhq.realtime.presence import LiveSession
 from replyhq.users.service import socket_user
@@ -50,6 +51,9 @@ class DeviceNamespace(Namespace):
         auth = auth if isinstance(auth, dict) else {}
         runtime = self.runtime
         try:
+            # The app's access generation before its key is checked: a rotation in between
+            # leaves this socket at the older generation, which gets it cut.
+            generation = await self._generation_of(_text(auth.get("app_id")))
             app_id = await verify_app_key(
                 runtime,
                 address_of(environ),
@@ -72,9 +76,20 @@ class DeviceNamespace(Namespace):
         except AppError as exc:
             raise Refused(exc) from None
         live = LiveSession(sid, app_id, "user", end_user_id, device_id)
-        await self.save_session(sid, {"live": live, "name": name, "conversations": set()})
+        grant = Grant(app_id, generation)
+        state = {"live": live, "grant": grant, "name": name, "conversations": set()}
+        await self.save_session(sid, state)
         await self.enter_room(sid, room_of_user(app_id, end_user_id))
-        await self.realtime.joined(live)
+        await self.realtime.joined(live, grant, self.namespace)
+
+    async def _generation_of(self, raw_app_id: str | None) -> int:
+        """The app's current access generation (0 for an app that does not exist: the key check
+        refuses it next)."""
+        try:
+            app_id = uuid.UUID(raw_app_id or "")
+        except ValueError:
+            return 0
+        return await self.realtime.access.current((app_id, None, None)) or 0
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.get_session(sid)

@@ -15,8 +15,9 @@ import structlog
 from engineio.async_socket import AsyncSocket
 from socketio import packet as sio_packet
 
-from replyhq.events import DomainEvent, Event
+from replyhq.events import DomainEvent, Event, Revoke
 from replyhq.messaging.service import Participant
+from replyhq.realtime.access import AccessChecks, Grant
 from replyhq.realtime.base import room_of_agents
 from replyhq.realtime.delivery import DEVICES, STAFF, Delivery, manager_options
 from replyhq.realtime.devices import DeviceNamespace
@@ -56,6 +57,9 @@ class RealtimeServer:
         self.presence: PresenceStore | None = None
         self.delivery: Delivery | None = None
         self.local: dict[str, LiveSession] = {}
+        # What each local socket was let in at, and its namespace (re-checked by _recheck).
+        self.grants: dict[str, tuple[str, Grant]] = {}
+        self._access: AccessChecks | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
         self.sio.register_namespace(DeviceNamespace(DEVICES, self))
@@ -66,11 +70,17 @@ class RealtimeServer:
         assert self._runtime is not None, "realtime server used before start()"
         return self._runtime
 
+    @property
+    def access(self) -> AccessChecks:
+        assert self._access is not None, "realtime server used before start()"
+        return self._access
+
     def asgi(self, other: Any) -> socketio.ASGIApp:
         return socketio.ASGIApp(self.sio, other_asgi_app=other, socketio_path="socket.io")
 
     async def start(self, runtime: Runtime) -> None:
         self._runtime = runtime
+        self._access = AccessChecks(runtime.db, self.settings.socket_access_cache_seconds)
         self.presence = PresenceStore(
             runtime.redis, self.settings.redis_prefix, self.settings.presence_ttl_seconds
         )
@@ -83,6 +93,9 @@ class RealtimeServer:
         self._tasks = [
             asyncio.create_task(self._every(self.presence.ttl / 3, self._heartbeat)),
             asyncio.create_task(self._every(self.presence.ttl / 6, self._sweep)),
+            asyncio.create_task(
+                self._every(self.settings.socket_access_sweep_seconds, self._recheck)
+            ),
         ]
 
     async def stop(self) -> None:
@@ -93,8 +106,9 @@ class RealtimeServer:
 
     # --- sessions and presence --------------------------------------------------------------
 
-    async def joined(self, live: LiveSession) -> None:
+    async def joined(self, live: LiveSession, grant: Grant, namespace: str) -> None:
         self.local[live.sid] = live
+        self.grants[live.sid] = (namespace, grant)
         try:
             if self.presence is not None and await self.presence.connect(live):
                 await self._announce(PresenceChange(live.app_id, live.kind, live.person_id, True))
@@ -103,6 +117,7 @@ class RealtimeServer:
 
     async def left(self, live: LiveSession) -> None:
         self.local.pop(live.sid, None)
+        self.grants.pop(live.sid, None)
         try:
             if self.presence is not None and await self.presence.disconnect(live):
                 await self._announce(PresenceChange(live.app_id, live.kind, live.person_id, False))
@@ -123,6 +138,22 @@ class RealtimeServer:
         assert self.presence is not None
         for change in await self.presence.sweep():
             await self._announce(change)
+
+    async def _recheck(self, app_id: uuid.UUID | None = None) -> None:
+        """Cut the local sockets (of `app_id`, or all) whose access has moved on since they were
+        let in, with each one's access read afresh from PostgreSQL."""
+        grants = [
+            (sid, namespace, grant)
+            for sid, (namespace, grant) in list(self.grants.items())
+            if app_id is None or grant.app_id == app_id
+        ]
+        if app_id is None:
+            self.access.prune()
+        stale = set(await self.access.stale((sid, grant) for sid, _, grant in grants))
+        for sid, namespace, _ in grants:
+            if sid in stale and sid in self.grants:
+                log.info("socket_access_revoked", namespace=namespace)
+                await self.sio.disconnect(sid, namespace=namespace)
 
     @staticmethod
     async def _every(seconds: float, job: Any) -> None:
@@ -163,6 +194,13 @@ class RealtimeServer:
 
     async def deliver(self, event: DomainEvent, skip_sid: str | None = None) -> None:
         assert self.delivery is not None
+        if isinstance(event, Revoke) and (event.all_devices or event.device_id is None):
+            # This process' own sockets at once, without Redis: access was bumped in PostgreSQL.
+            self.access.forget(event.app_id)
+            try:
+                await self._recheck(event.app_id)
+            except Exception as exc:
+                log.warning("socket_access_recheck_failed", error=str(exc))
         await self.delivery(event, skip_sid)
 
 

@@ -6,9 +6,11 @@ from typing import Any
 
 from replyhq.accounts.permissions import StaffPrincipal
 from replyhq.accounts.service import verify_access_token
+from replyhq.accounts.tokens import decode_access_token
 from replyhq.errors import AppError, Unauthorized
 from replyhq.messaging import service as messaging
 from replyhq.messaging.admin_routes import agent
+from replyhq.realtime.access import Grant
 from replyhq.realtime.base import Ack, Namespace, Refused, parse, room_of_agents, signin_key
 from replyhq.realtime.devices import ReadIn, SendIn, SyncIn, TypingIn, page_ack
 from replyhq.realtime.presence import LiveSession
@@ -22,15 +24,18 @@ class StaffNamespace(Namespace):
                 raise Unauthorized("An access token is required.", code="AUTH_REQUIRED")
             principal = await verify_access_token(self.runtime, token)
             principal.require("conversations:read")
+            # The token's version is the member's access generation it was issued at.
+            version = decode_access_token(self.runtime.settings, token).version
         except AppError as exc:
             raise Refused(exc) from None
         assert principal.staff_id is not None
         # The sign-in stands where a device id would, so that ending it ends its sockets.
         signin = signin_key(principal.session_id) if principal.session_id else None
         live = LiveSession(sid, principal.app_id, "staff", principal.staff_id, signin)
-        await self.save_session(sid, {"live": live, "principal": principal})
+        grant = Grant(principal.app_id, version, principal.staff_id, principal.session_id)
+        await self.save_session(sid, {"live": live, "grant": grant, "principal": principal})
         await self.enter_room(sid, room_of_agents(principal.app_id))
-        await self.realtime.joined(live)
+        await self.realtime.joined(live, grant, self.namespace)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.get_session(sid)
