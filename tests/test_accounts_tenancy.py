@@ -15,7 +15,13 @@ from replyhq.runtime import Runtime
 from tests.conftest import MakeTenant, Tenant, identify, start_conversation
 from tests.staff import Staff, secret, signed_in
 
-ACCOUNT_TABLES = ["staff_users", "staff_sessions", "refresh_tokens", "staff_invites"]
+ACCOUNT_TABLES = [
+    "staff_users",
+    "staff_sessions",
+    "refresh_tokens",
+    "staff_invites",
+    "staff_tokens",
+]
 
 Seeded = tuple[Tenant, Tenant, dict[str, Staff], dict[str, Staff], dict[str, object]]
 
@@ -29,6 +35,12 @@ async def _seed(
         "/admin/api/team/invites", headers=owner.auth(), json={"email": "new@example.com"}
     )
     assert invite.status_code == 201, invite.text
+    moving = await client.post(  # a pending e-mail change: a staff token
+        "/admin/me/email",
+        headers=agent.auth(),
+        json={"email": f"moved-{uuid.uuid4().hex[:6]}@example.com", "password": agent.password},
+    )
+    assert moving.status_code == 202, moving.text
     await identify(client, tenant, "device-a", user_id="u1")
     conversation = await start_conversation(client, tenant, "device-a", body="secret plans")
     return {"owner": owner, "agent": agent}, {**conversation, "invite_id": invite.json()["id"]}

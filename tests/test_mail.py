@@ -100,3 +100,11 @@ def test_every_template_has_a_subject_text_and_html_part() -> None:
 
 def test_links_are_absolute_on_the_public_url(mail_settings: Settings) -> None:
     assert link(mail_settings, "/dashboard/x#token=1") == PUBLIC_URL + "/dashboard/x#token=1"
+
+
+async def test_the_dev_mailbox_does_not_exist_without_the_local_sink(client: object) -> None:
+    import httpx
+
+    assert isinstance(client, httpx.AsyncClient)
+    for path in ("/dev/mailbox", "/dev/mailbox.json"):
+        assert (await client.get(path)).status_code == 404

@@ -10,6 +10,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
 from replyhq import __version__
+from replyhq.accounts.recovery_routes import router as recovery_router
 from replyhq.accounts.routes import count_refused_login, team_router
 from replyhq.accounts.routes import router as admin_auth_router
 from replyhq.apps.admin_routes import router as admin_app_router
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(identify_router)
     app.include_router(conversations_router)
     app.include_router(admin_auth_router)
+    app.include_router(recovery_router)
     app.include_router(team_router)
     app.include_router(admin_app_router)
     app.include_router(admin_conversations_router)

@@ -125,3 +125,27 @@ class StaffInvite(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class StaffToken(Base):
+    """A single-use, short-lived link token sent by e-mail to a staff member, stored hashed:
+    a password reset, or the confirmation of a new e-mail address (`new_email`)."""
+
+    __tablename__ = "staff_tokens"
+    __table_args__ = (
+        CheckConstraint("purpose IN ('password_reset', 'email_change')", name="purpose"),
+        ForeignKeyConstraint(
+            ["staff_id", "app_id"], ["staff_users.id", "staff_users.app_id"], ondelete="CASCADE"
+        ),
+        Index("ix_staff_tokens_staff", "app_id", "staff_id"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    app_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    staff_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    purpose: Mapped[str] = mapped_column(String(16), nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    new_email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = created_at()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.types import Scope
 
-from replyhq.accounts import service, team
+from replyhq.accounts import mails, service, team
 from replyhq.accounts.deps import RequirePermission, admin_principal, admin_router, bearer
 from replyhq.accounts.permissions import StaffPrincipal, permissions_of
 from replyhq.accounts.schemas import (
@@ -223,13 +223,23 @@ async def invite(
     caller: Annotated[StaffPrincipal, RequirePermission("team:write")],
     runtime: RuntimeDep,
 ) -> InviteCreated:
-    """Invite someone by e-mail. The response carries the single-use token and the dashboard
-    link (token in the URL fragment, never sent to a server); until invitation e-mails exist,
-    pass it on yourself. Inviting an OWNER needs `team:owners`."""
+    """Invite someone by e-mail: the invitation is mailed to them (after commit, by a job), and
+    the response also carries the single-use token and the dashboard link (token in the URL
+    fragment, never sent to a server) to pass on yourself. Inviting an OWNER needs
+    `team:owners`."""
     settings = runtime.settings
     async with runtime.db.tenant_session(caller.app_id) as session:
         pending, token = await team.invite(
             session, caller, body.email, body.role, ttl_seconds=settings.invite_ttl_seconds
+        )
+        await mails.invitation(
+            session,
+            settings,
+            caller,
+            email=pending.email,
+            role=pending.role,
+            token=token,
+            expires_at=pending.expires_at,
         )
         out = InviteOut.model_validate(pending)
     link = f"{settings.dashboard_url.rstrip('/')}/invite#token={token}"

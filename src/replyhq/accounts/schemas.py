@@ -92,7 +92,7 @@ class InviteOut(BaseModel):
 
 
 class InviteCreated(InviteOut):
-    token: str = Field(description="Shown once. Until invitation e-mails exist, pass it on.")
+    token: str = Field(description="Shown once. The invitation is also e-mailed.")
     invite_url: str = Field(description="The dashboard link; the token is in the fragment.")
 
 
@@ -106,3 +106,34 @@ class AcceptInviteIn(BaseModel):
 class RoleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Role
+
+
+class PasswordResetRequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: Email
+
+
+class MailQueuedOut(BaseModel):
+    message: str
+
+
+class PasswordResetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=1, max_length=200, description="From the e-mailed link.")
+    password: NewPassword
+
+
+class EmailChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: Email = Field(description="The new address; a confirmation link is sent to it.")
+    password: str = Field(min_length=1, max_length=1024, description="Your current password.")
+
+
+class EmailChangeRequestedOut(BaseModel):
+    email: str = Field(description="Where the confirmation link was sent.")
+    expires_in: int = Field(description="Seconds the link works.")
+
+
+class EmailChangeConfirmIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=1, max_length=200, description="From the e-mailed link.")

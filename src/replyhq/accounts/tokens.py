@@ -163,3 +163,19 @@ def new_invite_token(app_id: uuid.UUID) -> str:
 def invite_app(token: str) -> uuid.UUID | None:
     match = _INVITE.match(token)
     return uuid.UUID(match.group(1)) if match else None
+
+
+# Link tokens sent by e-mail: `rhq_<kind>_<app id>_<secret>`, like invitation tokens.
+RESET_PREFIX = "rhq_pwr_"
+EMAIL_CHANGE_PREFIX = "rhq_eml_"
+_LINK_TOKEN = re.compile(r"^(rhq_[a-z]+_)([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
+
+
+def new_link_token(prefix: str, app_id: uuid.UUID) -> str:
+    return f"{prefix}{app_id.hex}_{secrets.token_urlsafe(32)}"
+
+
+def link_token_app(prefix: str, token: str) -> uuid.UUID | None:
+    """The app a link token of kind `prefix` routes to (None: not such a token at all)."""
+    match = _LINK_TOKEN.match(token)
+    return uuid.UUID(match.group(2)) if match and match.group(1) == prefix else None

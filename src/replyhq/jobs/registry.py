@@ -31,7 +31,11 @@ if TYPE_CHECKING:
     from replyhq.runtime import Runtime
 
 # Modules whose jobs every worker knows. A domain with a tasks.py adds itself here.
-TASK_MODULES: tuple[str, ...] = ("replyhq.jobs.schedules", "replyhq.mail.tasks")
+TASK_MODULES: tuple[str, ...] = (
+    "replyhq.jobs.schedules",
+    "replyhq.mail.tasks",
+    "replyhq.accounts.tasks",
+)
 
 JobFunction = Callable[..., Awaitable[None]]
 
