@@ -40,11 +40,19 @@ async def test_agent_is_offered_no_management(
     await expect(page.get_by_test_id("close")).to_be_visible()
     await expect(page.get_by_test_id("profile")).to_contain_text("Attributes")
 
-    # Typing the address of a management screen shows the inbox, not the screen.
-    for screen in ("team", "settings"):
+    # Typing the address of a management screen says why it is not shown (it showed the inbox
+    # without a word before issue 13).
+    for screen, why in (
+        ("team", "You need the ADMIN role to manage the team."),
+        ("settings", "You need the ADMIN role to change the app's settings."),
+    ):
         await page.goto(f"{demo.url}/dashboard/{screen}")
-        await expect(page.get_by_test_id("inbox")).to_be_visible()
+        await expect(page.get_by_test_id("needs-role")).to_contain_text(why)
+        await expect(page.get_by_test_id("needs-role")).to_contain_text(
+            "Your role in this app is AGENT"
+        )
         await expect(page.get_by_test_id(screen)).to_have_count(0)
+        await expect(page.get_by_test_id("inbox")).to_have_count(0)
         await expect(page.get_by_test_id("rotate-keys")).to_have_count(0)
 
 

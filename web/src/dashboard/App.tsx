@@ -6,6 +6,7 @@ import { navigate, useRoute } from "./router";
 import { InboxScreen } from "./screens/Inbox";
 import { InviteScreen } from "./screens/Invite";
 import { LoginScreen } from "./screens/Login";
+import { NeedsRoleScreen } from "./screens/NeedsRole";
 import { SettingsScreen } from "./screens/Settings";
 import { TeamScreen } from "./screens/Team";
 import { ConnectionBadge, UnreadTitle } from "./components";
@@ -94,12 +95,18 @@ function SignedIn() {
         </button>
       </nav>
       <main className="content">
-        {route.screen === "team" && can("team:read") ? (
-          <TeamScreen api={api} me={me} />
-        ) : route.screen === "settings" && can("settings:read") ? (
-          <SettingsScreen api={api} me={me} />
+        {route.screen === "team" ? (
+          can("team:read") ? <TeamScreen api={api} me={me} /> : <NeedsRoleScreen me={me} screen="team" />
+        ) : route.screen === "settings" ? (
+          can("settings:read") ? <SettingsScreen api={api} me={me} /> : <NeedsRoleScreen me={me} screen="settings" />
         ) : (
-          <InboxScreen desk={desk} api={api} me={me} conversationId={route.screen === "inbox" ? route.conversationId : null} />
+          <InboxScreen
+            desk={desk}
+            api={api}
+            me={me}
+            conversationId={route.screen === "inbox" ? route.conversationId : null}
+            profile={route.screen === "inbox" && Boolean(route.profile)}
+          />
         )}
       </main>
     </div>

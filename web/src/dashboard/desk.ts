@@ -123,7 +123,7 @@ export class Desk {
       case "closed":
         return { status: "closed" as const };
       case "mine":
-        return { assignee: "me" };
+        return { status: "open" as const, assignee: "me" };
       case "unassigned":
         return { status: "open" as const, assignee: "none" };
     }
@@ -179,9 +179,10 @@ export class Desk {
     return data;
   }
 
-  /** Put a conversation in the list if it belongs to the current filter (or is selected). */
+  /** Put a conversation in the list if it belongs to the current filter, or take it out: one
+   * closed while it is being read leaves Open at once (it stays on screen, as `known`). */
   private place(conversation: InboxConversation): void {
-    const belongs = matches(conversation, this.state.filter, this.me.staff?.id ?? null) || conversation.id === this.state.selected;
+    const belongs = matches(conversation, this.state.filter, this.me.staff?.id ?? null);
     const without = this.state.inbox.filter((c) => c.id !== conversation.id);
     this.set({ inbox: belongs ? upsert(without, conversation) : without });
   }

@@ -1,10 +1,11 @@
-// A few screens under /dashboard/: inbox[/<conversation id>], team, settings, login, invite.
+// A few screens under /dashboard/: inbox[/<conversation id>[/profile]], team, settings, login,
+// invite. On a phone the inbox's list, conversation and profile are separate screens.
 import { useSyncExternalStore } from "react";
 
 const BASE = "/dashboard";
 
 export type Route =
-  | { screen: "inbox"; conversationId: string | null }
+  | { screen: "inbox"; conversationId: string | null; profile?: boolean }
   | { screen: "team" }
   | { screen: "settings" }
   | { screen: "login" }
@@ -22,14 +23,16 @@ export function parse(pathname: string): Route {
     case "invite":
       return { screen: "invite" };
     default:
-      return { screen: "inbox", conversationId: parts[0] === "inbox" && parts[1] ? parts[1] : null };
+      if (parts[0] !== "inbox" || !parts[1]) return { screen: "inbox", conversationId: null };
+      return { screen: "inbox", conversationId: parts[1], profile: parts[2] === "profile" };
   }
 }
 
 export function href(route: Route): string {
   switch (route.screen) {
     case "inbox":
-      return route.conversationId ? `${BASE}/inbox/${route.conversationId}` : `${BASE}/inbox`;
+      if (!route.conversationId) return `${BASE}/inbox`;
+      return `${BASE}/inbox/${route.conversationId}${route.profile ? "/profile" : ""}`;
     default:
       return `${BASE}/${route.screen}`;
   }
@@ -41,9 +44,17 @@ window.addEventListener("popstate", () => listeners.forEach((l) => l()));
 export function navigate(route: Route, replace = false): void {
   const url = href(route);
   if (url === location.pathname) return;
-  if (replace) history.replaceState(null, "", url);
-  else history.pushState(null, "", url);
+  if (replace) history.replaceState(history.state, "", url);
+  else history.pushState({ from: location.pathname }, "", url);
   listeners.forEach((l) => l());
+}
+
+/** Up one screen (conversation → list, profile → conversation): the browser's own Back when the
+ * parent is the page we came from, so Back and this button agree; else replace the entry. */
+export function goUp(parent: Route): void {
+  const state = history.state as { from?: string } | null;
+  if (state?.from !== undefined && href(parse(state.from)) === href(parent)) history.back();
+  else navigate(parent, true);
 }
 
 export function useRoute(): Route {

@@ -20,8 +20,8 @@ export function matches(c: Pick<InboxConversation, "status" | "assignee_id">, fi
       return c.status === "open";
     case "closed":
       return c.status === "closed";
-    case "mine":
-      return c.assignee_id !== null && c.assignee_id === me;
+    case "mine": // what is still mine to answer: closed ones are under Closed
+      return c.status === "open" && c.assignee_id !== null && c.assignee_id === me;
     case "unassigned":
       return c.status === "open" && c.assignee_id === null;
   }

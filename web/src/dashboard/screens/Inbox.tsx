@@ -1,11 +1,11 @@
 import { useEffect, useLayoutEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent, type UIEvent } from "react";
-import type { EndUser, InboxConversation, Me, Message, Staff } from "../../api/types";
+import type { Assignee, EndUser, InboxConversation, Me, Message } from "../../api/types";
 import type { InboxFilter } from "../../shared/inbox";
 import type { PendingMessage } from "../../shared/timeline";
 import type { Api } from "../api";
 import { displayName, OnlineDot, when } from "../components";
 import type { Desk } from "../desk";
-import { navigate } from "../router";
+import { goUp, navigate } from "../router";
 
 const FILTERS: { id: InboxFilter; label: string }[] = [
   { id: "open", label: "Open" },
@@ -14,9 +14,14 @@ const FILTERS: { id: InboxFilter; label: string }[] = [
   { id: "closed", label: "Closed" },
 ];
 
-export function InboxScreen({ desk, api, me, conversationId }: { desk: Desk; api: Api; me: Me; conversationId: string | null }) {
+// On a phone one pane shows at a time (dashboard.css): the list, a conversation, or its profile.
+function pane(conversationId: string | null, profile: boolean): string {
+  return conversationId === null ? "pane-list" : profile ? "pane-profile" : "pane-conversation";
+}
+
+export function InboxScreen({ desk, api, me, conversationId, profile = false }: { desk: Desk; api: Api; me: Me; conversationId: string | null; profile?: boolean }) {
   const state = useSyncExternalStore(desk.subscribe, desk.getState);
-  const team = useTeam(api, me);
+  const team = useAssignees(api, me);
 
   useEffect(() => {
     void desk.select(conversationId);
@@ -24,7 +29,7 @@ export function InboxScreen({ desk, api, me, conversationId }: { desk: Desk; api
 
   const selected = conversationId ? desk.conversation(conversationId) : undefined;
   return (
-    <div className="inbox">
+    <div className={`inbox ${pane(conversationId, profile)}`}>
       <section className="list" aria-label="Conversations">
         <div className="filters" role="tablist">
           {FILTERS.map((f) => (
@@ -35,7 +40,7 @@ export function InboxScreen({ desk, api, me, conversationId }: { desk: Desk; api
         </div>
         <ul data-testid="inbox">
           {state.inbox.map((c) => (
-            <InboxItem key={c.id} conversation={c} active={c.id === conversationId} online={state.online[c.end_user_id]} typing={Boolean(state.typing[c.id])} />
+            <InboxItem key={c.id} me={me} conversation={c} active={c.id === conversationId} online={state.online[c.end_user_id]} typing={Boolean(state.typing[c.id])} />
           ))}
         </ul>
         {state.inboxLoading && <p className="muted pad">Loading…</p>}
@@ -60,17 +65,27 @@ export function InboxScreen({ desk, api, me, conversationId }: { desk: Desk; api
   );
 }
 
-function useTeam(api: Api, me: Me): Staff[] {
-  const [team, setTeam] = useState<Staff[]>([]);
+/** Who conversations can be assigned to (active members), for the picker and the header. */
+function useAssignees(api: Api, me: Me): Assignee[] {
+  const [team, setTeam] = useState<Assignee[]>([]);
   useEffect(() => {
-    if (!me.permissions.includes("team:read")) return;
-    void api.GET("/admin/api/team").then(({ data }) => data && setTeam(data.filter((s) => s.active)));
+    if (!me.permissions.includes("conversations:write")) return;
+    void api.GET("/admin/api/conversations/assignees").then(({ data }) => data && setTeam(data));
   }, [api, me]);
   return team;
 }
 
-function InboxItem({ conversation: c, active, online, typing }: { conversation: InboxConversation; active: boolean; online: boolean | undefined; typing: boolean }) {
-  const preview = typing ? "typing…" : c.last_message ? `${c.last_message.sender === "agent" ? "You: " : ""}${c.last_message.body}` : c.subject ?? "";
+/** "You: " only before the viewer's own messages; a colleague's carry their name. */
+function previewOf(c: InboxConversation, me: Me): string {
+  const last = c.last_message;
+  if (!last) return "";
+  if (last.sender !== "agent") return last.body;
+  const mine = last.author.id === (me.staff?.id ?? me.app_id);
+  return `${mine ? "You" : last.author.name || "Agent"}: ${last.body}`;
+}
+
+function InboxItem({ me, conversation: c, active, online, typing }: { me: Me; conversation: InboxConversation; active: boolean; online: boolean | undefined; typing: boolean }) {
+  const preview = typing ? "typing…" : previewOf(c, me);
   return (
     <li>
       <a
@@ -89,6 +104,11 @@ function InboxItem({ conversation: c, active, online, typing }: { conversation: 
           <strong data-testid="inbox-name">{displayName(c.user)}</strong>
           <time>{when(c.last_activity_at)}</time>
         </span>
+        {c.subject && (
+          <span className="subject" data-testid="inbox-subject">
+            {c.subject}
+          </span>
+        )}
         <span className="preview-row">
           <span className={typing ? "preview typing" : "preview"} data-testid="inbox-preview">
             {preview}
@@ -109,7 +129,7 @@ function draftKey(me: Me, conversationId: string): string {
   return `replyhq:dashboard:draft:${me.staff?.id ?? me.app_id}:${conversationId}`;
 }
 
-function ConversationView({ desk, me, conversation, team }: { desk: Desk; me: Me; conversation: InboxConversation; team: Staff[] }) {
+function ConversationView({ desk, me, conversation, team }: { desk: Desk; me: Me; conversation: InboxConversation; team: Assignee[] }) {
   const state = useSyncExternalStore(desk.subscribe, desk.getState);
   const timeline = state.timelines[conversation.id];
   const messages = timeline?.messages ?? [];
@@ -163,18 +183,31 @@ function ConversationView({ desk, me, conversation, team }: { desk: Desk; me: Me
     setError(await desk.update(conversation.id, patch));
   };
   const assignee = conversation.assignee_id;
-  const assigneeName = assignee === me.staff?.id ? "you" : team.find((s) => s.id === assignee)?.name ?? team.find((s) => s.id === assignee)?.email ?? "a colleague";
+  const member = team.find((s) => s.id === assignee);
+  const assigneeName = assignee === me.staff?.id ? "you" : member ? member.name || member.email : "a colleague";
+  const showProfile = () => navigate({ screen: "inbox", conversationId: conversation.id, profile: true });
 
   return (
     <section className="conversation" aria-label="Conversation" data-testid="conversation" data-id={conversation.id}>
       <header className="conversation-head">
-        <div>
+        <button className="link phone-only" data-testid="back-to-list" aria-label="Back to the conversations" onClick={() => goUp({ screen: "inbox", conversationId: null })}>
+          ‹ Back
+        </button>
+        <div className="title">
           <h2 data-testid="conversation-title">{displayName(conversation.user)}</h2>
+          {conversation.subject && (
+            <p className="subject" data-testid="conversation-subject">
+              {conversation.subject}
+            </p>
+          )}
           <span className="muted" data-testid="conversation-status" data-status={conversation.status}>
             {conversation.status === "open" ? "Open" : "Closed"}
-            {assignee ? ` · assigned to ${assigneeName}` : " · unassigned"}
+            <span data-testid="conversation-assignee">{assignee ? ` · assigned to ${assigneeName}` : " · unassigned"}</span>
           </span>
         </div>
+        <button className="phone-only" data-testid="show-profile" onClick={showProfile}>
+          Profile
+        </button>
         {can("conversations:write") && (
           <div className="actions" data-testid="conversation-actions">
             {team.length > 0 ? (
@@ -303,6 +336,9 @@ function ProfilePanel({ api, me, conversation, online }: { api: Api; me: Me; con
   const user = conversation.user;
   return (
     <aside className="profile" aria-label="End user" data-testid="profile">
+      <button className="link phone-only" data-testid="back-to-conversation" onClick={() => goUp({ screen: "inbox", conversationId: conversation.id })}>
+        ‹ Back to the conversation
+      </button>
       <h3>
         <OnlineDot online={online} /> <span data-testid="profile-name">{displayName(user)}</span>
       </h3>

@@ -46,11 +46,17 @@ export function TeamScreen({ api, me }: { api: Api; me: Me }) {
     setError(failure ? errorText(failure) : null);
     void load();
   };
+  const reactivate = async (member: Staff) => {
+    const { error: failure } = await api.POST("/admin/api/team/{staff_id}/reactivate", { params: { path: { staff_id: member.id } } });
+    setError(failure ? errorText(failure) : null);
+    void load();
+  };
   const revoke = async (pending: Invite) => {
     await api.DELETE("/admin/api/team/invites/{invite_id}", { params: { path: { invite_id: pending.id } } });
     void load();
   };
-  const manageable = (member: Staff) => can("team:write") && member.active && member.id !== me.staff?.id && (member.role !== "OWNER" || can("team:owners"));
+  const allowedOver = (member: Staff) => can("team:write") && member.id !== me.staff?.id && (member.role !== "OWNER" || can("team:owners"));
+  const manageable = (member: Staff) => member.active && allowedOver(member);
 
   return (
     <div className="page" data-testid="team">
@@ -91,6 +97,11 @@ export function TeamScreen({ api, me }: { api: Api; me: Me }) {
                 {manageable(member) && (
                   <button className="link danger" data-testid="deactivate" onClick={() => void deactivate(member)}>
                     Deactivate
+                  </button>
+                )}
+                {!member.active && allowedOver(member) && (
+                  <button className="link" data-testid="reactivate" onClick={() => void reactivate(member)}>
+                    Reactivate
                   </button>
                 )}
               </td>
