@@ -240,9 +240,10 @@ export interface paths {
         put?: never;
         /**
          * Invite
-         * @description Invite someone by e-mail. The response carries the single-use token and the dashboard
-         *     link (token in the URL fragment, never sent to a server); until invitation e-mails exist,
-         *     pass it on yourself. Inviting an OWNER needs `team:owners`.
+         * @description Invite someone by e-mail: the invitation is mailed to them (after commit, by a job), and
+         *     the response also carries the single-use token and the dashboard link (token in the URL
+         *     fragment, never sent to a server) to pass on yourself. Inviting an OWNER needs
+         *     `team:owners`.
          *
          *     **Requires** `team:write`: roles OWNER, ADMIN; also the app's secret key.
          */
@@ -351,6 +352,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/email-change/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm Email Change
+         * @description Follow the link sent to the new address: the member now signs in with it. The token works
+         *     once (400 `EMAIL_CHANGE_TOKEN_INVALID`, counted as a failed authentication).
+         */
+        post: operations["confirm_email_change_admin_email_change_confirm_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/invites/accept": {
         parameters: {
             query?: never;
@@ -431,6 +453,75 @@ export interface paths {
         get: operations["me_admin_me_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/me/email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Change Email
+         * @description Ask to sign in with another address: a confirmation link goes to the new address, and
+         *     nothing changes until it is followed (`POST /admin/email-change/confirm`); the old address
+         *     is then told. Needs your current password (400 `WRONG_PASSWORD`, counted as a failed
+         *     authentication). 409 `STAFF_EXISTS` when the address is already on the team.
+         */
+        post: operations["change_email_admin_me_email_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/password-reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Request Password Reset
+         * @description Forgot password: mails a single-use link (valid `PASSWORD_RESET_TTL_SECONDS`) to each
+         *     active account with this address. The answer is the same whether or not one exists, and the
+         *     lookup happens in a job, so neither the answer nor its timing tells. Limited per address
+         *     (`RATE_LIMIT_PASSWORD_RESET`) and per client (`RATE_LIMIT_PASSWORD_RESET_IP`): 429.
+         */
+        post: operations["request_password_reset_admin_password_reset_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/password-reset/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reset Password
+         * @description Set a new password with the token from the e-mailed link. The token works once; every
+         *     sign-in of the member ends (refresh and access tokens, live sockets): sign in again.
+         *     An invalid or expired token is 400 `RESET_TOKEN_INVALID` and counts as a failed
+         *     authentication (`RATE_LIMIT_AUTH`).
+         */
+        post: operations["reset_password_admin_password_reset_confirm_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -860,6 +951,40 @@ export interface components {
             /** Verified */
             verified: boolean;
         };
+        /** EmailChangeConfirmIn */
+        EmailChangeConfirmIn: {
+            /**
+             * Token
+             * @description From the e-mailed link.
+             */
+            token: string;
+        };
+        /** EmailChangeIn */
+        EmailChangeIn: {
+            /**
+             * Email
+             * @description The new address; a confirmation link is sent to it.
+             */
+            email: string;
+            /**
+             * Password
+             * @description Your current password.
+             */
+            password: string;
+        };
+        /** EmailChangeRequestedOut */
+        EmailChangeRequestedOut: {
+            /**
+             * Email
+             * @description Where the confirmation link was sent.
+             */
+            email: string;
+            /**
+             * Expires In
+             * @description Seconds the link works.
+             */
+            expires_in: number;
+        };
         /** EndUserOut */
         EndUserOut: {
             /** Anonymous */
@@ -1000,7 +1125,7 @@ export interface components {
             role: components["schemas"]["Role"];
             /**
              * Token
-             * @description Shown once. Until invitation e-mails exist, pass it on.
+             * @description Shown once. The invitation is also e-mailed.
              */
             token: string;
         };
@@ -1051,6 +1176,11 @@ export interface components {
         LogoutIn: {
             /** Refresh Token */
             refresh_token?: string | null;
+        };
+        /** MailQueuedOut */
+        MailQueuedOut: {
+            /** Message */
+            message: string;
         };
         /** MeOut */
         MeOut: {
@@ -1114,6 +1244,21 @@ export interface components {
             has_more: boolean;
             /** Items */
             items: components["schemas"]["MessageOut"][];
+        };
+        /** PasswordResetIn */
+        PasswordResetIn: {
+            /** Password */
+            password: string;
+            /**
+             * Token
+             * @description From the e-mailed link.
+             */
+            token: string;
+        };
+        /** PasswordResetRequestIn */
+        PasswordResetRequestIn: {
+            /** Email */
+            email: string;
         };
         /** PresenceOut */
         PresenceOut: {
@@ -1770,6 +1915,39 @@ export interface operations {
             };
         };
     };
+    confirm_email_change_admin_email_change_confirm_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmailChangeConfirmIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StaffOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     accept_invite_admin_invites_accept_post: {
         parameters: {
             query?: never;
@@ -1883,6 +2061,103 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MeOut"];
+                };
+            };
+        };
+    };
+    change_email_admin_me_email_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmailChangeIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmailChangeRequestedOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    request_password_reset_admin_password_reset_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordResetRequestIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MailQueuedOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    reset_password_admin_password_reset_confirm_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordResetIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
