@@ -77,3 +77,8 @@ class ServiceUnavailable(AppError):
     status_code = 503
     code = "SERVICE_UNAVAILABLE"
     message = "A service this request needs is unavailable; retry shortly."
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "DATABASE_UNAVAILABLE"
+    message = "The database is unavailable; retry shortly."

@@ -16,6 +16,7 @@ import structlog
 from psycopg.rows import dict_row
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import greenlet_spawn
 
+from replyhq.db.errors import dropped
 from replyhq.observability.instruments import InstrumentedPool
 from replyhq.settings import Settings
 
@@ -70,7 +72,10 @@ class Database:
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_timeout=pool_timeout,
+            # A dropped connection is retried once where that is safe (see _begin_bound and
+            # tenant_statement) rather than pinged before every use: a round trip per request.
             pool_pre_ping=False,
+            hide_parameters=True,  # errors and their log lines never carry the values sent
             pool_recycle=1800,
             poolclass=InstrumentedPool,  # db_pool_connections_in_use, db_pool_waiting
         )
@@ -113,7 +118,21 @@ class Database:
         makes them one implicit transaction (the binding lasts until the Sync, as in
         tenant_session). Were they ever split, the statement would run with no tenant bound and
         RLS would show it nothing. No SQLAlchemy session: its machinery cost more CPU than the
-        statement. Run effects after it with `after_commit`."""
+        statement. Run effects after it with `after_commit`.
+
+        A connection the server dropped while it sat in the pool (a restart, a failover) fails
+        before the statement runs; it is run once more on a fresh connection. Its callers'
+        statements are safe to repeat anyway (a send is idempotent by client_msg_id)."""
+        try:
+            return await self._statement_once(app_id, sql, params)
+        except psycopg.OperationalError as error:
+            if not dropped(error):
+                raise
+            return await self._statement_once(app_id, sql, params)
+
+    async def _statement_once(
+        self, app_id: uuid.UUID, sql: str, params: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
         entry = await self.engine.raw_connection()
         connection: psycopg.AsyncConnection[Any] = entry.driver_connection  # type: ignore[assignment]
         clean = False
@@ -129,11 +148,15 @@ class Database:
             rows = await cursor.fetchall()
             await connection.set_autocommit(False)  # as SQLAlchemy expects its connections
             clean = True
-        except psycopg.Error:
+        except psycopg.Error as error:
             # A failed statement leaves the connection idle and reusable (the Sync rolled back).
             clean = connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
             if clean:
                 await connection.set_autocommit(False)
+            elif dropped(error):
+                # As SQLAlchemy does for its own disconnects: every connection pooled before
+                # now is as dead as this one, so each is replaced when next checked out.
+                self.engine.pool._invalidate(entry, error, _checkin=False)
             raise
         finally:
             if not clean:
@@ -157,8 +180,21 @@ class Database:
     ) -> AsyncIterator[AsyncSession]:
         async with self._sessions() as session:
             session.info[EVENT_SINK] = self.event_sink
-            async with session.begin():
-                await session.execute(bind, params)  # type: ignore[call-overload]
-                yield session
+            await _begin_bound(session, bind, params)
+            yield session  # an exception rolls back: closing the session does
+            await session.commit()
             effects: list[AfterCommit] = session.info.pop(_AFTER_COMMIT, [])
         await self.after_commit(effects)
+
+
+async def _begin_bound(session: AsyncSession, bind: object, params: dict[str, str]) -> None:
+    """Begin the session's transaction with `bind` as its first statement. A pooled connection
+    the server dropped (a restart, a failover) fails right there, before any work: SQLAlchemy
+    has then invalidated every older pooled connection, so it begins once more, on a new one."""
+    try:
+        await session.execute(bind, params)  # type: ignore[call-overload]
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        await session.rollback()
+        await session.execute(bind, params)  # type: ignore[call-overload]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 
-from replyhq.errors import AppError
+from replyhq.db import errors as db_errors
+from replyhq.errors import AppError, DatabaseUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -24,6 +27,8 @@ _HTTP_CODES = {
     415: "UNSUPPORTED_MEDIA_TYPE",
     429: "RATE_LIMITED",
 }
+# What a client is told to wait when PostgreSQL is unreachable (a restart takes seconds).
+DATABASE_RETRY_AFTER_SECONDS = 5
 _HTTP_MESSAGES = {404: "Not found.", 405: "Method not allowed."}
 
 
@@ -83,8 +88,20 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=500, headers=headers)
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if not db_errors.unavailable(exc):
+        raise exc  # a fault of ours: logged, reported and answered as any other (a 500)
+    # One line, no traceback: during an outage every request says the same.
+    reason = str(getattr(exc, "orig", None) or exc).split("\n", 1)[0]
+    log.warning("database_unavailable", path=request.url.path, reason=reason)
+    error = DatabaseUnavailable(headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+    return await _app_error(request, error)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
+    for database_error in (sa_exc.DBAPIError, sa_exc.TimeoutError, psycopg.Error):
+        app.add_exception_handler(database_error, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
