@@ -3,6 +3,7 @@ across origins allowed by ALLOWED_ORIGINS, and none of the page's styles reach i
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,15 +35,30 @@ async def test_messenger_on_another_origin_is_isolated_and_works(demo: Demo, pag
         await page.goto(f"{demo.customer_site}/shop")
         await check_messenger(page)
 
-    # A site that is not in ALLOWED_ORIGINS gets the script but no conversation.
+    # A site that is not in ALLOWED_ORIGINS gets the script but no conversation; the end user
+    # is told plainly, the developer in the console and the operator in the server log, once.
     elsewhere = f"http://127.0.0.1:{free_port()}"
     with customer_site(elsewhere, html):
         stranger = await pages.new()
+        console: list[str] = []
+        stranger.on("console", lambda m: console.append(m.text))
         await stranger.goto(f"{elsewhere}/shop")
         await stranger.get_by_test_id("rhq-launcher").click()
-        await stranger.wait_for_timeout(1500)
-        status = stranger.get_by_test_id("rhq-status")
-        assert await status.get_attribute("data-state") != "connected"
+        await expect(stranger.get_by_test_id("rhq-blocked")).to_contain_text(
+            "Support chat is not available on this site"
+        )
+        await expect(stranger.get_by_test_id("rhq-composer")).to_have_count(0)
+        hints = [line for line in console if "ALLOWED_ORIGINS" in line and elsewhere in line]
+        assert len(hints) == 1, console
+        await stranger.reload()  # the same origin again: nothing more in the server log
+        await stranger.get_by_test_id("rhq-launcher").click()
+        await expect(stranger.get_by_test_id("rhq-blocked")).to_be_visible()
+    refused = [
+        json.loads(line)
+        for line in demo.server.log.read_text().splitlines()
+        if '"origin_refused"' in line
+    ]
+    assert [(r["origin"], r["setting"]) for r in refused] == [(elsewhere, "ALLOWED_ORIGINS")]
 
 
 @contextmanager

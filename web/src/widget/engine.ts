@@ -3,7 +3,7 @@
 import createClient from "openapi-fetch";
 import type { paths } from "../api/schema";
 import type { Conversation, EndUser, Message } from "../api/types";
-import { safeFetch, transient } from "../shared/http";
+import { NETWORK_ERROR, safeFetch, transient } from "../shared/http";
 import { withPeerReads } from "../shared/inbox";
 import { Outbox, type OutboxItem, type SendResult } from "../shared/outbox";
 import {
@@ -16,6 +16,7 @@ import {
   request,
   sendResult,
 } from "../shared/socket";
+import { blockedBy, type Blocked, originRefused, tellDeveloper } from "./blocked";
 import {
   addPending,
   applyMessages,
@@ -46,10 +47,17 @@ export interface Config {
 /** The conversation being written before the server has created it. */
 export const NEW = "new";
 
+/** What the end user is told when support closes their conversation. */
+export const CLOSED_TEXT = "This conversation was closed.";
+
 export interface Snapshot {
   ready: boolean;
   state: ConnectionState;
   error: string | null;
+  /** Why the messenger cannot be used at all on this page (shown instead of a composer). */
+  blocked: Blocked | null;
+  /** The latest thing worth telling a screen reader (read out by an aria-live region). */
+  announcement: string;
   user: EndUser | null;
   conversations: Conversation[];
   current: string | null;
@@ -94,6 +102,8 @@ export class Messenger {
     ready: false,
     state: "connecting",
     error: null,
+    blocked: null,
+    announcement: "",
     user: null,
     conversations: [],
     current: null,
@@ -126,6 +136,7 @@ export class Messenger {
       onRefused: (item, _code, error) => this.refused(item, error),
       onChange: (items) => save(this.queueKey(), items),
     });
+    this.showQueued();
     document.addEventListener("visibilitychange", () => {
       const current = this.snapshot.current;
       if (current && current !== NEW && document.visibilityState === "visible") this.markRead(current);
@@ -248,10 +259,15 @@ export class Messenger {
     const { data, error, response } = await this.http.POST("/v1/identify", { body, headers: this.headers() });
     if (generation !== this.generation) return;
     if (!data) {
+      const code = (error as { code?: string } | undefined)?.code ?? "";
       if (!transient(response.status)) {
         // Refused (e.g. the app requires verified users): wait for the page to identify.
-        this.set({ error: errorText(error, "The messenger is not available."), state: "offline" });
+        this.block(code, errorText(error, "refused"));
         return;
+      }
+      if (code === NETWORK_ERROR && (await originRefused(this.config.baseUrl))) {
+        if (generation === this.generation) this.block("ORIGIN_REFUSED", "");
+        return; // nothing changes until the server's ALLOWED_ORIGINS does (and the page reloads)
       }
       this.set({ error: "Could not reach support; trying again…", state: isOnline() ? "reconnecting" : "offline" });
       setTimeout(() => {
@@ -259,11 +275,30 @@ export class Messenger {
       }, 3000);
       return;
     }
-    this.set({ user: data.user, error: null, ready: true });
-    this.outbox.restore(load<OutboxItem[]>(this.queueKey()) ?? []);
-    for (const item of this.outbox.pending) this.showPending(item);
+    this.set({ user: data.user, error: null, blocked: null, ready: true });
+    this.showQueued();
     await this.loadConversations();
+    const current = this.snapshot.current;
+    if (current && current !== NEW && this.timeline(current).lastSeq === 0) void this.openConversation(current);
     this.connect();
+  }
+
+  /** Messages written on an earlier page and not yet sent: shown at once (even before the server
+   * answers), in the conversation they belong to, and sent when the connection allows. */
+  private showQueued(): void {
+    this.outbox.restore(load<OutboxItem[]>(this.queueKey()) ?? []);
+    const queued = this.outbox.pending;
+    for (const item of queued) this.showPending(item);
+    if (queued.length > 0 && this.snapshot.current === null) this.set({ current: queued[0]!.conversation_id });
+  }
+
+  /** The messenger cannot be used here: say so to the person in plain words, and to the
+   * developer in the console with what to change. */
+  private block(code: string, serverText: string): void {
+    const blocked = blockedBy(code);
+    tellDeveloper(blocked, code, serverText, this.config.baseUrl);
+    this.outbox.setOnline(false);
+    this.set({ blocked, error: null, state: "offline" });
   }
 
   // --- conversations ---------------------------------------------------------------------------
@@ -391,6 +426,10 @@ export class Messenger {
     if (!data) {
       const code = (error as { code?: string } | undefined)?.code ?? "TIMEOUT";
       if (transient(response.status)) return { kind: "retry", error: code };
+      if (response.status === 401) {
+        this.block(code, errorText(error, "refused"));
+        return { kind: "retry", error: code }; // kept: sent once the page identifies
+      }
       return { kind: "refused", code, error: errorText(error, "Not sent.") };
     }
     const id = data.id;
@@ -476,7 +515,10 @@ export class Messenger {
       const code = (error as { data?: { code?: string } }).data?.code;
       this.set({ state: isOnline() ? "reconnecting" : "offline" });
       if (code === "DEVICE_UNKNOWN") void this.serial(() => this.start());
-      else if (code) this.set({ error: "The messenger is not available right now." });
+      else if (code && code !== "RATE_LIMITED") {
+        socket.disconnect(); // retrying cannot help until the page identifies again
+        this.block(code, (error as { data?: { error?: string } }).data?.error ?? error.message);
+      }
     });
     socket.on("message:new", ({ message }) => mine() && this.receive(message));
     socket.on("conversation:updated", ({ conversation }) => {
@@ -486,6 +528,8 @@ export class Messenger {
         void this.loadConversations();
         return;
       }
+      const before = this.snapshot.conversations.find((c) => c.id === conversation.id);
+      if (before?.status === "open" && conversation.status === "closed") this.announce(CLOSED_TEXT);
       this.set({
         conversations: this.snapshot.conversations.map((c) =>
           c.id === conversation.id
@@ -511,6 +555,12 @@ export class Messenger {
     });
     this.set({ state: isOnline() ? (this.snapshot.state === "connected" ? "reconnecting" : "connecting") : "offline" });
     if (isOnline()) socket.connect();
+  }
+
+  /** Read out by screen readers (an aria-live region); a repeated text still counts as new. */
+  private announce(text: string): void {
+    const same = this.snapshot.announcement.replace(/\u00a0$/, "") === text;
+    this.set({ announcement: same && !this.snapshot.announcement.endsWith("\u00a0") ? `${text}\u00a0` : text });
   }
 
   private setTyping(conversationId: string, name: string | null): void {
@@ -556,6 +606,7 @@ export class Messenger {
       void this.loadConversations();
     } else if (message.seq > known.last_seq) {
       const theirs = message.sender !== "user";
+      if (theirs) this.announce(`${message.author.name || "Support"}: ${message.body}`);
       this.set({
         conversations: this.snapshot.conversations.map((c) =>
           c.id === id
