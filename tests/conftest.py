@@ -79,6 +79,10 @@ def make_settings(servers: Servers, **overrides: object) -> Settings:
         "redis_prefix": servers.prefix,
         "bcrypt_rounds": 4,  # the cost-12 default is checked in test_keys.py
         "rate_limit_auth": "10000/minute",
+        "rate_limit_login_account": "10000/minute",
+        "rate_limit_login_address": "10000/minute",
+        "rate_limit_login_device": "10000/minute",
+        "rate_limit_token_failures": "10000/minute",
         "rate_limit_setup": "10000/minute",
         "rate_limit_v1": "10000/minute",
         "rate_limit_v1_ip": "100000/minute",
@@ -207,6 +211,10 @@ def server_env(servers: Servers, **extra: str) -> dict[str, str]:
         "REDIS_PREFIX": servers.prefix,
         "BCRYPT_ROUNDS": "4",
         "RATE_LIMIT_AUTH": "10000/minute",
+        "RATE_LIMIT_LOGIN_ACCOUNT": "10000/minute",
+        "RATE_LIMIT_LOGIN_ADDRESS": "10000/minute",
+        "RATE_LIMIT_LOGIN_DEVICE": "10000/minute",
+        "RATE_LIMIT_TOKEN_FAILURES": "10000/minute",
         "RATE_LIMIT_V1": "10000/minute",
         "RATE_LIMIT_V1_IP": "100000/minute",
     }

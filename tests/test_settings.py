@@ -28,7 +28,7 @@ API_VARIABLES: dict[str, tuple[object, str, object]] = {
     ),
     "JWT_SECRET": (DEV_JWT_SECRET, "j" * 40, "j" * 40),
     "JWT_REFRESH_SECRET": (DEV_JWT_REFRESH_SECRET, "r" * 40, "r" * 40),
-    "RATE_LIMIT_AUTH": ("5/15minutes", "7/minute", "7/minute"),
+    "RATE_LIMIT_AUTH": ("20/15minutes", "7/minute", "7/minute"),
     "RATE_LIMIT_V1": ("100/15minutes", "50/minute", "50/minute"),
     "MAX_BODY_BYTES": (10240, "20000", 20000),
     "DATA_DIR": (Path(".replyhq-data"), "/var/lib/replyhq", Path("/var/lib/replyhq")),

@@ -67,7 +67,34 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(10240, ge=256, description="Largest request body accepted.")
 
     rate_limit_auth: str = Field(
-        "5/15minutes", description="Failed authentications per client address."
+        "20/15minutes",
+        description="Failed API-key and X-Master-Key authentications per client address "
+        "(counted apart from staff sign-in).",
+    )
+    rate_limit_login_account: str = Field(
+        "10/15minutes",
+        description="Failed staff sign-ins per account, from browsers that have not signed in "
+        "to that account before.",
+    )
+    rate_limit_login_address: str = Field(
+        "300/15minutes",
+        description="Failed staff sign-ins per client address, from browsers that have not "
+        "signed in to the account before (a backstop sized for an office behind one address).",
+    )
+    rate_limit_login_device: str = Field(
+        "10/15minutes",
+        description="Failed staff sign-ins per browser, on an account it has signed in to before.",
+    )
+    login_device_ttl_seconds: int = Field(
+        180 * 24 * 3600,
+        ge=3600,
+        description="How long a browser that signed in to an account is remembered as one that "
+        "did (its sign-in limits are its own; see docs/admin-api.md).",
+    )
+    rate_limit_token_failures: str = Field(
+        "60/15minutes",
+        description="Failed refreshes per client address, and apart from them failed "
+        "invitation acceptances.",
     )
     rate_limit_setup: str = Field("60/15minutes", description="/setup requests per address.")
     rate_limit_v1: str = Field("100/15minutes", description="/v1 requests per app and device.")

@@ -26,16 +26,18 @@ from replyhq.accounts.schemas import (
 from replyhq.accounts.service import StaffChanges
 from replyhq.accounts.tasks import send_password_reset
 from replyhq.accounts.tokens import EMAIL_CHANGE_PREFIX, RESET_PREFIX, link_token_app
-from replyhq.errors import BadRequest, RateLimited, Unauthorized
+from replyhq.errors import BadRequest, Unauthorized
 from replyhq.jobs.defer import enqueue
 from replyhq.runtime import Runtime
 from replyhq.web.deps import RuntimeDep, client_address
-from replyhq.web.ratelimit import Check
+from replyhq.web.ratelimit import Check, refusal
 
 router = APIRouter(prefix="/admin", tags=["admin sign-in"])
 
 SENT = "If an account uses this address, a link to reset its password is on its way."
-FAILURES = "auth-failures"  # the failed-authentication count of a client address
+# Bad reset and e-mail-change tokens, per client address: counted apart from sign-in and API-key
+# failures (RATE_LIMIT_TOKEN_FAILURES), like refresh and invitation tokens.
+FAILURES = "reset-failures"
 
 
 class WrongPassword(BadRequest):
@@ -54,13 +56,13 @@ def _digest(email: str) -> str:
 
 async def _refuse_if_failing(runtime: Runtime, address: str) -> None:
     limiter = runtime.limiter
-    refusal = await limiter.blocked(limiter.auth, FAILURES, address)
-    if refusal is not None:
-        raise RateLimited("Too many failed attempts; try again later.", headers=refusal.headers())
+    blocked = await limiter.blocked(limiter.tokens, FAILURES, address)
+    if blocked is not None:
+        raise refusal("Too many failed attempts with reset or confirmation links.", blocked)
 
 
 async def _count_failure(runtime: Runtime, address: str) -> None:
-    await runtime.limiter.hit(runtime.limiter.auth, FAILURES, address)
+    await runtime.limiter.hit(runtime.limiter.tokens, FAILURES, address)
 
 
 @router.post("/password-reset", status_code=status.HTTP_202_ACCEPTED)
@@ -76,12 +78,12 @@ async def request_password_reset(
         Check(
             _limit(settings.rate_limit_password_reset_ip),
             ("password-reset-ip", client_address(request)),
-            refusal="Too many password-reset requests from this address; try again later.",
+            refusal="Too many password-reset requests from this address.",
         ),
         Check(
             _limit(settings.rate_limit_password_reset),
             ("password-reset", _digest(body.email)),
-            refusal="Too many password-reset requests for this e-mail; try again later.",
+            refusal="Too many password-reset requests for this e-mail.",
         ),
     )
     async with runtime.db.system_session() as session:  # no app yet: only the queue is touched

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
+from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.types import Scope
 
@@ -28,10 +28,12 @@ from replyhq.accounts.schemas import (
     TokenPairOut,
 )
 from replyhq.accounts.service import StaffChanges, TokenPair
+from replyhq.accounts.throttle import LoginAttempt
 from replyhq.accounts.tokens import invite_app
-from replyhq.errors import BadRequest, RateLimited, Unauthorized
+from replyhq.errors import BadRequest, Unauthorized
 from replyhq.runtime import Runtime
 from replyhq.web.deps import RuntimeDep, client_address
+from replyhq.web.ratelimit import Check
 
 router = APIRouter(prefix="/admin", tags=["admin sign-in"])
 team_router = admin_router("/admin/api/team", ["team"])
@@ -50,82 +52,80 @@ def _pair_out(pair: TokenPair) -> TokenPairOut:
 
 
 # --- brute-force limits ---------------------------------------------------------------------------
-# Only failures count, per client address (shared with every other failed authentication) and,
-# for logins, per account: the address digest, whether or not such an account exists.
-
-_ADDRESS = "auth-failures"
-_ACCOUNT = "login-failures"
+# Sign-in failures: replyhq.accounts.throttle. Refresh and invitation tokens carry 256 random bits:
+# their failures are limited per address only, each on its own (RATE_LIMIT_TOKEN_FAILURES), so
+# neither locks anyone out of signing in.
 
 
-def _account_key(email: str) -> str:
-    return hashlib.sha256(service.normalize_email(email).encode()).hexdigest()
+def _token_check(runtime: Runtime, request: Request, kind: str) -> Check:
+    return Check(
+        runtime.limiter.tokens,
+        (f"{kind}-failures", client_address(request)),
+        refusal=f"Too many failed {kind} attempts from this address.",
+    )
 
 
-async def _refuse_if_limited(runtime: Runtime, *keys: tuple[str, str]) -> None:
-    limiter = runtime.limiter
-    for key in keys:
-        refusal = await limiter.blocked(limiter.auth, *key)
-        if refusal is not None:
-            raise RateLimited(
-                "Too many failed attempts; try again later.", headers=refusal.headers()
-            )
+async def _refuse_if_limited(runtime: Runtime, check: Check) -> None:
+    await runtime.limiter.enforce_all(replace(check, count=False))
 
 
-async def _count_failure(runtime: Runtime, *keys: tuple[str, str]) -> None:
-    for key in keys:
-        await runtime.limiter.hit(runtime.limiter.auth, *key)
+async def _count_failure(runtime: Runtime, check: Check) -> None:
+    await runtime.limiter.check(check)
+
+
+async def count_refused_login(scope: Scope, body: bytes) -> None:
+    """A sign-in refused before the route for its input (e.g. a NUL character) is a failed
+    attempt like a wrong password: limited and counted the same, or it would be a free try."""
+    request = Request(scope)
+    runtime: Runtime = request.app.state.runtime
+    try:
+        sent = json.loads(body)
+    except ValueError:
+        sent = None
+    email = sent.get("email") if isinstance(sent, dict) else None
+    attempt = LoginAttempt.of(
+        request, runtime.settings, email.replace("\x00", "") if isinstance(email, str) else ""
+    )
+    await attempt.refuse_if_limited(runtime)
+    await attempt.count_failure(runtime)
 
 
 # --- sign-in ----------------------------------------------------------------------------------
 
 
 @router.post("/login")
-async def login(body: LoginIn, request: Request, runtime: RuntimeDep) -> TokenPairOut:
+async def login(
+    body: LoginIn, request: Request, response: Response, runtime: RuntimeDep
+) -> TokenPairOut:
     """Sign in with e-mail and password: an access token (15 minutes) and a refresh token
     (7 days, single use). A wrong address and a wrong password get the same 401. If the address
     belongs to several apps, 400 `APP_REQUIRED` lists the apps the password opens: send `app_id`.
-    Failed attempts are limited per client address and per account (`RATE_LIMIT_AUTH`)."""
-    keys = _login_keys(request, body.email)
-    await _refuse_if_limited(runtime, *keys)
+    Failed attempts are limited per account and per address, except from a browser that has
+    signed in to the account before, which is limited by its own failures only (it gets a
+    device cookie): 429 `RATE_LIMITED` says how long to wait. See docs/admin-api.md."""
+    attempt = LoginAttempt.of(request, runtime.settings, body.email)
+    await attempt.refuse_if_limited(runtime)
     try:
         pair = await service.login(runtime, body.email, body.password, body.app_id)
     except Unauthorized:
-        await _count_failure(runtime, *keys)
+        await attempt.count_failure(runtime)
         raise
+    attempt.remember(request, response, runtime.settings)
     return _pair_out(pair)
-
-
-def _login_keys(request: Request, email: str) -> list[tuple[str, str]]:
-    return [(_ADDRESS, client_address(request)), (_ACCOUNT, _account_key(email))]
-
-
-async def count_refused_login(scope: Scope, body: bytes) -> None:
-    """A sign-in refused before the route for its input (a NUL: web/nul.py) is a failed
-    attempt like a wrong password: limited and counted the same, or it would be a free try."""
-    request = Request(scope)
-    runtime: Runtime = request.app.state.runtime
-    try:
-        sent = json.loads(body)
-        email = sent.get("email") if isinstance(sent, dict) else None
-    except ValueError:
-        email = None
-    keys = [(_ADDRESS, client_address(request))]
-    if isinstance(email, str):
-        keys = _login_keys(request, email.replace("\x00", ""))
-    await _refuse_if_limited(runtime, *keys)
-    await _count_failure(runtime, *keys)
 
 
 @router.post("/refresh")
 async def refresh(body: RefreshIn, request: Request, runtime: RuntimeDep) -> TokenPairOut:
     """Spend a refresh token for a new pair. A refresh token works once: presenting a spent
-    one again ends the whole sign-in (401 `REFRESH_TOKEN_REUSED`)."""
-    keys = [(_ADDRESS, client_address(request))]
-    await _refuse_if_limited(runtime, *keys)
+    one again ends the whole sign-in (401 `REFRESH_TOKEN_REUSED`); a sign-in older than
+    `STAFF_SESSION_MAX_AGE_SECONDS` cannot be refreshed (401 `SIGN_IN_EXPIRED`). Failures are
+    limited per address (`RATE_LIMIT_TOKEN_FAILURES`), apart from sign-in failures."""
+    check = _token_check(runtime, request, "refresh")
+    await _refuse_if_limited(runtime, check)
     try:
         pair = await service.refresh(runtime, body.refresh_token)
     except Unauthorized:
-        await _count_failure(runtime, *keys)
+        await _count_failure(runtime, check)
         raise
     return _pair_out(pair)
 
@@ -165,15 +165,15 @@ async def me(caller: Caller, runtime: RuntimeDep) -> MeOut:
 
 @router.post("/invites/accept", status_code=status.HTTP_201_CREATED)
 async def accept_invite(
-    body: AcceptInviteIn, request: Request, runtime: RuntimeDep
+    body: AcceptInviteIn, request: Request, response: Response, runtime: RuntimeDep
 ) -> TokenPairOut:
     """Join a team with an invitation token: sets your name and password and signs you in.
     The token works once and expires (`INVITE_TTL_SECONDS`)."""
-    keys = [(_ADDRESS, client_address(request))]
-    await _refuse_if_limited(runtime, *keys)
+    check = _token_check(runtime, request, "invite")
+    await _refuse_if_limited(runtime, check)
     app_id = invite_app(body.token)
     if app_id is None:
-        await _count_failure(runtime, *keys)
+        await _count_failure(runtime, check)
         raise team.invalid_invite()
     password_hash = await service.hash_password_async(body.password, runtime.settings.bcrypt_rounds)
     try:
@@ -189,8 +189,11 @@ async def accept_invite(
             pair = await service.start_session(session, runtime.settings, staff)
     except BadRequest as exc:
         if exc.code == "INVITE_INVALID":
-            await _count_failure(runtime, *keys)
+            await _count_failure(runtime, check)
         raise
+    LoginAttempt.of(request, runtime.settings, staff.email).remember(
+        request, response, runtime.settings
+    )
     return _pair_out(pair)
 
 

@@ -82,7 +82,18 @@ for _namespace in ("/", "/admin"):
     SOCKETIO_CONNECTIONS.labels(_namespace)
 for _client in ("app", "ratelimit"):
     REDIS_ERRORS.labels(_client)
-for _limit in ("auth-failures", "setup", "v1", "v1-ip"):
+for _limit in (
+    "auth-failures",
+    "login-account",
+    "login-address",
+    "login-device",
+    "refresh-failures",
+    "invite-failures",
+    "reset-failures",
+    "setup",
+    "v1",
+    "v1-ip",
+):
     RATE_LIMIT_REFUSALS.labels(_limit)
 
 # Computed from the database at scrape time (the same value whichever process answers).

@@ -15,7 +15,7 @@ from replyhq.observability.errors import identify
 from replyhq.runtime import Runtime
 from replyhq.web.ratelimit import Check, Verdict
 
-FAILED_AUTH = "Too many failed authentication attempts."
+FAILED_AUTH = "Too many failed API-key authentications from this address."
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -34,7 +34,8 @@ def client_address(request: Request) -> str:
 
 
 def _auth_guard(runtime: Runtime, address: str) -> Check:
-    """Refuses an address with too many failed authentications, without counting this one."""
+    """Refuses an address with too many failed key authentications, without counting this one.
+    Staff sign-in, refresh and invitation failures are limited apart (replyhq.accounts)."""
     return Check(runtime.limiter.auth, ("auth-failures", address), count=False, refusal=FAILED_AUTH)
 
 
@@ -115,15 +116,18 @@ async def require_sdk_app(
     x_device_id: Annotated[str | None, Header(max_length=128)] = None,
 ) -> SDKCaller:
     """An SDK call: the app's SDK key, and the device it comes from; rate limited per address
-    and per device, and refused while the address has too many failed authentications."""
+    and per device, and (unless the key was verified recently) refused while the address has
+    too many failed key authentications."""
     limiter = runtime.limiter
     address = client_address(request)
     device_id = x_device_id if x_device_id and x_device_id.strip() else None
-    checks = [Check(limiter.v1_ip, ("v1-ip", address)), _auth_guard(runtime, address)]
+    checks = [Check(limiter.v1_ip, ("v1-ip", address))]
     digest = _sdk_key_digest(runtime, x_app_id, x_api_key)
     app_id = None if digest is None else runtime.keys.cached(digest)  # no I/O
     if digest is not None and app_id is not None:
-        # The usual call, with a key verified recently: every limit in one Redis round trip.
+        # The usual call, with a key verified recently: every limit in one Redis round trip. No
+        # failed-authentication guard: this key is right and costs no bcrypt, so others' failures
+        # at this address (stale tabs with a rotated key) must not refuse it.
         if device_id is not None:
             checks.append(Check(limiter.v1, ("v1", str(app_id), device_id)))
         verdicts = await limiter.enforce_all(*checks)
@@ -132,7 +136,7 @@ async def require_sdk_app(
             await verify_app_key(runtime, address, x_app_id, x_api_key, "sdk", guarded=True)
         identify(app_id=app_id)
     else:
-        await limiter.enforce_all(*checks)
+        await limiter.enforce_all(*checks, _auth_guard(runtime, address))
         app_id = await verify_app_key(runtime, address, x_app_id, x_api_key, "sdk", guarded=True)
         verdicts = []
         if device_id is not None:

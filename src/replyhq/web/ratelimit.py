@@ -99,10 +99,30 @@ class Check:
     refusal: str | None = None
 
 
+def wait_words(seconds: int) -> str:
+    """How long to wait, as a person would say it: "45 seconds", "1 minute", "15 minutes"."""
+    if seconds < 60:
+        return "1 second" if seconds == 1 else f"{seconds} seconds"
+    minutes = math.ceil(seconds / 60)
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+
+
+def refusal(message: str | None, verdict: Verdict) -> RateLimited:
+    """The 429 for a refused verdict: the message says how long to wait, as `Retry-After` does
+    (and `retry_after`, in seconds, for programs)."""
+    wait = max(verdict.reset_after, 1)
+    text = f"{message or RateLimited.message} Try again in {wait_words(wait)}."
+    return RateLimited(text, headers=verdict.headers(), retry_after=wait)
+
+
 class RateLimiter:
     def __init__(self, settings: Settings, redis_url: str) -> None:
         self.enabled = settings.rate_limit_enabled
         self.auth = parse(settings.rate_limit_auth)
+        self.login_account = parse(settings.rate_limit_login_account)
+        self.login_address = parse(settings.rate_limit_login_address)
+        self.login_device = parse(settings.rate_limit_login_device)
+        self.tokens = parse(settings.rate_limit_token_failures)
         self.setup = parse(settings.rate_limit_setup)
         self.v1 = parse(settings.rate_limit_v1)
         self.v1_ip = parse(settings.rate_limit_v1_ip)
@@ -151,7 +171,7 @@ class RateLimiter:
         if verdicts and not verdicts[-1].allowed:
             refusing = checks[len(verdicts) - 1]
             RATE_LIMIT_REFUSALS.labels(refusing.keys[0]).inc()
-            raise RateLimited(refusing.refusal, headers=verdicts[-1].headers())
+            raise refusal(refusing.refusal, verdicts[-1])
         return verdicts
 
     async def hit(self, item: RateLimitItem, *keys: str) -> Verdict:
