@@ -187,7 +187,9 @@ async def test_a_sign_in_refused_for_a_nul_counts_as_a_failed_attempt(
 ) -> None:
     """Else a NUL would buy an attacker free tries past the failed sign-in limit."""
     settings = make_settings(
-        servers, rate_limit_auth="3/minute", redis_prefix=f"{servers.prefix}{uuid.uuid4().hex}:"
+        servers,
+        rate_limit_login_account="3/minute",
+        redis_prefix=f"{servers.prefix}{uuid.uuid4().hex}:",
     )
     application = create_app(settings)
     async with LifespanManager(application):

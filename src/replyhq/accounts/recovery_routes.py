@@ -95,8 +95,8 @@ async def request_password_reset(
 async def reset_password(body: PasswordResetIn, request: Request, runtime: RuntimeDep) -> None:
     """Set a new password with the token from the e-mailed link. The token works once; every
     sign-in of the member ends (refresh and access tokens, live sockets): sign in again.
-    An invalid or expired token is 400 `RESET_TOKEN_INVALID` and counts as a failed
-    authentication (`RATE_LIMIT_AUTH`)."""
+    An invalid or expired token is 400 `RESET_TOKEN_INVALID` and counts as a failed token
+    per client address (`RATE_LIMIT_TOKEN_FAILURES`)."""
     address = client_address(request)
     await _refuse_if_failing(runtime, address)
     app_id = link_token_app(RESET_PREFIX, body.token)
