@@ -32,6 +32,7 @@ PEOPLE = [
     ("cust-1002", "Liam Chen", {"plan": "pro", "country": "CA"}),
     ("cust-1003", "Sofia Rossi", {"plan": "free", "signed_up": "2026-11-02"}),
 ]
+SUBJECTS = ["Charged twice in November", "Export to PDF", "Logged out on tab switch"]
 THREADS = [
     ["Hi! I was charged twice for my November invoice.", "Could you refund one of them?"],
     ["How do I export my projects as PDF?"],
@@ -47,7 +48,9 @@ def seed(base: str, app: dict[str, str], owner: dict[str, str]) -> str:
     """Conversations from three customers and a reply to the first; returns its id."""
     first = ""
     with httpx.Client(base_url=base, timeout=10) as http:
-        for (person, name, attributes), thread in zip(PEOPLE, THREADS, strict=True):
+        for (person, name, attributes), thread, subject in zip(
+            PEOPLE, THREADS, SUBJECTS, strict=True
+        ):
             headers = {"X-App-Id": app["id"], "X-Api-Key": app["sdk_key"], "X-Device-Id": person}
             body = {
                 "platform": "web",
@@ -61,7 +64,10 @@ def seed(base: str, app: dict[str, str], owner: dict[str, str]) -> str:
             created = http.post(
                 "/v1/conversations",
                 headers=headers,
-                json={"first_message": {"body": thread[0], "client_msg_id": f"{person}-1"}},
+                json={
+                    "subject": subject,
+                    "first_message": {"body": thread[0], "client_msg_id": f"{person}-1"},
+                },
             ).json()
             for n, text in enumerate(thread[1:], start=2):
                 http.post(
@@ -121,6 +127,16 @@ async def photograph(base: str, app: dict[str, str], owner: dict[str, str], out:
         await user.get_by_test_id("rhq-message").nth(3).wait_for()
         await user.wait_for_timeout(300)
         await user.screenshot(path=out / "messenger.png")
+
+        # The same desk on a phone: one screen at a time.
+        phone = await (await browser.new_context(viewport={"width": 375, "height": 740})).new_page()
+        await phone.goto(f"{base}/dashboard")
+        await phone.get_by_test_id("login-email").fill(owner["email"])
+        await phone.get_by_test_id("login-password").fill(owner["password"])
+        await phone.get_by_test_id("login-submit").click()
+        await phone.get_by_test_id("inbox-item").filter(has_text="Maya Okafor").click()
+        await phone.get_by_test_id("message").nth(3).wait_for()
+        await phone.screenshot(path=out / "phone.png")
 
         await agent.get_by_test_id("nav-team").click()
         await agent.get_by_test_id("member").first.wait_for()
