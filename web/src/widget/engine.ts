@@ -70,6 +70,9 @@ export interface Snapshot {
 
 const HISTORY_PAGE = 50;
 
+/** Handshake refusals that no retry can change (others, e.g. a busy database, are retried). */
+const PERMANENT_REFUSALS = new Set(["IDENTITY_REQUIRED", "INVALID_USER_HASH", "INVALID_CREDENTIALS", "DEVICE_ID_REQUIRED"]);
+
 function storageKey(appId: string, what: string): string {
   return `replyhq:${appId}:${what}`;
 }
@@ -515,9 +518,13 @@ export class Messenger {
       const code = (error as { data?: { code?: string } }).data?.code;
       this.set({ state: isOnline() ? "reconnecting" : "offline" });
       if (code === "DEVICE_UNKNOWN") void this.serial(() => this.start());
-      else if (code && code !== "RATE_LIMITED") {
-        socket.disconnect(); // retrying cannot help until the page identifies again
+      else if (code && PERMANENT_REFUSALS.has(code)) {
+        socket.disconnect(); // retrying cannot help until the page identifies again (or reloads)
         this.block(code, (error as { data?: { error?: string } }).data?.error ?? error.message);
+      } else if (code) {
+        // A refused handshake is not retried by the client itself; this one may pass later.
+        this.set({ error: "Support cannot be reached right now; trying again…" });
+        setTimeout(() => mine() && !socket.connected && socket.connect(), 3000);
       }
     });
     socket.on("message:new", ({ message }) => mine() && this.receive(message));
