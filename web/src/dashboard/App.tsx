@@ -4,9 +4,11 @@ import { createApi } from "./api";
 import { Desk } from "./desk";
 import { navigate, useRoute } from "./router";
 import { InboxScreen } from "./screens/Inbox";
+import { AccountScreen } from "./screens/Account";
 import { InviteScreen } from "./screens/Invite";
 import { LoginScreen } from "./screens/Login";
 import { NeedsRoleScreen } from "./screens/NeedsRole";
+import { ConfirmEmailScreen, ForgotPasswordScreen, ResetPasswordScreen } from "./screens/Recovery";
 import { SettingsScreen } from "./screens/Settings";
 import { TeamScreen } from "./screens/Team";
 import { ConnectionBadge, UnreadTitle } from "./components";
@@ -26,6 +28,10 @@ export function App() {
   const session = useSession();
   const route = useRoute();
   if (route.screen === "invite") return <InviteScreen api={api} sessions={sessions} />;
+  // Opened from e-mailed links, signed in or not.
+  if (route.screen === "reset-password") return <ResetPasswordScreen api={api} sessions={sessions} />;
+  if (route.screen === "confirm-email") return <ConfirmEmailScreen api={api} />;
+  if (!session && route.screen === "forgot-password") return <ForgotPasswordScreen api={api} />;
   if (!session) return <LoginScreen api={api} sessions={sessions} />;
   return <SignedIn key={session.staff.id} />;
 }
@@ -56,7 +62,7 @@ function SignedIn() {
   }, [desk, me]);
 
   useEffect(() => {
-    if (route.screen === "login") navigate({ screen: "inbox", conversationId: null }, true);
+    if (route.screen === "login" || route.screen === "forgot-password") navigate({ screen: "inbox", conversationId: null }, true);
   }, [route.screen]);
 
   if (!me || !desk) {
@@ -90,6 +96,9 @@ function SignedIn() {
             {me.role}
           </span>
         </div>
+        <NavLink active={route.screen === "account"} to={{ screen: "account" }} testid="nav-account">
+          Your account
+        </NavLink>
         <button className="link" data-testid="logout" onClick={() => void sessions.logout()}>
           Log out
         </button>
@@ -99,6 +108,8 @@ function SignedIn() {
           can("team:read") ? <TeamScreen api={api} me={me} /> : <NeedsRoleScreen me={me} screen="team" />
         ) : route.screen === "settings" ? (
           can("settings:read") ? <SettingsScreen api={api} me={me} /> : <NeedsRoleScreen me={me} screen="settings" />
+        ) : route.screen === "account" ? (
+          <AccountScreen api={api} me={me} />
         ) : (
           <InboxScreen
             desk={desk}

@@ -1,5 +1,6 @@
-// A few screens under /dashboard/: inbox[/<conversation id>[/profile]], team, settings, login,
-// invite. On a phone the inbox's list, conversation and profile are separate screens.
+// A few screens under /dashboard/: inbox[/<conversation id>[/profile]], team, settings, account,
+// login, invite, and the screens e-mailed links open (forgot-password, reset-password,
+// confirm-email). On a phone the inbox's list, conversation and profile are separate screens.
 import { useSyncExternalStore } from "react";
 
 const BASE = "/dashboard";
@@ -9,7 +10,11 @@ export type Route =
   | { screen: "team" }
   | { screen: "settings" }
   | { screen: "login" }
-  | { screen: "invite" };
+  | { screen: "invite" }
+  | { screen: "account" }
+  | { screen: "forgot-password" }
+  | { screen: "reset-password" }
+  | { screen: "confirm-email" };
 
 export function parse(pathname: string): Route {
   const parts = pathname.replace(/^\/dashboard\/?/, "").split("/").filter(Boolean);
@@ -22,6 +27,11 @@ export function parse(pathname: string): Route {
       return { screen: "login" };
     case "invite":
       return { screen: "invite" };
+    case "account":
+    case "forgot-password":
+    case "reset-password":
+    case "confirm-email":
+      return { screen: parts[0] };
     default:
       if (parts[0] !== "inbox" || !parts[1]) return { screen: "inbox", conversationId: null };
       return { screen: "inbox", conversationId: parts[1], profile: parts[2] === "profile" };

@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { type Api, errorText } from "../api";
+import { navigate } from "../router";
 import type { SessionStore } from "../session";
 
 interface AppChoice {
@@ -70,6 +71,17 @@ export function LoginScreen({ api, sessions }: { api: Api; sessions: SessionStor
         <button className="primary" data-testid="login-submit" disabled={busy}>
           {busy ? "Signing in…" : "Sign in"}
         </button>
+        <a
+          href="/dashboard/forgot-password"
+          className="link"
+          data-testid="forgot-password"
+          onClick={(event) => {
+            event.preventDefault();
+            navigate({ screen: "forgot-password" });
+          }}
+        >
+          Forgot password?
+        </a>
       </form>
     </div>
   );

@@ -1,0 +1,81 @@
+"""Forgot password, as a newcomer on `make dev` meets it: ask on the sign-in page, read the mail
+in the local mailbox (the SMTP sink `serve` starts when SMTP_HOST is unset), open its link, set
+a password, sign in with it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import expect
+
+from replyhq.runtime import Runtime
+from tests.conftest import LiveServer, MakeTenant, Servers, start_server
+from tests.e2e.conftest import Pages, staff_for
+
+NEW_PASSWORD = "a new and long passphrase"
+
+
+@pytest.fixture
+def dev_server(built: None, servers: Servers, tmp_path: Path) -> Iterator[LiveServer]:
+    """`make dev`'s defaults for mail: no SMTP_HOST, jobs run inside the server."""
+    server = start_server(
+        servers, tmp_path, DATA_DIR=str(tmp_path / "data"), JOBS_IN_PROCESS="true"
+    )
+    yield server
+    server.stop()
+
+
+async def mail_to(server: LiveServer, address: str, timeout: float = 20.0) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        while time.monotonic() < deadline:
+            mails = (await client.get("/dev/mailbox.json")).json()
+            found = [m for m in mails if m["to"] == address]
+            if found:
+                mail: dict[str, object] = found[0]
+                return mail
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"no mail to {address} in the local mailbox")
+
+
+async def test_a_forgotten_password_is_reset_from_the_mailed_link(
+    dev_server: LiveServer, pages: Pages, runtime: Runtime, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant("Reset Co")
+    staff = await staff_for(runtime, tenant.id, "AGENT", name="Rita Reset")
+    page = await pages.new()
+
+    await page.goto(f"{dev_server.url}/dashboard")
+    await page.get_by_test_id("forgot-password").click()
+    await page.get_by_test_id("reset-email").fill(staff.email)
+    await page.get_by_test_id("reset-request").click()
+    await expect(page.get_by_test_id("reset-requested")).to_contain_text("on its way")
+
+    mail = await mail_to(dev_server, staff.email)
+    assert mail["subject"] == "Reset your ReplyHQ password for Reset Co"
+    [link] = mail["links"]  # type: ignore[misc]
+    assert str(link).startswith(f"{dev_server.url}/dashboard/reset-password#token=rhq_pwr_")
+    assert f"mail to {staff.email}" in dev_server.log.read_text()  # printed on the console too
+
+    # The newcomer reads it in the mailbox page and follows the link.
+    await page.goto(f"{dev_server.url}/dev/mailbox")
+    await page.locator(f"article:has-text('{staff.email}') a").first.click()
+    await page.get_by_test_id("reset-password").fill(NEW_PASSWORD)
+    await page.get_by_test_id("reset-password-again").fill(NEW_PASSWORD)
+    await page.get_by_test_id("reset-submit").click()
+    await expect(page.get_by_test_id("reset-done")).to_be_visible()
+    assert "token" not in page.url  # the spent token left the address bar
+
+    await page.get_by_test_id("reset-sign-in").click()
+    await page.get_by_test_id("login-email").fill(staff.email)
+    await page.get_by_test_id("login-password").fill(staff.password)  # the old one
+    await page.get_by_test_id("login-submit").click()
+    await expect(page.get_by_test_id("login-error")).to_be_visible()
+    await page.get_by_test_id("login-password").fill(NEW_PASSWORD)
+    await page.get_by_test_id("login-submit").click()
+    await expect(page.get_by_test_id("my-role")).to_have_text("AGENT")
