@@ -4,6 +4,7 @@ its links on the console, and lets /dev/mailbox list them. Nothing leaves the ma
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 import time
@@ -107,6 +108,8 @@ def start(directory: Path, announce: Callable[[Mail], None], host: str = "127.0.
     """An SMTP server on a free loopback port, in a thread of its own (whatever event loop the
     web server runs), keeping mails in `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
+    # aiosmtpd logs every SMTP command at INFO: the console shows our one line per mail instead.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     controller = Controller(_Keeper(directory, announce), hostname=host, port=_free_port(host))
     controller.start()
     return Sink(host, controller.port, directory, controller)
