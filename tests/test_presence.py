@@ -124,8 +124,8 @@ async def test_lookups_and_heartbeat_for_many_people_are_one_round_trip(
     assert sent == ["HVALS"]
     assert len(sessions) == 500
     first = next(s for s in sessions if s["sid"] == sockets[0].sid)
-    assert first.keys() == {"sid", "person_id", "device_id", "connected_at"}
-    assert (first["person_id"], first["device_id"]) == (str(people[0]), "d0")
+    assert first.keys() == {"sid", "person_id", "device_id", "proven", "connected_at"}
+    assert (first["person_id"], first["device_id"], first["proven"]) == (str(people[0]), "d0", "1")
     assert 0 <= time.time() - float(first["connected_at"]) < 60
     sent.clear()
     await store.heartbeat(sockets)

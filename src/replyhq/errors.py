@@ -43,6 +43,14 @@ class DeviceUnknown(Unauthorized):
     message = "Unknown device: call /v1/identify first."
 
 
+class DeviceUnverified(Unauthorized):
+    code = "DEVICE_UNVERIFIED"
+    message = (
+        "This device was identified without a user_hash, which its user or app now requires: "
+        "call /v1/identify again with user_id and user_hash."
+    )
+
+
 class Forbidden(AppError):
     status_code = 403
     code = "FORBIDDEN"

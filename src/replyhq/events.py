@@ -31,14 +31,17 @@ class Event:
 @dataclass(frozen=True)
 class Revoke:
     """Live sessions that must end now: a device that changed identity, a staff user whose
-    access changed, one staff sign-in that ended, or every device of an app whose keys were
-    rotated."""
+    access changed, one staff sign-in that ended, every device of an app whose keys were
+    rotated, or the devices whose identity was never proven by a user_hash (`unproven_devices`)
+    of an app that now requires verification, or of one person (`end_user_id`) now verified."""
 
     app_id: uuid.UUID
     device_id: str | None = None
     staff_id: uuid.UUID | None = None
     staff_session_id: uuid.UUID | None = None
     all_devices: bool = False
+    unproven_devices: bool = False
+    end_user_id: uuid.UUID | None = None
 
 
 DomainEvent = Event | Revoke

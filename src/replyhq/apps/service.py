@@ -51,10 +51,16 @@ async def get_app(session: AsyncSession, app_id: uuid.UUID) -> App:
 
 
 async def update_app(session: AsyncSession, app_id: uuid.UUID, changes: AppUpdate) -> App:
+    """Every way of changing an app's settings (setup API, dashboard, CLI) comes here. Requiring
+    identity verification ends, once committed, the live sockets of devices identified without
+    proof; their HTTP requests are refused from the commit on (users.service.may_speak)."""
     app = await get_app(session, app_id)
+    was_required = app.identity_verification_required
     for field, value in changes.model_dump(exclude_unset=True, exclude_none=True).items():
         setattr(app, field, value)
     await session.flush()
+    if app.identity_verification_required and not was_required:
+        record(session, Revoke(app_id, unproven_devices=True))
     return app
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from replyhq.db import Database
-from replyhq.errors import BadRequest, DeviceUnknown, NotFound
+from replyhq.errors import BadRequest, DeviceUnknown, DeviceUnverified, NotFound
 from replyhq.events import Event, record
 from replyhq.messaging import statements
 from replyhq.messaging.models import Conversation, Message, ReadMarker
@@ -354,6 +354,8 @@ async def _send_alone(
         (row,) = await db.tenant_statement(app_id, sql, params)
         if row["sender_id"] is None:  # only a device's sender can be missing
             raise DeviceUnknown()
+        if not row["sender_allowed"]:  # nor be refused
+            raise DeviceUnverified()
         if _found(row, writable=params["writable"]):
             break
     else:

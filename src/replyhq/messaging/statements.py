@@ -19,12 +19,16 @@ from __future__ import annotations
 
 from functools import cache
 
-# Who sends: the end user behind a device (the SDK), or an author the caller names.
+# Who sends: the end user behind a device (the SDK), or an author the caller names; `allowed`:
+# whether the device may speak for its end user (replyhq.users.service.may_speak, in SQL).
 _DEVICE_SENDER = """
-    SELECT u.id, u.name FROM devices d
+    SELECT u.id, u.name,
+           d.verified OR NOT (u.verified OR a.identity_verification_required) AS allowed
+    FROM devices d
     JOIN end_users u ON u.id = d.end_user_id AND u.app_id = d.app_id
+    JOIN apps a ON a.id = d.app_id
     WHERE d.app_id = %(app_id)s AND d.device_id = %(device_id)s"""
-_GIVEN_SENDER = "SELECT %(author_id)s::uuid AS id, %(author_name)s::text AS name"
+_GIVEN_SENDER = "SELECT %(author_id)s::uuid AS id, %(author_name)s::text AS name, true AS allowed"
 
 # Whose conversation it must be (otherwise it is not found).
 _OWNERS = {
@@ -52,7 +56,7 @@ WITH sender AS ({sender}
     SELECT %(message_id)s, %(app_id)s, c.id, c.last_seq + 1, %(client_msg_id)s, %(kind)s, s.id,
            s.name, %(body)s, %(body_html)s, clock_timestamp()
     FROM conversation c, sender s
-    WHERE %(writable)s AND NOT EXISTS (SELECT FROM existing)
+    WHERE %(writable)s AND s.allowed AND NOT EXISTS (SELECT FROM existing)
     ON CONFLICT (conversation_id, client_msg_id) DO NOTHING
     RETURNING *
 ), bumped AS (
@@ -69,7 +73,8 @@ WITH sender AS ({sender}
     SET last_read_seq = greatest(read_markers.last_read_seq, excluded.last_read_seq),
         updated_at = now()
 )
-SELECT s.id AS sender_id, s.name AS sender_name, c.id IS NOT NULL AS found,
+SELECT s.id AS sender_id, s.name AS sender_name, s.allowed AS sender_allowed,
+       c.id IS NOT NULL AS found,
        c.end_user_id, c.subject, c.status, c.assignee_id, c.created_at AS conversation_created_at,
        m.id IS NOT NULL AS created,
        COALESCE(m.id, e.id) AS id, COALESCE(m.seq, e.seq) AS seq,

@@ -73,6 +73,14 @@ class Delivery:
             ]
         if revoke.all_devices:
             targets += [(s, DEVICES) for s in await presence.sids_of_app(app_id, "user")]
+        if revoke.unproven_devices:
+            person = None if revoke.end_user_id is None else str(revoke.end_user_id)
+            targets += [
+                (row["sid"], DEVICES)
+                for row in await presence.active_sessions(app_id, "user")
+                # rows written before sessions said whether they were proven count as unproven
+                if row.get("proven") != "1" and person in (None, row["person_id"])
+            ]
         if revoke.staff_id is not None:
             sids = await presence.sids_of_person(app_id, "staff", revoke.staff_id)
             targets += [(s, STAFF) for s in sids]

@@ -66,7 +66,7 @@ class DeviceNamespace(Namespace):
                 raise Unauthorized("device_id is required.", code="DEVICE_ID_REQUIRED")
             await runtime.limiter.enforce(runtime.limiter.v1, "v1", str(app_id), device_id)
             async with runtime.db.tenant_session(app_id) as session:
-                end_user_id, name = await socket_user(
+                end_user_id, name, proven = await socket_user(
                     session,
                     app_id,
                     device_id,
@@ -75,7 +75,7 @@ class DeviceNamespace(Namespace):
                 )
         except AppError as exc:
             raise Refused(exc) from None
-        live = LiveSession(sid, app_id, "user", end_user_id, device_id)
+        live = LiveSession(sid, app_id, "user", end_user_id, device_id, proven)
         grant = Grant(app_id, generation)
         state = {"live": live, "grant": grant, "name": name, "conversations": set()}
         await self.save_session(sid, state)

@@ -47,6 +47,7 @@ class LiveSession:
     kind: Kind
     person_id: uuid.UUID  # end user id, or staff user id
     device_id: str | None = None
+    proven: bool = True  # a device identified with a user_hash (staff: always)
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,7 @@ class PresenceStore:
             "sid": session.sid,
             "person_id": str(session.person_id),
             "device_id": session.device_id or "",
+            "proven": "1" if session.proven else "0",
             "connected_at": str(now),
         }
         first = await self._connect(

@@ -72,6 +72,8 @@ class Device(Base):
     locale: Mapped[str | None] = mapped_column(String(35))
     timezone: Mapped[str | None] = mapped_column(String(64))
     push_token: Mapped[str | None] = mapped_column(String(4096))
+    # Its current identity was proven by a user_hash (see replyhq.users.service.may_speak).
+    verified: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     created_at: Mapped[datetime] = created_at()
     last_seen_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from replyhq.apps.models import App
-from replyhq.errors import BadRequest, DeviceUnknown, Unauthorized
+from replyhq.errors import BadRequest, DeviceUnknown, DeviceUnverified, Unauthorized
 from replyhq.events import Revoke, record
 from replyhq.messaging import service as messaging
 from replyhq.users.models import Device, EndUser
@@ -24,6 +24,13 @@ def user_hash(identity_secret: str, user_id: str) -> str:
     return hmac.new(identity_secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
 
+def may_speak(device_verified: bool, user_verified: bool, required: bool) -> bool:
+    """Whether a device may act for its end user: always when its identity was proven by a
+    user_hash; without proof only for a person never verified, in an app that does not require
+    verification. (messaging/statements.py's device sender states the same rule in SQL.)"""
+    return device_verified or not (user_verified or required)
+
+
 async def identify(
     session: AsyncSession, app_id: uuid.UUID, device_id: str, data: IdentifyIn
 ) -> EndUser:
@@ -33,16 +40,20 @@ async def identify(
             select(App.identity_secret, App.identity_verification_required).where(App.id == app_id)
         )
     ).one()
-    current = await session.scalar(
-        select(EndUser)
-        .join(Device, (Device.end_user_id == EndUser.id) & (Device.app_id == EndUser.app_id))
-        .where(Device.app_id == app_id, Device.device_id == device_id)
-    )
+    found = (
+        await session.execute(
+            select(EndUser, Device.verified)
+            .join(Device, (Device.end_user_id == EndUser.id) & (Device.app_id == EndUser.app_id))
+            .where(Device.app_id == app_id, Device.device_id == device_id)
+        )
+    ).first()
+    current, was_proven = (found[0], found[1]) if found is not None else (None, False)
+    verified = newly_verified = False
     if data.user_id is not None:
         verified = _check_user_hash(
             app.identity_secret, data, required=app.identity_verification_required
         )
-        user = await _upsert_identified(session, app_id, data, verified)
+        user, newly_verified = await _upsert_identified(session, app_id, data, verified)
     elif app.identity_verification_required:
         raise Unauthorized(
             "This app accepts only verified users: send user_id and user_hash.",
@@ -65,6 +76,7 @@ async def identify(
         "locale": data.locale,
         "timezone": data.timezone,
         "push_token": data.push_token,
+        "verified": verified,
         "last_seen_at": func.now(),
     }
     await session.execute(
@@ -77,6 +89,13 @@ async def identify(
         record(session, Revoke(app_id, device_id=device_id))
         if current.anonymous:
             await _adopt_anonymous(session, app_id, anonymous=current, into=user)
+    elif was_proven and not verified:
+        # Its sockets were admitted on the proof this identify no longer gives.
+        record(session, Revoke(app_id, device_id=device_id))
+    if newly_verified:
+        # Devices that claimed this person without proof (before they were verified) may no
+        # longer speak for them (may_speak): their live sockets end too.
+        record(session, Revoke(app_id, end_user_id=user.id, unproven_devices=True))
     await session.refresh(user)
     return user
 
@@ -93,7 +112,10 @@ def _check_user_hash(secret: str, data: IdentifyIn, *, required: bool) -> bool:
 
 async def _upsert_identified(
     session: AsyncSession, app_id: uuid.UUID, data: IdentifyIn, verified: bool
-) -> EndUser:
+) -> tuple[EndUser, bool]:
+    """The person named by `user_id`, created if new, with this identify's profile; and whether
+    this identify is the one that verified them. A person once verified is only ever spoken for
+    with proof: an unverified claim of them is refused, whatever the app requires."""
     user = await session.scalar(
         select(EndUser)
         .where(EndUser.app_id == app_id, EndUser.external_id == data.user_id)
@@ -112,9 +134,15 @@ async def _upsert_identified(
             .execution_options(populate_existing=True)
         )
         assert user is not None
+    if user.verified and not verified:
+        raise Unauthorized(
+            "This user_id belongs to a verified user: send user_hash with it.",
+            code="USER_HASH_REQUIRED",
+        )
+    newly_verified = verified and not user.verified
     _apply_profile(user, data)
     user.verified = user.verified or verified
-    return user
+    return user, newly_verified
 
 
 def _apply_profile(user: EndUser, data: IdentifyIn) -> None:
@@ -150,16 +178,26 @@ async def _adopt_anonymous(
 async def device_user(
     session: AsyncSession, app_id: uuid.UUID, device_id: str
 ) -> tuple[uuid.UUID, str | None]:
-    """(id, name) of the end user currently behind `device_id`; 401 until it has identified."""
+    """(id, name) of the end user currently behind `device_id`; 401 until it has identified, and
+    while it may not speak for them (may_speak)."""
     row = (
         await session.execute(
-            select(EndUser.id, EndUser.name)
+            select(
+                EndUser.id,
+                EndUser.name,
+                EndUser.verified,
+                Device.verified.label("device_verified"),
+                App.identity_verification_required,
+            )
             .join(Device, (Device.end_user_id == EndUser.id) & (Device.app_id == EndUser.app_id))
+            .join(App, App.id == EndUser.app_id)
             .where(Device.app_id == app_id, Device.device_id == device_id)
         )
     ).first()
     if row is None:
         raise DeviceUnknown()
+    if not may_speak(row.device_verified, row.verified, row.identity_verification_required):
+        raise DeviceUnverified()
     return row.id, row.name
 
 
@@ -169,16 +207,19 @@ async def socket_user(
     device_id: str,
     user_id: str | None,
     user_hash_given: str | None,
-) -> tuple[uuid.UUID, str | None]:
-    """(id, name) of the end user a connecting socket speaks for. The device must have identified;
-    a `user_id` in the handshake must be the device's person, proven by `user_hash` when given or
-    when the app requires verification."""
+) -> tuple[uuid.UUID, str | None, bool]:
+    """(id, name, proven) of the end user a connecting socket speaks for, `proven` when the
+    device identified with a user_hash. The device must have identified and may speak for them
+    (may_speak); a `user_id` in the handshake must be the device's person, proven by `user_hash`
+    when given or when the app requires verification."""
     row = (
         await session.execute(
             select(
                 EndUser.id,
                 EndUser.name,
                 EndUser.external_id,
+                EndUser.verified,
+                Device.verified.label("device_verified"),
                 App.identity_secret,
                 App.identity_verification_required,
             )
@@ -201,4 +242,6 @@ async def socket_user(
                 expected, user_hash_given.lower()
             ):
                 raise Unauthorized("user_hash does not match user_id.", code="INVALID_USER_HASH")
-    return row.id, row.name
+    if not may_speak(row.device_verified, row.verified, required):
+        raise DeviceUnverified()
+    return row.id, row.name, row.device_verified
