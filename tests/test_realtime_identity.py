@@ -124,7 +124,9 @@ async def test_requiring_verification_ends_the_sockets_of_unproven_devices_only(
         response = await http.patch("/admin/api/app", headers=owner.auth(), json=body)
         assert response.status_code == 200, response.text
     else:
-        ok(run_cli(servers, tmp_path, "apps", "update", str(tenant.id), "--require-identity", "on"))
+        # In a thread: this process serves the sockets, and must keep their heartbeats going.
+        command = ("apps", "update", str(tenant.id), "--require-identity", "on")
+        ok(await asyncio.to_thread(run_cli, servers, tmp_path, *command))
 
     await asyncio.wait_for(claimed.disconnected.wait(), 10)
     await asyncio.wait_for(visitor.disconnected.wait(), 10)
