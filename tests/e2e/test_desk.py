@@ -91,6 +91,12 @@ async def test_a_phone_shows_list_then_conversation_then_profile_and_back(
     await page.go_back()
     await expect(list_).to_be_visible()
 
+    # The other screens fit too (an agent is told why team and settings are not theirs).
+    for screen in ("team", "settings"):
+        await page.goto(f"{demo.url}/dashboard/{screen}")
+        await expect(page.get_by_test_id("needs-role")).to_be_visible()
+        await fits()
+
 
 async def test_you_only_before_the_viewers_own_messages(
     demo: Demo, pages: Pages, runtime: Runtime, make_tenant: MakeTenant
