@@ -58,7 +58,7 @@ async def test_messenger_on_another_origin_is_isolated_and_works(demo: Demo, pag
         for line in demo.server.log.read_text().splitlines()
         if '"origin_refused"' in line
     ]
-    assert [(r["origin"], r["setting"]) for r in refused] == [(elsewhere, "ALLOWED_ORIGINS")]
+    assert [r["setting"] for r in refused if r["origin"] == elsewhere] == ["ALLOWED_ORIGINS"]
 
 
 @contextmanager

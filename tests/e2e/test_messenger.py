@@ -49,34 +49,55 @@ async def agent_reply(http: httpx.AsyncClient, conversation_id: str, text: str) 
     assert response.status_code == 201, response.text
 
 
-async def test_keyboard_focus_escape_svg_launcher_and_screen_reader_announcements(
-    demo: Demo, pages: Pages, runtime: Runtime
-) -> None:
+async def test_the_launcher_icon_is_svg_not_an_emoji(demo: Demo, pages: Pages) -> None:
     page = await pages.new()
     await page.goto(f"{demo.url}/demo")
     launcher = page.get_by_test_id("rhq-launcher")
     # Drawn as SVG, so it shows without an emoji font; no emoji character in it.
     await expect(launcher.locator("svg")).to_have_count(1)
     assert "💬" not in await launcher.inner_text()
-
     await launcher.click()
-    await expect(page.get_by_test_id("rhq-status")).to_have_attribute("data-state", "connected")
+    await expect(launcher.locator("svg")).to_have_count(1)  # the close icon too
+    assert await launcher.inner_text() == ""
+
+
+async def test_opening_focuses_the_composer_and_escape_closes_back_to_the_launcher(
+    demo: Demo, pages: Pages
+) -> None:
+    page = await pages.new()
+    await open_messenger(page, demo.url)
+    launcher = page.get_by_test_id("rhq-launcher")
     await expect(page.get_by_test_id("rhq-composer")).to_be_focused()
+    await page.keyboard.type("typed straight away")
+    await expect(page.get_by_test_id("rhq-composer")).to_have_value("typed straight away")
     await page.keyboard.press("Escape")
     await expect(page.get_by_test_id("rhq-panel")).to_have_count(0)
     await expect(launcher).to_be_focused()
     await page.keyboard.press("Enter")  # the focused launcher opens it again
     await expect(page.get_by_test_id("rhq-composer")).to_be_focused()
 
+
+async def test_new_messages_from_support_are_announced_to_screen_readers(
+    demo: Demo, pages: Pages, runtime: Runtime
+) -> None:
+    page = await pages.new()
+    await open_messenger(page, demo.url)
     text = f"Where is order {uuid.uuid4().hex[:6]}?"
     await user_send(page, text)
     await expect(page.get_by_test_id("rhq-message")).to_have_count(1)
-    live = page.get_by_test_id("rhq-announcer")
+    live = page.locator("[aria-live]")
+    await expect(live).to_have_count(1)
     assert await live.get_attribute("aria-live") == "polite"
+    await expect(live).not_to_contain_text(text)  # one's own words are not read back
     async with support_desk(demo, runtime) as http:
         await agent_reply(http, await conversation_with(http, text), "It ships tomorrow.")
     await expect(page.get_by_test_id("rhq-message")).to_have_count(2)
     await expect(live).to_contain_text("It ships tomorrow.")
+    await page.get_by_test_id("rhq-launcher").click()  # closed: still announced
+    async with support_desk(demo, runtime) as http:
+        await agent_reply(http, await conversation_with(http, "It ships tomorrow."), "Tracking: 42")
+    await expect(page.get_by_test_id("rhq-badge")).to_have_text("1")
+    await expect(live).to_contain_text("Tracking: 42")
 
 
 async def test_an_app_requiring_verified_users_asks_the_visitor_to_sign_in(
@@ -183,7 +204,7 @@ async def test_the_end_user_sees_a_closed_conversation_and_writing_reopens_it(
         assert response.status_code == 200, response.text
         # Live, without a reload, and read out to screen readers.
         await expect(closed).to_contain_text("This conversation was closed")
-        await expect(page.get_by_test_id("rhq-announcer")).to_contain_text("closed")
+        await expect(page.locator("[aria-live]")).to_contain_text("closed")
         # Still closed after a reload (the list says so too).
         await page.reload()
         await page.get_by_test_id("rhq-launcher").click()
