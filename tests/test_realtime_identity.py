@@ -11,14 +11,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from replyhq.apps import service as apps_service
+from replyhq.apps.schemas import AppUpdate
 from replyhq.settings import DEV_MASTER_KEY
-from tests.conftest import Servers, SocketServer, Tenant
+from tests.conftest import MakeTenant, Servers, SocketServer, Tenant
 from tests.realtime_clients import Recorder, refused
 from tests.staff import signed_in
 from tests.test_cli import ok, run_cli
 from tests.test_realtime_devices import conversation_of, device_auth, http, recorders
+from tests.test_realtime_revocation import Cluster, cluster, socket
 
-__all__ = ["http", "recorders"]  # fixtures
+__all__ = ["cluster", "http", "recorders"]  # fixtures
 
 
 async def _identify(
@@ -139,3 +142,38 @@ async def test_requiring_verification_ends_the_sockets_of_unproven_devices_only(
     assert synced["ok"] is True
     await _agent_reply(http, tenant, proven_cid, "still here")
     await proven.wait_for("message:new")
+
+
+async def test_requiring_verification_while_redis_is_down_still_ends_unproven_sockets_only(
+    cluster: Cluster, make_tenant: MakeTenant, recorders: list[Recorder]
+) -> None:
+    redis, a, b, c = cluster
+    tenant = await make_tenant()
+    async with httpx.AsyncClient(base_url=a.url) as http:
+        await _proven(http, tenant, "proven", "erin")
+        assert (await _identify(http, tenant, "claimed", user_id="frank")).status_code == 200
+        assert (await _identify(http, tenant, "visitor")).status_code == 200
+        proven_cid = await conversation_of(http, tenant, "proven")
+        claimed_cid = await conversation_of(http, tenant, "claimed")
+    busy_proven = await socket(recorders, b, device_auth(tenant, "proven"))
+    busy_claimed = await socket(recorders, b, device_auth(tenant, "claimed"))
+    idle_visitor = await socket(recorders, c, device_auth(tenant, "visitor"))
+    idle_proven = await socket(recorders, c, device_auth(tenant, "proven"))
+    proven_sync = {"conversation_id": proven_cid, "after_seq": 0}
+    claimed_sync = {"conversation_id": claimed_cid, "after_seq": 0}
+    assert (await busy_claimed.call("sync", claimed_sync))["ok"] is True
+
+    redis.stop()  # no process can hear of the change
+    async with a.runtime.db.tenant_session(tenant.id) as session:
+        await apps_service.update_app(
+            session, tenant.id, AppUpdate(identity_verification_required=True)
+        )
+    redis.start()
+
+    ack = await busy_claimed.call("sync", claimed_sync)
+    assert ack["ok"] is False and ack["code"] == "SESSION_REVOKED", ack
+    await asyncio.wait_for(busy_claimed.disconnected.wait(), 5)
+    await asyncio.wait_for(idle_visitor.disconnected.wait(), 10)
+    assert (await busy_proven.call("sync", proven_sync))["ok"] is True
+    assert (await idle_proven.call("sync", proven_sync))["ok"] is True
+    assert not busy_proven.disconnected.is_set() and not idle_proven.disconnected.is_set()

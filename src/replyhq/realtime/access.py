@@ -2,7 +2,8 @@
 Redis carrying the news at the instant of the change.
 
 A socket remembers the generation it was let in at (its `Grant`): for a device, its app's
-`access_generation` (bumped by key rotation and by identity verification turned on); for staff,
+`access_generation` (bumped by key rotation), which a device identified without proof holds only
+while the app does not require identity verification (turning it on ends those alone); for staff,
 the member's `token_version` (bumped by role change, deactivation, password reset, sign-out
 everywhere) and its sign-in, which must not have ended. Each change bumps the number in the
 transaction of the change. The Redis path (a Revoke event) still cuts sockets at once; this one
@@ -22,10 +23,15 @@ from dataclasses import dataclass
 
 from replyhq.db import Database
 
-# (app, staff member, sign-in): the staff parts are None for a device.
-Key = tuple[uuid.UUID, uuid.UUID | None, uuid.UUID | None]
+# (app, staff member, sign-in, unproven): the staff parts are None for a device; `unproven` for
+# a device identified without a user_hash.
+Key = tuple[uuid.UUID, uuid.UUID | None, uuid.UUID | None, bool]
 
 _APP_GENERATION = "SELECT access_generation AS generation FROM apps WHERE id = %(app)s"
+_UNPROVEN_GENERATION = (
+    "SELECT CASE WHEN identity_verification_required THEN NULL ELSE access_generation END"
+    " AS generation FROM apps WHERE id = %(app)s"
+)
 _STAFF_GENERATION = (
     "SELECT u.token_version AS generation FROM staff_users u"
     " JOIN staff_sessions s ON s.staff_id = u.id AND s.app_id = u.app_id"
@@ -48,10 +54,11 @@ class Grant:
     generation: int
     staff_id: uuid.UUID | None = None
     signin_id: uuid.UUID | None = None
+    unproven: bool = False  # a device identified without a user_hash
 
     @property
     def key(self) -> Key:
-        return (self.app_id, self.staff_id, self.signin_id)
+        return (self.app_id, self.staff_id, self.signin_id, self.unproven)
 
 
 class AccessChecks:
@@ -87,9 +94,10 @@ class AccessChecks:
             del self._reading[key]
 
     async def _read(self, key: Key) -> int | None:
-        app_id, staff_id, signin_id = key
+        app_id, staff_id, signin_id, unproven = key
         if staff_id is None:
-            rows = await self._db.tenant_statement(app_id, _APP_GENERATION, {"app": app_id})
+            sql = _UNPROVEN_GENERATION if unproven else _APP_GENERATION
+            rows = await self._db.tenant_statement(app_id, sql, {"app": app_id})
         else:
             params = {"app": app_id, "staff": staff_id, "signin": signin_id}
             rows = await self._db.tenant_statement(app_id, _STAFF_GENERATION, params)

@@ -76,7 +76,7 @@ class DeviceNamespace(Namespace):
         except AppError as exc:
             raise Refused(exc) from None
         live = LiveSession(sid, app_id, "user", end_user_id, device_id, proven)
-        grant = Grant(app_id, generation)
+        grant = Grant(app_id, generation, unproven=not proven)
         state = {"live": live, "grant": grant, "name": name, "conversations": set()}
         await self.save_session(sid, state)
         await self.enter_room(sid, room_of_user(app_id, end_user_id))
@@ -89,7 +89,7 @@ class DeviceNamespace(Namespace):
             app_id = uuid.UUID(raw_app_id or "")
         except ValueError:
             return 0
-        return await self.realtime.access.current((app_id, None, None)) or 0
+        return await self.realtime.access.current((app_id, None, None, False)) or 0
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.get_session(sid)
