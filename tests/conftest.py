@@ -30,6 +30,7 @@ from replyhq.db.migrate import upgrade
 from replyhq.runtime import Runtime
 from replyhq.settings import Settings
 from replyhq.users.service import user_hash
+from replyhq.web.protocol import http_options
 
 # job_queue, job_worker: jobs run in the test process; smtp, mail_app: mail read from real SMTP
 pytest_plugins = ["tests.jobs_support", "tests.mail_support"]
@@ -266,9 +267,12 @@ class SocketServer:
         return rt
 
 
-async def serve_asgi(asgi: Any, lifespan: str = "off") -> tuple[int, Callable[[], Awaitable[None]]]:
-    """Serve `asgi` with uvicorn in this process, with `replyhq serve`'s websocket options, on a
-    free port: (the port, a coroutine function that stops it)."""
+async def serve_asgi(
+    asgi: Any, lifespan: str = "off", **options: Any
+) -> tuple[int, Callable[[], Awaitable[None]]]:
+    """Serve `asgi` with uvicorn in this process, with `replyhq serve`'s websocket options (and
+    any other uvicorn `options`), on a free port: (the port, a coroutine function that stops
+    it)."""
     import asyncio
 
     import uvicorn
@@ -282,7 +286,7 @@ async def serve_asgi(asgi: Any, lifespan: str = "off") -> tuple[int, Callable[[]
         port=port,
         log_level="warning",
         lifespan=lifespan,
-        **WEBSOCKET_OPTIONS,
+        **{**WEBSOCKET_OPTIONS, **options},
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -302,7 +306,8 @@ async def serve_in_process(
     settings: Settings,
 ) -> tuple[SocketServer, Callable[[], Awaitable[None]]]:
     app = create_app(settings)
-    port, stop = await serve_asgi(app.state.realtime.asgi(app), lifespan="on")
+    asgi = app.state.realtime.asgi(app)
+    port, stop = await serve_asgi(asgi, "on", **http_options(settings.max_header_bytes))
     return SocketServer(f"http://127.0.0.1:{port}", app), stop
 
 

@@ -102,6 +102,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from replyhq.mail import dev as dev_mail
     from replyhq.realtime.websocket import WEBSOCKET_OPTIONS
+    from replyhq.web.protocol import http_options
 
     _check_port_free(args.host, args.port)  # before any server starts or any key is printed
     settings = get_settings()
@@ -132,9 +133,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
             proxy_headers=bool(proxies),
             forwarded_allow_ips=proxies or None,
             # Named rather than "auto", which falls back to asyncio and h11 without a word when
-            # they are missing, at a clearly higher CPU cost per request (both are pinned).
+            # they are missing, at a clearly higher CPU cost per request (both are pinned). The
+            # HTTP protocol is httptools' with a limit on the size of headers.
             loop="uvloop",
-            http="httptools",
+            **http_options(settings.max_header_bytes),
             access_log=False,  # ours: one JSON line per request (observability/http.py)
             log_config=None,  # uvicorn's loggers go through our JSON handler
             log_level=settings.log_level.lower(),

@@ -75,6 +75,12 @@ class PayloadTooLarge(AppError):
     message = "The request body is too large."
 
 
+class HeadersTooLarge(AppError):
+    status_code = 431
+    code = "HEADERS_TOO_LARGE"
+    message = "The request's headers are too large."
+
+
 class RateLimited(AppError):
     status_code = 429
     code = "RATE_LIMITED"

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         "", description="Comma-separated proxy addresses whose X-Forwarded-For is believed."
     )
     max_body_bytes: int = Field(10240, ge=256, description="Largest request body accepted.")
+    max_header_bytes: int = Field(
+        16384,
+        ge=1024,
+        description="Largest request line plus headers accepted (431 past it), by `serve`.",
+    )
 
     rate_limit_auth: str = Field(
         "20/15minutes",
