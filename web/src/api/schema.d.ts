@@ -408,7 +408,9 @@ export interface paths {
          * @description Sign in with e-mail and password: an access token (15 minutes) and a refresh token
          *     (7 days, single use). A wrong address and a wrong password get the same 401. If the address
          *     belongs to several apps, 400 `APP_REQUIRED` lists the apps the password opens: send `app_id`.
-         *     Failed attempts are limited per client address and per account (`RATE_LIMIT_AUTH`).
+         *     Failed attempts are limited per account and per address, except from a browser that has
+         *     signed in to the account before, which is limited by its own failures only (it gets a
+         *     device cookie): 429 `RATE_LIMITED` says how long to wait. See docs/admin-api.md.
          */
         post: operations["login_admin_login_post"];
         delete?: never;
@@ -518,8 +520,8 @@ export interface paths {
          * Reset Password
          * @description Set a new password with the token from the e-mailed link. The token works once; every
          *     sign-in of the member ends (refresh and access tokens, live sockets): sign in again.
-         *     An invalid or expired token is 400 `RESET_TOKEN_INVALID` and counts as a failed
-         *     authentication (`RATE_LIMIT_AUTH`).
+         *     An invalid or expired token is 400 `RESET_TOKEN_INVALID` and counts as a failed token
+         *     per client address (`RATE_LIMIT_TOKEN_FAILURES`).
          */
         post: operations["reset_password_admin_password_reset_confirm_post"];
         delete?: never;
@@ -540,7 +542,9 @@ export interface paths {
         /**
          * Refresh
          * @description Spend a refresh token for a new pair. A refresh token works once: presenting a spent
-         *     one again ends the whole sign-in (401 `REFRESH_TOKEN_REUSED`).
+         *     one again ends the whole sign-in (401 `REFRESH_TOKEN_REUSED`); a sign-in older than
+         *     `STAFF_SESSION_MAX_AGE_SECONDS` cannot be refreshed (401 `SIGN_IN_EXPIRED`). Failures are
+         *     limited per address (`RATE_LIMIT_TOKEN_FAILURES`), apart from sign-in failures.
          */
         post: operations["refresh_admin_refresh_post"];
         delete?: never;
