@@ -147,8 +147,7 @@ def per_row_policies(owner_url: str) -> None:
 def add_history(owner_url: str) -> None:
     """HISTORY more messages in every conversation, alternating user and agent (bulk SQL as the
     owner: only their presence matters here, not how they came)."""
-    with psycopg.connect(owner_url, autocommit=True) as connection:
-        connection.execute("SELECT set_config('app.system', 'on', false)")
+    with psycopg.connect(common.system_dsn(owner_url), autocommit=True) as connection:
         connection.execute(
             """
             INSERT INTO messages (id, app_id, conversation_id, seq, client_msg_id, sender,

@@ -36,7 +36,7 @@ from replyhq import embedded
 from replyhq.apps import service as apps_service
 from replyhq.db import Database
 from replyhq.db.migrate import upgrade
-from replyhq.db.session import runtime_url
+from replyhq.db.session import runtime_url, system_url
 from replyhq.messaging import service as messaging
 from replyhq.messaging.service import Participant
 from replyhq.settings import Settings
@@ -110,7 +110,14 @@ def throwaway_database(label: str) -> Iterator[str]:
 
 def database(owner_url: str, **pool: Any) -> Database:
     """The server's own Database (runtime role, RLS applies) on `owner_url`'s database."""
-    return Database(runtime_url(Settings(), owner_url), **pool)
+    return Database(
+        runtime_url(Settings(), owner_url), system=system_url(Settings(), owner_url), **pool
+    )
+
+
+def system_dsn(owner_url: str) -> str:
+    """The system role's URL for psycopg: it alone sees every tenant (migration 0007)."""
+    return system_url(Settings(), owner_url).replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 # --- tenants and devices, through the real services ------------------------------------------
@@ -169,7 +176,7 @@ def bulk_devices(owner_url: str, app_id: uuid.UUID, count: int) -> list[Device]:
         Device(f"bench-device-{index}", uuid.uuid4(), uuid.uuid4()) for index in range(count)
     ]
     with psycopg.connect(owner_url) as connection:
-        connection.execute("SELECT set_config('app.system', 'on', true)")
+        connection.execute("SELECT set_config('app.current_tenant', %s, true)", (str(app_id),))
         with connection.cursor() as cursor:
             with cursor.copy("COPY end_users (id, app_id, name) FROM STDIN") as copy:
                 for index, device in enumerate(devices):

@@ -36,6 +36,18 @@ class Settings(BaseSettings):
         "replyhq_app", description="Runtime role: not owner, not superuser, not BYPASSRLS."
     )
     app_database_password: str | None = Field(None, description="Password of the runtime role.")
+    system_database_url: str | None = Field(
+        None,
+        description="URL for cross-tenant work (setup, sign-in lookup, housekeeping jobs). "
+        "Unset: DATABASE_URL with the user replaced by DATABASE_SYSTEM_ROLE and the password by "
+        "SYSTEM_DATABASE_PASSWORD.",
+    )
+    database_system_role: str = Field(
+        "replyhq_system",
+        description="Role that may read every tenant's rows: not owner, not superuser, not "
+        "BYPASSRLS; the runtime role cannot become it.",
+    )
+    system_database_password: str | None = Field(None, description="Password of the system role.")
     db_pool_size: int = Field(20, ge=1, description="Connections kept per process.")
     db_max_overflow: int = Field(10, ge=0, description="Extra connections under bursts.")
     db_pool_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a connection.")

@@ -23,6 +23,8 @@ def alembic_config(owner_url: str, settings: Settings) -> Config:
     )
     config.attributes["app_role"] = settings.database_app_role
     config.attributes["app_role_password"] = settings.app_database_password
+    config.attributes["system_role"] = settings.database_system_role
+    config.attributes["system_role_password"] = settings.system_database_password
     return config
 
 

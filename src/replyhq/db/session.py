@@ -1,7 +1,9 @@
-"""Engine and the only two ways to open a transaction: bound to one tenant, or system-wide.
+"""Engines and the only two ways to open a transaction: bound to one tenant, or system-wide.
 
 The tenant is bound with `set_config(..., true)`, which lasts for the transaction only, so a pooled
 connection never carries one request's tenant into the next (even after a failed transaction).
+System-wide transactions run as another role (DATABASE_SYSTEM_ROLE), the only one the policies let
+see every tenant: no setting the runtime role can change by SQL widens what it sees.
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ _AFTER_COMMIT = "replyhq.after_commit"
 EVENT_SINK = "replyhq.event_sink"
 
 _BIND_TENANT = text("SELECT set_config('app.current_tenant', :tenant, true)")
-_BIND_SYSTEM = text("SELECT set_config('app.system', 'on', true)")
+# Binds nothing: the role alone decides. A first statement all the same, so that a dropped pooled
+# connection is met and retried before any work (_begin_bound).
+_BEGIN_SYSTEM = text("SELECT 1")
+SYSTEM_POOL_SIZE = 5  # cross-tenant work is rare: setup, sign-in lookups, housekeeping
 _BIND_TENANT_DRIVER = "SELECT set_config('app.current_tenant', %s, true)"
 
 
@@ -58,6 +63,18 @@ def runtime_url(settings: Settings, owner_url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def system_url(settings: Settings, owner_url: str) -> str:
+    """The system role's URL: explicit, or the owner's URL with the system role swapped in."""
+    if settings.system_database_url:
+        return async_url(settings.system_database_url)
+    parsed = make_url(owner_url).set(
+        drivername="postgresql+psycopg",
+        username=settings.database_system_role,
+        password=settings.system_database_password,
+    )
+    return parsed.render_as_string(hide_password=False)
+
+
 def on_commit(session: AsyncSession, effect: AfterCommit) -> None:
     """Run `effect` once the session's transaction has committed; never if it rolls back."""
     session.info.setdefault(_AFTER_COMMIT, []).append(effect)
@@ -65,8 +82,15 @@ def on_commit(session: AsyncSession, effect: AfterCommit) -> None:
 
 class Database:
     def __init__(
-        self, url: str, *, pool_size: int = 20, max_overflow: int = 10, pool_timeout: float = 10.0
+        self,
+        url: str,
+        *,
+        system: str | None = None,
+        pool_size: int = 20,
+        max_overflow: int = 10,
+        pool_timeout: float = 10.0,
     ) -> None:
+        """`url`: the runtime role's; `system`: the system role's, for system_session()."""
         self.engine: AsyncEngine = create_async_engine(
             async_url(url),
             pool_size=pool_size,
@@ -80,6 +104,19 @@ class Database:
             poolclass=InstrumentedPool,  # db_pool_connections_in_use, db_pool_waiting
         )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.system_engine: AsyncEngine | None = None
+        self._system_sessions: async_sessionmaker[AsyncSession] | None = None
+        if system is not None:
+            self.system_engine = create_async_engine(
+                async_url(system),
+                pool_size=SYSTEM_POOL_SIZE,
+                max_overflow=SYSTEM_POOL_SIZE,
+                pool_timeout=pool_timeout,
+                pool_pre_ping=False,
+                hide_parameters=True,
+                pool_recycle=1800,
+            )
+            self._system_sessions = async_sessionmaker(self.system_engine, expire_on_commit=False)
         # Receives domain events after commit (see replyhq.events); None drops them.
         self.event_sink: Callable[[Any], Awaitable[None]] | None = None
 
@@ -87,6 +124,7 @@ class Database:
     def from_settings(cls, settings: Settings, owner_url: str) -> Database:
         return cls(
             runtime_url(settings, owner_url),
+            system=system_url(settings, owner_url),
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,
@@ -94,6 +132,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.system_engine is not None:
+            await self.system_engine.dispose()
 
     @asynccontextmanager
     async def tenant_session(self, app_id: uuid.UUID) -> AsyncIterator[AsyncSession]:
@@ -103,8 +143,11 @@ class Database:
 
     @asynccontextmanager
     async def system_session(self) -> AsyncIterator[AsyncSession]:
-        """A transaction across tenants: setup, webhooks, periodic jobs. Use sparingly."""
-        async with self._transaction(_BIND_SYSTEM, {}) as session:
+        """A transaction across tenants (as the system role): setup, sign-in lookups, periodic
+        jobs. Use sparingly."""
+        if self._system_sessions is None:
+            raise RuntimeError("this Database was made without the system role's URL")
+        async with self._transaction(_BEGIN_SYSTEM, {}, self._system_sessions) as session:
             yield session
 
     async def tenant_statement(
@@ -176,9 +219,12 @@ class Database:
 
     @asynccontextmanager
     async def _transaction(
-        self, bind: object, params: dict[str, str]
+        self,
+        bind: object,
+        params: dict[str, str],
+        sessions: async_sessionmaker[AsyncSession] | None = None,
     ) -> AsyncIterator[AsyncSession]:
-        async with self._sessions() as session:
+        async with (sessions or self._sessions)() as session:
             session.info[EVENT_SINK] = self.event_sink
             await _begin_bound(session, bind, params)
             yield session  # an exception rolls back: closing the session does
