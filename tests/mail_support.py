@@ -101,9 +101,11 @@ def mail_settings(servers: Servers, smtp: SmtpServer) -> Settings:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def mail_app(mail_settings: Settings) -> AsyncIterator[FastAPI]:
-    """An app that sends mail to `smtp`, with a job worker on the mail queue."""
+    """An app that sends mail to `smtp`, with a job worker on the mail queue. Per module: the
+    worker must not outlive the tests that use it, or it would take the mail jobs of a later
+    test's server (the browser tests' `replyhq serve` shares the database)."""
     application = create_app(mail_settings)
     async with LifespanManager(application):
         runtime: Runtime = application.state.runtime
@@ -113,7 +115,7 @@ async def mail_app(mail_settings: Settings) -> AsyncIterator[FastAPI]:
         await worker.aclose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def mail_runtime(mail_app: FastAPI) -> Runtime:
     runtime: Runtime = mail_app.state.runtime
     return runtime

@@ -108,3 +108,38 @@ async def test_the_dev_mailbox_does_not_exist_without_the_local_sink(client: obj
     assert isinstance(client, httpx.AsyncClient)
     for path in ("/dev/mailbox", "/dev/mailbox.json"):
         assert (await client.get(path)).status_code == 404
+
+
+def test_serve_starts_the_local_sink_only_in_development_without_smtp_host(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    from pathlib import Path
+
+    from replyhq.mail import dev
+
+    assert isinstance(tmp_path, Path)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "PUBLIC_"))}
+    environment.pop(dev.MAILBOX_ENV, None)
+    monkeypatch.setattr(os, "environ", environment)  # what prepare() exports stays in this test
+    relay = Settings(smtp_host="smtp.example.test", data_dir=tmp_path)
+    production = Settings(
+        environment="production",
+        data_dir=tmp_path,
+        master_api_key="m" * 32,
+        jwt_secret="j" * 32,
+        jwt_refresh_secret="r" * 32,
+    )
+    for settings in (relay, production):
+        assert dev.prepare(settings, "0.0.0.0", 8123) is None
+        assert dev.mailbox_dir() is None
+    assert os.environ["PUBLIC_URL"] == "http://127.0.0.1:8123"  # links a laptop's browser opens
+
+    sink = dev.prepare(Settings(data_dir=tmp_path), "127.0.0.1", 8123)
+    assert sink is not None
+    try:
+        assert os.environ["SMTP_HOST"] == "127.0.0.1"
+        assert os.environ["SMTP_PORT"] == str(sink.port)
+        assert dev.mailbox_dir() == tmp_path.resolve() / "mailbox"
+    finally:
+        sink.stop()

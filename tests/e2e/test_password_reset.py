@@ -1,13 +1,13 @@
-"""Forgot password, as a newcomer on `make dev` meets it: ask on the sign-in page, read the mail
-in the local mailbox (the SMTP sink `serve` starts when SMTP_HOST is unset), open its link, set
-a password, sign in with it."""
+"""E-mail flows of the dashboard as a newcomer on `make dev` meets them. Forgot password: ask on
+the sign-in page, read the mail in the local mailbox (the SMTP sink `serve` starts when SMTP_HOST
+is unset), open its link, set a password, sign in with it. And changing one's address, which
+applies once the link in the new mailbox is followed."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -15,17 +15,18 @@ from playwright.async_api import expect
 
 from replyhq.runtime import Runtime
 from tests.conftest import LiveServer, MakeTenant, Servers, start_server
-from tests.e2e.conftest import Pages, staff_for
+from tests.e2e.conftest import Pages, sign_in, staff_for
 
 NEW_PASSWORD = "a new and long passphrase"
 
 
-@pytest.fixture
-def dev_server(built: None, servers: Servers, tmp_path: Path) -> Iterator[LiveServer]:
+@pytest.fixture(scope="module")
+def dev_server(
+    built: None, servers: Servers, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     """`make dev`'s defaults for mail: no SMTP_HOST, jobs run inside the server."""
-    server = start_server(
-        servers, tmp_path, DATA_DIR=str(tmp_path / "data"), JOBS_IN_PROCESS="true"
-    )
+    folder = tmp_path_factory.mktemp("dev-mail")
+    server = start_server(servers, folder, DATA_DIR=str(folder / "data"), JOBS_IN_PROCESS="true")
     yield server
     server.stop()
 
@@ -77,5 +78,38 @@ async def test_a_forgotten_password_is_reset_from_the_mailed_link(
     await page.get_by_test_id("login-submit").click()
     await expect(page.get_by_test_id("login-error")).to_be_visible()
     await page.get_by_test_id("login-password").fill(NEW_PASSWORD)
+    await page.get_by_test_id("login-submit").click()
+    await expect(page.get_by_test_id("my-role")).to_have_text("AGENT")
+
+
+async def test_an_email_change_applies_once_the_new_address_confirms(
+    dev_server: LiveServer, pages: Pages, runtime: Runtime, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant("Moving Co")
+    staff = await staff_for(runtime, tenant.id, "AGENT", name="Mo Ving")
+    old, new = staff.email, "moved-" + staff.email
+    page = await pages.new()
+    await sign_in(page, dev_server.url, staff)
+
+    await page.get_by_test_id("nav-account").click()
+    await page.get_by_test_id("new-email").fill(new)
+    await page.get_by_test_id("email-password").fill(staff.password)
+    await page.get_by_test_id("email-change-submit").click()
+    await expect(page.get_by_test_id("email-change-sent")).to_contain_text(new)
+    await expect(page.get_by_test_id("account-email")).to_have_text(old)  # not yet
+
+    await mail_to(dev_server, new)
+    await page.goto(f"{dev_server.url}/dev/mailbox")
+    await page.locator(f"article:has-text('to {new}') a").first.click()
+    await page.get_by_test_id("email-confirm").click()
+    await expect(page.get_by_test_id("email-confirmed")).to_contain_text(new)
+    told = await mail_to(dev_server, old)
+    assert told["subject"] == "Your ReplyHQ e-mail address was changed"
+
+    await page.goto(f"{dev_server.url}/dashboard/account")
+    await expect(page.get_by_test_id("account-email")).to_have_text(new)
+    await page.get_by_test_id("logout").click()
+    await page.get_by_test_id("login-email").fill(new)
+    await page.get_by_test_id("login-password").fill(staff.password)
     await page.get_by_test_id("login-submit").click()
     await expect(page.get_by_test_id("my-role")).to_have_text("AGENT")

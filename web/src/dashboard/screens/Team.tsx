@@ -125,7 +125,7 @@ export function TeamScreen({ api, me }: { api: Api; me: Me }) {
           </form>
           {created && (
             <div className="notice" data-testid="invite-link">
-              Invitation for <strong>{created.email}</strong> created. Until invitation e-mails exist, send them this link (it works once):
+              Invitation e-mailed to <strong>{created.email}</strong>. You can also pass them this link yourself (it works once):
               <code>{new URL(created.invite_url, location.origin).toString()}</code>
             </div>
           )}
