@@ -219,3 +219,24 @@ async def _require_verification(
         assert response.status_code == 200, response.text
     else:
         ok(run_cli(servers, tmp_path, "apps", "update", str(tenant.id), "--require-identity", "on"))
+
+
+async def test_rotating_the_identity_secret_voids_the_proofs_made_with_the_old_one(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    await identify(client, tenant, "phone", user_id="gina", user_hash=tenant.user_hash("gina"))
+    rotated = await client.post(
+        f"/setup/apps/{tenant.id}/rotate-keys", headers={"X-Master-Key": DEV_MASTER_KEY}
+    )
+    assert rotated.status_code == 200, rotated.text
+    keys = rotated.json()
+    new = Tenant(
+        tenant.id, tenant.name, keys["sdk_key"], keys["secret_key"], keys["identity_secret"]
+    )
+    # A proof made with the old secret (perhaps leaked: why keys are rotated) counts no more.
+    refused = await client.get("/v1/conversations", headers=new.sdk("phone"))
+    assert refused.status_code == 401 and refused.json()["code"] == "DEVICE_UNVERIFIED"
+    stale = await _claim(client, new, "phone", user_id="gina", user_hash=tenant.user_hash("gina"))
+    assert stale.status_code == 401 and stale.json()["code"] == "INVALID_USER_HASH"
+    await identify(client, new, "phone", user_id="gina", user_hash=new.user_hash("gina"))
+    assert (await client.get("/v1/conversations", headers=new.sdk("phone"))).status_code == 200

@@ -14,6 +14,7 @@ from replyhq.apps.schemas import AppUpdate
 from replyhq.db import on_commit
 from replyhq.errors import NotFound
 from replyhq.events import Revoke, record
+from replyhq.users import service as users
 
 
 async def _hash_keys(keys: AppKeys, rounds: int) -> tuple[str, str]:
@@ -86,6 +87,7 @@ async def rotate_keys(
     await session.refresh(app)
     if verifier is not None:
         on_commit(session, lambda: verifier.announce_rotation(app_id))
+    await users.void_proofs(session, app_id)
     await end_device_sessions(session, app_id)
     await session.refresh(app)
     return app, keys

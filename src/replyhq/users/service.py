@@ -7,7 +7,7 @@ import hmac
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -172,6 +172,14 @@ async def _adopt_anonymous(
     await messaging.move_conversations(session, app_id, from_user=anonymous.id, to_user=into.id)
     await session.execute(
         delete(EndUser).where(EndUser.app_id == app_id, EndUser.id == anonymous.id)
+    )
+
+
+async def void_proofs(session: AsyncSession, app_id: uuid.UUID) -> None:
+    """The identity secret changed: proofs made with the old one (perhaps leaked, which is why
+    secrets are rotated) no longer count, so each device must identify again with a new hash."""
+    await session.execute(
+        update(Device).where(Device.app_id == app_id, Device.verified).values(verified=False)
     )
 
 
