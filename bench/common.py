@@ -116,7 +116,7 @@ def database(owner_url: str, **pool: Any) -> Database:
 
 
 def system_dsn(owner_url: str) -> str:
-    """The system role's URL for psycopg: it alone sees every tenant (migration 0007)."""
+    """The system role's URL for psycopg: it alone sees every tenant (migration 0008)."""
     return system_url(Settings(), owner_url).replace("postgresql+psycopg://", "postgresql://", 1)
 
 

@@ -1,6 +1,6 @@
 """SQL that migrations use to make a table tenant-owned and to grant the runtime and system roles.
 
-Since migration 0007 a tenant table has two policies: `tenant_isolation` (every role: the rows of
+Since migration 0008 a tenant table has two policies: `tenant_isolation` (every role: the rows of
 the tenant bound in `app.current_tenant`) and `system_access` (only the system role: every row).
 Before, one policy also let through any session that set `app.system = on`, which the runtime role
 could do itself by SQL; no setting widens what a role sees any more.
@@ -17,7 +17,7 @@ from alembic import op
 # without RLS (see migration 0003 and docs/benchmarks.md).
 TENANT = "(SELECT NULLIF(current_setting('app.current_tenant', true), '')::uuid)"
 SYSTEM = "(SELECT current_setting('app.system', true) = 'on')"
-# The `app.system` escape of migrations 0001-0006 (see 0007); kept for their downgrades and the
+# The `app.system` escape of migrations 0001-0007 (see 0008); kept for their downgrades and the
 # benchmark of 0003.
 TENANT_PER_ROW = "NULLIF(current_setting('app.current_tenant', true), '')::uuid"
 SYSTEM_PER_ROW = "current_setting('app.system', true) = 'on'"
@@ -37,7 +37,7 @@ def tenant_predicate(
 
 def enable_tenant_rls(table: str, column: str = "app_id") -> None:
     """Row-level security, forced even for the owner: rows of the bound tenant only, and every
-    row for the system role once it exists (migration 0007 creates it and covers every table
+    row for the system role once it exists (migration 0008 creates it and covers every table
     made before)."""
     predicate = tenant_predicate(column)
     op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
@@ -46,7 +46,7 @@ def enable_tenant_rls(table: str, column: str = "app_id") -> None:
         f"CREATE POLICY tenant_isolation ON {table} USING ({predicate}) WITH CHECK ({predicate})"
     )
     role = system_role()
-    # The role may not exist yet (a fresh cluster, before 0007): 0007 then adds this policy.
+    # The role may not exist yet (a fresh cluster, before 0008): 0008 then adds this policy.
     op.execute(
         f"""
         DO $$ BEGIN

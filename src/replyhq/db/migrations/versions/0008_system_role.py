@@ -7,8 +7,8 @@ DATABASE_SYSTEM_ROLE (created here, like the runtime role: data access only, no 
 every row. The runtime role is not a member of it and cannot become it (SET ROLE needs
 membership). replyhq.db.Database.system_session() connects as it.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-02
 """
 
@@ -25,8 +25,8 @@ from replyhq.db.rls import (
     system_role,
 )
 
-revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0006"
+revision: str = "0008"
+down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
