@@ -51,7 +51,7 @@ def _start(home: Path, data: Path, attempt: int) -> Demo:
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a loaded machine migrates slowly
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"serve exited early:\n{log.read_text()[-3000:]}")

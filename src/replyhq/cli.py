@@ -258,7 +258,11 @@ def cmd_apps_rotate(args: argparse.Namespace) -> None:
     async def rotate(settings: Settings, runtime: Any) -> dict[str, str]:
         async with runtime.db.tenant_session(app_id) as session:
             app, keys = await service.rotate_keys(
-                session, app_id, rounds=settings.bcrypt_rounds, verifier=runtime.keys
+                session,
+                app_id,
+                rounds=settings.bcrypt_rounds,
+                verifier=runtime.keys,
+                data_dir=settings.data_dir,
             )
         return _app_keys_json(app, keys)
 
@@ -296,24 +300,52 @@ def _parse_uuid(raw: str) -> uuid.UUID:
 
 
 async def ensure_demo_app(settings: Settings, runtime: Any) -> dict[str, str]:
-    """The demo app of `make dev`: created once, its keys kept in DATA_DIR for this laptop."""
+    """The demo app of `make dev`: created once, its current keys kept in DATA_DIR for this laptop
+    (apps/demo.py). Keys in the file that no longer open the app (rotated where the file could not
+    follow) are replaced by new ones: the demo must embed a key that works."""
+    from replyhq.apps import demo as demo_file
     from replyhq.apps import service
     from replyhq.errors import NotFound
 
-    path = Path(settings.data_dir) / "demo-app.json"
-    if path.exists():
-        demo: dict[str, str] = json.loads(path.read_text())
+    demo: dict[str, str] | None = demo_file.load(settings.data_dir)
+    if demo is not None and "id" in demo:
+        app_id = uuid.UUID(demo["id"])
         with contextlib.suppress(NotFound):
-            async with runtime.db.tenant_session(uuid.UUID(demo["id"])) as session:
-                await service.get_app(session, uuid.UUID(demo["id"]))
-            return demo
+            async with runtime.db.tenant_session(app_id) as session:
+                app = await service.get_app(session, app_id)
+            if await asyncio.to_thread(_keys_open, demo, app):
+                return demo
+            async with runtime.db.tenant_session(app_id) as session:
+                await service.rotate_keys(
+                    session,
+                    app_id,
+                    rounds=settings.bcrypt_rounds,
+                    verifier=runtime.keys,
+                    data_dir=settings.data_dir,
+                )
+            print("The demo app's keys had been rotated elsewhere: it has new ones.", flush=True)
+            current: dict[str, str] | None = demo_file.load(settings.data_dir)
+            assert current is not None
+            return current
     async with runtime.db.system_session() as session:
         app, keys = await service.create_app(session, "Demo app", rounds=settings.bcrypt_rounds)
-    demo = _app_keys_json(app, keys)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(demo, indent=2))
-    path.chmod(0o600)
-    return demo
+    created = _app_keys_json(app, keys)
+    demo_file.save(settings.data_dir, created)
+    return created
+
+
+def _keys_open(demo: dict[str, str], app: Any) -> bool:
+    """Whether the demo file's keys are the app's current ones."""
+    import bcrypt
+
+    def matches(key: str | None, hashed: str) -> bool:
+        return bool(key) and bcrypt.checkpw(str(key).encode(), hashed.encode())
+
+    return (
+        demo.get("identity_secret") == app.identity_secret
+        and matches(demo.get("sdk_key"), app.sdk_key_hash)
+        and matches(demo.get("secret_key"), app.secret_key_hash)
+    )
 
 
 def _print_banner(host: str, port: int, settings: Settings, demo: dict[str, str]) -> None:

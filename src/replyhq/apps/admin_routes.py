@@ -41,7 +41,11 @@ async def rotate_keys(
     in every server process and every connected device is disconnected."""
     async with runtime.db.tenant_session(caller.app_id) as session:
         app, keys = await service.rotate_keys(
-            session, caller.app_id, rounds=runtime.settings.bcrypt_rounds, verifier=runtime.keys
+            session,
+            caller.app_id,
+            rounds=runtime.settings.bcrypt_rounds,
+            verifier=runtime.keys,
+            data_dir=runtime.settings.data_dir,
         )
         out = AppOut.model_validate(app)
     return AppWithKeys(

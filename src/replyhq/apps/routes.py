@@ -55,6 +55,10 @@ async def rotate_keys(app_id: uuid.UUID, runtime: RuntimeDep, _: MasterKey) -> A
     """New keys at once; the old ones stop working in every server process."""
     async with runtime.db.tenant_session(app_id) as session:
         app, keys = await service.rotate_keys(
-            session, app_id, rounds=runtime.settings.bcrypt_rounds, verifier=runtime.keys
+            session,
+            app_id,
+            rounds=runtime.settings.bcrypt_rounds,
+            verifier=runtime.keys,
+            data_dir=runtime.settings.data_dir,
         )
     return _with_keys(app, keys)

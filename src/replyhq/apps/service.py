@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from replyhq.apps import demo
 from replyhq.apps.keys import AppKeys, KeyVerifier, generate_keys, hash_key
 from replyhq.apps.models import App
 from replyhq.apps.schemas import AppUpdate
@@ -66,9 +68,15 @@ async def update_app(session: AsyncSession, app_id: uuid.UUID, changes: AppUpdat
 
 
 async def rotate_keys(
-    session: AsyncSession, app_id: uuid.UUID, *, rounds: int, verifier: KeyVerifier | None
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    *,
+    rounds: int,
+    verifier: KeyVerifier | None,
+    data_dir: Path | None = None,
 ) -> tuple[App, AppKeys]:
-    """New keys for the app; the old ones stop working in every process once this commits."""
+    """New keys for the app; the old ones stop working in every process once this commits. When
+    the app is the demo app of `data_dir` (DATA_DIR), its demo file gets the new keys."""
     await get_app(session, app_id)
     keys = generate_keys()
     sdk_hash, secret_hash = await _hash_keys(keys, rounds)
@@ -90,6 +98,11 @@ async def rotate_keys(
     await users.void_proofs(session, app_id)
     await end_device_sessions(session, app_id)
     await session.refresh(app)
+
+    async def keep_demo_current() -> None:
+        await asyncio.to_thread(demo.remember_rotation, data_dir, app_id, keys)
+
+    on_commit(session, keep_demo_current)
     return app, keys
 
 
