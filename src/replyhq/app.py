@@ -30,6 +30,7 @@ from replyhq.runtime import Runtime
 from replyhq.settings import Settings, get_settings
 from replyhq.users.admin_routes import router as admin_users_router
 from replyhq.users.routes import router as identify_router
+from replyhq.web.docs import install_docs
 from replyhq.web.errors import install_error_handlers
 from replyhq.web.health import router as health_router
 from replyhq.web.middleware import BodyLimitMiddleware, RequestIdMiddleware
@@ -75,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="In-app customer messaging. Errors are `{error, code[, details]}`.",
         lifespan=lifespan,
+        docs_url=None,  # /docs without a CDN: web/docs.py
+        redoc_url=None,  # ReDoc needs a CDN
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(AccessLogMiddleware),
@@ -100,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.realtime = realtime
     install_error_handlers(app)
+    install_docs(app)
     app.include_router(health_router)
     app.include_router(metrics_router)
     app.include_router(setup_router)
