@@ -35,6 +35,7 @@ from replyhq.web.errors import install_error_handlers
 from replyhq.web.health import router as health_router
 from replyhq.web.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from replyhq.web.nul import NulRefusalMiddleware
+from replyhq.web.openapi import install_error_shaped_openapi
 from replyhq.web.origins import OriginGate, ReportingCORSMiddleware
 from replyhq.web.static import router as static_router
 
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.realtime = realtime
     install_error_handlers(app)
     install_docs(app)
+    install_error_shaped_openapi(app)
     app.include_router(health_router)
     app.include_router(metrics_router)
     app.include_router(setup_router)
