@@ -1011,10 +1011,37 @@ export interface components {
             /** Verified */
             verified: boolean;
         };
-        /** HTTPValidationError */
-        HTTPValidationError: {
-            /** Detail */
-            detail?: components["schemas"]["ValidationError"][];
+        /**
+         * Error
+         * @description Every error response: a sentence for people, a code for programs.
+         */
+        Error: {
+            /**
+             * Code
+             * @description A stable machine code, e.g. `VALIDATION_ERROR`.
+             */
+            code: string;
+            /**
+             * Details
+             * @description For `VALIDATION_ERROR` and `MALFORMED_JSON`: each bad field.
+             * @default null
+             */
+            details: components["schemas"]["ErrorDetail"][] | null;
+            /**
+             * Error
+             * @description What went wrong, in a sentence.
+             */
+            error: string;
+        };
+        /** ErrorDetail */
+        ErrorDetail: {
+            /**
+             * Field
+             * @description Dotted path of the offending input, or `body`.
+             */
+            field: string;
+            /** Reason */
+            reason: string;
         };
         /** IdentifyIn */
         IdentifyIn: {
@@ -1341,19 +1368,6 @@ export interface components {
              */
             token_type: "Bearer";
         };
-        /** ValidationError */
-        ValidationError: {
-            /** Context */
-            ctx?: Record<string, never>;
-            /** Input */
-            input?: unknown;
-            /** Location */
-            loc: (string | number)[];
-            /** Message */
-            msg: string;
-            /** Error Type */
-            type: string;
-        };
     };
     responses: never;
     parameters: never;
@@ -1405,13 +1419,13 @@ export interface operations {
                     "application/json": components["schemas"]["AppOut"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -1460,13 +1474,13 @@ export interface operations {
                     "application/json": components["schemas"]["InboxPage"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -1511,13 +1525,13 @@ export interface operations {
                     "application/json": components["schemas"]["InboxConversation"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -1546,13 +1560,13 @@ export interface operations {
                     "application/json": components["schemas"]["InboxConversation"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -1581,13 +1595,13 @@ export interface operations {
                     "application/json": components["schemas"]["MessagePage"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -1616,13 +1630,13 @@ export interface operations {
                     "application/json": components["schemas"]["MessageOut"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -1649,13 +1663,13 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -1680,13 +1694,13 @@ export interface operations {
                     "application/json": components["schemas"]["PresenceOut"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -1753,13 +1767,13 @@ export interface operations {
                     "application/json": components["schemas"]["InviteCreated"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -1782,13 +1796,13 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -1811,13 +1825,13 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -1846,13 +1860,13 @@ export interface operations {
                     "application/json": components["schemas"]["StaffOut"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -1877,13 +1891,13 @@ export interface operations {
                     "application/json": components["schemas"]["StaffOut"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -1908,13 +1922,13 @@ export interface operations {
                     "application/json": components["schemas"]["EndUserOut"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -1941,13 +1955,13 @@ export interface operations {
                     "application/json": components["schemas"]["StaffOut"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -1974,13 +1988,13 @@ export interface operations {
                     "application/json": components["schemas"]["TokenPairOut"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2007,13 +2021,13 @@ export interface operations {
                     "application/json": components["schemas"]["TokenPairOut"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2038,13 +2052,13 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2091,13 +2105,13 @@ export interface operations {
                     "application/json": components["schemas"]["EmailChangeRequestedOut"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2124,13 +2138,13 @@ export interface operations {
                     "application/json": components["schemas"]["MailQueuedOut"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2155,13 +2169,13 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2188,13 +2202,13 @@ export interface operations {
                     "application/json": components["schemas"]["TokenPairOut"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2239,13 +2253,13 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2290,13 +2304,13 @@ export interface operations {
                     "application/json": components["schemas"]["AppOut"][];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2325,13 +2339,13 @@ export interface operations {
                     "application/json": components["schemas"]["AppWithKeys"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2362,13 +2376,13 @@ export interface operations {
                     "application/json": components["schemas"]["AppOut"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2395,13 +2409,13 @@ export interface operations {
                     "application/json": components["schemas"]["AppWithKeys"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2431,13 +2445,13 @@ export interface operations {
                     "application/json": components["schemas"]["ConversationPage"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2468,13 +2482,13 @@ export interface operations {
                     "application/json": components["schemas"]["ConversationOut"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2503,13 +2517,13 @@ export interface operations {
                     "application/json": components["schemas"]["ConversationOut"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2542,13 +2556,13 @@ export interface operations {
                     "application/json": components["schemas"]["MessagePage"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2581,13 +2595,13 @@ export interface operations {
                     "application/json": components["schemas"]["MessageOut"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2618,13 +2632,13 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2655,13 +2669,13 @@ export interface operations {
                     "application/json": components["schemas"]["IdentifyOut"];
                 };
             };
-            /** @description Validation Error */
-            422: {
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
