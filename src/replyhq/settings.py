@@ -71,7 +71,10 @@ class Settings(BaseSettings):
     jwt_refresh_secret: str = Field(DEV_JWT_REFRESH_SECRET, description="Signs refresh tokens.")
 
     allowed_origins: str = Field(
-        "", description="Comma-separated origins allowed by CORS (HTTP and Socket.IO)."
+        "",
+        description="Comma-separated origins allowed by CORS (HTTP and Socket.IO), e.g. "
+        "`https://shop.example`: every site that embeds the messenger. Each refused origin is "
+        "logged once per process as an `origin_refused` warning.",
     )
     trusted_proxies: str = Field(
         "", description="Comma-separated proxy addresses whose X-Forwarded-For is believed."
