@@ -185,6 +185,33 @@ async def test_messages_queued_in_an_outage_survive_a_reload_and_are_sent_once(
     await expect(pending).to_have_count(0)
 
 
+async def test_a_first_message_written_while_support_is_unreachable_survives_a_reload(
+    demo: Demo, pages: Pages, runtime: Runtime
+) -> None:
+    page = await pages.new()
+    await block_support(page, demo)  # from the very first visit: no conversation exists yet
+    await page.goto(f"{demo.url}/demo")
+    await page.get_by_test_id("rhq-launcher").click()
+    first = f"Hello from a train {uuid.uuid4().hex[:6]}"
+    await user_send(page, first)
+    pending = page.get_by_test_id("rhq-pending")
+    await expect(pending).to_contain_text("Not sent yet")
+
+    await page.reload()
+    await page.get_by_test_id("rhq-launcher").click()
+    await expect(pending).to_have_count(1)
+    await expect(pending).to_contain_text(first)
+
+    await page.unroute(f"{demo.url}/v1/**")
+    messages = page.get_by_test_id("rhq-message")
+    await expect(messages).to_have_count(1, timeout=15000)
+    await expect(pending).to_have_count(0)
+    async with support_desk(demo, runtime) as http:
+        conversation_id = await conversation_with(http, first)
+        stored = await http.get(f"/admin/api/conversations/{conversation_id}/messages")
+    assert [m["body"] for m in stored.json()["items"]] == [first]
+
+
 async def test_the_end_user_sees_a_closed_conversation_and_writing_reopens_it(
     demo: Demo, pages: Pages, runtime: Runtime
 ) -> None:
