@@ -119,6 +119,15 @@ class Settings(BaseSettings):
     rate_limit_setup: str = Field("60/15minutes", description="/setup requests per address.")
     rate_limit_v1: str = Field("100/15minutes", description="/v1 requests per app and device.")
     rate_limit_v1_ip: str = Field("1000/15minutes", description="/v1 requests per address.")
+    rate_limit_socket_typing: str = Field(
+        "10/10seconds", description="Socket `typing` events per socket (burst, then even rate)."
+    )
+    rate_limit_socket_read: str = Field(
+        "30/10seconds", description="Socket `read` events per socket (burst, then even rate)."
+    )
+    rate_limit_socket_sync: str = Field(
+        "60/minute", description="Socket `sync` events per socket (burst, then even rate)."
+    )
     rate_limit_enabled: bool = Field(True, description="Turn every rate limit off (tests only).")
 
     bcrypt_rounds: int = Field(12, ge=4, le=16, description="Cost of stored key hashes.")

@@ -78,12 +78,12 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         """Run the handler of `event` with a request id of its own and the caller's app (and
         staff user) on every log line; then one `socket_event` line, as an HTTP request has."""
         fields = {"request_id": uuid.uuid4().hex}
-        grant: Grant | None = None
+        state: dict[str, Any] | None = None  # the socket's session, for its own events
         if event != "connect":  # a handshake's caller is known once it is authenticated
             session = await self.get_session(args[0])
             live: LiveSession | None = session.get("live")
             if event != "disconnect":
-                grant = session.get("grant")
+                state = session
             if live is not None:
                 fields["app_id"] = str(live.app_id)
                 if live.kind == "staff":
@@ -94,7 +94,7 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         try:
             with structlog.contextvars.bound_contextvars(**fields):
                 try:
-                    refusal = None if grant is None else await self._refusal(args[0], grant)
+                    refusal = None if state is None else await self._refusal(args[0], state, event)
                     if refusal is not None:
                         outcome = _outcome(refusal)
                         return refusal
@@ -119,16 +119,18 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
             if event == "connect":  # (sid, environ[, auth])
                 release_handshake(args[1])
 
-    async def _refusal(self, sid: str, grant: Grant) -> Ack | None:
-        """None while the socket's access holds. A socket whose access was revoked is cut; when
-        its access cannot be read (PostgreSQL away) the event is refused, the socket kept."""
+    async def _refusal(self, sid: str, state: dict[str, Any], event: str) -> Ack | None:
+        """None when the socket may send `event` now: within its rate, and its access holds. A
+        socket whose access was revoked is cut; when its access cannot be read (PostgreSQL
+        away) the event is refused, the socket kept."""
+        grant: Grant | None = state.get("grant")
         try:
-            allowed = await self.realtime.access.allows(grant)
+            allowed = grant is None or await self.realtime.access.allows(grant)
         except Exception as exc:
             log.warning("socket_access_unchecked", namespace=self.namespace, error=str(exc))
             return {"ok": False, **ServiceUnavailable("Try again shortly.").body()}
         if allowed:
-            return None
+            return self.realtime.limits.refusal(state, event)
         log.info("socket_access_revoked", namespace=self.namespace)
         # After the acknowledgement, which python-socketio sends as this returns: a client
         # already out of the namespace would drop it.

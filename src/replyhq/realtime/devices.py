@@ -15,6 +15,7 @@ from replyhq.realtime.access import Grant
 from replyhq.realtime.base import Ack, Namespace, Refused, address_of, parse, room_of_user
 from replyhq.realtime.presence import LiveSession
 from replyhq.users.service import socket_user
+from replyhq.web.bounds import INT4_MAX
 from replyhq.web.deps import verify_app_key
 
 SYNC_LIMIT = 200
@@ -36,13 +37,13 @@ class TypingIn(BaseModel):
 class ReadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     conversation_id: uuid.UUID
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=INT4_MAX)
 
 
 class SyncIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     conversation_id: uuid.UUID
-    after_seq: int = Field(0, ge=0)
+    after_seq: int = Field(0, ge=0, le=INT4_MAX)
     limit: int = Field(SYNC_LIMIT, ge=1, le=SYNC_LIMIT)
 
 

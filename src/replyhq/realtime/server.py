@@ -21,12 +21,14 @@ from replyhq.realtime.access import AccessChecks, Grant
 from replyhq.realtime.base import room_of_agents
 from replyhq.realtime.delivery import DEVICES, STAFF, Delivery, manager_options
 from replyhq.realtime.devices import DeviceNamespace
+from replyhq.realtime.limits import SocketLimits
 from replyhq.realtime.manager import RoutedRedisManager
 from replyhq.realtime.presence import LiveSession, PresenceChange, PresenceStore
 from replyhq.realtime.staff import StaffNamespace
 from replyhq.realtime.websocket import DirectSocket
 from replyhq.runtime import cancel_and_wait
 from replyhq.settings import Settings
+from replyhq.web.middleware import BodyLimitMiddleware
 from replyhq.web.origins import OriginGate, forwarded_host
 
 if TYPE_CHECKING:
@@ -60,6 +62,7 @@ class RealtimeServer:
         # What each local socket was let in at, and its namespace (re-checked by _recheck).
         self.grants: dict[str, tuple[str, Grant]] = {}
         self._access: AccessChecks | None = None
+        self.limits = SocketLimits(settings)
         self._tasks: list[asyncio.Task[None]] = []
 
         self.sio.register_namespace(DeviceNamespace(DEVICES, self))
@@ -75,8 +78,13 @@ class RealtimeServer:
         assert self._access is not None, "realtime server used before start()"
         return self._access
 
-    def asgi(self, other: Any) -> socketio.ASGIApp:
-        return socketio.ASGIApp(self.sio, other_asgi_app=other, socketio_path="socket.io")
+    def asgi(self, other: Any) -> Any:
+        # Engine.IO's polling POSTs get the API's body limit: over it, Engine.IO itself closed
+        # the socket and waited for a poll that never came, leaving the POST unanswered.
+        return BodyLimitMiddleware(
+            socketio.ASGIApp(self.sio, other_asgi_app=other, socketio_path="socket.io"),
+            self.settings.max_body_bytes,
+        )
 
     async def start(self, runtime: Runtime) -> None:
         self._runtime = runtime
