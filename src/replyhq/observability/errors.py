@@ -41,6 +41,11 @@ def configure_sentry(settings: Settings, component: str) -> bool:
         traces_sample_rate=settings.sentry_traces_sample_rate,
         before_send=_scrub,
         before_send_transaction=_scrub,
+        # A frame's local variables and the request body hold what clients sent (message
+        # bodies, e-mails, the values bound to a failed statement) under any name, where the
+        # redactor can only catch secrets by their name or shape: events carry neither.
+        include_local_variables=False,
+        max_request_body_size="never",
     )
     # Our own lines are structlog dicts, and what they report as errors we capture ourselves
     # (with the exception and its context); as Sentry log events they would be duplicates.

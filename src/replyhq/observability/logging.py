@@ -162,12 +162,35 @@ def configure_logging(level: str = "INFO") -> None:
     access = logging.getLogger("uvicorn.access")
     access.handlers = []
     access.propagate = False
+    _adopt_socketio_loggers(numeric)
     logging.captureWarnings(True)  # Python warnings as JSON lines too, not bare stderr
     # procrastinate narrates every job at INFO; our own job lines say what matters once.
     procrastinate = logging.getLogger("procrastinate")
     procrastinate.setLevel(
         logging.DEBUG if numeric <= logging.DEBUG else max(numeric, logging.WARNING)
     )
+
+
+# python-socketio and python-engineio give their loggers a bare stderr handler of their own
+# (unless the logger already has a level), so their tracebacks went out as plain text, past
+# the redactor. Given a level here first, they add none and write through ours.
+_SOCKETIO_LOGGERS = (
+    "socketio",
+    "socketio.server",
+    "socketio.client",
+    "engineio",
+    "engineio.server",
+    "engineio.client",
+)
+
+
+def _adopt_socketio_loggers(level: int) -> None:
+    for name in _SOCKETIO_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers = []  # any added by a server built before this call
+        library.propagate = True
+        # Their own default (logger=False) shows errors only: they narrate every connection.
+        library.setLevel(max(level, logging.WARNING))
 
 
 def bind(**fields: Any) -> None:

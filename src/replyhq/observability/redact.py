@@ -25,11 +25,26 @@ _SENSITIVE_NAME = re.compile(
 )
 _SENSITIVE_PART = re.compile(
     r"pass(word|wd)|secret|token|api[_-]?key|sdk[_-]?key|master[_-]?key|authorization"
-    r"|cookie|credential|private[_-]?key|user[_-]?hash",
+    r"|cookie|credential|private[_-]?key|user[_-]?hash"
+    # The values bound to a SQL statement (SQLAlchemy's and psycopg's frames, as Sentry
+    # captures their local variables): message bodies, e-mails, key digests.
+    r"|params|parameters",
     re.IGNORECASE,
 )
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    # PostgreSQL's error messages quote the values that failed: what a client sent.
+    # DETAIL:  Key (email)=(alice@example.com) already exists.
+    (re.compile(r"(\bKey \([^\n]*?\)=\().*"), r"\1" + REDACTED + ")"),
+    # DETAIL:  Failing row contains (…, alice@example.com, …).
+    (re.compile(r"(\bFailing row contains \().*"), r"\1" + REDACTED + ")"),
+    # invalid input syntax for type uuid: "…"; invalid input value for enum role: "…"
+    (
+        re.compile(r'(\binvalid input (?:syntax|value) for [^:\n]*: )"[^\n]*'),
+        r'\1"' + REDACTED + '"',
+    ),
+    # SQLAlchemy's "[parameters: {...}]" (the engine hides them; another engine might not)
+    (re.compile(r"(\[parameters: )[^\n]*"), r"\1" + REDACTED + "]"),
     # Our keys: rhq_sdk_..., rhq_sk_..., and any other rhq_<kind>_ secret (master keys).
     (re.compile(r"\brhq_[a-z]+_[A-Za-z0-9_\-]{4,}"), REDACTED),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=\-]{8,}"), r"\1 " + REDACTED),
@@ -64,6 +79,10 @@ def _maybe_secret(text: str) -> bool:
         or "cookie" in low
         or "authorization" in low
         or "hash" in low
+        or "detail:" in low
+        or "failing row" in low
+        or "invalid input" in low
+        or "[parameters" in low
     )
 
 
