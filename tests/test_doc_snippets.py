@@ -1,12 +1,13 @@
 """Every snippet in README.md and docs/*.md runs as written against a server like `make dev`.
 
-Fenced blocks labelled `sh`, `bash`, `console` or `python` are run, in file order, each on its own:
-shell blocks with bash (`set -e -o pipefail`; in a `console` block only the `$ ` lines), Python ones
-with this interpreter. They see what `make dev` prints as environment variables: `APP_ID`,
-`SDK_KEY`, `SECRET_KEY`, `IDENTITY_SECRET` (the demo app's current keys), `MASTER_KEY`,
-`OWNER_EMAIL`, `OWNER_PASSWORD` and `REPLYHQ_URL`; `localhost:8000` and `127.0.0.1:8000` in a
-snippet are this server's address; `replyhq` is the CLI, on this server's database. `curl` fails
-on an HTTP error (`--fail-with-body`): an example that is refused is not one a reader can follow.
+Fenced blocks labelled `sh`, `bash`, `console` or `python` (or `shell`, `zsh`, `py`) are run, in
+file order, each on its own: shell blocks with bash (`set -e -o pipefail`; in a `console` block
+only the `$ ` lines), Python ones with this interpreter. They see what `make dev` prints as
+environment variables: `APP_ID`, `SDK_KEY`, `SECRET_KEY`, `IDENTITY_SECRET` (the demo app's
+current keys), `MASTER_KEY`, `OWNER_EMAIL`, `OWNER_PASSWORD` and `REPLYHQ_URL`; `localhost:8000`
+and `127.0.0.1:8000` in a snippet are this server's address; `replyhq` is the CLI, on this
+server's database. `curl` fails on an HTTP error (`--fail-with-body`): an example that is refused
+is not one a reader can follow.
 Output samples, JSON bodies and templates are labelled `text`, `json` or `http` and never run;
 so is anything that never exits (`make dev`)."""
 
@@ -27,7 +28,8 @@ import pytest
 from tests.conftest import LiveServer, Servers, server_env, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN = {"sh", "bash", "console", "python"}
+SHELL = {"sh", "bash", "shell", "zsh", "console"}
+RUN = SHELL | {"python", "py"}
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>```+|~~~+)[ \t]*(?P<info>[^\n`]*)$")
 DEV_ADDRESSES = ("localhost:8000", "127.0.0.1:8000")
 
@@ -66,12 +68,21 @@ def fenced_blocks(path: Path) -> Iterator[Snippet]:
         index += 1
 
 
-def documented() -> list[Snippet]:
+def all_blocks() -> list[Snippet]:
     files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    return [s for path in files for s in fenced_blocks(path) if s.language in RUN]
+    return [block for path in files for block in fenced_blocks(path)]
 
 
-SNIPPETS = documented()
+SNIPPETS = [block for block in all_blocks() if block.language in RUN]
+# Shown, never run: samples, bodies, templates, and code in languages this test cannot run.
+NOT_RUN = {"", "text", "json", "http", "html", "js", "javascript", "ts", "typescript", "tsx"}
+NOT_RUN |= {"yaml", "yml", "toml", "ini", "sql", "diff", "promql", "dockerfile", "nginx"}
+
+
+def test_every_block_is_either_run_or_labelled_as_not_a_command() -> None:
+    """A block labelled `shell-session` or `python3` would silently escape this test."""
+    unknown = [f"{b.name} ({b.language})" for b in all_blocks() if b.language not in RUN | NOT_RUN]
+    assert unknown == [], "label each sh/bash/console/python (run) or text/json/http (not run)"
 
 
 def test_the_snippets_that_must_run_are_found() -> None:
@@ -127,12 +138,22 @@ def as_run(snippet: Snippet, url: str) -> tuple[list[str], str]:
     code = snippet.code
     for address in DEV_ADDRESSES:
         code = code.replace(f"http://{address}", url).replace(address, url.split("//", 1)[1])
-    if snippet.language == "python":
+    if snippet.language not in SHELL:
         return [sys.executable, "-"], code
     if snippet.language == "console":
-        commands = [line[2:] for line in code.splitlines() if line.startswith("$ ")]
-        code = "\n".join(commands) + "\n"
+        code = console_commands(code)
     return ["bash", "-e", "-o", "pipefail", "-s"], code
+
+
+def console_commands(transcript: str) -> str:
+    """The commands of a terminal transcript: `$ ` lines and their `\\` continuations."""
+    commands: list[str] = []
+    continued = False
+    for line in transcript.splitlines():
+        if continued or line.startswith("$ "):
+            commands.append(line if continued else line[2:])
+            continued = line.endswith("\\")
+    return "\n".join(commands) + "\n"
 
 
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=[s.name for s in SNIPPETS])
