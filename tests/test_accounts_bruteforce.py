@@ -6,6 +6,7 @@ TRUSTED_PROXIES."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -182,14 +183,42 @@ async def test_stale_sdk_keys_do_not_block_staff_sign_in_from_that_address(
     tenant = await make_tenant()
     staff = await add_staff(runtime, tenant)
     office = client("198.51.100.60")
-    stale = {**tenant.sdk("stale-tab"), "X-Api-Key": "rhq_sdk_rotated-long-ago"}
-    codes = [(await office.get("/v1/conversations", headers=stale)).status_code for _ in range(8)]
+    codes = []
+    for n in range(8):  # tabs holding keys of several past rotations
+        stale = {**tenant.sdk("stale-tab"), "X-Api-Key": f"rhq_sdk_rotated-long-ago-{n}"}
+        codes.append((await office.get("/v1/conversations", headers=stale)).status_code)
     assert codes == [401] * 3 + [429] * 5
     assert (await _login(office, staff.email, staff.password)).status_code == 200
     # Nor do failed refreshes (a tab whose sign-in ended) block signing in or the SDK key.
     for _ in range(4):
         await office.post("/admin/refresh", json={"refresh_token": "ended-long-ago"})
     assert (await _login(client("198.51.100.60"), staff.email, staff.password)).status_code == 200
+
+
+async def test_stale_tabs_repeating_an_old_key_never_shut_out_the_current_one(
+    strict: tuple[Client, Runtime], make_tenant: MakeTenant
+) -> None:
+    client, runtime = strict
+    tenant = await make_tenant()
+    await _until(lambda: runtime.keys.caching)  # the rotation channel is heard
+    office = client("198.51.100.62")
+    stale = {**tenant.sdk("stale-tab"), "X-Api-Key": "rhq_sdk_rotated-long-ago"}
+    # Five tabs retrying one rotated key: one failure counted, the rest answered from memory.
+    codes = [(await office.get("/v1/conversations", headers=stale)).status_code for _ in range(10)]
+    assert codes == [401] * 10
+    # The current key, never verified by this server yet, is served from that office.
+    current = await office.post(
+        "/v1/identify", headers=tenant.sdk("current-tab"), json={"platform": "web"}
+    )
+    assert current.status_code == 200, current.text
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition never met")
 
 
 async def test_an_unknown_address_is_limited_exactly_like_a_known_one(

@@ -365,10 +365,11 @@ async def test_failed_authentication_is_strictly_limited_per_address(
         client_of(application, "10.8.0.1") as attacker,
         client_of(application, "10.8.0.2") as bystander,
     ):
-        wrong = {**tenant.sdk(), "X-Api-Key": "rhq_sdk_guess"}
-        for _ in range(3):
-            response = await attacker.get("/v1/conversations", headers=wrong)
+        for n in range(3):  # distinct guesses: one key repeated is counted once
+            guess = {**tenant.sdk(), "X-Api-Key": f"rhq_sdk_guess-{n}"}
+            response = await attacker.get("/v1/conversations", headers=guess)
             assert response.status_code == 401
+        wrong = {**tenant.sdk(), "X-Api-Key": "rhq_sdk_guess-new"}
         await identify(bystander, tenant)
 
         # Now guesses from that address are not even checked, nor master keys...

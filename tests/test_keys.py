@@ -110,15 +110,19 @@ async def test_wrong_keys_and_unknown_apps_pay_a_full_bcrypt_every_time(
     client: httpx.AsyncClient, tenant: Tenant, runtime: Runtime, bcrypt_calls: list[bytes]
 ) -> None:
     await _caching(runtime)
-    wrong = {**tenant.sdk(), "X-Api-Key": "rhq_sdk_" + "A" * 43}
-    for _ in range(3):
+    for letter in "ABC":
+        wrong = {**tenant.sdk(), "X-Api-Key": "rhq_sdk_" + letter * 43}
         response = await client.get("/v1/conversations", headers=wrong)
         assert response.status_code == 401
         assert response.json() == {
             "error": "Missing or invalid API key.",
             "code": "INVALID_CREDENTIALS",
         }
-    assert len(bcrypt_calls) == 3  # a failure is never cached
+    assert len(bcrypt_calls) == 3  # every new guess is checked
+    # One wrong key repeated (a tab holding a rotated key) is answered from memory, the same 401.
+    response = await client.get("/v1/conversations", headers=wrong)
+    assert response.json()["code"] == "INVALID_CREDENTIALS"
+    assert len(bcrypt_calls) == 3
 
     # An app that does not exist costs what a wrong key costs, so timing reveals nothing.
     stranger = {**tenant.sdk(), "X-App-Id": str(uuid.uuid4())}
@@ -164,9 +168,12 @@ async def test_concurrent_wrong_keys_all_fail_beside_a_right_one(
     assert all(isinstance(a, Unauthorized) for a in answers[:10]), answers[:10]
     assert answers[10:] == [tenant.id] * 10
     assert verifier.bcrypt_checks - before == 2  # one per distinct key, not one per request
-    # A failure is never cached nor shared with later requests: the next guess is checked again.
+    # The wrong key, tried again, is refused from memory; another guess is checked.
     with pytest.raises(Unauthorized):
         await verifier.verify(tenant.id, wrong, "sdk")
+    assert verifier.bcrypt_checks - before == 2
+    with pytest.raises(Unauthorized):
+        await verifier.verify(tenant.id, "rhq_sdk_" + "C" * 43, "sdk")
     assert verifier.bcrypt_checks - before == 3
 
 

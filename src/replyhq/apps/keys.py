@@ -6,6 +6,8 @@ Rotation evicts it in every process at once through a Redis channel; while that 
 subscribed, nothing is cached, so a rotation can never be missed. Verification is single-flight
 per digest: requests that arrive with one key while its bcrypt runs wait for that check instead
 of each paying their own (a restart, or an expired entry, under many clients of one app).
+A wrong key is remembered too (REJECTED_TTL_SECONDS), under the same eviction rules: a client
+retrying it costs no bcrypt, and its failure counts once towards the address' limit.
 """
 
 from __future__ import annotations
@@ -35,6 +37,17 @@ MAX_KEY_LENGTH = 72  # bcrypt's own limit; every key we issue is far shorter
 # Checked against when the app does not exist, so that a miss costs what a hit costs. A constant
 # (cost 12, of random bytes) rather than hashed at import: that cost every process 0.3 s to start.
 _DUMMY_HASH = b"$2b$12$zgN2hNbFXxrmtbsTwYjh2OjKMxbO52B1DaLgoZE49mAvxHhw.VIZm"
+# A wrong key is remembered this long: a client repeating it (a tab still holding a rotated key)
+# is answered without bcrypt, and its failure is counted once, not at every retry.
+REJECTED_TTL_SECONDS = 900.0
+MAX_REJECTED = 10_000  # then forgotten all at once: a bound, not an eviction policy
+
+
+class RepeatedKeyFailure(Unauthorized):
+    """A key already found wrong, answered from memory (its failure was counted the first time)."""
+
+    code = "INVALID_CREDENTIALS"
+    message = "Missing or invalid API key."
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,7 @@ class KeyVerifier:
         self.channel = channel
         self._ttl = ttl_seconds
         self._cache: dict[bytes, tuple[uuid.UUID, float]] = {}
+        self._rejected: dict[bytes, tuple[uuid.UUID, float]] = {}  # wrong keys, same shape
         # Checks in progress, by digest: later callers with the same key await the same task.
         self._checking: dict[bytes, tuple[uuid.UUID, asyncio.Task[bool]]] = {}
         # Bumped by every eviction, so a check that read the hash before a rotation is not cached.
@@ -89,6 +103,8 @@ class KeyVerifier:
             raise Unauthorized("Missing or invalid API key.", code="INVALID_CREDENTIALS")
         if self.cached(digest) is None:
             assert key is not None
+            if _fresh(self._rejected.get(digest)):
+                raise RepeatedKeyFailure()
             # Shielded: a caller that goes away (client disconnect) must not cancel the check
             # that other callers with the same key are waiting for.
             if not await asyncio.shield(self._checking_task(digest, app_id, key, kind)):
@@ -120,8 +136,13 @@ class KeyVerifier:
         self.bcrypt_checks += 1
         ok = await asyncio.to_thread(bcrypt.checkpw, key.encode(), expected)
         ok = ok and stored is not None
-        if ok and self.caching and generation == self._generation:
-            self._cache[digest] = (app_id, time.monotonic() + self._ttl)
+        if self.caching and generation == self._generation:
+            if ok:
+                self._cache[digest] = (app_id, time.monotonic() + self._ttl)
+            else:
+                if len(self._rejected) >= MAX_REJECTED:
+                    self._rejected.clear()
+                self._rejected[digest] = (app_id, time.monotonic() + REJECTED_TTL_SECONDS)
         return ok
 
     def _checking_task(
@@ -143,8 +164,9 @@ class KeyVerifier:
 
     def evict(self, app_id: uuid.UUID) -> None:
         self._generation += 1
-        for digest in [d for d, (a, _) in self._cache.items() if a == app_id]:
-            self._cache.pop(digest, None)
+        for remembered in (self._cache, self._rejected):
+            for digest in [d for d, (a, _) in remembered.items() if a == app_id]:
+                remembered.pop(digest, None)
         # A check in flight may have read the old hash: later callers start a fresh one.
         for digest in [d for d, (a, _) in self._checking.items() if a == app_id]:
             self._checking.pop(digest, None)
@@ -173,6 +195,11 @@ class KeyVerifier:
                 # Without the channel a rotation elsewhere could go unheard: trust nothing cached.
                 self._listening = False
                 self._cache.clear()
+                self._rejected.clear()
                 self._generation += 1
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def _fresh(entry: tuple[uuid.UUID, float] | None) -> bool:
+    return entry is not None and entry[1] > time.monotonic()

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request, Response
 
-from replyhq.apps.keys import KeyKind, parse_app_id
+from replyhq.apps.keys import KeyKind, RepeatedKeyFailure, parse_app_id
 from replyhq.errors import Unauthorized
 from replyhq.observability.errors import identify
 from replyhq.runtime import Runtime
@@ -62,6 +62,8 @@ async def verify_app_key(
         await _guard_failed_auth(runtime, address)
     try:
         verified = await runtime.keys.verify(parse_app_id(app_id), api_key, kind)
+    except RepeatedKeyFailure:
+        raise  # counted when it first failed: stale clients retrying it lock nobody out
     except Unauthorized:
         await _count_failed_auth(runtime, address)
         raise
