@@ -246,6 +246,7 @@ async def test_an_email_change_takes_effect_only_once_the_new_address_confirms(
     [mail] = await smtp.wait_for(new)
     link = link_in(mail)
     assert link.startswith(f"{PUBLIC_URL}/dashboard/confirm-email#token=rhq_eml_")
+    assert "24 hours" in text_of(mail)
     # Nothing has changed yet: the old address still signs in, the new one does not.
     me = await mail_client.get("/admin/me", headers=staff.auth())
     assert me.json()["staff"]["email"] == old

@@ -17,7 +17,7 @@ from tests.mail_support import PUBLIC_URL, SmtpServer, html_of, text_of
 RESET = {
     "app_name": "Acme <b>Support</b>",
     "email": "ann@example.test",
-    "minutes": 30,
+    "valid_for": "30 minutes",
     "link": PUBLIC_URL + "/dashboard/reset-password#token=abc",
 }
 
@@ -143,3 +143,15 @@ def test_serve_starts_the_local_sink_only_in_development_without_smtp_host(
         assert dev.mailbox_dir() == tmp_path.resolve() / "mailbox"
     finally:
         sink.stop()
+
+
+def test_link_lifetimes_read_as_people_say_them() -> None:
+    from replyhq.accounts.mails import duration
+
+    assert [duration(s) for s in (300, 1800, 3600, 86400, 5400)] == [
+        "5 minutes",
+        "30 minutes",
+        "1 hour",
+        "24 hours",
+        "90 minutes",
+    ]

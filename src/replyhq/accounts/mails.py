@@ -26,6 +26,15 @@ def dashboard_link(settings: Settings, screen: str, token: str) -> str:
     return link(settings, f"/dashboard/{screen}#token={token}")
 
 
+def duration(seconds: int) -> str:
+    """ "30 minutes", "24 hours", "1 hour": how long a link works, for people."""
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    minutes = max(1, seconds // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
 def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
@@ -56,7 +65,7 @@ async def password_reset(
     context = {
         "app_name": await app_name(session, app_id),
         "email": email,
-        "minutes": settings.password_reset_ttl_seconds // 60,
+        "valid_for": duration(settings.password_reset_ttl_seconds),
         "link": dashboard_link(settings, "reset-password", token),
     }
     await send_mail(session, email, "password_reset", context, app_id=app_id)
@@ -75,7 +84,7 @@ async def email_change(
         "app_name": await app_name(session, app_id),
         "old_email": old_email,
         "new_email": new_email,
-        "hours": settings.email_change_ttl_seconds // 3600,
+        "valid_for": duration(settings.email_change_ttl_seconds),
         "link": dashboard_link(settings, "confirm-email", token),
     }
     await send_mail(session, new_email, "email_change", context, app_id=app_id)
