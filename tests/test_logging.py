@@ -184,6 +184,27 @@ def test_redaction_by_name_at_any_depth() -> None:
         ("login password=hunter2&next=/", f"login password={REDACTED}&next=/"),
         ("{'api_key': 'abc123', 'n': 1}", f"{{'api_key': '{REDACTED}', 'n': 1}}"),
         ("a plain sentence about tokens and keys", "a plain sentence about tokens and keys"),
+        # What PostgreSQL quotes back of the values a statement was given.
+        (
+            "duplicate key\nDETAIL:  Key (email)=(ada@example.com) already exists.",
+            f"duplicate key\nDETAIL:  Key (email)=({REDACTED})",
+        ),
+        (
+            "DETAIL:  Key (lower(email::text))=(ada@example.com) already exists.",
+            f"DETAIL:  Key (lower(email::text))=({REDACTED})",
+        ),
+        (
+            "not-null\nDETAIL:  Failing row contains (1, ada@example.com, null).\nnext",
+            f"not-null\nDETAIL:  Failing row contains ({REDACTED})\nnext",
+        ),
+        (
+            'invalid input syntax for type uuid: "my message"\nCONTEXT: x',
+            f'invalid input syntax for type uuid: "{REDACTED}"\nCONTEXT: x',
+        ),
+        (
+            "[SQL: SELECT 1]\n[parameters: {'body': 'my message'}]\n(Background",
+            f"[SQL: SELECT 1]\n[parameters: {REDACTED}]\n(Background",
+        ),
     ],
 )
 def test_redaction_of_secrets_inside_text(text: str, expected: str) -> None:
