@@ -17,6 +17,7 @@ from replyhq.errors import AppError, BadRequest, ServiceUnavailable
 from replyhq.observability.metrics import SOCKETIO_CONNECTIONS
 from replyhq.realtime.access import REVOKED_ACK, Grant
 from replyhq.realtime.presence import LiveSession
+from replyhq.web.nul import NulCharacter, contains_nul
 
 if TYPE_CHECKING:
     from replyhq.realtime.server import RealtimeServer
@@ -38,6 +39,18 @@ class Refused(socketio.exceptions.ConnectionRefusedError):  # type: ignore[misc]
 
     def __init__(self, error: AppError) -> None:
         super().__init__(error.message, {"code": error.code, "error": error.message})
+
+
+def _nul_refusal(event: str, args: tuple[Any, ...]) -> Ack | None:
+    """PostgreSQL cannot store a NUL: refused in every event's data, as web/nul.py does for HTTP
+    (it failed a handshake with no answer at all, an event with INTERNAL_ERROR)."""
+    data = args[2:] if event == "connect" else args[1:]  # (sid, environ, auth) / (sid, *data)
+    if event == "disconnect" or not contains_nul(data):
+        return None
+    error = NulCharacter("auth" if event == "connect" else "payload")
+    if event == "connect":
+        raise Refused(error)
+    return {"ok": False, **error.body()}
 
 
 def parse(model: type[Model], data: Any) -> Model:
@@ -95,6 +108,8 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
             with structlog.contextvars.bound_contextvars(**fields):
                 try:
                     refusal = None if state is None else await self._refusal(args[0], state, event)
+                    if refusal is None:
+                        refusal = _nul_refusal(event, args)
                     if refusal is not None:
                         outcome = _outcome(refusal)
                         return refusal

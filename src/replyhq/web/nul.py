@@ -1,4 +1,5 @@
-"""The NUL character is refused wherever a request carries text, before any route runs.
+"""The NUL character is refused wherever a request carries text, before any route runs (and in
+Socket.IO events: realtime/base.py uses contains_nul).
 
 PostgreSQL's text and jsonb cannot store U+0000, so a NUL that reached a query failed it (a 500)
 after authentication and rate limits had run. One check here covers every route, present and
@@ -31,6 +32,23 @@ class NulCharacter(BadRequest):
 
     def __init__(self, where: str) -> None:
         super().__init__(details=[{"field": where, "reason": "contains the NUL character"}])
+
+
+def contains_nul(value: object) -> bool:
+    """Whether decoded data (a Socket.IO payload: dicts, lists, strings) holds a NUL anywhere,
+    keys included; without recursion, whatever its nesting."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+    return False
 
 
 def _outside_body(scope: Scope) -> str | None:
