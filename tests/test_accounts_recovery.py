@@ -147,6 +147,34 @@ async def test_the_answer_is_the_same_whether_or_not_the_address_exists(
     assert smtp.to(nobody) == []
 
 
+async def test_an_address_on_two_teams_gets_a_link_per_app_and_a_deactivated_one_none(
+    mail_client: httpx.AsyncClient,
+    mail_runtime: Runtime,
+    smtp: SmtpServer,
+    acme: Tenant,
+    make_tenant: MakeTenant,
+) -> None:
+    other = await make_tenant("Globex")
+    email, gone = fresh_address("two-teams"), fresh_address("deactivated")
+    await add_staff(mail_runtime, acme, "AGENT", email=email)
+    await add_staff(mail_runtime, other, "ADMIN", email=email)
+    owner = await login(mail_client, await add_staff(mail_runtime, acme, "OWNER"))
+    leaver = await add_staff(mail_runtime, acme, "AGENT", email=gone)
+    removed = await mail_client.delete(f"/admin/api/team/{leaver.id}", headers=owner.auth())
+    assert removed.status_code == 204
+
+    for address in (email, gone):
+        asked = await mail_client.post("/admin/password-reset", json={"email": address})
+        assert asked.status_code == 202
+    mails = await smtp.wait_for(email, 2)
+    assert sorted(str(m["Subject"]) for m in mails) == [
+        "Reset your ReplyHQ password for Acme",
+        "Reset your ReplyHQ password for Globex",
+    ]
+    await asyncio.sleep(0.5)
+    assert smtp.to(gone) == []
+
+
 async def test_a_reset_link_expires_and_only_the_newest_works(
     mail_client: httpx.AsyncClient, mail_runtime: Runtime, smtp: SmtpServer, acme: Tenant
 ) -> None:

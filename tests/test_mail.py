@@ -155,3 +155,56 @@ def test_link_lifetimes_read_as_people_say_them() -> None:
         "24 hours",
         "90 minutes",
     ]
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+async def test_the_mailer_signs_in_to_a_relay_that_requires_it(
+    mail_settings: Settings,
+) -> None:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from replyhq.mail.mailer import build_message, deliver
+    from tests.conftest import free_port
+    from tests.mail_support import SmtpServer
+
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(
+        server: object, session: object, envelope: object, mechanism: str, data: object
+    ) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        logins.append((data.login, data.password))
+        return AuthResult(success=data.password == b"s3cret")
+
+    relay = SmtpServer()
+    controller = Controller(
+        relay,
+        hostname="127.0.0.1",
+        port=free_port(),
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=False,  # a test on loopback; production uses SMTP_TLS
+    )
+    controller.start()
+    try:
+        to = address()
+        message = build_message(
+            mail_settings, to=to, subject="Hi", text="text", html="<p>html</p>", message_id="x1"
+        )
+        signed = mail_settings.model_copy(
+            update={
+                "smtp_port": controller.port,
+                "smtp_username": "mailer",
+                "smtp_password": "s3cret",
+            }
+        )
+        await deliver(signed, message)
+        assert logins == [(b"mailer", b"s3cret")]
+        assert [m["Subject"] for m in relay.to(to)] == ["Hi"]
+
+        anonymous = mail_settings.model_copy(update={"smtp_port": controller.port})
+        with pytest.raises(Exception, match=r"530|[Aa]uthentication"):
+            await deliver(anonymous, message)  # refused: the job would be retried
+    finally:
+        controller.stop()
