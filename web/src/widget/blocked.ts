@@ -5,8 +5,10 @@
  * origin: the server refuses this site (ALLOWED_ORIGINS); unavailable: anything else refused. */
 export type Blocked = "identity" | "origin" | "unavailable";
 
+const IDENTITY_REFUSALS = new Set(["IDENTITY_REQUIRED", "INVALID_USER_HASH", "USER_HASH_REQUIRED", "DEVICE_UNVERIFIED"]);
+
 export function blockedBy(code: string): Blocked {
-  if (code === "IDENTITY_REQUIRED" || code === "INVALID_USER_HASH") return "identity";
+  if (IDENTITY_REFUSALS.has(code)) return "identity";
   if (code === "ORIGIN_REFUSED") return "origin";
   return "unavailable";
 }
@@ -38,6 +40,11 @@ export function tellDeveloper(blocked: Blocked, code: string, serverText: string
         "Call ReplyHQ.identify({ user_id, user_hash }) once the person is signed in; user_hash is the hex " +
         "HMAC-SHA256 of user_id keyed with the app's identity secret, computed on your server. " +
         "(Or turn off \"require identity verification\" in the dashboard's settings.)",
+    );
+  } else if (code === "USER_HASH_REQUIRED" || code === "DEVICE_UNVERIFIED") {
+    console.warn(
+      "ReplyHQ: this person's identity must be proven: call ReplyHQ.identify({ user_id, user_hash }) with " +
+        "user_hash, the hex HMAC-SHA256 of user_id keyed with the app's identity secret, computed on your server.",
     );
   } else if (code === "INVALID_USER_HASH") {
     console.error(

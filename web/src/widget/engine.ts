@@ -517,7 +517,9 @@ export class Messenger {
       if (!mine()) return;
       const code = (error as { data?: { code?: string } }).data?.code;
       this.set({ state: isOnline() ? "reconnecting" : "offline" });
-      if (code === "DEVICE_UNKNOWN") void this.serial(() => this.start());
+      // Unknown, or its identity's proof no longer counts (e.g. the app now requires it, or the
+      // identity secret was rotated): identify again, with the page's user_hash if it gave one.
+      if (code === "DEVICE_UNKNOWN" || code === "DEVICE_UNVERIFIED") void this.serial(() => this.start());
       else if (code && PERMANENT_REFUSALS.has(code)) {
         socket.disconnect(); // retrying cannot help until the page identifies again (or reloads)
         this.block(code, (error as { data?: { error?: string } }).data?.error ?? error.message);
