@@ -164,3 +164,27 @@ async def test_a_stopped_database_is_a_503_with_retry_after_then_recovers(
         own_postgres.start()
     _ok(await calls.each())  # the first requests once it is back already succeed
     assert (await calls.client.get("/readyz")).status_code == 200
+
+
+async def test_an_exhausted_pool_is_a_503_not_a_500(servers: Servers) -> None:
+    """Every connection busy for DB_POOL_TIMEOUT: the database is as unavailable to this request
+    as if it were down (a client retries), not a fault of ours."""
+    own = Servers(servers.database_url, servers.redis_url, f"{servers.prefix}{uuid.uuid4().hex}:")
+    settings = make_settings(own, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.2)
+    application = create_app(settings)
+    async with LifespanManager(application):
+        runtime: Runtime = application.state.runtime
+        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            tenant = await _tenant(runtime)
+            async with runtime.db.engine.connect():  # the pool's only connection, held
+                response = await client.post(
+                    "/v1/identify", headers=tenant.sdk(), json={"platform": "ios"}
+                )
+            assert response.status_code == 503, response.text
+            assert response.json()["code"] == "DATABASE_UNAVAILABLE"
+            assert int(response.headers["Retry-After"]) >= 1
+            again = await client.post(
+                "/v1/identify", headers=tenant.sdk(), json={"platform": "ios"}
+            )
+            assert again.status_code == 200, again.text
