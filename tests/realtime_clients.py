@@ -8,7 +8,7 @@ from typing import Any
 
 import socketio
 
-EVENTS = ["message:new", "conversation:updated", "typing", "read", "presence"]
+EVENTS = ["message:new", "conversation:updated", "typing", "read", "presence", "resync"]
 
 
 class Recorder:

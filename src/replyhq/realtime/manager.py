@@ -21,8 +21,10 @@ stock manager are still understood, so the switch loses nothing on the receiving
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -33,6 +35,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from socketio import packet as sio_packet
 
 MAGIC = b"RHQ1\n"
+RESUBSCRIBE_FIRST_SECONDS = 0.1
+RESUBSCRIBE_MAX_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ class RoutedRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         # of the namespace, so each disconnect cost O(sockets) and a mass disconnect O(sockets²)
         # (minutes of a blocked event loop at 20,000 sockets).
         self._rooms_of: dict[tuple[str, str], set[Any]] = {}
+        # Run each time the channel is subscribed again after a loss (see below).
+        self.on_resubscribed: Callable[[], Awaitable[None]] | None = None
 
     def _redis_connect(self) -> None:
         scheme = urlparse(self.redis_url).scheme
@@ -131,6 +137,46 @@ class RoutedRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         redis, self.redis, self.connected = self.redis, None, False
         if redis is not None:
             await redis.aclose()
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        """python-socketio's loop, with two changes. It retried a lost subscription after a
+        backoff doubling up to 60 s, so processes stayed deaf to each other for up to a minute
+        after Redis came back: here the backoff starts at RESUBSCRIBE_FIRST_SECONDS and stays
+        under RESUBSCRIBE_MAX_SECONDS (a refused connection costs nothing). And once subscribed
+        again after a loss, `on_resubscribed` runs: whatever was published meanwhile never
+        arrived here, and the server tells its sockets to catch up."""
+        delay = RESUBSCRIBE_FIRST_SECONDS
+        lost = False
+        while True:
+            pubsub = None
+            try:
+                if self.redis is None or not self.connected:
+                    self._redis_connect()
+                assert self.redis is not None
+                pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+                await pubsub.subscribe(self.channel)
+                delay = RESUBSCRIBE_FIRST_SECONDS
+                if lost:
+                    lost = False
+                    self._get_logger().warning("Subscribed to redis again")
+                    if self.on_resubscribed is not None:
+                        await self.on_resubscribed()
+                async for message in pubsub.listen():
+                    yield message
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                lost = True
+                self._get_logger().error(
+                    f"Cannot receive from redis... retrying in {delay} secs",
+                    extra={"redis_exception": str(exc)},
+                )
+            finally:
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RESUBSCRIBE_MAX_SECONDS)
 
     async def _listen(self) -> AsyncIterator[bytes]:
         channel = self.channel.encode()

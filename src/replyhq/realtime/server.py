@@ -98,6 +98,7 @@ class RealtimeServer:
             self.presence,
         )
         runtime.db.event_sink = self.deliver
+        self.sio.manager.on_resubscribed = self._resync
         self._tasks = [
             asyncio.create_task(self._every(self.presence.ttl / 3, self._heartbeat)),
             asyncio.create_task(self._every(self.presence.ttl / 6, self._sweep)),
@@ -146,6 +147,13 @@ class RealtimeServer:
         assert self.presence is not None
         for change in await self.presence.sweep():
             await self._announce(change)
+
+    async def _resync(self) -> None:
+        """Tell every socket of this process to catch up (`sync`): events published while the
+        Redis channel was lost never reached them."""
+        log.warning("realtime_resync", sockets=len(self.local))
+        for namespace in (DEVICES, STAFF):
+            await self.sio.emit("resync", {}, namespace=namespace, ignore_queue=True)
 
     async def _recheck(self, app_id: uuid.UUID | None = None) -> None:
         """Cut the local sockets (of `app_id`, or all) whose access has moved on since they were

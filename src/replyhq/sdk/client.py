@@ -2,7 +2,8 @@
 
 Delivery is exactly once and in order per conversation: every message carries `seq`; the client
 hands a message to the application only when it is the next one, buffers what arrives early, drops
-what it has already seen, and fills any gap (after a reconnect, or a missed event) with `sync`.
+what it has already seen, and fills any gap (after a reconnect, a missed event, or the server's
+`resync` hint) with `sync`.
 Sends are queued with a `client_msg_id` while offline and retried until the server acknowledges;
 the server stores each `client_msg_id` once, so retries never duplicate.
 """
@@ -76,6 +77,7 @@ class ReplyHQClient:
         )
         self.sio.on("connect", self._on_connect)
         self.sio.on("message:new", self._on_message_new)
+        self.sio.on("resync", self._on_resync)
         self.typing_events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.sio.on("typing", self.typing_events.put)
         self.connected = asyncio.Event()
@@ -143,6 +145,10 @@ class ReplyHQClient:
 
     async def _on_disconnect(self, *_: Any) -> None:
         self.connected.clear()
+
+    async def _on_resync(self, *_: Any) -> None:
+        # The server may have missed events meant for us (its Redis came back): catch up.
+        asyncio.get_running_loop().create_task(self._catch_up())
 
     async def _catch_up(self) -> None:
         with contextlib.suppress(Exception):
