@@ -39,6 +39,8 @@ export interface ServerEvents {
   typing: (data: { conversation_id: string; who: Who; typing: boolean }) => void;
   read: (data: { conversation_id: string; who: Who; seq: number }) => void;
   presence: (data: { user_id?: string; agent_id?: string; online: boolean }) => void;
+  // The server may have missed events (its Redis subscription came back): sync every conversation.
+  resync: (data: Record<string, never>) => void;
 }
 
 export type Ack<T extends object = object> =

@@ -317,6 +317,7 @@ export class Desk {
       this.set({ connection: "connected" });
       void this.catchUp().then(() => this.outbox.setOnline(true));
     });
+    socket.on("resync", () => void this.catchUp());
     socket.on("disconnect", (reason) => {
       this.outbox.setOnline(false);
       this.set({ connection: isOnline() ? "reconnecting" : "offline", typing: {} });

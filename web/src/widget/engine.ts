@@ -505,6 +505,9 @@ export class Messenger {
       this.set({ state: "connected", error: null });
       void this.catchUp().then(() => this.outbox.setOnline(true));
     });
+    socket.on("resync", () => {
+      if (mine()) void this.catchUp();
+    });
     socket.on("disconnect", (reason) => {
       if (!mine()) return;
       this.outbox.setOnline(false);
