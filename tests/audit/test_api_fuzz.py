@@ -43,7 +43,8 @@ class Callers:
     email: str
     access_token: str = ""
     device_id: str = "fuzz-device"
-    checked: dict[str, int] = field(default_factory=dict)
+    # Path parameters that name this app's real objects, so generated ids reach them.
+    real_ids: dict[str, str] = field(default_factory=dict)
 
     def sign_in(self) -> None:
         response = httpx.post(
@@ -63,13 +64,23 @@ class Callers:
         return {"Authorization": f"Bearer {self.access_token}"}
 
 
-def _create_owner(servers: Servers, app_id: str, email: str) -> None:
-    command = [sys.executable, "-m", "replyhq.cli", "admins", "create", "--app", app_id]
-    command += ["--email", email, "--role", "OWNER", "--password", PASSWORD]
+def _create_staff(servers: Servers, app_id: str, email: str, role: str) -> str:
+    command = [sys.executable, "-m", "replyhq.cli", "admins", "create", "--app", app_id, "--json"]
+    command += ["--email", email, "--role", role, "--password", PASSWORD]
     done = subprocess.run(
         command, env=server_env(servers), capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
+    staff_id: str = json.loads(done.stdout)["id"]
+    return staff_id
+
+
+def _is_uuid(value: object) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -89,14 +100,24 @@ def callers(live: LiveServer, servers: Servers) -> Callers:
     callers = Callers(
         live.url, app["id"], app["sdk_key"], app["secret_key"], f"owner-{uuid.uuid4().hex[:6]}@x.io"
     )
-    _create_owner(servers, callers.app_id, callers.email)
+    _create_staff(servers, callers.app_id, callers.email, "OWNER")
     callers.sign_in()
+    device = callers.headers_for("/v1", integration=False)
     identified = httpx.post(
-        live.url + "/v1/identify",
-        headers=callers.headers_for("/v1", integration=False),
-        json={"platform": "web", "name": "Fuzz"},
+        live.url + "/v1/identify", headers=device, json={"platform": "web", "name": "Fuzz"}
     )
     assert identified.status_code == 200, identified.text
+    first = {"body": "Hello", "client_msg_id": "fuzz-1"}
+    started = httpx.post(
+        live.url + "/v1/conversations", headers=device, json={"first_message": first}
+    )
+    assert started.status_code == 201, started.text
+    agent = _create_staff(servers, callers.app_id, f"agent-{uuid.uuid4().hex[:6]}@x.io", "AGENT")
+    callers.real_ids = {
+        "conversation_id": started.json()["id"],
+        "end_user_id": identified.json()["user"]["id"],
+        "staff_id": agent,  # never the owner: deactivating it would end the run's sign-in
+    }
     return callers
 
 
@@ -121,6 +142,9 @@ schema = schemathesis.openapi.from_dict(SERVED)
 )
 def test_no_input_makes_the_server_fail(case: schemathesis.Case, callers: Callers) -> None:
     path = case.operation.path
+    for name, value in (case.path_parameters or {}).items():
+        if name in callers.real_ids and _is_uuid(value):
+            case.path_parameters[name] = callers.real_ids[name]  # type: ignore[index]
     # /admin/api is for staff and, where permitted, the app's backend with its secret key.
     kinds = [False, True] if path.startswith("/admin/api") else [False]
     for integration in kinds:
