@@ -146,6 +146,17 @@ async def test_bad_input_on_accept_changes_nothing(
     assert (await _accept(client, token)).status_code == 201  # the invitation is still good
 
 
+async def test_an_invitation_to_something_that_is_not_one_address_is_refused(
+    client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant
+) -> None:
+    owner = await signed_in(runtime, client, tenant, "OWNER")
+    for email in ("a@x.io,b@y.io", "a;b@x.io", "Ann <a@x.io>", "a\x1f@x.io"):
+        response = await _invite(client, owner, email)
+        assert response.status_code == 400, (email, response.text)
+        assert response.json()["code"] == "VALIDATION_ERROR"
+    assert (await _invite(client, owner, "plain@example.com")).status_code == 201
+
+
 async def test_invitations_follow_the_owner_rules(
     client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant
 ) -> None:

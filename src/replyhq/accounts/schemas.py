@@ -18,8 +18,14 @@ def _password_fits_bcrypt(value: str) -> str:
     return value
 
 
+# One address: no separators a mail header would read as a list or a display name (the mailer
+# refuses those too, so such an address must be a 400 here, not a failure when mailing it).
+_ADDRESS_PART = r"[^@\s,;<>\x00-\x1f\x7f]+"
 Email = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    str,
+    StringConstraints(
+        strip_whitespace=True, max_length=320, pattern=rf"^{_ADDRESS_PART}@{_ADDRESS_PART}$"
+    ),
 ]
 NewPassword = Annotated[
     str, Field(min_length=MIN_PASSWORD_CHARS), AfterValidator(_password_fits_bcrypt)
