@@ -131,11 +131,11 @@ def test_serve_starts_the_local_sink_only_in_development_without_smtp_host(
         jwt_refresh_secret="r" * 32,
     )
     for settings in (relay, production):
-        assert dev.prepare(settings, "0.0.0.0", 8123) is None
+        assert dev.prepare(settings, "0.0.0.0", 8123, print_mails=True) is None
         assert dev.mailbox_dir() is None
     assert os.environ["PUBLIC_URL"] == "http://127.0.0.1:8123"  # links a laptop's browser opens
 
-    sink = dev.prepare(Settings(data_dir=tmp_path), "127.0.0.1", 8123)
+    sink = dev.prepare(Settings(data_dir=tmp_path), "127.0.0.1", 8123, print_mails=True)
     assert sink is not None
     try:
         assert os.environ["SMTP_HOST"] == "127.0.0.1"

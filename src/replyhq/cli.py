@@ -111,7 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         contextlib.ExitStack() as stack,
     ):
         prepare_serve(embedded_postgres, args.workers)  # before anything imports metrics
-        sink = dev_mail.prepare(get_settings(), args.host, args.port)  # PUBLIC_URL, SMTP sink
+        sink = dev_mail.prepare(get_settings(), args.host, args.port, print_mails=args.demo)
         get_settings.cache_clear()
         if sink is not None:
             stack.callback(sink.stop)
@@ -122,7 +122,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
             os.environ["REPLYHQ_DEMO"] = "1"  # serves /demo (development only; web/static.py)
             demo = _run(lambda s, r: ensure_demo_app(s, r))
             demo.update(_run(lambda s, r: ensure_demo_owner(s, r, demo["id"])))
-            _print_banner(args.host, args.port, settings, demo)
+            _print_banner(args.host, args.port, settings, demo, mail_sink=sink is not None)
         proxies = settings.proxies
         uvicorn.run(
             "replyhq.app:create_asgi",
@@ -348,7 +348,9 @@ def _keys_open(demo: dict[str, str], app: Any) -> bool:
     )
 
 
-def _print_banner(host: str, port: int, settings: Settings, demo: dict[str, str]) -> None:
+def _print_banner(
+    host: str, port: int, settings: Settings, demo: dict[str, str], mail_sink: bool
+) -> None:
     base = f"http://{host}:{port}"
     lines = [
         f"ReplyHQ is starting at {base}",
@@ -363,6 +365,8 @@ def _print_banner(host: str, port: int, settings: Settings, demo: dict[str, str]
         f"  owner login  {demo.get('owner_email')}  password {demo.get('owner_password')}",
         f"  data         {Path(settings.data_dir).resolve()}",
     ]
+    if mail_sink:
+        lines.append(f"  mailbox      {base}/dev/mailbox  (every e-mail sent, kept here)")
     print("\n".join(lines), flush=True)
 
 

@@ -18,9 +18,11 @@ def mailbox_dir() -> Path | None:
     return Path(folder) if folder else None
 
 
-def prepare(settings: Settings, host: str, port: int) -> sink.Sink | None:
+def prepare(settings: Settings, host: str, port: int, print_mails: bool) -> sink.Sink | None:
     """Before `serve` starts its processes: PUBLIC_URL defaults to where it listens, and in
-    development with no SMTP_HOST the sink starts (returned, for the caller to stop)."""
+    development with no SMTP_HOST the sink starts (returned, for the caller to stop). Each mail's
+    links are printed only when `print_mails` (`make dev`'s console, beside its banner): a plain
+    `serve` writes only JSON lines, and /dev/mailbox shows every mail either way."""
     public_url = settings.public_url or f"http://{_reachable(host)}:{port}"
     os.environ["PUBLIC_URL"] = public_url
     if settings.environment != "development" or settings.smtp_host:
@@ -28,6 +30,8 @@ def prepare(settings: Settings, host: str, port: int) -> sink.Sink | None:
     mailbox = f"{public_url.rstrip('/')}/dev/mailbox"
 
     def announce(mail: sink.Mail) -> None:
+        if not print_mails:
+            return
         lines = [f"mail to {mail.to}: {mail.subject}"]
         lines += [f"  link     {link}" for link in mail.links]
         lines.append(f"  mailbox  {mailbox}")
@@ -42,7 +46,6 @@ def prepare(settings: Settings, host: str, port: int) -> sink.Sink | None:
             MAILBOX_ENV: str(started.directory),
         }
     )
-    print(f"Outgoing e-mail is kept on this machine: {mailbox}", flush=True)
     return started
 
 
