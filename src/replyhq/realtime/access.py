@@ -70,6 +70,7 @@ class AccessChecks:
         self._ttl = ttl
         self._current: dict[Key, tuple[int | None, float]] = {}
         self._reading: dict[Key, asyncio.Task[int | None]] = {}
+        self._forgotten = 0  # bumped by forget(): a read begun before it is not remembered
 
     async def allows(self, grant: Grant) -> bool:
         """Whether the socket's grant is still current: the hot path, a dict lookup while the
@@ -95,6 +96,7 @@ class AccessChecks:
 
     async def _read(self, key: Key) -> int | None:
         app_id, staff_id, signin_id, unproven = key
+        forgotten = self._forgotten
         if staff_id is None:
             sql = _UNPROVEN_GENERATION if unproven else _APP_GENERATION
             rows = await self._db.tenant_statement(app_id, sql, {"app": app_id})
@@ -102,12 +104,13 @@ class AccessChecks:
             params = {"app": app_id, "staff": staff_id, "signin": signin_id}
             rows = await self._db.tenant_statement(app_id, _STAFF_GENERATION, params)
         generation: int | None = rows[0]["generation"] if rows else None
-        if self._ttl > 0:
+        if self._ttl > 0 and forgotten == self._forgotten:
             self._current[key] = (generation, time.monotonic() + self._ttl)
         return generation
 
     def forget(self, app_id: uuid.UUID) -> None:
         """Drop what is remembered of the app's keys: it changed, read it again."""
+        self._forgotten += 1
         for key in [k for k in self._current if k[0] == app_id]:
             del self._current[key]
         for key in [k for k in self._reading if k[0] == app_id]:
@@ -116,10 +119,11 @@ class AccessChecks:
     async def stale(self, grants: Iterable[tuple[str, Grant]]) -> list[str]:
         """The sids among `grants` whose access has moved on, each key read afresh."""
         grants = list(grants)
+        current: dict[Key, int | None] = {}
         for key in {grant.key for _, grant in grants}:
             self._current.pop(key, None)
-            await self.current(key)
-        return [sid for sid, grant in grants if not await self.allows(grant)]
+            current[key] = await self.current(key)
+        return [sid for sid, grant in grants if current[grant.key] != grant.generation]
 
     def prune(self) -> None:
         """Forget expired entries (keys of sockets long gone)."""
