@@ -31,6 +31,7 @@ from replyhq.runtime import Runtime
 from replyhq.settings import Settings
 from replyhq.users.service import user_hash
 from replyhq.web.protocol import http_options
+from tests.realtime_clients import Recorder
 
 # job_queue, job_worker: jobs run in the test process; smtp, mail_app: mail read from real SMTP
 pytest_plugins = ["tests.jobs_support", "tests.mail_support"]
@@ -316,3 +317,19 @@ async def socket_server(servers: Servers) -> AsyncIterator[SocketServer]:
     server, stop = await serve_in_process(make_settings(servers, presence_ttl_seconds=3))
     yield server
     await stop()
+
+
+@pytest.fixture
+async def http(socket_server: SocketServer) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the in-process socket server (same process, same database)."""
+    async with httpx.AsyncClient(base_url=socket_server.url) as client:
+        yield client
+
+
+@pytest.fixture
+async def recorders() -> AsyncIterator[list[Recorder]]:
+    """Socket.IO clients a test opens; each is closed after the test."""
+    opened: list[Recorder] = []
+    yield opened
+    for recorder in opened:
+        await recorder.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -72,14 +71,6 @@ async def test_an_invitation_is_mailed_and_its_link_joins_the_team(
 
 
 # --- password reset ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def recorders() -> AsyncIterator[list[Recorder]]:
-    opened: list[Recorder] = []
-    yield opened
-    for recorder in opened:
-        await recorder.close()
 
 
 async def test_a_reset_link_sets_a_new_password_once_and_ends_every_sign_in(

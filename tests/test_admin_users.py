@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 
 from tests.conftest import MakeTenant, SocketServer, Tenant
 from tests.realtime_clients import Recorder
 from tests.staff import signed_in
 from tests.test_realtime_devices import device_auth
-
-
-@pytest.fixture
-async def http(socket_server: SocketServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=socket_server.url) as client:
-        yield client
 
 
 async def _end_user(http: httpx.AsyncClient, tenant: Tenant, device: str) -> str:

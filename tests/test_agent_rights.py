@@ -4,8 +4,6 @@ the settings or the keys. The end user's devices learn a close and a reopen live
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
@@ -87,12 +85,6 @@ async def test_an_agent_still_cannot_manage_team_settings_or_keys(
         "PERMISSION_DENIED",
         permission,
     )
-
-
-@pytest.fixture
-async def http(socket_server: SocketServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=socket_server.url) as client:
-        yield client
 
 
 async def test_the_end_users_device_learns_live_that_an_agent_closed_and_reopened(

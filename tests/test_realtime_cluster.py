@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,14 +25,6 @@ def two_servers(servers: Servers, tmp_path: Path) -> Iterator[tuple[LiveServer, 
     yield first, second
     first.stop()
     second.stop()
-
-
-@pytest.fixture
-async def recorders() -> AsyncIterator[list[Recorder]]:
-    opened: list[Recorder] = []
-    yield opened
-    for recorder in opened:
-        await recorder.close()
 
 
 async def _connect(url: str, auth: dict[str, str], recorders: list[Recorder]) -> Recorder:

@@ -6,11 +6,9 @@ import asyncio
 import gc
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 import socketio
 from engineio.packet import MESSAGE, Packet
 from sqlalchemy import text
@@ -34,20 +32,6 @@ from tests.realtime_clients import Recorder, refused
 
 def device_auth(tenant: Tenant, device_id: str = "device-1", **extra: str) -> dict[str, str]:
     return {"app_id": str(tenant.id), "api_key": tenant.sdk_key, "device_id": device_id, **extra}
-
-
-@pytest.fixture
-async def http(socket_server: SocketServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=socket_server.url) as client:
-        yield client
-
-
-@pytest.fixture
-async def recorders() -> AsyncIterator[list[Recorder]]:
-    opened: list[Recorder] = []
-    yield opened
-    for recorder in opened:
-        await recorder.close()
 
 
 async def identify(http: httpx.AsyncClient, tenant: Tenant, device: str, user_id: str) -> None:

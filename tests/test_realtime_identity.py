@@ -18,10 +18,10 @@ from tests.conftest import MakeTenant, Servers, SocketServer, Tenant
 from tests.realtime_clients import Recorder, refused
 from tests.staff import signed_in
 from tests.test_cli import ok, run_cli
-from tests.test_realtime_devices import conversation_of, device_auth, http, recorders
+from tests.test_realtime_devices import conversation_of, device_auth
 from tests.test_realtime_revocation import Cluster, cluster, socket
 
-__all__ = ["cluster", "http", "recorders"]  # fixtures
+__all__ = ["cluster"]  # a fixture
 
 
 async def _identify(

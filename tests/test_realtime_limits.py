@@ -4,30 +4,14 @@ Engine.IO polling body limit."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 
 from replyhq.web.bounds import INT4_MAX
 from tests.conftest import SocketServer, Tenant
 from tests.realtime_clients import Recorder
 from tests.staff import signed_in
 from tests.test_realtime_devices import conversation_of, device_auth, identify
-
-
-@pytest.fixture
-async def http(socket_server: SocketServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=socket_server.url) as client:
-        yield client
-
-
-@pytest.fixture
-async def recorders() -> AsyncIterator[list[Recorder]]:
-    opened: list[Recorder] = []
-    yield opened
-    for recorder in opened:
-        await recorder.close()
 
 
 async def test_a_typing_flood_is_refused_and_not_fanned_out(

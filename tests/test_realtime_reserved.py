@@ -4,10 +4,8 @@ connected client sends them as ordinary events."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 
 from replyhq.observability.metrics import SOCKETIO_CONNECTIONS
 from replyhq.realtime.server import RealtimeServer
@@ -17,12 +15,6 @@ from tests.staff import signed_in
 from tests.test_realtime_devices import device_auth, identify
 
 RESERVED = ("connect", "disconnect", "connect_error", "disconnecting")
-
-
-@pytest.fixture
-async def http(socket_server: SocketServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=socket_server.url) as client:
-        yield client
 
 
 def gauge(namespace: str) -> float:

@@ -46,14 +46,6 @@ async def cluster(servers: Servers, tmp_path: Path) -> AsyncIterator[Cluster]:
         redis.stop()
 
 
-@pytest.fixture
-async def recorders() -> AsyncIterator[list[Recorder]]:
-    opened: list[Recorder] = []
-    yield opened
-    for recorder in opened:
-        await recorder.close()
-
-
 async def socket(
     recorders: list[Recorder], server: SocketServer, auth: dict[str, Any], namespace: str = "/"
 ) -> Recorder:

@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.conftest import MakeTenant, SocketServer, Tenant
 from tests.realtime_clients import Recorder, refused
 from tests.staff import Staff, add_staff, signed_in
 from tests.test_realtime_devices import device_auth, identify
-
-
-@pytest.fixture
-async def http(socket_server: SocketServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=socket_server.url) as client:
-        yield client
-
-
-@pytest.fixture
-async def recorders() -> AsyncIterator[list[Recorder]]:
-    opened: list[Recorder] = []
-    yield opened
-    for recorder in opened:
-        await recorder.close()
 
 
 async def agent_socket(server: SocketServer, staff: Staff, recorders: list[Recorder]) -> Recorder:
