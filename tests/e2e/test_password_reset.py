@@ -24,9 +24,12 @@ NEW_PASSWORD = "a new and long passphrase"
 def dev_server(
     built: None, servers: Servers, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    """`make dev`'s defaults for mail: no SMTP_HOST, jobs run inside the server."""
+    """`make dev` (`serve --demo`) with its defaults for mail: no SMTP_HOST, jobs run inside the
+    server, each mail's links printed on the console."""
     folder = tmp_path_factory.mktemp("dev-mail")
-    server = start_server(servers, folder, DATA_DIR=str(folder / "data"), JOBS_IN_PROCESS="true")
+    server = start_server(
+        servers, folder, "--demo", DATA_DIR=str(folder / "data"), JOBS_IN_PROCESS="true"
+    )
     yield server
     server.stop()
 
