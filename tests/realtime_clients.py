@@ -43,11 +43,17 @@ class Recorder:
 
         return record
 
-    async def connect(self, url: str, auth: dict[str, Any], namespace: str = "/") -> None:
+    async def connect(
+        self, url: str, auth: dict[str, Any], namespace: str = "/", wait_timeout: float = 5
+    ) -> None:
         self.namespace = namespace
         self._listen(namespace)
         await self.client.connect(
-            url, auth=auth, namespaces=[namespace], transports=["websocket"], wait_timeout=5
+            url,
+            auth=auth,
+            namespaces=[namespace],
+            transports=["websocket"],
+            wait_timeout=wait_timeout,
         )
 
     async def call(self, event: str, data: dict[str, Any]) -> Any:
