@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import httpx
+
 from replyhq.realtime.server import RealtimeServer
 from replyhq.settings import Settings
-from tests.conftest import Servers
+from tests.conftest import MakeTenant, Servers, identify, make_settings, serve_in_process
+from tests.realtime_clients import Recorder
+from tests.test_realtime_devices import device_auth
 
 
 async def test_stop_ends_a_task_that_swallowed_a_cancellation(
@@ -34,3 +38,25 @@ async def test_stop_ends_a_task_that_swallowed_a_cancellation(
     finally:
         stopping.cancel()
         task.cancel()
+
+
+async def test_a_stopped_server_stops_listening_on_the_channel(
+    servers: Servers, make_tenant: MakeTenant
+) -> None:
+    """python-socketio starts the channel's subscription task at the first connection and never
+    stops it: a server stopped inside a running process kept it, retrying and logging errors
+    forever once its Redis was gone (seen as a stray Sentry event in a later test)."""
+    tenant = await make_tenant()
+    server, stop = await serve_in_process(make_settings(servers))
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        await identify(http, tenant, "phone")
+    device = Recorder()
+    await device.connect(server.url, device_auth(tenant, "phone"))
+    manager = server.app.state.realtime.sio.manager
+    listener = manager.thread
+    assert isinstance(listener, asyncio.Task)
+    assert not listener.done()
+    await device.close()
+    await stop()
+    assert listener.done()
+    assert manager.thread is None

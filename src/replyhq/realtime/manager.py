@@ -34,6 +34,8 @@ from engineio import packet as eio_packet
 from redis.asyncio import BlockingConnectionPool, Redis
 from socketio import packet as sio_packet
 
+from replyhq.runtime import cancel_and_wait
+
 MAGIC = b"RHQ1\n"
 RESUBSCRIBE_FIRST_SECONDS = 0.1
 RESUBSCRIBE_MAX_SECONDS = 1.0
@@ -131,6 +133,15 @@ class RoutedRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                     f"Cannot publish to redis... {outcome}", extra={"redis_exception": str(exc)}
                 )
         return None
+
+    async def stop_listening(self) -> None:
+        """End the subscription task python-socketio starts at the first connection (its
+        `thread` attribute) and never stops: a server stopped inside a running process (tests,
+        an embedding application) kept retrying its channel, and logging errors, forever."""
+        listener = getattr(self, "thread", None)
+        if isinstance(listener, asyncio.Task):
+            await cancel_and_wait(listener)
+        self.thread = None
 
     async def aclose(self) -> None:
         """Close this manager's Redis client and its pool (a later publish opens a new one)."""

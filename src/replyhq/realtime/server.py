@@ -110,6 +110,7 @@ class RealtimeServer:
     async def stop(self) -> None:
         for task in self._tasks:
             await cancel_and_wait(task)
+        await self.sio.manager.stop_listening()
         if self._runtime is not None:
             self._runtime.db.event_sink = None
 
