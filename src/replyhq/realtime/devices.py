@@ -5,46 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from replyhq.errors import AppError, Unauthorized
 from replyhq.messaging import service as messaging
-from replyhq.messaging.schemas import Body, ClientMsgId, MessagePage
+from replyhq.messaging.schemas import MessagePage
 from replyhq.messaging.service import Participant
 from replyhq.realtime.access import Grant
 from replyhq.realtime.base import Ack, Namespace, Refused, address_of, parse, room_of_user
 from replyhq.realtime.presence import LiveSession
+from replyhq.realtime.protocol import ReadIn, SendIn, SyncIn, TypingIn
 from replyhq.users.service import socket_user
-from replyhq.web.bounds import INT4_MAX
 from replyhq.web.deps import verify_app_key
-
-SYNC_LIMIT = 200
-
-
-class SendIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    conversation_id: uuid.UUID
-    body: Body
-    client_msg_id: ClientMsgId
-
-
-class TypingIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    conversation_id: uuid.UUID
-    typing: bool
-
-
-class ReadIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    conversation_id: uuid.UUID
-    seq: int = Field(ge=0, le=INT4_MAX)
-
-
-class SyncIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    conversation_id: uuid.UUID
-    after_seq: int = Field(0, ge=0, le=INT4_MAX)
-    limit: int = Field(SYNC_LIMIT, ge=1, le=SYNC_LIMIT)
 
 
 class DeviceNamespace(Namespace):

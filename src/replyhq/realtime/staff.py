@@ -12,8 +12,9 @@ from replyhq.messaging import service as messaging
 from replyhq.messaging.admin_routes import agent
 from replyhq.realtime.access import Grant
 from replyhq.realtime.base import Ack, Namespace, Refused, parse, room_of_agents, signin_key
-from replyhq.realtime.devices import ReadIn, SendIn, SyncIn, TypingIn, page_ack
+from replyhq.realtime.devices import page_ack
 from replyhq.realtime.presence import LiveSession
+from replyhq.realtime.protocol import ReadIn, SendIn, SyncIn, TypingIn
 
 
 class StaffNamespace(Namespace):
