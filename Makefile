@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint audit bench clean web web-test
+.PHONY: dev test lint audit bench clean web web-test sdk-js
 
 # The dashboard and messenger (web/, TypeScript) are built into src/replyhq/static/ when their
 # sources, or the API schema they are typed against, change. Serving them needs no Node.
@@ -28,6 +28,19 @@ NODE_STAMP := node_modules/.package-lock.json
 
 $(NODE_STAMP): package-lock.json
 	npm ci --no-audit --no-fund
+
+# The JavaScript SDK (sdk/js, @replyhq/sdk): installed from its own lock file and built to
+# sdk/js/dist (ESM, CommonJS, types); tests/test_sdk_js.py runs it against a live server.
+SDK_JS_DEPS := sdk/js/node_modules/.package-lock.json
+SDK_JS_BUILT := sdk/js/dist/index.js
+
+$(SDK_JS_DEPS): sdk/js/package.json sdk/js/package-lock.json
+	cd sdk/js && npm ci --no-audit --no-fund --loglevel=error
+
+$(SDK_JS_BUILT): $(SDK_JS_DEPS) $(shell find sdk/js/src sdk/js/scripts -type f 2>/dev/null) sdk/js/tsconfig.json
+	cd sdk/js && npm run build --silent
+
+sdk-js: $(SDK_JS_BUILT)
 
 $(WEB_DEPS): web/package.json web/package-lock.json
 	mkdir -p $(WEB_STAMPS)
@@ -60,7 +73,7 @@ $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "note: $(CHROMIUM) is missing (sudo apt-get install chromium); browser tests will be skipped"; fi
 
-test: $(STAMP) $(NODE_STAMP) $(WEB_BUILT) web-test $(CHROMIUM)
+test: $(STAMP) $(NODE_STAMP) $(WEB_BUILT) web-test $(SDK_JS_BUILT) $(CHROMIUM)
 	$(BIN)/pytest
 
 lint: $(STAMP)

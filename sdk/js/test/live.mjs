@@ -1,0 +1,168 @@
+// @replyhq/sdk in Node 20 against a live server (driven by tests/test_sdk_js.py, which passes the
+// server's address and an app's keys). Each check prints one JSON line; any failure exits 1.
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { io } from "socket.io-client";
+import { ReplyHQ, ReplyHQError, memoryStorage } from "../dist/index.js";
+
+const config = JSON.parse(process.argv[2]);
+const { url, app_id: appId, sdk_key: sdkKey, secret_key: secretKey, identity_secret: identitySecret } = config;
+const hash = (userId) => createHmac("sha256", identitySecret).update(userId).digest("hex");
+const admin = { "Content-Type": "application/json", "X-App-Id": appId, "X-Api-Key": secretKey };
+
+function step(name, data = {}) {
+  console.log(JSON.stringify({ step: name, ...data }));
+}
+
+async function agentSays(conversationId, body) {
+  const response = await fetch(`${url}/admin/api/conversations/${conversationId}/messages`, {
+    method: "POST",
+    headers: admin,
+    body: JSON.stringify({ body, client_msg_id: `agent-${Math.random().toString(16).slice(2)}` }),
+  });
+  const text = await response.text();
+  assert.equal(response.status, 201, text);
+  return JSON.parse(text);
+}
+
+async function history(conversationId) {
+  const response = await fetch(`${url}/admin/api/conversations/${conversationId}/messages?after_seq=0&limit=200`, { headers: admin });
+  assert.equal(response.status, 200);
+  return (await response.json()).items;
+}
+
+function until(predicate, what, ms = 10_000) {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const tick = () => {
+      if (predicate()) resolve();
+      else if (Date.now() - started > ms) reject(new Error(`timed out waiting for ${what}`));
+      else setTimeout(tick, 20);
+    };
+    tick();
+  });
+}
+
+const storage = memoryStorage();
+const options = { url, appId, sdkKey, platform: "web", storage, ackTimeoutMs: 5000 };
+
+// --- identify, start a conversation, send, receive -------------------------------------------
+const client = new ReplyHQ(options);
+const received = [];
+client.on("message", (message) => received.push(message));
+const unreadCounts = [];
+client.on("unread", (count) => unreadCounts.push(count));
+const user = await client.identify({ userId: "ann", userHash: hash("ann"), name: "Ann" });
+assert.equal(user.user_id, "ann");
+assert.equal(user.verified, true);
+await until(() => client.state === "connected", "connected");
+step("identified", { device_id: await client.device() });
+
+const conversation = await client.startConversation({ subject: "Order #42", body: "Hello" });
+assert.equal(received.length, 1);
+assert.equal(received[0].body, "Hello");
+const iterator = client.messages();
+const stored = await client.send(conversation.id, "Second");
+assert.equal(stored.seq, 2);
+assert.equal(stored.sender, "user");
+const fromIterator = await iterator.next();
+assert.equal(fromIterator.value.seq, 2);
+step("sent", { seq: stored.seq });
+
+// Five agent replies as fast as HTTP allows: each delivered once, in order.
+for (let i = 1; i <= 5; i++) await agentSays(conversation.id, `Reply ${i}`);
+await until(() => received.length === 7, "7 messages");
+assert.deepEqual(received.map((m) => m.seq), [1, 2, 3, 4, 5, 6, 7]);
+assert.equal(client.unreadCount, 5);
+assert.equal(unreadCounts.at(-1), 5);
+for (let i = 0; i < 5; i++) assert.equal((await iterator.next()).value.body, `Reply ${i + 1}`);
+await iterator.return();
+step("received", { seqs: received.map((m) => m.seq) });
+
+// --- read receipts, unread count ---------------------------------------------------------------
+await client.read(conversation.id);
+assert.equal(client.unreadCount, 0);
+const listed = await client.conversations();
+assert.equal(listed.find((c) => c.id === conversation.id).unread_count, 0);
+step("read", { unread: client.unreadCount });
+
+// --- typing both ways (the agent through the dashboard's namespace) ---------------------------
+const agent = io(`${url}/admin`, { transports: ["websocket"], auth: { token: config.agent_token } });
+const agentSaw = [];
+agent.on("typing", (event) => agentSaw.push(event));
+agent.on("read", (event) => agentSaw.push({ read: event.seq }));
+await new Promise((resolve, reject) => {
+  agent.on("connect", resolve);
+  agent.on("connect_error", reject);
+});
+const typingEvents = [];
+client.on("typing", (event) => typingEvents.push(event));
+assert.equal(await client.typing(conversation.id, true), true);
+await until(() => agentSaw.some((e) => e.typing === true && e.who?.type === "user"), "the agent sees typing");
+const agentTyping = await agent.timeout(5000).emitWithAck("typing", { conversation_id: conversation.id, typing: true });
+assert.equal(agentTyping.ok, true);
+await until(() => typingEvents.some((e) => e.who.type === "agent" && e.typing), "the user sees typing");
+const readEvents = [];
+client.on("read", (event) => readEvents.push(event));
+const agentRead = await agent.timeout(5000).emitWithAck("read", { conversation_id: conversation.id, seq: 2 });
+assert.equal(agentRead.ok, true);
+await until(() => readEvents.some((e) => e.who.type === "agent" && e.seq === 2), "the agent's read receipt");
+agent.disconnect();
+step("typing");
+
+// --- typed errors ---------------------------------------------------------------------------
+await assert.rejects(client.send("00000000-0000-0000-0000-000000000000", "lost"), (error) => {
+  assert.ok(error instanceof ReplyHQError);
+  assert.equal(error.code, "CONVERSATION_NOT_FOUND");
+  return true;
+});
+await assert.rejects(client.send(conversation.id, ""), (error) => error instanceof ReplyHQError && error.code === "VALIDATION_ERROR");
+const wrongKey = new ReplyHQ({ ...options, sdkKey: "rhq_sdk_wrong", storage: memoryStorage() });
+await assert.rejects(wrongKey.identify(), (error) => error instanceof ReplyHQError && error.status === 401 && error.code === "INVALID_CREDENTIALS");
+step("errors");
+
+// --- optional routes: used when present, never breaking when absent ---------------------------
+const push = await client.registerPushToken({ provider: "fcm", token: "fcm-token-1" });
+const tracked = await client.track("opened_help", { screen: "home" });
+assert.equal(typeof push.supported, "boolean");
+assert.equal(typeof tracked.supported, "boolean");
+step("optional", { push: push.supported, events: tracked.supported });
+
+// --- the offline queue survives the process (shared storage) ----------------------------------
+client.close();
+const offline = new ReplyHQ(options); // not identified, so not connected: sends are queued
+const queued = offline.send(conversation.id, "Written offline");
+queued.catch(() => undefined);
+await until(() => offline.pending.length === 1, "queued");
+const again = new ReplyHQ(options); // a new start of the app, same storage
+const later = [];
+again.on("message", (m) => later.push(m));
+await again.identify({ userId: "ann", userHash: hash("ann") });
+await until(() => again.pending.length === 0 && later.some((m) => m.body === "Written offline"), "the queued message sent");
+const all = await history(conversation.id);
+assert.equal(all.filter((m) => m.body === "Written offline").length, 1);
+assert.equal(later.filter((m) => m.body === "Written offline").length, 1);
+// Messages delivered before the restart are not delivered again.
+assert.ok(later.every((m) => m.seq > 7), JSON.stringify(later.map((m) => m.seq)));
+step("offline_queue", { seq: later.at(-1).seq });
+
+// --- identity switch: nothing of Ann remains for Bob ------------------------------------------
+const annDevice = await again.device();
+await again.identify({ userId: "bob", userHash: hash("bob") });
+assert.notEqual(await again.device(), annDevice);
+assert.equal(again.user.user_id, "bob");
+assert.deepEqual(await again.conversations(), []);
+assert.equal(again.unreadCount, 0);
+await until(() => again.state === "connected", "bob connected");
+await agentSays(conversation.id, "For Ann only");
+await new Promise((resolve) => setTimeout(resolve, 300));
+assert.ok(!later.some((m) => m.body === "For Ann only"));
+await again.logout();
+assert.equal(again.state, "idle");
+assert.equal(again.user, null);
+step("switched");
+
+again.close();
+offline.close();
+step("done");
+process.exit(0);
