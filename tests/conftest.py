@@ -88,6 +88,8 @@ def make_settings(servers: Servers, **overrides: object) -> Settings:
         "rate_limit_setup": "10000/minute",
         "rate_limit_v1": "10000/minute",
         "rate_limit_v1_ip": "100000/minute",
+        "rate_limit_signup": "10000/minute",
+        "rate_limit_signup_ip": "10000/minute",
         "allowed_origins": "https://customer.example",
     }
     values.update(overrides)

@@ -8,7 +8,16 @@ from typing import Any
 
 import socketio
 
-EVENTS = ["message:new", "conversation:updated", "typing", "read", "presence", "resync"]
+EVENTS = [
+    "message:new",
+    "conversation:updated",
+    "typing",
+    "read",
+    "presence",
+    "resync",
+    "onboarding:step",
+    "console:entry",
+]
 
 
 class Recorder:

@@ -21,6 +21,8 @@ from replyhq.accounts.permissions import (
     Role,
     allowed,
 )
+from replyhq.onboarding import service as onboarding_service
+from replyhq.onboarding.models import STEPS
 from replyhq.runtime import Runtime
 from tests.conftest import MakeTenant, Tenant, identify, start_conversation
 from tests.staff import Staff, add_staff, secret, signed_in
@@ -178,6 +180,18 @@ def cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
     async def presence(w: World) -> tuple[str, str, None]:
         return "GET", f"/admin/api/presence?user_id={w.end_user_id}", None
 
+    async def onboarding(w: World) -> tuple[str, str, None]:
+        return "GET", "/admin/api/onboarding", None
+
+    async def survey(w: World) -> tuple[str, str, dict[str, object]]:
+        return "PATCH", "/admin/api/onboarding/survey", {"platform": "web"}
+
+    async def dismiss(w: World) -> tuple[str, str, None]:
+        async with w.runtime.db.tenant_session(w.tenant.id) as session:
+            for step in STEPS:  # only a complete checklist can be dismissed
+                await onboarding_service.reach(session, w.tenant.id, step)
+        return "POST", "/admin/api/onboarding/dismiss", None
+
     return {
         ("GET", base): inbox,
         ("GET", base + "/assignees"): assignees,
@@ -198,6 +212,9 @@ def cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
         ("POST", "/admin/api/app/rotate-keys"): rotate,
         ("GET", "/admin/api/users/{end_user_id}"): end_user,
         ("GET", "/admin/api/presence"): presence,
+        ("GET", "/admin/api/onboarding"): onboarding,
+        ("PATCH", "/admin/api/onboarding/survey"): survey,
+        ("POST", "/admin/api/onboarding/dismiss"): dismiss,
     }
 
 

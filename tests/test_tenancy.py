@@ -18,7 +18,15 @@ from replyhq.runtime import Runtime
 from tests.conftest import MakeTenant, Servers, Tenant, identify, start_conversation
 from tests.test_accounts_tenancy import ACCOUNT_TABLES
 
-TENANT_TABLES = ["apps", "end_users", "devices", "conversations", "messages", "read_markers"]
+TENANT_TABLES = [
+    "apps",
+    "end_users",
+    "devices",
+    "conversations",
+    "messages",
+    "read_markers",
+    "onboarding_states",  # made by the seed's identify (the checklist's first step)
+]
 
 
 async def _seed(client: httpx.AsyncClient, tenant: Tenant) -> dict[str, object]:

@@ -24,6 +24,9 @@ from replyhq.observability.errors import configure_sentry
 from replyhq.observability.http import AccessLogMiddleware
 from replyhq.observability.logging import configure_logging
 from replyhq.observability.routes import router as metrics_router
+from replyhq.onboarding.live import Checklist
+from replyhq.onboarding.routes import api_router as onboarding_router
+from replyhq.onboarding.routes import router as signup_router
 from replyhq.realtime.routes import router as admin_presence_router
 from replyhq.realtime.server import RealtimeServer
 from replyhq.runtime import Runtime
@@ -65,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         runtime.start()
         await realtime.start(runtime)
+        realtime.observers.append(Checklist(runtime.db))
         try:
             async with server_background(settings, runtime):  # process metrics, jobs
                 yield
@@ -118,6 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_conversations_router)
     app.include_router(admin_users_router)
     app.include_router(admin_presence_router)
+    app.include_router(signup_router)
+    app.include_router(onboarding_router)
     app.include_router(static_router)  # /dashboard, /widget.js, /demo
     mailbox = dev_mailbox()
     if mailbox is not None and settings.environment == "development":

@@ -193,6 +193,30 @@ class Settings(BaseSettings):
         "50/hour", description="Password-reset requests per client address."
     )
 
+    signup_enabled: bool = Field(
+        True,
+        description="Let anyone create an app and its owner at POST /admin/signup (the "
+        "dashboard's 'Create an account'). false: 403 `SIGNUP_DISABLED`; apps are then made "
+        "by the operator only (POST /setup/apps).",
+    )
+    signup_min_password_score: int = Field(
+        3,
+        ge=0,
+        le=4,
+        description="Weakest password a sign-up accepts, as zxcvbn's 0-4 score (3: safely "
+        "unguessable); weaker ones are 400 `WEAK_PASSWORD`.",
+    )
+    rate_limit_signup: str = Field(
+        "5/hour", description="Sign-ups (and verification e-mails) per e-mail address."
+    )
+    rate_limit_signup_ip: str = Field("20/hour", description="Sign-ups per client address.")
+    email_verify_ttl_seconds: int = Field(
+        7 * 86400,
+        ge=300,
+        le=30 * 86400,
+        description="How long the link of a sign-up's verification e-mail works (once).",
+    )
+
     presence_ttl_seconds: float = Field(
         60.0, gt=0, description="A socket not heard from for this long counts as gone."
     )

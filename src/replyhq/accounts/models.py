@@ -55,6 +55,11 @@ class StaffUser(Base):
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the member proved the address (an invitation or an operator vouches for it at once;
+    # a self-service sign-up proves it by the link of the verification e-mail).
+    email_verified_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
 
 class StaffSession(Base):
@@ -129,11 +134,14 @@ class StaffInvite(Base):
 
 class StaffToken(Base):
     """A single-use, short-lived link token sent by e-mail to a staff member, stored hashed:
-    a password reset, or the confirmation of a new e-mail address (`new_email`)."""
+    a password reset, the confirmation of a new e-mail address (`new_email`), or the
+    verification of a signed-up owner's address."""
 
     __tablename__ = "staff_tokens"
     __table_args__ = (
-        CheckConstraint("purpose IN ('password_reset', 'email_change')", name="purpose"),
+        CheckConstraint(
+            "purpose IN ('password_reset', 'email_change', 'email_verify')", name="purpose"
+        ),
         ForeignKeyConstraint(
             ["staff_id", "app_id"], ["staff_users.id", "staff_users.app_id"], ondelete="CASCADE"
         ),

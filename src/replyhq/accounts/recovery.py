@@ -228,6 +228,7 @@ async def confirm_email_change(
         raise address_taken()
     old_email = staff.email
     staff.email = spent.new_email
+    staff.email_verified_at = func.now()  # the link's mail reached the new address
     staff.updated_at = func.now()
     await session.flush()
     await mails.email_changed(session, app_id, old_email=old_email, new_email=spent.new_email)

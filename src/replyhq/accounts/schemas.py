@@ -62,6 +62,9 @@ class StaffOut(BaseModel):
     active: bool
     created_at: datetime
     last_login_at: datetime | None
+    email_verified_at: datetime | None = Field(
+        None, description="When the address was proven; null: a banner asks to verify it."
+    )
 
 
 class TokenPairOut(BaseModel):

@@ -101,8 +101,11 @@ async def create_staff(
     password_hash: str,
     role: Role,
     name: str | None = None,
+    verified: bool = True,
 ) -> StaffUser:
-    """A new staff user of `app_id`; 409 when the address is already on the app's team."""
+    """A new staff user of `app_id`; 409 when the address is already on the app's team.
+    `verified=False`: the address is not proven yet (a self-service sign-up)."""
+    unproven = {} if verified else {"email_verified_at": None}
     staff_id = await session.scalar(
         insert(StaffUser)
         .values(
@@ -111,6 +114,7 @@ async def create_staff(
             name=name,
             password_hash=password_hash,
             role=role.value,
+            **unproven,
         )
         .on_conflict_do_nothing(index_elements=["app_id", "email"])
         .returning(StaffUser.id)

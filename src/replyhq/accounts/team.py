@@ -19,6 +19,7 @@ from replyhq.accounts.models import StaffInvite, StaffUser
 from replyhq.accounts.permissions import Role, StaffPrincipal
 from replyhq.accounts.service import StaffChanges, normalize_email, revoke_sessions
 from replyhq.errors import BadRequest, Conflict, NotFound
+from replyhq.events import Event, record
 
 
 async def _lock_team(session: AsyncSession, app_id: uuid.UUID) -> None:
@@ -208,6 +209,8 @@ async def invite(
     session.add(pending)
     await session.flush()
     await session.refresh(pending)
+    # Heard by no socket as such: the onboarding checklist reacts to it.
+    record(session, Event("team:invited", actor.app_id, {"role": role.value}))
     return pending, token
 
 

@@ -168,6 +168,7 @@ def invite_app(token: str) -> uuid.UUID | None:
 # Link tokens sent by e-mail: `rhq_<kind>_<app id>_<secret>`, like invitation tokens.
 RESET_PREFIX = "rhq_pwr_"
 EMAIL_CHANGE_PREFIX = "rhq_eml_"
+VERIFY_PREFIX = "rhq_evf_"  # a signed-up owner's address (replyhq.onboarding)
 _LINK_TOKEN = re.compile(r"^(rhq_[a-z]+_)([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
 
 

@@ -4,8 +4,16 @@ from replyhq.accounts import models as accounts_models
 from replyhq.apps import models as apps_models
 from replyhq.db.base import Base
 from replyhq.messaging import models as messaging_models
+from replyhq.onboarding import models as onboarding_models
 from replyhq.users import models as users_models
 
 metadata = Base.metadata
 
-__all__ = ["accounts_models", "apps_models", "messaging_models", "metadata", "users_models"]
+__all__ = [
+    "accounts_models",
+    "apps_models",
+    "messaging_models",
+    "metadata",
+    "onboarding_models",
+    "users_models",
+]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import socketio
@@ -64,6 +65,8 @@ class RealtimeServer:
         self._access: AccessChecks | None = None
         self.limits = SocketLimits(settings)
         self._tasks: list[asyncio.Task[None]] = []
+        # Told every committed event after its delivery (onboarding's checklist, the console).
+        self.observers: list[Callable[[DomainEvent], Awaitable[None]]] = []
 
         self.sio.register_namespace(DeviceNamespace(DEVICES, self))
         self.sio.register_namespace(StaffNamespace(STAFF, self))
@@ -219,6 +222,11 @@ class RealtimeServer:
             except Exception as exc:
                 log.warning("socket_access_recheck_failed", error=str(exc))
         await self.delivery(event, skip_sid)
+        for observer in self.observers:
+            try:
+                await observer(event)
+            except Exception as exc:  # an observer's failure is never the sender's
+                log.warning("event_observer_failed", error=str(exc))
 
 
 # Names python-socketio (and the Socket.IO clients) use for their own lifecycle. Sent by a client

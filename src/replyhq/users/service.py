@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from replyhq.apps.models import App
 from replyhq.errors import BadRequest, DeviceUnknown, DeviceUnverified, Unauthorized
-from replyhq.events import Revoke, record
+from replyhq.events import Event, Revoke, record
 from replyhq.messaging import service as messaging
 from replyhq.users.models import Device, EndUser
 from replyhq.users.schemas import MAX_ATTRIBUTES, IdentifyIn
@@ -96,8 +96,27 @@ async def identify(
         # Devices that claimed this person without proof (before they were verified) may no
         # longer speak for them (may_speak): their live sockets end too.
         record(session, Revoke(app_id, end_user_id=user.id, unproven_devices=True))
+    # Heard by no socket as such: the onboarding checklist and the test console react to it.
+    record(session, Event(IDENTIFIED, app_id, _identified(device_id, data, user, verified)))
     await session.refresh(user)
     return user
+
+
+IDENTIFIED = "device:identified"
+
+
+def _identified(device_id: str, data: IdentifyIn, user: EndUser, verified: bool) -> dict[str, Any]:
+    """What an identify told, without its secrets (user_hash, push token)."""
+    return {
+        "device_id": device_id,
+        "user_id": data.user_id,
+        "anonymous": data.user_id is None,
+        "verified": verified,
+        "platform": data.platform,
+        "app_version": data.app_version,
+        "name": data.name,
+        "has_push_token": data.push_token is not None,
+    }
 
 
 def _check_user_hash(secret: str, data: IdentifyIn, *, required: bool) -> bool:

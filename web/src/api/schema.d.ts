@@ -178,6 +178,75 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/onboarding": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Onboarding
+         * @description The survey's answers and the checklist: `steps` in order (`sdk_installed`,
+         *     `first_message`, `identity_verified`, `teammate_invited`, `first_reply`), each done by a
+         *     real event, never by a call. Changes arrive live as `onboarding:step` on /admin.
+         *
+         *     **Requires** `conversations:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["get_onboarding_admin_api_onboarding_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/onboarding/dismiss": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dismiss
+         * @description Hide the checklist once every step is done (409 `ONBOARDING_INCOMPLETE` before).
+         *
+         *     **Requires** `settings:write`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        post: operations["dismiss_admin_api_onboarding_dismiss_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/onboarding/survey": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Answer Survey
+         * @description Answer (or change) the survey: `platform` chooses the quickstart shown first; or
+         *     `{"skipped": true}` to put it off.
+         *
+         *     **Requires** `settings:write`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        patch: operations["answer_survey_admin_api_onboarding_survey_patch"];
+        trace?: never;
+    };
     "/admin/api/presence": {
         parameters: {
             query?: never;
@@ -484,6 +553,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/me/verification": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resend Verification
+         * @description Send the verification e-mail again (the earlier link stops working). 409
+         *     `EMAIL_ALREADY_VERIFIED` once verified; limited like sign-ups per address (429).
+         */
+        post: operations["resend_verification_admin_me_verification_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/password-reset": {
         parameters: {
             query?: never;
@@ -547,6 +637,53 @@ export interface paths {
          *     limited per address (`RATE_LIMIT_TOKEN_FAILURES`), apart from sign-in failures.
          */
         post: operations["refresh_admin_refresh_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/signup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Account
+         * @description Create an app and its OWNER, signed in at once (the token pair of `/admin/login`, and the
+         *     app's keys, shown this once). A verification e-mail goes to the address; the product works
+         *     before it is followed. 400 `WEAK_PASSWORD` (zxcvbn score under
+         *     `SIGNUP_MIN_PASSWORD_SCORE`), 409 `EMAIL_IN_USE` (any team has the address), 429 past
+         *     `RATE_LIMIT_SIGNUP` (per address) or `RATE_LIMIT_SIGNUP_IP` (per client), 403
+         *     `SIGNUP_DISABLED` when `SIGNUP_ENABLED=false`. See docs/onboarding.md.
+         */
+        post: operations["create_account_admin_signup_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/verify-email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Verify Email
+         * @description Follow the link of the verification e-mail: the address is verified (once). An invalid,
+         *     spent or expired token is 400 `VERIFY_TOKEN_INVALID`, counted as a failed link token per
+         *     client address (`RATE_LIMIT_TOKEN_FAILURES`).
+         */
+        post: operations["verify_email_admin_verify_email_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1276,6 +1413,22 @@ export interface components {
             /** Items */
             items: components["schemas"]["MessageOut"][];
         };
+        /** OnboardingOut */
+        OnboardingOut: {
+            /**
+             * Complete
+             * @description Every step done.
+             */
+            complete: boolean;
+            /**
+             * Dismissed At
+             * @description When the team hid the checklist (possible once complete).
+             */
+            dismissed_at: string | null;
+            /** Steps */
+            steps: components["schemas"]["StepOut"][];
+            survey: components["schemas"]["SurveyOut"];
+        };
         /** PasswordResetIn */
         PasswordResetIn: {
             /** Password */
@@ -1317,6 +1470,70 @@ export interface components {
         RoleIn: {
             role: components["schemas"]["Role"];
         };
+        /** SignupAppOut */
+        SignupAppOut: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Identity Secret
+             * @description Shown once; signs user_hash on your server.
+             */
+            identity_secret: string;
+            /** Name */
+            name: string;
+            /**
+             * Sdk Key
+             * @description Shown once, like POST /setup/apps: copy it now.
+             */
+            sdk_key: string;
+            /**
+             * Secret Key
+             * @description Shown once. Never ship it in an app.
+             */
+            secret_key: string;
+        };
+        /** SignupIn */
+        SignupIn: {
+            /**
+             * App Name
+             * @description The name of your app, as your team and end users see it.
+             */
+            app_name: string;
+            /** Email */
+            email: string;
+            /** Name */
+            name: string;
+            /** Password */
+            password: string;
+        };
+        /** SignupOut */
+        SignupOut: {
+            /** Access Token */
+            access_token: string;
+            app: components["schemas"]["SignupAppOut"];
+            /**
+             * Expires In
+             * @description Seconds the access token lives.
+             */
+            expires_in: number;
+            /**
+             * Refresh Expires In
+             * @description Seconds the refresh token lives unused.
+             */
+            refresh_expires_in: number;
+            /** Refresh Token */
+            refresh_token: string;
+            staff: components["schemas"]["StaffOut"];
+            /**
+             * Token Type
+             * @default Bearer
+             * @constant
+             */
+            token_type: "Bearer";
+        };
         /** StaffOut */
         StaffOut: {
             /** Active */
@@ -1334,6 +1551,11 @@ export interface components {
             /** Email */
             email: string;
             /**
+             * Email Verified At
+             * @description When the address was proven; null: a banner asks to verify it.
+             */
+            email_verified_at?: string | null;
+            /**
              * Id
              * Format: uuid
              */
@@ -1343,6 +1565,45 @@ export interface components {
             /** Name */
             name: string | null;
             role: components["schemas"]["Role"];
+        };
+        /** StepOut */
+        StepOut: {
+            /** Done */
+            done: boolean;
+            /** Done At */
+            done_at: string | null;
+            /**
+             * Key
+             * @enum {string}
+             */
+            key: "sdk_installed" | "first_message" | "identity_verified" | "teammate_invited" | "first_reply";
+        };
+        /** SurveyIn */
+        SurveyIn: {
+            /**
+             * Platform
+             * @description Which quickstart comes first.
+             */
+            platform?: ("ios" | "android" | "react-native" | "flutter" | "web" | "python") | null;
+            /**
+             * Skipped
+             * @description true: skip the survey (answer it later).
+             * @default false
+             */
+            skipped: boolean;
+            /** Use Case */
+            use_case?: ("support" | "sales" | "onboarding" | "notifications" | "community" | "other") | null;
+        };
+        /** SurveyOut */
+        SurveyOut: {
+            /** Answered At */
+            answered_at: string | null;
+            /** Platform */
+            platform: ("ios" | "android" | "react-native" | "flutter" | "web" | "python") | null;
+            /** Skipped At */
+            skipped_at: string | null;
+            /** Use Case */
+            use_case: ("support" | "sales" | "onboarding" | "notifications" | "community" | "other") | null;
         };
         /** TokenPairOut */
         TokenPairOut: {
@@ -1367,6 +1628,24 @@ export interface components {
              * @constant
              */
             token_type: "Bearer";
+        };
+        /** VerifiedOut */
+        VerifiedOut: {
+            /** Email */
+            email: string;
+            /**
+             * Email Verified At
+             * Format: date-time
+             */
+            email_verified_at: string;
+        };
+        /** VerifyEmailIn */
+        VerifyEmailIn: {
+            /**
+             * Token
+             * @description From the e-mailed link.
+             */
+            token: string;
         };
     };
     responses: never;
@@ -1662,6 +1941,79 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_onboarding_admin_api_onboarding_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OnboardingOut"];
+                };
+            };
+        };
+    };
+    dismiss_admin_api_onboarding_dismiss_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OnboardingOut"];
+                };
+            };
+        };
+    };
+    answer_survey_admin_api_onboarding_survey_patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SurveyIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OnboardingOut"];
+                };
             };
             /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
             400: {
@@ -2116,6 +2468,26 @@ export interface operations {
             };
         };
     };
+    resend_verification_admin_me_verification_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MailQueuedOut"];
+                };
+            };
+        };
+    };
     request_password_reset_admin_password_reset_post: {
         parameters: {
             query?: never;
@@ -2200,6 +2572,72 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TokenPairOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    create_account_admin_signup_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignupIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignupOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    verify_email_admin_verify_email_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VerifyEmailIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerifiedOut"];
                 };
             };
             /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
