@@ -10,6 +10,7 @@ import argparse
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -174,6 +175,16 @@ class ResyncOut(BaseModel):
     """Run `sync` for every conversation you hold: live events may have been missed."""
 
 
+class OnboardingStepOut(BaseModel):
+    """To the app's staff: a step of the onboarding checklist happened for the first time."""
+
+    key: Literal[
+        "sdk_installed", "first_message", "identity_verified", "teammate_invited", "first_reply"
+    ]
+    done: bool
+    done_at: datetime
+
+
 # --- the catalogue --------------------------------------------------------------------------
 
 
@@ -205,6 +216,7 @@ EVENTS: tuple[EventSpec, ...] = (
     EventSpec("read", "server", BOTH, ReadOut),
     EventSpec("presence", "server", ("/admin",), PresenceOut),
     EventSpec("resync", "server", BOTH, ResyncOut),
+    EventSpec("onboarding:step", "server", ("/admin",), OnboardingStepOut),
 )
 
 
