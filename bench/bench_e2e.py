@@ -1,0 +1,339 @@
+"""A message end to end, side by side with the roadmap's Node stack (issue 21).
+
+The same open-loop load (bench/node/loadgen.cjs: end users POST messages at a fixed rate, each
+has a listening device on `/`, and agents listen on `/admin`: 3 deliveries a message) is offered
+in turn to each system under test, in alternating rounds of the same run (A B C A B C ...), since
+this machine is shared and absolute figures drift from minute to minute. Systems:
+
+- `node`: bench/node/ref_server.cjs, the roadmap's stack in miniature (one Node process);
+- `rhq`: `replyhq serve` of this tree (rate limits on, raised; JSON access log to a file);
+- more ReplyHQ variants from BENCH_E2E_VARIANTS, e.g.
+  `rhq-old-pool:DB_POOL_SIZE=20,DB_MAX_OVERFLOW=10` (settings) or
+  `before:PYTHONPATH=/tmp/before/src` (another source tree: a `git archive` of an older commit).
+
+Per system and offered rate: achieved msg/s, e2e p50/p99 (send to receive), lost, duplicated,
+HTTP errors, server CPU per message (read from /proc between the generator's "sending" and
+"sent" marks), and from pg_stat_database the database's active time per message and the
+connections opened per second (pool churn). The ceiling is the
+achieved rate at an offered rate above it (1,000 msg/s); latency is read at 200 msg/s.
+
+Knobs: BENCH_E2E_ROUNDS (3), BENCH_E2E_SECONDS (8), BENCH_E2E_RATES ("1000,200"),
+BENCH_E2E_WORKERS (1), BENCH_E2E_VARIANTS (";"-separated `name:KEY=V,KEY=V`), BENCH_E2E_NODE=0
+(no Node reference).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from bench import common
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_DIR = Path(__file__).resolve().parent / "node"
+USERS, LISTENERS, AGENTS = 50, 1, 2
+MASTER = "bench-master-key"
+OWNER_EMAIL, OWNER_PASSWORD = "owner@bench.example", "bench-owner-password-1"
+ORIGIN = "http://allowed.example"  # the generator's Origin
+
+
+def _log(message: str) -> None:
+    print(f"[e2e] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class System:
+    name: str
+    url: str
+    owner_url: str  # its database (for the database's CPU)
+    pids: Any  # () -> list of the server's process ids
+    stop: Any
+    app_file: Path | None = None  # ReplyHQ: the app the generator uses (login as its owner)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    def cpu_seconds(self) -> float:
+        return sum(common._cpu_seconds(pid) for pid in self.pids())
+
+
+@contextlib.contextmanager
+def _database(label: str, *, migrate: bool) -> Iterator[str]:
+    if migrate:
+        with common.throwaway_database(label) as url:
+            yield url
+        return
+    base = common.services().postgres_url
+    name = f"replyhq_bench_{label}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(base, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(base, autocommit=True) as connection:
+            connection.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def _database_stats(owner_url: str) -> tuple[float, int, int]:
+    """The database's (active milliseconds, sessions opened, connections now), from
+    pg_stat_database: its backends' time executing statements, churned backends included (the
+    CPU of a closed backend is gone from /proc). Flushed by backends about once a second."""
+    name = make_url(owner_url).database
+    with psycopg.connect(common.services().postgres_url, autocommit=True) as connection:
+        connection.execute("SELECT pg_stat_clear_snapshot()")
+        row = connection.execute(
+            "SELECT active_time, sessions, numbackends FROM pg_stat_database WHERE datname = %s",
+            (name,),
+        ).fetchone()
+    assert row is not None
+    return float(row[0]), int(row[1]), int(row[2])
+
+
+@contextlib.contextmanager
+def node_reference(tmp: Path) -> Iterator[System]:
+    with _database("e2enode", migrate=False) as url:
+        port = common.free_port()
+        env = {**os.environ, "DATABASE_URL": common.plain(url), "PORT": str(port)}
+        env["MASTER_API_KEY"] = MASTER
+        log = (tmp / "node.log").open("wb")
+        process = subprocess.Popen(
+            ["node", str(NODE_DIR / "ref_server.cjs")], env=env, stdout=log, stderr=log, cwd=ROOT
+        )
+        base = f"http://{common.HOST}:{port}"
+        _wait(base + "/healthz", process, tmp / "node.log", any_answer=True)
+        try:
+            yield System("node", base, url, lambda: [process.pid], process.terminate)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def _wait(url: str, process: subprocess.Popen[bytes], log: Path, *, any_answer: bool) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
+        try:
+            answer = httpx.get(url, timeout=2)
+            if any_answer or answer.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
+
+
+def _cli(owner_url: str, redis_url: str, prefix: str, *args: str, pythonpath: str = "") -> str:
+    env = common.server_env(owner_url, redis_url, prefix)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    done = subprocess.run(
+        [sys.executable, "-m", "replyhq.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+@contextlib.contextmanager
+def replyhq(name: str, tmp: Path, workers: int, extra: dict[str, str]) -> Iterator[System]:
+    services = common.services()
+    with _database("e2e", migrate=True) as url:
+        prefix = common.redis_prefix("e2e")
+        pythonpath = extra.get("PYTHONPATH", "")
+        created = json.loads(
+            _cli(
+                url,
+                services.redis_url,
+                prefix,
+                "apps",
+                "create",
+                "Bench",
+                "--json",
+                pythonpath=pythonpath,
+            )
+        )
+        app = {k: created[k] for k in ("id", "sdk_key", "secret_key", "identity_secret")}
+        _cli(
+            url,
+            services.redis_url,
+            prefix,
+            "admins",
+            "create",
+            "--app",
+            app["id"],
+            "--email",
+            OWNER_EMAIL,
+            "--role",
+            "OWNER",
+            "--password",
+            OWNER_PASSWORD,
+            pythonpath=pythonpath,
+        )
+        app_file = tmp / f"{name}-app.json"
+        app_file.write_text(json.dumps(app))
+        server = common.start_server(
+            url,
+            services.redis_url,
+            prefix,
+            workers=workers,
+            ALLOWED_ORIGINS=ORIGIN,
+            MASTER_API_KEY=MASTER,
+            **extra,
+        )
+        try:
+            pids = lambda: common._tree(server.process.pid)  # noqa: E731
+            yield System(name, server.url, url, pids, server.stop, app_file=app_file)
+        finally:
+            server.stop()
+            if server.problems:
+                _log(f"{name} logged: {server.problems}")
+
+
+def offer(system: System, rate: int, seconds: int) -> dict[str, Any]:
+    """One run of the generator against `system`; its JSON line, with the server's CPU."""
+    command = ["node", str(NODE_DIR / "loadgen.cjs"), system.url, MASTER, str(USERS)]
+    command += [str(LISTENERS), str(AGENTS), str(rate), str(seconds)]
+    env = dict(os.environ)
+    if system.app_file is not None:
+        command += ["login", OWNER_EMAIL, OWNER_PASSWORD]
+        env["LOADGEN_APP"] = str(system.app_file)
+    else:
+        command += ["secret"]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    assert process.stderr is not None and process.stdout is not None
+    marks: dict[str, tuple[float, tuple[float, int, int]]] = {}
+    other: list[str] = []
+    for text_line in process.stderr:  # "sending" and "sent" bound the timed part
+        mark = text_line.strip()
+        if mark in ("sending", "sent"):
+            marks[mark] = (system.cpu_seconds(), _database_stats(system.owner_url))
+        else:
+            other.append(text_line)
+    out = process.stdout.read()
+    process.wait(timeout=60)
+    line = (out.strip().splitlines() or ["{}"])[-1]
+    result: dict[str, Any] = json.loads(line)
+    if "error" in result or process.returncode or len(marks) < 2:
+        raise RuntimeError(f"{system.name}: {line} {''.join(other)[-2000:]}")
+    (cpu0, db0), (cpu1, db1) = marks["sending"], marks["sent"]
+    sent = max(1, result["sent"] - result["http_errors"])
+    result["server_cpu_ms"] = (cpu1 - cpu0) * 1000 / sent
+    result["db_active_ms"] = (db1[0] - db0[0]) / sent
+    result["db_sessions_per_s"] = (db1[1] - db0[1]) / max(1e-9, sent / result["achieved_rate"])
+    result["db_connections"] = db1[2]
+    return result
+
+
+def _variants() -> list[tuple[str, dict[str, str]]]:
+    raw = os.environ.get("BENCH_E2E_VARIANTS", "")
+    variants = [("rhq", {})]
+    for spec in filter(None, (s.strip() for s in raw.split(";"))):
+        name, _, pairs = spec.partition(":")
+        env = dict(p.split("=", 1) for p in pairs.split(",") if p)
+        variants.append((name, env))
+    return variants
+
+
+def _summary(system: System, rate: int) -> dict[str, float]:
+    runs = [r for r in system.runs if r["offered_rate"] == rate]
+    return {
+        "achieved": common.median([r["achieved_rate"] for r in runs]),
+        "p50": common.median([r["e2e_ms"]["p50"] or float("nan") for r in runs]),
+        "p99": common.median([r["e2e_ms"]["p99"] or float("nan") for r in runs]),
+        "cpu": common.median([r["server_cpu_ms"] for r in runs]),
+        "db": common.median([r["db_active_ms"] for r in runs]),
+        "opened": common.median([r["db_sessions_per_s"] for r in runs]),
+        "bad": sum(r["lost"] + r["duplicates"] + r["http_errors"] for r in runs),
+    }
+
+
+def run() -> list[dict[str, Any]]:
+    rounds = int(os.environ.get("BENCH_E2E_ROUNDS", "3"))
+    seconds = int(os.environ.get("BENCH_E2E_SECONDS", "8"))
+    rates = [int(r) for r in os.environ.get("BENCH_E2E_RATES", "1000,200").split(",")]
+    workers = int(os.environ.get("BENCH_E2E_WORKERS", "1"))
+    common.raise_open_files()
+    tmp = Path(tempfile.mkdtemp(prefix="replyhq-bench-e2e-"))
+    systems: list[System] = []
+    with contextlib.ExitStack() as stack:
+        if os.environ.get("BENCH_E2E_NODE", "1") != "0":
+            systems.append(stack.enter_context(node_reference(tmp)))
+        for name, extra in _variants():
+            systems.append(stack.enter_context(replyhq(name, tmp, workers, extra)))
+        for number in range(rounds):
+            # Alternate, and rotate who goes first so that no system always follows the same one.
+            order = systems[number % len(systems) :] + systems[: number % len(systems)]
+            for rate in rates:
+                for system in order:
+                    result = offer(system, rate, seconds)
+                    result["round"] = number
+                    system.runs.append(result)
+                    _log(
+                        f"round {number} {system.name} @{rate}: {result['achieved_rate']} msg/s, "
+                        f"e2e p99 {result['e2e_ms']['p99']} ms, lost {result['lost']}, "
+                        f"dup {result['duplicates']}, errors {result['http_errors']}, "
+                        f"cpu {result['server_cpu_ms']:.2f} ms/msg, db active "
+                        f"{result['db_active_ms']:.2f} ms/msg, connections opened "
+                        f"{result['db_sessions_per_s']:.1f}/s, held {result['db_connections']}, "
+                        f"load {os.getloadavg()[0]:.1f}"
+                    )
+    shutil.rmtree(tmp, ignore_errors=True)
+    return _rows(systems, rates, workers)
+
+
+def _rows(systems: list[System], rates: list[int], workers: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    node = next((s for s in systems if s.name == "node"), None)
+    for system in systems:
+        for rate in rates:
+            mine = _summary(system, rate)
+            ref = _summary(node, rate) if node is not None and system is not node else None
+            name = f"e2e {system.name}" + (f" x{workers}" if system.name != "node" else "")
+            metrics = [
+                ("achieved", f"msg/s offered {rate}", "msg/s"),
+                ("p99", f"e2e p99 @{rate}", "ms"),
+                ("cpu", f"server CPU/msg @{rate}", "ms"),
+                ("db", f"database active/msg @{rate}", "ms"),
+                ("opened", f"DB connections opened @{rate}", "/s"),
+            ]
+            for key, metric, unit in metrics:
+                base = ref[key] if ref else None
+                rows.append(
+                    common.row(
+                        name,
+                        metric,
+                        mine[key],
+                        unit,
+                        baseline=base,
+                        ratio=(mine[key] / base) if base else None,
+                        note=f"lost+dup+errors {mine['bad']}" if key == "achieved" else None,
+                    )
+                )
+    return rows
+
+
+if __name__ == "__main__":
+    from bench.__main__ import table
+
+    print(table(run()))
