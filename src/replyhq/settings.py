@@ -48,8 +48,20 @@ class Settings(BaseSettings):
         "BYPASSRLS; the runtime role cannot become it.",
     )
     system_database_password: str | None = Field(None, description="Password of the system role.")
-    db_pool_size: int = Field(20, ge=1, description="Connections kept per process.")
-    db_max_overflow: int = Field(10, ge=0, description="Extra connections under bursts.")
+    # Fixed by default: an overflow connection is opened for a burst and closed after each use
+    # while the burst lasts, and that churn cost more than waiting for a pooled one (issue 21).
+    db_pool_size: int = Field(
+        10,
+        ge=1,
+        description="Connections kept per process (opened as needed, then kept). A send holds "
+        "one for a single round trip: 10 carry a process' whole CPU on the message path.",
+    )
+    db_max_overflow: int = Field(
+        0,
+        ge=0,
+        description="Extra connections under bursts, each closed when returned to a full pool "
+        "(0: callers wait for a pooled one, up to DB_POOL_TIMEOUT).",
+    )
     db_pool_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a connection.")
 
     redis_url: str | None = Field(

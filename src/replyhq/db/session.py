@@ -86,8 +86,8 @@ class Database:
         url: str,
         *,
         system: str | None = None,
-        pool_size: int = 20,
-        max_overflow: int = 10,
+        pool_size: int = 10,
+        max_overflow: int = 0,
         pool_timeout: float = 10.0,
     ) -> None:
         """`url`: the runtime role's; `system`: the system role's, for system_session()."""
