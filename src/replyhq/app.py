@@ -36,6 +36,7 @@ from replyhq.users.routes import router as identify_router
 from replyhq.web.docs import install_docs
 from replyhq.web.errors import install_error_handlers
 from replyhq.web.health import router as health_router
+from replyhq.web.hot import HotRoutes
 from replyhq.web.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from replyhq.web.nul import NulRefusalMiddleware
 from replyhq.web.openapi import install_error_shaped_openapi
@@ -104,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
             # Inside the body limit: it reads the (bounded) body to look for a NUL.
             Middleware(NulRefusalMiddleware, on_refused={"/admin/login": count_refused_login}),
+            # Innermost: the message POST answered without FastAPI's per-request work.
+            Middleware(HotRoutes),
         ],
     )
     app.state.realtime = realtime

@@ -15,6 +15,7 @@ from replyhq.observability.errors import identify
 from replyhq.runtime import Runtime
 from replyhq.web.ratelimit import Check, Verdict
 
+DEVICE_ID_MAX = 128  # X-Device-Id
 FAILED_AUTH = "Too many failed API-key authentications from this address."
 
 
@@ -109,19 +110,16 @@ def _sdk_key_digest(runtime: Runtime, app_id: str | None, api_key: str | None) -
     return runtime.keys.digest(parsed, api_key, "sdk")
 
 
-async def require_sdk_app(
-    request: Request,
-    runtime: RuntimeDep,
-    response: Response,
-    x_app_id: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
-    x_device_id: Annotated[str | None, Header(max_length=128)] = None,
-) -> SDKCaller:
-    """An SDK call: the app's SDK key, and the device it comes from; rate limited per address
-    and per device, and (unless the key was verified recently) refused while the address has
-    too many failed key authentications."""
+async def sdk_caller(
+    runtime: Runtime,
+    address: str,
+    x_app_id: str | None,
+    x_api_key: str | None,
+    x_device_id: str | None,
+) -> tuple[SDKCaller, Verdict]:
+    """require_sdk_app's work, without FastAPI: the caller and the verdict whose RateLimit-*
+    headers the answer carries (also called by the pre-solved hot routes, web/hot.py)."""
     limiter = runtime.limiter
-    address = client_address(request)
     device_id = x_device_id if x_device_id and x_device_id.strip() else None
     checks = [Check(limiter.v1_ip, ("v1-ip", address))]
     digest = _sdk_key_digest(runtime, x_app_id, x_api_key)
@@ -145,8 +143,24 @@ async def require_sdk_app(
             verdicts = await limiter.enforce_all(Check(limiter.v1, ("v1", str(app_id), device_id)))
     if device_id is None:
         raise Unauthorized("The X-Device-Id header is required.", code="DEVICE_ID_REQUIRED")
-    _apply(response, verdicts[-1])
-    return SDKCaller(app_id=app_id, device_id=device_id)
+    return SDKCaller(app_id=app_id, device_id=device_id), verdicts[-1]
+
+
+async def require_sdk_app(
+    request: Request,
+    runtime: RuntimeDep,
+    response: Response,
+    x_app_id: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+    x_device_id: Annotated[str | None, Header(max_length=DEVICE_ID_MAX)] = None,
+) -> SDKCaller:
+    """An SDK call: the app's SDK key, and the device it comes from; rate limited per address
+    and per device, and (unless the key was verified recently) refused while the address has
+    too many failed key authentications."""
+    address = client_address(request)
+    caller, verdict = await sdk_caller(runtime, address, x_app_id, x_api_key, x_device_id)
+    _apply(response, verdict)
+    return caller
 
 
 SDKApp = Annotated[SDKCaller, Depends(require_sdk_app)]
