@@ -14,7 +14,9 @@ async def test_policies_evaluate_the_settings_once_per_query(db: Database, tenan
             await connection.execute(
                 text(
                     "SELECT relname FROM pg_class WHERE relrowsecurity "
-                    "AND relnamespace = 'public'::regnamespace ORDER BY relname"
+                    "AND relnamespace = 'public'::regnamespace "
+                    # A partition is read through its parent (migration 0030), never by name.
+                    "AND NOT relispartition ORDER BY relname"
                 )
             )
         ).scalars()

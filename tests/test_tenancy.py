@@ -27,6 +27,7 @@ TENANT_TABLES = [
     "read_markers",
     "onboarding_states",  # made by the seed's identify (the checklist's first step)
 ]
+TENANT_TABLES += ["events", "event_daily_counts", "event_names"]
 
 
 async def _seed(client: httpx.AsyncClient, tenant: Tenant) -> dict[str, object]:
@@ -37,6 +38,10 @@ async def _seed(client: httpx.AsyncClient, tenant: Tenant) -> dict[str, object]:
         headers=tenant.sdk("device-a"),
         json={"seq": 1},
     )
+    tracked = await client.post(
+        "/v1/events", headers=tenant.sdk("device-a"), json={"events": [{"name": "signed_in"}]}
+    )
+    assert tracked.status_code == 202
     return conversation
 
 

@@ -13,6 +13,9 @@ from replyhq import __version__
 from replyhq.accounts.recovery_routes import router as recovery_router
 from replyhq.accounts.routes import count_refused_login, team_router
 from replyhq.accounts.routes import router as admin_auth_router
+from replyhq.analytics.admin_routes import router as admin_analytics_router
+from replyhq.analytics.routes import router as events_router
+from replyhq.analytics.schemas import MAX_BATCH_BYTES
 from replyhq.apps.admin_routes import router as admin_app_router
 from replyhq.apps.routes import router as setup_router
 from replyhq.background import server_background
@@ -102,7 +105,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 expose_headers=EXPOSED_HEADERS,
                 max_age=86400,
             ),
-            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+            Middleware(
+                BodyLimitMiddleware,
+                max_bytes=settings.max_body_bytes,
+                # An event batch may be larger than other bodies.
+                paths={"/v1/events": max(MAX_BATCH_BYTES, settings.max_body_bytes)},
+            ),
             # Inside the body limit: it reads the (bounded) body to look for a NUL.
             Middleware(NulRefusalMiddleware, on_refused={"/admin/login": count_refused_login}),
             # Innermost: the message POST answered without FastAPI's per-request work.
@@ -127,6 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_presence_router)
     app.include_router(signup_router)
     app.include_router(onboarding_router)
+    app.include_router(events_router)
+    app.include_router(admin_analytics_router)
     app.include_router(static_router)  # /dashboard, /widget.js, /demo
     mailbox = dev_mailbox()
     if mailbox is not None and settings.environment == "development":

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from replyhq.accounts.verifier import StaffVerifier
+from replyhq.analytics.ingest import EventWriter
 from replyhq.apps.keys import KeyVerifier
 from replyhq.db import Database
 from replyhq.observability.instruments import CountingRetry
@@ -29,6 +30,7 @@ class Runtime:
     limiter: RateLimiter
     staff: StaffVerifier
     publisher: WriterSink  # the event sink until a Socket.IO server replaces it
+    events: EventWriter  # tracked events' batched writes (replyhq.analytics)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -46,7 +48,8 @@ class Runtime:
         db.event_sink = publisher
         staff = StaffVerifier(db, redis, settings.redis_prefix + "staff-changed")
         limiter = RateLimiter(settings, redis_url)
-        return cls(settings, db, redis, keys, limiter, staff, publisher)
+        events = EventWriter(db, settings)
+        return cls(settings, db, redis, keys, limiter, staff, publisher, events)
 
     def start(self) -> None:
         self._tasks.append(asyncio.create_task(self.keys.listen(), name="key-rotation-listener"))
@@ -55,6 +58,7 @@ class Runtime:
     async def close(self) -> None:
         for task in self._tasks:
             await cancel_and_wait(task)
+        await self.events.close()  # pending events are written before the pool goes
         await self.redis.aclose()
         await self.publisher.aclose()
         await self.limiter.close()

@@ -322,6 +322,29 @@ class Settings(BaseSettings):
     job_import_paths: str = Field(
         "", description="Extra comma-separated modules whose tasks workers load (plugins, tests)."
     )
+    event_retention_days: int = Field(
+        90,
+        ge=1,
+        le=365,
+        description="Tracked events (and their daily counts) older than this many days are "
+        "dropped, a day's partition at a time.",
+    )
+    event_flush_delay_ms: float = Field(
+        2.0,
+        ge=0,
+        le=1000,
+        description="How long an event batch waits for others to join it before one INSERT "
+        "writes them all (a flush starts at once when none is running).",
+    )
+    event_flush_max_events: int = Field(
+        2000, ge=100, description="Most events one flush writes (whole requests only)."
+    )
+    rate_limit_socket_track: str = Field(
+        "100/10seconds", description="`track` events per socket (burst, then that rate)."
+    )
+    segment_timeout_ms: int = Field(
+        5000, ge=100, description="Statement timeout of a segment's queries (preview, members)."
+    )
 
     @field_validator("log_level")
     @classmethod

@@ -1,6 +1,7 @@
 """Imports every domain's models so that metadata is complete (for Alembic and tests)."""
 
 from replyhq.accounts import models as accounts_models
+from replyhq.analytics import models as analytics_models
 from replyhq.apps import models as apps_models
 from replyhq.db.base import Base
 from replyhq.messaging import models as messaging_models
@@ -11,6 +12,7 @@ metadata = Base.metadata
 
 __all__ = [
     "accounts_models",
+    "analytics_models",
     "apps_models",
     "messaging_models",
     "metadata",

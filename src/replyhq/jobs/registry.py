@@ -35,6 +35,7 @@ TASK_MODULES: tuple[str, ...] = (
     "replyhq.jobs.schedules",
     "replyhq.mail.tasks",
     "replyhq.accounts.tasks",
+    "replyhq.analytics.tasks",
 )
 
 JobFunction = Callable[..., Awaitable[None]]

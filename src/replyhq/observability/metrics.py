@@ -74,6 +74,12 @@ REDIS_ERRORS = Counter(
 RATE_LIMIT_REFUSALS = Counter(
     "rate_limit_refusals", "Requests refused by a rate limit, by limit.", ["limit"]
 )
+EVENTS_STORED = Counter("events_stored", "Tracked events committed (replyhq.analytics).")
+EVENT_FLUSH_SIZE = Histogram(
+    "event_flush_events",
+    "Events written by one flush of an app's event buffer (one INSERT statement).",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000),
+)
 
 # Series that exist from the start, so dashboards show 0 rather than "no data".
 for _sender in ("user", "agent", "system"):

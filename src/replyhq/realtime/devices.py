@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from replyhq.analytics import service as analytics
+from replyhq.analytics.schemas import EventBatchIn
 from replyhq.errors import AppError, Unauthorized
 from replyhq.messaging import service as messaging
 from replyhq.messaging.schemas import MessagePage
@@ -136,6 +138,24 @@ class DeviceNamespace(Namespace):
                     end_user_id=me.id,
                 )
             return {"seq": seq}
+
+        return await self.answer(work)
+
+    async def on_track(self, sid: str, data: Any = None) -> Ack:
+        """POST /v1/events over the socket: acknowledged once the events are committed."""
+
+        async def work() -> Ack:
+            request = parse(EventBatchIn, data)
+            live = await self.live(sid)
+            runtime = self.runtime
+            accepted = await analytics.track(
+                runtime.events,
+                live.app_id,
+                live.device_id or "",
+                request,
+                runtime.settings.event_retention_days,
+            )
+            return {"accepted": accepted}
 
         return await self.answer(work)
 

@@ -1,5 +1,6 @@
 """Per-socket rates of the events that cost work on every call and are not otherwise limited:
-`typing` (fanned out to the other side), `read` and `sync` (a database round trip each).
+`typing` (fanned out to the other side), `read` and `sync` (a database round trip each), `track`
+(a share of a batched write).
 
 Kept in the process, in the socket's session: a socket lives on one process, and the hot path
 must not pay a Redis round trip. Each event name has a token bucket holding at most the limit's
@@ -47,6 +48,7 @@ class SocketLimits:
                 "typing": Rule.of(settings.rate_limit_socket_typing),
                 "read": Rule.of(settings.rate_limit_socket_read),
                 "sync": Rule.of(settings.rate_limit_socket_sync),
+                "track": Rule.of(settings.rate_limit_socket_track),
             }
 
     def refusal(self, state: dict[str, Any], event: str) -> dict[str, Any] | None:

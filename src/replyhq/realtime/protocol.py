@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from replyhq.analytics.schemas import EventBatchIn
 from replyhq.messaging.schemas import Body, ClientMsgId, MessageOut, Sender
 from replyhq.web.bounds import INT4_MAX
 
@@ -116,6 +117,11 @@ class SyncAck(BaseModel):
     has_more: bool
 
 
+class TrackAck(BaseModel):
+    ok: Literal[True]
+    accepted: int = Field(description="Events stored (committed): every event of the batch.")
+
+
 # --- server -> client -----------------------------------------------------------------------
 
 
@@ -210,6 +216,7 @@ EVENTS: tuple[EventSpec, ...] = (
     EventSpec("typing", "client", BOTH, TypingIn, EmptyAck),
     EventSpec("read", "client", BOTH, ReadIn, ReadAck),
     EventSpec("sync", "client", BOTH, SyncIn, SyncAck),
+    EventSpec("track", "client", ("/",), EventBatchIn, TrackAck),
     EventSpec("message:new", "server", BOTH, MessageNew),
     EventSpec("conversation:updated", "server", BOTH, ConversationUpdated),
     EventSpec("typing", "server", BOTH, TypingOut),

@@ -74,19 +74,21 @@ class BodyLimitMiddleware:
     refuses before authentication or any parsing, in the error shape of the API.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, paths: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.paths = paths or {}  # exact paths with a limit of their own
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        error = PayloadTooLarge(f"The request body is larger than {self.max_bytes} bytes.")
+        max_bytes = self.paths.get(scope["path"], self.max_bytes)
+        error = PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.")
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:
             try:
-                too_large = int(length) > self.max_bytes
+                too_large = int(length) > max_bytes
             except ValueError:
                 too_large = True
             if too_large:
@@ -101,8 +103,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if received > max_bytes:
+                    raise BodyTooLarge(max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:

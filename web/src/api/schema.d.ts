@@ -4,6 +4,29 @@
  */
 
 export interface paths {
+    "/admin/api/analytics/catalog": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Catalog
+         * @description Event names the app has sent (with counts) and its users' attribute keys (with how many
+         *     users have each), most frequent first (500 of each at most).
+         *
+         *     **Requires** `users:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["get_catalog_admin_api_analytics_catalog_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/app": {
         parameters: {
             query?: never;
@@ -891,6 +914,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Track Events
+         * @description Track up to 100 events (64 KB) of the device's end user. Answered once they are stored
+         *     (committed): a 202 means no accepted event can be lost.
+         */
+        post: operations["track_events_v1_events_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/identify": {
         parameters: {
             query?: never;
@@ -996,6 +1040,13 @@ export interface components {
             /** Role */
             role: string;
         };
+        /** AttributeKeyOut */
+        AttributeKeyOut: {
+            /** Key */
+            key: string;
+            /** Users */
+            users: number;
+        };
         /** Author */
         Author: {
             /** Id */
@@ -1007,6 +1058,13 @@ export interface components {
              * @enum {string}
              */
             type: "user" | "agent" | "system";
+        };
+        /** CatalogOut */
+        CatalogOut: {
+            /** Attributes */
+            attributes: components["schemas"]["AttributeKeyOut"][];
+            /** Events */
+            events: components["schemas"]["EventNameOut"][];
         };
         /** ConversationIn */
         ConversationIn: {
@@ -1179,6 +1237,45 @@ export interface components {
             field: string;
             /** Reason */
             reason: string;
+        };
+        /** EventBatchIn */
+        EventBatchIn: {
+            /** Events */
+            events: components["schemas"]["EventIn"][];
+        };
+        /** EventBatchOut */
+        EventBatchOut: {
+            /**
+             * Accepted
+             * @description Events stored: every event of the batch.
+             */
+            accepted: number;
+        };
+        /** EventIn */
+        EventIn: {
+            /** Name */
+            name: string;
+            /** Properties */
+            properties?: {
+                [key: string]: components["schemas"]["JsonValue"];
+            } | null;
+            /**
+             * Timestamp
+             * @description When it happened (ISO 8601 with an offset); default: when received.
+             */
+            timestamp?: string | null;
+        };
+        /** EventNameOut */
+        EventNameOut: {
+            /** Count */
+            count: number;
+            /**
+             * Last At
+             * Format: date-time
+             */
+            last_at: string;
+            /** Name */
+            name: string;
         };
         /** IdentifyIn */
         IdentifyIn: {
@@ -1656,6 +1753,26 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    get_catalog_admin_api_analytics_catalog_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogOut"];
+                };
+            };
+        };
+    };
     get_app_admin_api_app_get: {
         parameters: {
             query?: never;
@@ -3069,6 +3186,43 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    track_events_v1_events_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-app-id"?: string | null;
+                "x-api-key"?: string | null;
+                "x-device-id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EventBatchIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventBatchOut"];
+                };
             };
             /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
             400: {

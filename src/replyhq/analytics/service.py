@@ -1,0 +1,94 @@
+"""Tracking events for an end user's device, and what the app has tracked so far."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from replyhq.analytics.ingest import EventWriter, Row, to_json
+from replyhq.analytics.models import EventName
+from replyhq.analytics.partitions import cutoff
+from replyhq.analytics.schemas import (
+    MAX_FUTURE_DAYS,
+    MAX_PAST_DAYS,
+    AttributeKeyOut,
+    CatalogOut,
+    EventBatchIn,
+    EventNameOut,
+)
+from replyhq.errors import BadRequest
+from replyhq.users.models import EndUser
+
+CATALOG_LIMIT = 500
+
+
+def rows_of(batch: EventBatchIn, retention_days: int, now: datetime | None = None) -> list[Row]:
+    """The batch's rows, each with its time; 400 (and nothing stored) for a timestamp more than
+    a day ahead or further back than 30 days (or than retention keeps)."""
+    now = now or datetime.now(UTC)
+    earliest = max(
+        now - timedelta(days=MAX_PAST_DAYS),
+        datetime.combine(cutoff(retention_days, now), datetime.min.time(), UTC),
+    )
+    latest = now + timedelta(days=MAX_FUTURE_DAYS)
+    rows: list[Row] = []
+    problems: list[dict[str, str]] = []
+    for index, event in enumerate(batch.events):
+        at = event.timestamp or now
+        if at > latest:
+            problems.append(
+                {"field": f"events.{index}.timestamp", "reason": "more than a day in the future"}
+            )
+        elif at < earliest:
+            problems.append(
+                {"field": f"events.{index}.timestamp", "reason": "older than events are accepted"}
+            )
+        rows.append(Row(event.name, to_json(event.properties), at))
+    if problems:
+        raise BadRequest(
+            "An event's timestamp is out of range: at most 30 days back, 1 day ahead.",
+            code="VALIDATION_ERROR",
+            details=problems,
+        )
+    return rows
+
+
+async def track(
+    writer: EventWriter,
+    app_id: uuid.UUID,
+    device_id: str,
+    batch: EventBatchIn,
+    retention_days: int,
+) -> int:
+    """Store the batch's events for the device's end user; returns once they are committed.
+    401 for a device that has not identified (or may not speak for its user)."""
+    rows = rows_of(batch, retention_days)
+    await writer.write(app_id, device_id, rows)
+    return len(rows)
+
+
+async def catalog(session: AsyncSession, app_id: uuid.UUID) -> CatalogOut:
+    """Event names (with how many were tracked) and attribute keys (with how many users have
+    each): what the segment builder offers."""
+    names = await session.execute(
+        select(EventName.name, EventName.count, EventName.last_at)
+        .where(EventName.app_id == app_id)
+        .order_by(EventName.count.desc(), EventName.name)
+        .limit(CATALOG_LIMIT)
+    )
+    key = func.jsonb_object_keys(EndUser.attributes).column_valued("key")
+    keys = await session.execute(
+        select(key, func.count().label("users"))
+        .select_from(EndUser)
+        .where(EndUser.app_id == app_id)
+        .group_by(key)
+        .order_by(func.count().desc(), key)
+        .limit(CATALOG_LIMIT)
+    )
+    return CatalogOut(
+        events=[EventNameOut(name=n, count=c, last_at=at) for n, c, at in names],
+        attributes=[AttributeKeyOut(key=k, users=u) for k, u in keys],
+    )
