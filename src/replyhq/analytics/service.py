@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from replyhq.analytics.ingest import EventWriter, Row, to_json
@@ -79,10 +79,12 @@ async def catalog(session: AsyncSession, app_id: uuid.UUID) -> CatalogOut:
         .order_by(EventName.count.desc(), EventName.name)
         .limit(CATALOG_LIMIT)
     )
-    key = func.jsonb_object_keys(EndUser.attributes).column_valued("key")
+    keys_of = func.jsonb_object_keys(EndUser.attributes).table_valued("key").render_derived("k")
+    key = keys_of.c.key
     keys = await session.execute(
         select(key, func.count().label("users"))
         .select_from(EndUser)
+        .join(keys_of, true())
         .where(EndUser.app_id == app_id)
         .group_by(key)
         .order_by(func.count().desc(), key)
