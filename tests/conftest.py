@@ -34,7 +34,7 @@ from replyhq.web.protocol import http_options
 from tests.realtime_clients import Recorder
 
 # job_queue, job_worker: jobs run in the test process; smtp, mail_app: mail read from real SMTP
-pytest_plugins = ["tests.jobs_support", "tests.mail_support"]
+pytest_plugins = ["tests.jobs_support", "tests.mail_support", "tests.billing_support"]
 
 
 @dataclass(frozen=True)

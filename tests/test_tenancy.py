@@ -17,6 +17,7 @@ from replyhq.db.models import metadata
 from replyhq.runtime import Runtime
 from tests.conftest import MakeTenant, Servers, Tenant, identify, start_conversation
 from tests.test_accounts_tenancy import ACCOUNT_TABLES
+from tests.test_billing_tenancy import BILLING_TABLES
 
 TENANT_TABLES = [
     "apps",
@@ -55,8 +56,9 @@ async def two_tenants(
 
 def test_every_table_with_app_id_is_covered() -> None:
     with_app_id = {t.name for t in metadata.sorted_tables if "app_id" in t.c} | {"apps"}
-    # The accounts tables are covered by tests/test_accounts_tenancy.py.
-    assert with_app_id == set(TENANT_TABLES) | set(ACCOUNT_TABLES)
+    # The accounts and billing tables are covered by tests/test_accounts_tenancy.py and
+    # tests/test_billing_tenancy.py.
+    assert with_app_id == set(TENANT_TABLES) | set(ACCOUNT_TABLES) | set(BILLING_TABLES)
 
 
 async def test_runtime_role_cannot_bypass_rls(db: Database) -> None:

@@ -19,6 +19,9 @@ from replyhq.analytics.schemas import MAX_BATCH_BYTES
 from replyhq.apps.admin_routes import router as admin_app_router
 from replyhq.apps.routes import router as setup_router
 from replyhq.background import server_background
+from replyhq.billing.routes import router as admin_billing_router
+from replyhq.billing.routes import webhook_router as stripe_webhook_router
+from replyhq.billing.usage import UsageMeter
 from replyhq.mail.dev import mailbox_dir as dev_mailbox
 from replyhq.mail.routes import router as mailbox_router
 from replyhq.messaging.admin_routes import router as admin_conversations_router
@@ -73,10 +76,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime.start()
         await realtime.start(runtime)
         realtime.observers.append(Checklist(runtime.db))
+        meter = None
+        if settings.billing_enabled:  # usage counted from committed messages (billing/usage.py)
+            meter = UsageMeter(runtime.db, settings.billing_usage_flush_seconds)
+            realtime.observers.append(meter.observe)
+            meter.start()
+        app.state.usage_meter = meter
         try:
             async with server_background(settings, runtime):  # process metrics, jobs
                 yield
         finally:
+            if meter is not None:
+                await meter.stop()
             await realtime.stop()
             await runtime.close()
 
@@ -137,6 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(onboarding_router)
     app.include_router(events_router)
     app.include_router(admin_analytics_router)
+    app.include_router(admin_billing_router)
+    app.include_router(stripe_webhook_router)
     app.include_router(static_router)  # /dashboard, /widget.js, /demo
     mailbox = dev_mailbox()
     if mailbox is not None and settings.environment == "development":

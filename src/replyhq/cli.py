@@ -112,9 +112,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
     ):
         prepare_serve(embedded_postgres, args.workers)  # before anything imports metrics
         sink = dev_mail.prepare(get_settings(), args.host, args.port, print_mails=args.demo)
+        fake_stripe = None
+        if args.demo:  # billing against the local fake Stripe, unless a real key is set
+            from replyhq.billing import dev as dev_billing
+
+            fake_stripe = dev_billing.prepare(get_settings(), os.environ["PUBLIC_URL"])
         get_settings.cache_clear()
         if sink is not None:
             stack.callback(sink.stop)
+        if fake_stripe is not None:
+            stack.callback(fake_stripe.stop)
         if not args.no_migrate:
             _migrate(database_url)
         settings = get_settings()
@@ -123,6 +130,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
             demo = _run(lambda s, r: ensure_demo_app(s, r))
             demo.update(_run(lambda s, r: ensure_demo_owner(s, r, demo["id"])))
             _print_banner(args.host, args.port, settings, demo, mail_sink=sink is not None)
+            if fake_stripe is not None:
+                print(
+                    f"  billing      fake Stripe at {fake_stripe.url} (docs/billing.md)",
+                    flush=True,
+                )
         proxies = settings.proxies
         uvicorn.run(
             "replyhq.app:create_asgi",

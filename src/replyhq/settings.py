@@ -228,6 +228,39 @@ class Settings(BaseSettings):
         le=30 * 86400,
         description="How long the link of a sign-up's verification e-mail works (once).",
     )
+    stripe_secret_key: str | None = Field(
+        None,
+        description="Stripe secret key (sk_live_… or sk_test_…). Unset: billing is off "
+        "(self-hosted): no plans, no trial, no limits; `make dev` sets the local fake Stripe's.",
+    )
+    stripe_webhook_secret: str | None = Field(
+        None,
+        description="Signing secret of the Stripe webhook endpoint (whsec_…) that posts to "
+        "/webhooks/stripe; events whose signature does not match it are refused.",
+    )
+    stripe_api_base: str = Field(
+        "https://api.stripe.com",
+        description="Where the Stripe library sends its API calls: Stripe, or a local fake "
+        "(replyhq.billing.fake_stripe, as `make dev` and the tests do).",
+    )
+    stripe_price_starter: str = Field(
+        "price_replyhq_starter", description="Stripe price id of the Starter plan ($29 a month)."
+    )
+    stripe_price_growth: str = Field(
+        "price_replyhq_growth", description="Stripe price id of the Growth plan ($99 a month)."
+    )
+    stripe_price_business: str = Field(
+        "price_replyhq_business", description="Stripe price id of the Business plan ($299 a month)."
+    )
+    billing_trial_days: int = Field(
+        14, ge=1, le=60, description="Length of the free trial every new app starts with."
+    )
+    billing_usage_flush_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="How often a process writes the usage it counted (messages, active end "
+        "users) to the database; a process that crashes loses at most this much counting.",
+    )
 
     presence_ttl_seconds: float = Field(
         60.0, gt=0, description="A socket not heard from for this long counts as gone."
@@ -376,6 +409,10 @@ class Settings(BaseSettings):
         if self.job_stalled_after_seconds <= 2 * self.job_heartbeat_seconds:
             raise ValueError("JOB_STALLED_AFTER_SECONDS must exceed twice JOB_HEARTBEAT_SECONDS")
         return self
+
+    @property
+    def billing_enabled(self) -> bool:
+        return bool(self.stripe_secret_key)
 
     @property
     def origins(self) -> list[str]:

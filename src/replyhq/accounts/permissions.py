@@ -22,7 +22,7 @@ class Role(StrEnum):
 
 
 # Every permission a route may require. `team:owners` guards making, unmaking or removing an
-# OWNER; `keys:rotate` and `billing:*` are the owner's alone.
+# OWNER; `keys:rotate` and `billing:write` are the owner's alone (ADMINs may read billing).
 PERMISSIONS: frozenset[str] = frozenset(
     {
         "conversations:read",
@@ -54,6 +54,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             "settings:write",
             "team:read",
             "team:write",
+            "billing:read",
         }
     ),
     # Agents run conversations (close, reopen, assign to themselves or a colleague) and see the

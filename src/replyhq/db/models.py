@@ -3,6 +3,7 @@
 from replyhq.accounts import models as accounts_models
 from replyhq.analytics import models as analytics_models
 from replyhq.apps import models as apps_models
+from replyhq.billing import models as billing_models
 from replyhq.db.base import Base
 from replyhq.messaging import models as messaging_models
 from replyhq.onboarding import models as onboarding_models
@@ -14,6 +15,7 @@ __all__ = [
     "accounts_models",
     "analytics_models",
     "apps_models",
+    "billing_models",
     "messaging_models",
     "metadata",
     "onboarding_models",

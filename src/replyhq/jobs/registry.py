@@ -36,6 +36,7 @@ TASK_MODULES: tuple[str, ...] = (
     "replyhq.mail.tasks",
     "replyhq.accounts.tasks",
     "replyhq.analytics.tasks",
+    "replyhq.billing.tasks",
 )
 
 JobFunction = Callable[..., Awaitable[None]]

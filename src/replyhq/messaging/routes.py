@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from replyhq.billing import service as billing
 from replyhq.messaging import service, summaries
 from replyhq.messaging.schemas import (
     ConversationIn,
@@ -42,6 +43,7 @@ async def start_conversation(
     first = body.first_message
     async with runtime.db.tenant_session(caller.app_id) as session:
         user = await _end_user(session, caller)
+        await billing.may_start_conversation(session, runtime.settings, caller.app_id)  # 402
         conversation_id, created = await service.start_conversation(
             session,
             caller.app_id,
