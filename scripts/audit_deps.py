@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # pip-audit's default service asks for each release (name and version) and reads `vulnerabilities`.
 PYPI_RELEASE = "https://pypi.org/pypi/pip-audit/{version}/json"
 NPM_ADVISORIES = "https://registry.npmjs.org/-/npm/v1/security/advisories/bulk"
-NPM_TREES = [ROOT, ROOT / "web"]
+NPM_TREES = [ROOT, ROOT / "web", ROOT / "sdk" / "js"]
 
 
 def _unreachable(request: urllib.request.Request, must_have: str | None = None) -> str | None:

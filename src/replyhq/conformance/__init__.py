@@ -1,0 +1,1 @@
+"""The conformance suite for client SDKs: `python -m replyhq.conformance` (docs/conformance.md)."""
