@@ -17,6 +17,9 @@ EVENTS = [
     "resync",
     "onboarding:step",
     "console:entry",
+    "note:mention",
+    "timeline:item",
+    "conversation:labels",
 ]
 
 

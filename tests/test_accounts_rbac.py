@@ -119,6 +119,88 @@ async def _pending_invite(world: World, client: httpx.AsyncClient) -> str:
     return str(response.json()["id"])
 
 
+async def _label(world: World, client: httpx.AsyncClient) -> str:
+    name = uuid.uuid4().hex[:8]
+    response = await client.post(
+        "/admin/api/labels", headers=world.owner.auth(), json={"name": name}
+    )
+    return str(response.json()["id"])
+
+
+async def _saved_reply(world: World, client: httpx.AsyncClient) -> str:
+    body = {"name": "Hi", "shortcut": uuid.uuid4().hex[:8], "body": "Hi {{user.name}}"}
+    response = await client.post("/admin/api/saved-replies", headers=world.owner.auth(), json=body)
+    return str(response.json()["id"])
+
+
+def workspace_cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
+    """The agents' workspace (issue 19): notes, labels, saved replies."""
+    base = "/admin/api/conversations"
+    labels = "/admin/api/labels"
+    replies = "/admin/api/saved-replies"
+
+    async def note(w: World) -> tuple[str, str, dict[str, object]]:
+        body = {"body": "internal", "client_msg_id": uuid.uuid4().hex}
+        return "POST", f"{base}/{w.conversation_id}/notes", body
+
+    async def items(w: World) -> tuple[str, str, None]:
+        return "GET", f"{base}/{w.conversation_id}/items", None
+
+    async def list_labels(w: World) -> tuple[str, str, None]:
+        return "GET", labels, None
+
+    async def create_label(w: World) -> tuple[str, str, dict[str, object]]:
+        return "POST", labels, {"name": uuid.uuid4().hex[:8]}
+
+    async def update_label(w: World) -> tuple[str, str, dict[str, object]]:
+        return "PATCH", f"{labels}/{await _label(w, client)}", {"color": "#123456"}
+
+    async def delete_label(w: World) -> tuple[str, str, None]:
+        return "DELETE", f"{labels}/{await _label(w, client)}", None
+
+    async def conversation_labels(w: World) -> tuple[str, str, None]:
+        return "GET", f"{base}/{w.conversation_id}/labels", None
+
+    async def add_label(w: World) -> tuple[str, str, None]:
+        return "PUT", f"{base}/{w.conversation_id}/labels/{await _label(w, client)}", None
+
+    async def remove_label(w: World) -> tuple[str, str, None]:
+        return "DELETE", f"{base}/{w.conversation_id}/labels/{await _label(w, client)}", None
+
+    async def list_replies(w: World) -> tuple[str, str, None]:
+        return "GET", replies, None
+
+    async def create_reply(w: World) -> tuple[str, str, dict[str, object]]:
+        return "POST", replies, {"name": "x", "shortcut": uuid.uuid4().hex[:8], "body": "x"}
+
+    async def update_reply(w: World) -> tuple[str, str, dict[str, object]]:
+        return "PATCH", f"{replies}/{await _saved_reply(w, client)}", {"body": "y"}
+
+    async def delete_reply(w: World) -> tuple[str, str, None]:
+        return "DELETE", f"{replies}/{await _saved_reply(w, client)}", None
+
+    async def render_reply(w: World) -> tuple[str, str, dict[str, object]]:
+        target = f"{replies}/{await _saved_reply(w, client)}/render"
+        return "POST", target, {"conversation_id": w.conversation_id}
+
+    return {
+        ("POST", base + "/{conversation_id}/notes"): note,
+        ("GET", base + "/{conversation_id}/items"): items,
+        ("GET", labels): list_labels,
+        ("POST", labels): create_label,
+        ("PATCH", labels + "/{label_id}"): update_label,
+        ("DELETE", labels + "/{label_id}"): delete_label,
+        ("GET", base + "/{conversation_id}/labels"): conversation_labels,
+        ("PUT", base + "/{conversation_id}/labels/{label_id}"): add_label,
+        ("DELETE", base + "/{conversation_id}/labels/{label_id}"): remove_label,
+        ("GET", replies): list_replies,
+        ("POST", replies): create_reply,
+        ("PATCH", replies + "/{reply_id}"): update_reply,
+        ("DELETE", replies + "/{reply_id}"): delete_reply,
+        ("POST", replies + "/{reply_id}/render"): render_reply,
+    }
+
+
 def cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
     base = "/admin/api/conversations"
 
@@ -232,6 +314,7 @@ def cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
         ("POST", "/admin/api/billing/checkout"): checkout,
         ("POST", "/admin/api/billing/portal"): portal,
         ("GET", "/admin/api/billing/preview"): preview,
+        **workspace_cases(client),
     }
 
 

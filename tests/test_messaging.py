@@ -175,7 +175,10 @@ async def test_message_shape(client: httpx.AsyncClient, tenant: Tenant) -> None:
         "body",
         "body_html",
         "created_at",
+        "kind",
+        "data",
     }
+    assert (message["kind"], message["data"]) == ("message", None)
     assert message["sender"] == "user"
     assert message["author"]["name"] == "Ann"
     assert message["body_html"] == "<p>Hi <em>you</em></p>"

@@ -27,6 +27,10 @@ TENANT_TABLES = [
     "messages",
     "read_markers",
     "onboarding_states",  # made by the seed's identify (the checklist's first step)
+    "labels",
+    "conversation_labels",
+    "saved_replies",
+    "timeline_items",
 ]
 TENANT_TABLES += ["events", "event_daily_counts", "event_names"]
 
@@ -43,7 +47,28 @@ async def _seed(client: httpx.AsyncClient, tenant: Tenant) -> dict[str, object]:
         "/v1/events", headers=tenant.sdk("device-a"), json={"events": [{"name": "signed_in"}]}
     )
     assert tracked.status_code == 202
+    await _seed_workspace(client, tenant, conversation["id"])
     return conversation
+
+
+async def _seed_workspace(client: httpx.AsyncClient, tenant: Tenant, cid: object) -> None:
+    """A label on the conversation, a note in it and a saved reply (the workspace's tables)."""
+    admin = {"X-App-Id": str(tenant.id), "X-Api-Key": tenant.secret_key}
+    label = await client.post("/admin/api/labels", headers=admin, json={"name": "VIP"})
+    labelled = await client.put(
+        f"/admin/api/conversations/{cid}/labels/{label.json()['id']}", headers=admin
+    )
+    note = await client.post(
+        f"/admin/api/conversations/{cid}/notes",
+        headers=admin,
+        json={"body": "secret note", "client_msg_id": "n1"},
+    )
+    reply = await client.post(
+        "/admin/api/saved-replies",
+        headers=admin,
+        json={"name": "Hi", "shortcut": "hi", "body": "Hello {{user.name}}"},
+    )
+    assert [r.status_code for r in (label, labelled, note, reply)] == [201, 200, 201, 201]
 
 
 @pytest.fixture

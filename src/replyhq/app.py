@@ -48,6 +48,12 @@ from replyhq.web.nul import NulRefusalMiddleware
 from replyhq.web.openapi import install_error_shaped_openapi
 from replyhq.web.origins import OriginGate, ReportingCORSMiddleware
 from replyhq.web.static import router as static_router
+from replyhq.workspace.routes import (
+    conversation_labels_router,
+    labels_router,
+    notes_router,
+    replies_router,
+)
 
 EXPOSED_HEADERS = [
     "X-Request-Id",
@@ -142,6 +148,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(team_router)
     app.include_router(admin_app_router)
     app.include_router(admin_conversations_router)
+    app.include_router(notes_router)
+    app.include_router(conversation_labels_router)
+    app.include_router(labels_router)
+    app.include_router(replies_router)
     app.include_router(admin_users_router)
     app.include_router(admin_presence_router)
     app.include_router(signup_router)

@@ -8,6 +8,7 @@ from replyhq.db.base import Base
 from replyhq.messaging import models as messaging_models
 from replyhq.onboarding import models as onboarding_models
 from replyhq.users import models as users_models
+from replyhq.workspace import models as workspace_models
 
 metadata = Base.metadata
 
@@ -20,4 +21,5 @@ __all__ = [
     "metadata",
     "onboarding_models",
     "users_models",
+    "workspace_models",
 ]

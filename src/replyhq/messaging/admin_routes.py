@@ -80,6 +80,9 @@ async def inbox(
     assignee: Annotated[
         str | None, Query(max_length=64, description="me, none or a staff id")
     ] = None,
+    label: Annotated[
+        uuid.UUID | None, Query(description="only conversations with this label")
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
@@ -94,6 +97,7 @@ async def inbox(
         status=status,
         assignee_id=assignee_id,
         unassigned=unassigned,
+        label_id=label,
         limit=limit,
         cursor=cursor,
     )
@@ -158,6 +162,7 @@ async def update_conversation(
             caller.app_id,
             conversation_id,
             **changes,  # type: ignore[arg-type]
+            actor=agent(caller),
         )
         return await summaries.inbox_conversation(
             session, caller.app_id, conversation_id, agent(caller)

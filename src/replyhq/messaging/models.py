@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from replyhq.db.base import Base, created_at, uuid_pk
@@ -79,6 +81,9 @@ class Message(Base):
         ),
         CheckConstraint("sender IN ('user', 'agent', 'system')", name="sender"),
         CheckConstraint("seq > 0", name="seq_positive"),
+        # A message, or an event the end user sees too: closed, reopened (messaging/timeline.py;
+        # notes and the agents' own events are timeline_items, never here).
+        CheckConstraint("kind IN ('message', 'event')", name="kind"),
         Index("ix_messages_app_created", "app_id", text("created_at DESC")),
     )
 
@@ -93,6 +98,9 @@ class Message(Base):
     body: Mapped[str] = mapped_column(Text, nullable=False)
     body_html: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = created_at()
+    kind: Mapped[str] = mapped_column(String(16), nullable=False, server_default="message")
+    # An event's type and details (kind 'event').
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class ReadMarker(Base):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -50,6 +50,12 @@ class MessageOut(BaseModel):
     body: str
     body_html: str
     created_at: datetime
+    kind: Literal["message", "event"] = Field(
+        "message", description="message, or event: the conversation was closed or reopened."
+    )
+    data: dict[str, Any] | None = Field(
+        None, description="An event's `type` (closed, reopened) and details."
+    )
 
 
 class ConversationOut(BaseModel):
@@ -87,6 +93,7 @@ class ConversationUser(BaseModel):
 class InboxConversation(ConversationOut):
     end_user_id: uuid.UUID
     user: ConversationUser
+    label_ids: list[uuid.UUID] = Field(description="Its labels (/admin/api/labels).")
 
 
 class InboxPage(BaseModel):

@@ -61,6 +61,8 @@ def message_out(message: Message) -> MessageOut:
         body=message.body,
         body_html=message.body_html,
         created_at=message.created_at,
+        kind=message.kind or "message",
+        data=message.data,
     )
 
 
@@ -90,9 +92,13 @@ async def update_conversation(
     *,
     status: str | None = _UNCHANGED,
     assignee_id: uuid.UUID | None = _UNCHANGED,
+    actor: Participant | None = None,
 ) -> Conversation:
     """Close, reopen, assign or unassign (the assignee is checked by the caller: an active staff
-    user of the app). Tells the end user and the agents when something changed."""
+    user of the app). Tells the end user and the agents when something changed, and puts each
+    change in the timeline as an event by `actor` (None: the system)."""
+    from replyhq.workspace import timeline  # it builds on this module
+
     conversation = await require_conversation(session, app_id, conversation_id, lock=True)
     changes: dict[str, Any] = {}
     if status is not _UNCHANGED and status != conversation.status:
@@ -107,6 +113,7 @@ async def update_conversation(
         .values(**changes, updated_at=func.now())
     )
     conversation = await require_conversation(session, app_id, conversation_id, lock=True)
+    await timeline.record_changes(session, conversation, changes, actor)
     record(
         session,
         Event(

@@ -39,6 +39,7 @@ from replyhq.messaging.schemas import (
 from replyhq.messaging.service import Participant
 from replyhq.pagination import decode_cursor, encode_cursor
 from replyhq.users.models import EndUser  # joined read-only for the agents' inbox
+from replyhq.workspace.queries import label_ids, labelled
 
 
 def _message_data(row: _Row) -> dict[str, Any] | None:
@@ -54,6 +55,8 @@ def _message_data(row: _Row) -> dict[str, Any] | None:
         "body": row["body"],
         "body_html": row["body_html"],
         "created_at": row["message_created_at"],
+        "kind": row["message_kind"],
+        "data": row["message_data"],
     }
 
 
@@ -88,6 +91,7 @@ def _inbox_data(row: _Row) -> dict[str, Any]:
             "anonymous": row["external_id"] is None,
             "verified": row["verified"],
         },
+        "label_ids": row["label_ids"],
     }
 
 
@@ -110,6 +114,7 @@ class _Shape:
     single: bool = False  # one conversation by id, rather than a page
     cursor: bool = False
     with_user: bool = False
+    label: bool = False  # only conversations with the label %(label_id)s (the workspace's)
 
 
 @lru_cache(maxsize=128)
@@ -130,6 +135,8 @@ def _summary_statement(shape: _Shape) -> Select[*tuple[Any, ...]]:
         page = page.where(Conversation.assignee_id == bindparam("assignee_id"))
     elif shape.assignee == "none":
         page = page.where(Conversation.assignee_id.is_(None))
+    if shape.label:
+        page = page.where(labelled(Conversation.id, bindparam("label_id")))
     if shape.single:
         page = page.where(Conversation.id == bindparam("conversation_id"))
     else:
@@ -163,6 +170,7 @@ def _summary_statement(shape: _Shape) -> Select[*tuple[Any, ...]]:
             counted.conversation_id == conversation.id,
             counted.seq > read_seq,
             counted.sender != bindparam("reader_kind"),
+            counted.kind == "message",  # a closed/reopened event is nobody's unread message
         )
         .correlate(conversation, marker)
         .scalar_subquery()
@@ -192,6 +200,8 @@ def _summary_statement(shape: _Shape) -> Select[*tuple[Any, ...]]:
             last.body,
             last.body_html,
             last.created_at.label("message_created_at"),
+            last.kind.label("message_kind"),
+            last.data.label("message_data"),
             unread.label("unread_count"),
             peer_read.label("peer_read_seq"),
         )
@@ -211,7 +221,11 @@ def _summary_statement(shape: _Shape) -> Select[*tuple[Any, ...]]:
     )
     if shape.with_user:
         stmt = stmt.add_columns(
-            EndUser.external_id, EndUser.name, EndUser.email, EndUser.verified
+            EndUser.external_id,
+            EndUser.name,
+            EndUser.email,
+            EndUser.verified,
+            label_ids(conversation.id).label("label_ids"),
         ).join(
             EndUser,
             and_(EndUser.id == conversation.end_user_id, EndUser.app_id == conversation.app_id),
@@ -332,11 +346,15 @@ async def conversation_summary(
     return _conversation_out(rows[0])
 
 
-def _inbox_shape(status: str | None, assignee_id: uuid.UUID | None, unassigned: bool) -> _Shape:
+def _inbox_shape(
+    status: str | None, assignee_id: uuid.UUID | None, unassigned: bool, label_id: uuid.UUID | None
+) -> _Shape:
     assignee: Literal["any", "one", "none"] = (
         "one" if assignee_id is not None else "none" if unassigned else "any"
     )
-    return _Shape(status=status is not None, assignee=assignee, with_user=True)
+    return _Shape(
+        status=status is not None, assignee=assignee, with_user=True, label=label_id is not None
+    )
 
 
 async def inbox(
@@ -347,6 +365,7 @@ async def inbox(
     status: str | None = None,
     assignee_id: uuid.UUID | None = None,
     unassigned: bool = False,
+    label_id: uuid.UUID | None = None,
     limit: int = 20,
     cursor: str | None = None,
 ) -> InboxPage:
@@ -354,13 +373,14 @@ async def inbox(
     unread count, in one query whatever the page size."""
     rows, next_cursor = await _page(
         _in_session(session),
-        _inbox_shape(status, assignee_id, unassigned),
+        _inbox_shape(status, assignee_id, unassigned, label_id),
         reader,
         limit=limit,
         cursor=cursor,
         app_id=app_id,
         status=status,
         assignee_id=assignee_id,
+        label_id=label_id,
     )
     return InboxPage(items=[_inbox_out(row) for row in rows], next_cursor=next_cursor)
 
@@ -373,6 +393,7 @@ async def inbox_json(
     status: str | None = None,
     assignee_id: uuid.UUID | None = None,
     unassigned: bool = False,
+    label_id: uuid.UUID | None = None,
     limit: int = 20,
     cursor: str | None = None,
 ) -> bytes:
@@ -382,13 +403,14 @@ async def inbox_json(
     ~1.1 ms and FastAPI's check of them again as much)."""
     rows, next_cursor = await _page(
         _alone(db, app_id),
-        _inbox_shape(status, assignee_id, unassigned),
+        _inbox_shape(status, assignee_id, unassigned, label_id),
         reader,
         limit=limit,
         cursor=cursor,
         app_id=app_id,
         status=status,
         assignee_id=assignee_id,
+        label_id=label_id,
     )
     return to_json({"items": [_inbox_data(row) for row in rows], "next_cursor": next_cursor})
 

@@ -272,3 +272,13 @@ async def socket_user(
     if not may_speak(row.device_verified, row.verified, required):
         raise DeviceUnverified()
     return row.id, row.name, row.device_verified
+
+
+async def end_user_profile(
+    session: AsyncSession, app_id: uuid.UUID, end_user_id: uuid.UUID
+) -> EndUser | None:
+    """An end user of the app, for staff (None if not the app's)."""
+    user: EndUser | None = await session.scalar(
+        select(EndUser).where(EndUser.app_id == app_id, EndUser.id == end_user_id)
+    )
+    return user
