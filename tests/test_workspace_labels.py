@@ -12,6 +12,7 @@ from replyhq.runtime import Runtime
 from tests.conftest import MakeTenant, SocketServer, Tenant, identify, start_conversation
 from tests.realtime_clients import Recorder
 from tests.staff import secret, signed_in
+from tests.test_protocol import check
 from tests.test_realtime_staff import agent_socket, device_socket
 
 BASE = "/admin/api/conversations"
@@ -80,6 +81,7 @@ async def test_labelling_filters_the_inbox_and_is_told_live(
     assert put.status_code == 200, put.text
     assert [lb["name"] for lb in put.json()["labels"]] == ["VIP"]
     (live,) = await watcher.wait_for("conversation:labels")
+    check("server", "conversation:labels", live)
     assert live["conversation_id"] == first
     assert [lb["id"] for lb in live["labels"]] == [vip["id"]]
     again = await http.put(f"{BASE}/{first}/labels/{vip['id']}", headers=sam.auth())

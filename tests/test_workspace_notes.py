@@ -17,6 +17,7 @@ from tests.conftest import MakeTenant, SocketServer, Tenant, identify, start_con
 from tests.mail_support import PUBLIC_URL, SmtpServer, text_of
 from tests.realtime_clients import Recorder
 from tests.staff import add_staff, login, signed_in
+from tests.test_protocol import check
 from tests.test_realtime_staff import agent_socket, device_socket
 
 BASE = "/admin/api/conversations"
@@ -159,7 +160,9 @@ async def test_a_note_reaches_staff_sockets_only(
     assert note.status_code == 201
     (arrived,) = await watcher.wait_for("timeline:item")
     assert arrived["item"]["kind"] == "note" and arrived["item"]["id"] == note.json()["id"]
+    check("server", "timeline:item", arrived)
     (mention,) = await watcher.wait_for("note:mention")
+    check("server", "note:mention", mention)
     assert mention["staff_id"] == str(bob.id) and mention["conversation_id"] == cid
     assert note.json()["data"] == {"mentions": [str(bob.id)]}
 

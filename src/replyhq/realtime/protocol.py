@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from replyhq.analytics.schemas import EventBatchIn
 from replyhq.messaging.schemas import Body, ClientMsgId, MessageOut, Sender
 from replyhq.web.bounds import INT4_MAX
+from replyhq.workspace.schemas import ConversationLabels, NoteMention, TimelineItemEvent
 
 SYNC_LIMIT = 200
 SCHEMAS = Path(__file__).with_name("schemas")
@@ -224,6 +225,10 @@ EVENTS: tuple[EventSpec, ...] = (
     EventSpec("presence", "server", ("/admin",), PresenceOut),
     EventSpec("resync", "server", BOTH, ResyncOut),
     EventSpec("onboarding:step", "server", ("/admin",), OnboardingStepOut),
+    # The agents' workspace (replyhq.workspace): staff sockets only.
+    EventSpec("timeline:item", "server", ("/admin",), TimelineItemEvent),
+    EventSpec("note:mention", "server", ("/admin",), NoteMention),
+    EventSpec("conversation:labels", "server", ("/admin",), ConversationLabels),
 )
 
 

@@ -133,3 +133,20 @@ class RenderIn(BaseModel):
 
 class Rendered(BaseModel):
     body: str = Field(description="The saved reply's body, its placeholders filled.")
+
+
+# --- live events (/admin only; in realtime/protocol.py's catalogue) -----------------------------
+
+
+class TimelineItemEvent(BaseModel):
+    """A note or a staff-only event was added to a conversation's timeline."""
+
+    item: TimelineItemOut
+
+
+class NoteMention(BaseModel):
+    """A note mentions the agent `staff_id` (every agent of the app receives it)."""
+
+    staff_id: uuid.UUID
+    conversation_id: uuid.UUID
+    note: TimelineItemOut

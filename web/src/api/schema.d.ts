@@ -151,6 +151,79 @@ export interface paths {
         patch: operations["update_conversation_admin_api_conversations__conversation_id__patch"];
         trace?: never;
     };
+    "/admin/api/conversations/{conversation_id}/items": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Items
+         * @description The staff-only part of the timeline (notes; assigned, unassigned and label events),
+         *     placed at or after message `after_seq`, in order. Messages (with the closed and reopened
+         *     events the end user sees too) are at /messages.
+         *
+         *     **Requires** `messages:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["list_items_admin_api_conversations__conversation_id__items_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/conversations/{conversation_id}/labels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Conversation Labels
+         * @description **Requires** `conversations:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["conversation_labels_admin_api_conversations__conversation_id__labels_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/conversations/{conversation_id}/labels/{label_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Add Label
+         * @description Put a label on the conversation (again: no change). Agents hear `conversation:labels`;
+         *     the timeline gets a staff-only `label_added` event.
+         *
+         *     **Requires** `conversations:write`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        put: operations["add_label_admin_api_conversations__conversation_id__labels__label_id__put"];
+        post?: never;
+        /**
+         * Remove Label
+         * @description Take a label off the conversation (not on it: no change).
+         *
+         *     **Requires** `conversations:write`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        delete: operations["remove_label_admin_api_conversations__conversation_id__labels__label_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/conversations/{conversation_id}/messages": {
         parameters: {
             query?: never;
@@ -179,6 +252,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/conversations/{conversation_id}/notes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add Note
+         * @description Write a private note in the conversation's timeline: the app's staff see it (live:
+         *     `timeline:item` on /admin), the end user never. Mentioned teammates get `note:mention` and
+         *     an e-mail. The same client_msg_id again answers 200 with the stored note.
+         *
+         *     **Requires** `messages:write`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        post: operations["add_note_admin_api_conversations__conversation_id__notes_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/conversations/{conversation_id}/read": {
         parameters: {
             query?: never;
@@ -199,6 +296,62 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/admin/api/labels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Labels
+         * @description The app's labels, by name.
+         *
+         *     **Requires** `conversations:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["list_labels_admin_api_labels_get"];
+        put?: never;
+        /**
+         * Create Label
+         * @description Create a label (names are unique per app, whatever their case: 409 LABEL_EXISTS).
+         *
+         *     **Requires** `settings:write`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        post: operations["create_label_admin_api_labels_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/labels/{label_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Label
+         * @description Delete a label; it leaves every conversation it was on.
+         *
+         *     **Requires** `settings:write`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        delete: operations["delete_label_admin_api_labels__label_id__delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Label
+         * @description Rename or recolour a label.
+         *
+         *     **Requires** `settings:write`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        patch: operations["update_label_admin_api_labels__label_id__patch"];
         trace?: never;
     };
     "/admin/api/onboarding": {
@@ -287,6 +440,81 @@ export interface paths {
         get: operations["presence_admin_api_presence_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/saved-replies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Replies
+         * @description The app's saved replies, by shortcut (everyone who may write messages uses them).
+         *
+         *     **Requires** `messages:write`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["list_replies_admin_api_saved_replies_get"];
+        put?: never;
+        /**
+         * Create Reply
+         * @description Create a saved reply (a shortcut is unique per app: 409 SHORTCUT_TAKEN).
+         *
+         *     **Requires** `settings:write`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        post: operations["create_reply_admin_api_saved_replies_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/saved-replies/{reply_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Reply
+         * @description **Requires** `settings:write`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        delete: operations["delete_reply_admin_api_saved_replies__reply_id__delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Reply
+         * @description **Requires** `settings:write`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        patch: operations["update_reply_admin_api_saved_replies__reply_id__patch"];
+        trace?: never;
+    };
+    "/admin/api/saved-replies/{reply_id}/render": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Render Reply
+         * @description The saved reply's body for a conversation: {{user.name}}, {{user.email}} (its end user)
+         *     and {{agent.name}} (the caller) filled in. Nothing is sent.
+         *
+         *     **Requires** `messages:write`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        post: operations["render_reply_admin_api_saved_replies__reply_id__render_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1072,6 +1300,16 @@ export interface components {
             /** Subject */
             subject?: string | null;
         };
+        /** ConversationLabels */
+        ConversationLabels: {
+            /**
+             * Conversation Id
+             * Format: uuid
+             */
+            conversation_id: string;
+            /** Labels */
+            labels: components["schemas"]["LabelOut"][];
+        };
         /** ConversationOut */
         ConversationOut: {
             /** Assignee Id */
@@ -1331,6 +1569,11 @@ export interface components {
              */
             id: string;
             /**
+             * Label Ids
+             * @description Its labels (/admin/api/labels).
+             */
+            label_ids: string[];
+            /**
              * Last Activity At
              * Format: date-time
              */
@@ -1424,7 +1667,45 @@ export interface components {
             invited_by: string | null;
             role: components["schemas"]["Role"];
         };
+        /** ItemPage */
+        ItemPage: {
+            /** Has More */
+            has_more: boolean;
+            /** Items */
+            items: components["schemas"]["TimelineItemOut"][];
+        };
         JsonValue: unknown;
+        /** LabelIn */
+        LabelIn: {
+            /**
+             * Color
+             * @description #rrggbb
+             * @default #64748b
+             * @example #3b82f6
+             */
+            color: string;
+            /** Name */
+            name: string;
+        };
+        /** LabelOut */
+        LabelOut: {
+            /** Color */
+            color: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string;
+        };
+        /** LabelPatch */
+        LabelPatch: {
+            /** Color */
+            color?: string | null;
+            /** Name */
+            name?: string | null;
+        };
         /** LoginIn */
         LoginIn: {
             /**
@@ -1491,10 +1772,24 @@ export interface components {
              */
             created_at: string;
             /**
+             * Data
+             * @description An event's `type` (closed, reopened) and details.
+             */
+            data?: {
+                [key: string]: unknown;
+            } | null;
+            /**
              * Id
              * Format: uuid
              */
             id: string;
+            /**
+             * Kind
+             * @description message, or event: the conversation was closed or reopened.
+             * @default message
+             * @enum {string}
+             */
+            kind: "message" | "event";
             /**
              * Sender
              * @enum {string}
@@ -1509,6 +1804,21 @@ export interface components {
             has_more: boolean;
             /** Items */
             items: components["schemas"]["MessageOut"][];
+        };
+        /**
+         * NoteIn
+         * @description A private note: staff of the app see it, the end user never does.
+         */
+        NoteIn: {
+            /** Body */
+            body: string;
+            /** Client Msg Id */
+            client_msg_id: string;
+            /**
+             * Mentions
+             * @description Teammates to notify (staff ids); `@handle` in the body (an e-mail address or its local part) mentions too.
+             */
+            mentions?: string[];
         };
         /** OnboardingOut */
         OnboardingOut: {
@@ -1558,6 +1868,22 @@ export interface components {
             /** Refresh Token */
             refresh_token: string;
         };
+        /** RenderIn */
+        RenderIn: {
+            /**
+             * Conversation Id
+             * Format: uuid
+             */
+            conversation_id: string;
+        };
+        /** Rendered */
+        Rendered: {
+            /**
+             * Body
+             * @description The saved reply's body, its placeholders filled.
+             */
+            body: string;
+        };
         /**
          * Role
          * @enum {string}
@@ -1566,6 +1892,49 @@ export interface components {
         /** RoleIn */
         RoleIn: {
             role: components["schemas"]["Role"];
+        };
+        /** SavedReplyIn */
+        SavedReplyIn: {
+            /**
+             * Body
+             * @description Placeholders: {{user.name}}, {{user.email}}, {{agent.name}}.
+             */
+            body: string;
+            /** Name */
+            name: string;
+            /**
+             * Shortcut
+             * @description Typed as `/shortcut` in the composer: letters, digits, _ and -.
+             */
+            shortcut: string;
+        };
+        /** SavedReplyOut */
+        SavedReplyOut: {
+            /** Body */
+            body: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string;
+            /** Shortcut */
+            shortcut: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** SavedReplyPatch */
+        SavedReplyPatch: {
+            /** Body */
+            body?: string | null;
+            /** Name */
+            name?: string | null;
+            /** Shortcut */
+            shortcut?: string | null;
         };
         /** SignupAppOut */
         SignupAppOut: {
@@ -1701,6 +2070,57 @@ export interface components {
             skipped_at: string | null;
             /** Use Case */
             use_case: ("support" | "sales" | "onboarding" | "notifications" | "community" | "other") | null;
+        };
+        /**
+         * TimelineItemOut
+         * @description A note, or an event only staff see (assigned, unassigned, label_added, label_removed).
+         */
+        TimelineItemOut: {
+            /**
+             * After Seq
+             * @description Its place: after the message of this seq (0: before the first), then by created_at.
+             */
+            after_seq: number;
+            /**
+             * Author Id
+             * @description The staff user (or app id for the API).
+             */
+            author_id: string | null;
+            /** Author Name */
+            author_name: string | null;
+            /** Body */
+            body: string;
+            /** Body Html */
+            body_html: string;
+            /** Client Msg Id */
+            client_msg_id: string;
+            /**
+             * Conversation Id
+             * Format: uuid
+             */
+            conversation_id: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Data
+             * @description A note's `mentions` (staff ids); an event's `type` and details.
+             */
+            data: {
+                [key: string]: unknown;
+            };
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "note" | "event";
         };
         /** TokenPairOut */
         TokenPairOut: {
@@ -1852,6 +2272,8 @@ export interface operations {
                 status?: ("open" | "closed") | null;
                 /** @description me, none or a staff id */
                 assignee?: string | null;
+                /** @description only conversations with this label */
+                label?: string | null;
                 cursor?: string | null;
                 limit?: number;
             };
@@ -1967,6 +2389,135 @@ export interface operations {
             };
         };
     };
+    list_items_admin_api_conversations__conversation_id__items_get: {
+        parameters: {
+            query?: {
+                after_seq?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemPage"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    conversation_labels_admin_api_conversations__conversation_id__labels_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationLabels"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    add_label_admin_api_conversations__conversation_id__labels__label_id__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+                label_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationLabels"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    remove_label_admin_api_conversations__conversation_id__labels__label_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+                label_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationLabels"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     list_messages_admin_api_conversations__conversation_id__messages_get: {
         parameters: {
             query?: {
@@ -2037,6 +2588,41 @@ export interface operations {
             };
         };
     };
+    add_note_admin_api_conversations__conversation_id__notes_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NoteIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TimelineItemOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     mark_read_admin_api_conversations__conversation_id__read_post: {
         parameters: {
             query?: never;
@@ -2058,6 +2644,123 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_labels_admin_api_labels_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LabelOut"][];
+                };
+            };
+        };
+    };
+    create_label_admin_api_labels_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LabelIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LabelOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_label_admin_api_labels__label_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                label_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    update_label_admin_api_labels__label_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                label_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LabelPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LabelOut"];
+                };
             };
             /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
             400: {
@@ -2161,6 +2864,158 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PresenceOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_replies_admin_api_saved_replies_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavedReplyOut"][];
+                };
+            };
+        };
+    };
+    create_reply_admin_api_saved_replies_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SavedReplyIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavedReplyOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_reply_admin_api_saved_replies__reply_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                reply_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    update_reply_admin_api_saved_replies__reply_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                reply_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SavedReplyPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavedReplyOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    render_reply_admin_api_saved_replies__reply_id__render_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                reply_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RenderIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rendered"];
                 };
             };
             /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */

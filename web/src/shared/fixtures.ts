@@ -12,6 +12,8 @@ export function message(seq: number, over: Partial<Message> = {}): Message {
     body: `message ${seq}`,
     body_html: `<p>message ${seq}</p>`,
     created_at: new Date(Date.UTC(2026, 0, 1, 0, 0, seq)).toISOString(),
+    kind: "message",
+    data: null,
     ...over,
   };
 }
@@ -31,6 +33,7 @@ export function conversation(id: string, secondsAgo: number, over: Partial<Inbox
     last_activity_at: at,
     created_at: at,
     user: { id: `u-${id}`, user_id: null, name: `User ${id}`, email: null, anonymous: true, verified: false },
+    label_ids: [],
     ...over,
   };
 }
