@@ -78,6 +78,97 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/billing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Billing
+         * @description The app's plan, status, trial, this month's usage against its limits, and what the
+         *     dashboard's banner says. `enabled: false` when the server has no Stripe key.
+         *
+         *     **Requires** `billing:read`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        get: operations["get_billing_admin_api_billing_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/billing/checkout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Checkout
+         * @description Subscribe to `plan`: the URL of a Stripe Checkout page (subscription mode). An app that
+         *     already has a subscription moves to `plan` at once (prorated; see /preview) and gets the
+         *     billing page's URL.
+         *
+         *     **Requires** `billing:write`: roles OWNER; not the app's secret key.
+         */
+        post: operations["checkout_admin_api_billing_checkout_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/billing/portal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Portal
+         * @description The URL of Stripe's customer portal: card, invoices, cancellation.
+         *
+         *     **Requires** `billing:write`: roles OWNER; not the app's secret key.
+         */
+        post: operations["portal_admin_api_billing_portal_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/billing/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Preview
+         * @description What moving to `plan` costs now (Stripe's invoice preview, prorated to today).
+         *
+         *     **Requires** `billing:read`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        get: operations["preview_admin_api_billing_preview_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/conversations": {
         parameters: {
             query?: never;
@@ -1180,6 +1271,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/webhooks/stripe": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stripe Webhook
+         * @description Stripe's events, signed (`Stripe-Signature`, STRIPE_WEBHOOK_SECRET, 5 minutes'
+         *     tolerance): stored once per event id, then applied by a job. A bad or stale signature is a
+         *     400 `WEBHOOK_SIGNATURE_INVALID` and changes nothing.
+         */
+        post: operations["stripe_webhook_webhooks_stripe_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1192,6 +1305,19 @@ export interface components {
             password: string;
             /** Token */
             token: string;
+        };
+        /** Amounts */
+        Amounts: {
+            /**
+             * Mau
+             * @description Distinct end users who sent a message this month (UTC).
+             */
+            mau: number;
+            /**
+             * Messages
+             * @description Messages sent this month (UTC), end users' and agents'.
+             */
+            messages: number;
         };
         /** AppCreate */
         AppCreate: {
@@ -1287,12 +1413,59 @@ export interface components {
              */
             type: "user" | "agent" | "system";
         };
+        /** BillingOut */
+        BillingOut: {
+            /**
+             * Can Start Conversations
+             * @description False: new conversations are refused with 402 PLAN_LIMIT_REACHED.
+             */
+            can_start_conversations: boolean;
+            /** Cancel At Period End */
+            cancel_at_period_end: boolean;
+            /** Current Period End */
+            current_period_end: string | null;
+            /**
+             * Enabled
+             * @description False: no Stripe key configured; nothing is limited.
+             */
+            enabled: boolean;
+            limits: components["schemas"]["Amounts"] | null;
+            /**
+             * Notice
+             * @description What the dashboard's banner says, if anything.
+             */
+            notice: string | null;
+            /**
+             * Period Start
+             * @description Start of the month usage counts from.
+             */
+            period_start: string | null;
+            /** Plan */
+            plan: ("starter" | "growth" | "business") | null;
+            /** Plans */
+            plans: components["schemas"]["PlanOut"][];
+            /** Status */
+            status: ("trialing" | "trial_ended" | "active" | "past_due" | "canceled") | null;
+            /** Trial Ends At */
+            trial_ends_at: string | null;
+            usage: components["schemas"]["Amounts"] | null;
+            /** Warnings */
+            warnings: components["schemas"]["Warning_"][];
+        };
         /** CatalogOut */
         CatalogOut: {
             /** Attributes */
             attributes: components["schemas"]["AttributeKeyOut"][];
             /** Events */
             events: components["schemas"]["EventNameOut"][];
+        };
+        /** CheckoutIn */
+        CheckoutIn: {
+            /**
+             * Plan
+             * @enum {string}
+             */
+            plan: "starter" | "growth" | "business";
         };
         /** ConversationIn */
         ConversationIn: {
@@ -1851,6 +2024,19 @@ export interface components {
             /** Email */
             email: string;
         };
+        /** PlanOut */
+        PlanOut: {
+            /**
+             * Key
+             * @enum {string}
+             */
+            key: "starter" | "growth" | "business";
+            limits: components["schemas"]["Amounts"];
+            /** Monthly Usd */
+            monthly_usd: number;
+            /** Name */
+            name: string;
+        };
         /** PresenceOut */
         PresenceOut: {
             /** Users */
@@ -1858,10 +2044,54 @@ export interface components {
                 [key: string]: boolean;
             };
         };
+        /** PreviewLine */
+        PreviewLine: {
+            /**
+             * Amount
+             * @description In cents; negative for a credit.
+             */
+            amount: number;
+            /** Description */
+            description: string | null;
+            /** Proration */
+            proration: boolean;
+        };
+        /** PreviewOut */
+        PreviewOut: {
+            /**
+             * Amount Due
+             * @description Cents due now for the change (Stripe's invoice preview).
+             */
+            amount_due: number;
+            /** Currency */
+            currency: string;
+            /** Lines */
+            lines: components["schemas"]["PreviewLine"][];
+            /** Next Payment At */
+            next_payment_at: string | null;
+            /**
+             * Plan
+             * @enum {string}
+             */
+            plan: "starter" | "growth" | "business";
+            /**
+             * Proration
+             * @description Cents of the proration lines alone (credit + charge).
+             */
+            proration: number;
+        };
         /** ReadIn */
         ReadIn: {
             /** Seq */
             seq: number;
+        };
+        /** RedirectOut */
+        RedirectOut: {
+            /**
+             * Url
+             * @description Where to send the owner's browser (Stripe Checkout or portal).
+             */
+            url: string;
         };
         /** RefreshIn */
         RefreshIn: {
@@ -2164,6 +2394,30 @@ export interface components {
              */
             token: string;
         };
+        /** BillingWarning */
+        Warning_: {
+            /**
+             * Level
+             * @description Percent of the limit reached.
+             * @enum {integer}
+             */
+            level: 80 | 100;
+            /**
+             * Metric
+             * @enum {string}
+             */
+            metric: "mau" | "messages";
+        };
+        /** WebhookOut */
+        WebhookOut: {
+            /**
+             * Duplicate
+             * @description True: this event id was received before (not re-applied).
+             */
+            duplicate: boolean;
+            /** Received */
+            received: boolean;
+        };
     };
     responses: never;
     parameters: never;
@@ -2262,6 +2516,182 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AppWithKeys"];
+                };
+            };
+        };
+    };
+    get_billing_admin_api_billing_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingOut"];
+                };
+            };
+        };
+    };
+    checkout_admin_api_billing_checkout_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CheckoutIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedirectOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Billing is off on this server (`BILLING_DISABLED`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SAME_PLAN` (already on it) or `NO_CUSTOMER` (no plan chosen yet). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Stripe failed or could not be reached (`STRIPE_UNAVAILABLE`); retry. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    portal_admin_api_billing_portal_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedirectOut"];
+                };
+            };
+            /** @description Billing is off on this server (`BILLING_DISABLED`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SAME_PLAN` (already on it) or `NO_CUSTOMER` (no plan chosen yet). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Stripe failed or could not be reached (`STRIPE_UNAVAILABLE`); retry. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    preview_admin_api_billing_preview_get: {
+        parameters: {
+            query: {
+                plan: "starter" | "growth" | "business";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PreviewOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Billing is off on this server (`BILLING_DISABLED`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Stripe failed or could not be reached (`STRIPE_UNAVAILABLE`); retry. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -4118,6 +4548,35 @@ export interface operations {
             };
             /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    stripe_webhook_webhooks_stripe_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookOut"];
+                };
+            };
+            /** @description Billing is off on this server (`BILLING_DISABLED`). */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
