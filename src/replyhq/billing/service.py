@@ -360,7 +360,7 @@ async def open_portal(session: AsyncSession, settings: Settings, app_id: uuid.UU
         portal = await client(settings).v1.billing_portal.sessions.create_async(
             {
                 "customer": subscription.stripe_customer_id,
-                "return_url": link(settings, BILLING_PAGE),
+                "return_url": link(settings, BILLING_PAGE + "?from=portal"),
             }
         )
     except stripe.StripeError as error:

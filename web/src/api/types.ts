@@ -18,6 +18,9 @@ export type AppWithKeys = Schemas["AppWithKeys"];
 export type TokenPair = Schemas["TokenPairOut"];
 export type Role = Staff["role"];
 export type IdentifyIn = Schemas["IdentifyIn"];
+export type Billing = Schemas["BillingOut"];
+export type BillingPreview = Schemas["PreviewOut"];
+export type PlanKey = Schemas["CheckoutIn"]["plan"];
 
 /** `conversation:updated` carries what every reader shares: no per-reader unread count, no
  * last message, no user (see messaging.service.conversation_event). */

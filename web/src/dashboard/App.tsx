@@ -10,6 +10,7 @@ import { LoginScreen } from "./screens/Login";
 import { NeedsRoleScreen } from "./screens/NeedsRole";
 import { ConfirmEmailScreen, ForgotPasswordScreen, ResetPasswordScreen } from "./screens/Recovery";
 import { SettingsScreen } from "./screens/Settings";
+import { BillingBanner, BillingScreen } from "./screens/Billing";
 import { TeamScreen } from "./screens/Team";
 import { ConnectionBadge, UnreadTitle } from "./components";
 import { SessionStore } from "./session";
@@ -87,6 +88,11 @@ function SignedIn() {
             Settings
           </NavLink>
         )}
+        {can("billing:read") && (
+          <NavLink active={route.screen === "billing"} to={{ screen: "billing" }} testid="nav-billing">
+            Billing
+          </NavLink>
+        )}
         <div className="spacer" />
         <ConnectionBadge desk={desk} />
         <UnreadTitle desk={desk} />
@@ -104,7 +110,10 @@ function SignedIn() {
         </button>
       </nav>
       <main className="content">
-        {route.screen === "team" ? (
+        {can("billing:read") && route.screen !== "billing" && <BillingBanner api={api} onOpen={() => navigate({ screen: "billing" })} />}
+        {route.screen === "billing" ? (
+          can("billing:read") ? <BillingScreen api={api} me={me} /> : <NeedsRoleScreen me={me} screen="billing" />
+        ) : route.screen === "team" ? (
           can("team:read") ? <TeamScreen api={api} me={me} /> : <NeedsRoleScreen me={me} screen="team" />
         ) : route.screen === "settings" ? (
           can("settings:read") ? <SettingsScreen api={api} me={me} /> : <NeedsRoleScreen me={me} screen="settings" />

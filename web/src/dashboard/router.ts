@@ -9,6 +9,7 @@ export type Route =
   | { screen: "inbox"; conversationId: string | null; profile?: boolean }
   | { screen: "team" }
   | { screen: "settings" }
+  | { screen: "billing" }
   | { screen: "login" }
   | { screen: "invite" }
   | { screen: "account" }
@@ -23,6 +24,8 @@ export function parse(pathname: string): Route {
       return { screen: "team" };
     case "settings":
       return { screen: "settings" };
+    case "billing":
+      return { screen: "billing" };
     case "login":
       return { screen: "login" };
     case "invite":

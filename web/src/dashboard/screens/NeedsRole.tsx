@@ -1,13 +1,14 @@
 import type { Me } from "../../api/types";
 
-const WHAT = { team: "manage the team", settings: "change the app's settings" } as const;
+const WHAT = { team: "manage the team", settings: "change the app's settings", billing: "see the app's billing" } as const;
+const TITLE = { team: "Team", settings: "Settings", billing: "Billing" } as const;
 
 /** A management screen opened by someone whose role may not use it: say why, rather than
  * showing something else in its place. */
 export function NeedsRoleScreen({ me, screen }: { me: Me; screen: keyof typeof WHAT }) {
   return (
     <div className="page" data-testid="needs-role" data-screen={screen}>
-      <h1>{screen === "team" ? "Team" : "Settings"}</h1>
+      <h1>{TITLE[screen]}</h1>
       <p className="panel">
         You need the ADMIN role to {WHAT[screen]}. Your role in this app is {me.role}; an ADMIN or OWNER of the app can change
         it on the Team screen.
