@@ -26,6 +26,7 @@ from replyhq.onboarding.models import STEPS
 from replyhq.runtime import Runtime
 from tests.conftest import MakeTenant, Tenant, identify, start_conversation
 from tests.staff import Staff, add_staff, secret, signed_in
+from tests.test_push_tokens import push_cases
 
 
 def _admin_routes(app: FastAPI) -> list[APIRoute]:
@@ -315,6 +316,7 @@ def cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
         ("POST", "/admin/api/billing/portal"): portal,
         ("GET", "/admin/api/billing/preview"): preview,
         **workspace_cases(client),
+        **push_cases(client),
     }
 
 

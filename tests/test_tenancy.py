@@ -18,6 +18,7 @@ from replyhq.runtime import Runtime
 from tests.conftest import MakeTenant, Servers, Tenant, identify, start_conversation
 from tests.test_accounts_tenancy import ACCOUNT_TABLES
 from tests.test_billing_tenancy import BILLING_TABLES
+from tests.test_push_tokens import seed_push
 
 TENANT_TABLES = [
     "apps",
@@ -34,9 +35,19 @@ TENANT_TABLES = [
 ]
 TENANT_TABLES += ["events", "event_daily_counts", "event_names"]
 
+# replyhq.push (migration 0040)
+TENANT_TABLES += [
+    "push_credentials",
+    "push_settings",
+    "agent_notification_prefs",
+    "push_notifications",
+]
 
-async def _seed(client: httpx.AsyncClient, tenant: Tenant) -> dict[str, object]:
-    await identify(client, tenant, "device-a", user_id="u1", user_hash=tenant.user_hash("u1"))
+
+async def _seed(client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant) -> dict[str, object]:
+    identified = await identify(
+        client, tenant, "device-a", user_id="u1", user_hash=tenant.user_hash("u1")
+    )
     conversation = await start_conversation(client, tenant, "device-a", body="secret plans")
     await client.post(
         f"/v1/conversations/{conversation['id']}/read",
@@ -48,6 +59,9 @@ async def _seed(client: httpx.AsyncClient, tenant: Tenant) -> dict[str, object]:
     )
     assert tracked.status_code == 202
     await _seed_workspace(client, tenant, conversation["id"])
+    user = identified["user"]
+    assert isinstance(user, dict)
+    await seed_push(client, runtime, tenant, "device-a", str(user["id"]))
     return conversation
 
 
@@ -73,10 +87,10 @@ async def _seed_workspace(client: httpx.AsyncClient, tenant: Tenant, cid: object
 
 @pytest.fixture
 async def two_tenants(
-    client: httpx.AsyncClient, make_tenant: MakeTenant
+    client: httpx.AsyncClient, runtime: Runtime, make_tenant: MakeTenant
 ) -> tuple[Tenant, Tenant, dict[str, object], dict[str, object]]:
     a, b = await make_tenant("A"), await make_tenant("B")
-    return a, b, await _seed(client, a), await _seed(client, b)
+    return a, b, await _seed(client, runtime, a), await _seed(client, runtime, b)
 
 
 def test_every_table_with_app_id_is_covered() -> None:

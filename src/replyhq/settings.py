@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_MASTER_KEY = "rhq_master_dev_only"
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-in-production"  # noqa: S105
 DEV_JWT_REFRESH_SECRET = "dev-only-refresh-secret-change-me-in-production"  # noqa: S105
+# A valid Fernet key anyone can read: push credentials encrypted with it are not protected.
+DEV_PUSH_CREDENTIALS_KEY = "ZGV2LW9ubHktcHVzaC1jcmVkZW50aWFscy1rZXkhISE="
 MIN_SECRET_LENGTH = 16  # an empty or guessable secret is no better than the default
 
 
@@ -378,6 +380,63 @@ class Settings(BaseSettings):
     segment_timeout_ms: int = Field(
         5000, ge=100, description="Statement timeout of a segment's queries (preview, members)."
     )
+
+    push_credentials_key: str = Field(
+        DEV_PUSH_CREDENTIALS_KEY,
+        description="Fernet key(s) encrypting each app's push credentials at rest: 32 random "
+        "bytes in URL-safe base64, as `cryptography`'s `Fernet.generate_key()` makes. "
+        "Comma-separated to rotate: the first encrypts, every one decrypts. In production, "
+        "credentials are refused (409) until it is set.",
+    )
+    fcm_base_url: str = Field(
+        "https://fcm.googleapis.com",
+        description="FCM HTTP v1 API (`/v1/projects/…/messages:send`).",
+    )
+    fcm_token_url: str = Field(
+        "https://oauth2.googleapis.com/token",
+        description="OAuth 2.0 token endpoint a service account's signed JWT is exchanged at.",
+    )
+    apns_production_url: str = Field(
+        "https://api.push.apple.com", description="APNs endpoint (HTTP/2) for production apps."
+    )
+    apns_sandbox_url: str = Field(
+        "https://api.sandbox.push.apple.com",
+        description="APNs endpoint (HTTP/2) for apps set to sandbox (development builds).",
+    )
+    webpush_allowed_hosts: str = Field(
+        "fcm.googleapis.com,updates.push.services.mozilla.com,*.push.services.mozilla.com,"
+        "*.notify.windows.com,web.push.apple.com",
+        description="Comma-separated hosts a Web Push subscription's endpoint may name (`*.` "
+        "for subdomains); others are refused at registration, so that no end user makes the "
+        "server call an address of their choice.",
+    )
+    push_timeout_seconds: float = Field(
+        10.0, gt=0, description="Longest wait for a push provider's answer."
+    )
+    push_max_attempts: int = Field(
+        5,
+        ge=1,
+        le=20,
+        description="Sends of one push to one device when the provider answers 429 or 5xx "
+        "(each retry after its Retry-After, or a doubling back-off).",
+    )
+    push_hold_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="When the person is online as a reply is committed, how long to wait "
+        "before deciding: a push is skipped if they read it meanwhile or are still online.",
+    )
+    push_log_retention_days: int = Field(
+        30, ge=1, description="Push and e-mail fallback decisions older than this are deleted."
+    )
+
+    @field_validator("push_credentials_key")
+    @classmethod
+    def _fernet_keys(cls, value: str) -> str:
+        from replyhq.push.crypto import check_keys
+
+        check_keys(value)
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -22,7 +22,9 @@ class Role(StrEnum):
 
 
 # Every permission a route may require. `team:owners` guards making, unmaking or removing an
-# OWNER; `keys:rotate` and `billing:write` are the owner's alone (ADMINs may read billing).
+# OWNER; `keys:rotate`, `billing:write` and `push:credentials` (uploading push keys) are the
+# owner's alone (ADMINs may read billing); `push:test` sends a test notification to an end
+# user's devices.
 PERMISSIONS: frozenset[str] = frozenset(
     {
         "conversations:read",
@@ -38,6 +40,8 @@ PERMISSIONS: frozenset[str] = frozenset(
         "keys:rotate",
         "billing:read",
         "billing:write",
+        "push:credentials",
+        "push:test",
     }
 )
 
@@ -55,6 +59,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             "team:read",
             "team:write",
             "billing:read",
+            "push:test",
         }
     ),
     # Agents run conversations (close, reopen, assign to themselves or a colleague) and see the

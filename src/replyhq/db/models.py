@@ -7,6 +7,7 @@ from replyhq.billing import models as billing_models
 from replyhq.db.base import Base
 from replyhq.messaging import models as messaging_models
 from replyhq.onboarding import models as onboarding_models
+from replyhq.push import models as push_models
 from replyhq.users import models as users_models
 from replyhq.workspace import models as workspace_models
 
@@ -20,6 +21,7 @@ __all__ = [
     "messaging_models",
     "metadata",
     "onboarding_models",
+    "push_models",
     "users_models",
     "workspace_models",
 ]

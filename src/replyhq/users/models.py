@@ -59,6 +59,8 @@ class Device(Base):
             ["end_user_id", "app_id"], ["end_users.id", "end_users.app_id"], ondelete="CASCADE"
         ),
         Index("ix_devices_end_user", "app_id", "end_user_id"),
+        # A token moving to another device is taken off the old one (tokens can be 4 KB: hash).
+        Index("ix_devices_push_token", "push_token", postgresql_using="hash"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -71,7 +73,12 @@ class Device(Base):
     app_version: Mapped[str | None] = mapped_column(String(64))
     locale: Mapped[str | None] = mapped_column(String(35))
     timezone: Mapped[str | None] = mapped_column(String(64))
+    # Its push address (replyhq.push): `fcm` or `apns` token, or a Web Push endpoint whose
+    # subscription keys (p256dh, auth) are in push_keys. One per device.
+    push_provider: Mapped[str | None] = mapped_column(String(16))
     push_token: Mapped[str | None] = mapped_column(String(4096))
+    push_keys: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    push_token_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Its current identity was proven by a user_hash (see replyhq.users.service.may_speak).
     verified: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     created_at: Mapped[datetime] = created_at()

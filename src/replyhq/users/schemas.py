@@ -46,7 +46,16 @@ class IdentifyIn(BaseModel):
     app_version: str | None = Field(None, max_length=64)
     locale: str | None = Field(None, max_length=35)
     timezone: str | None = Field(None, max_length=64)
-    push_token: str | None = Field(None, max_length=4096)
+    push_token: str | None = Field(
+        None,
+        max_length=4096,
+        pattern=r"^[A-Za-z0-9_:\-.]+$",
+        description="The device's FCM or APNs token (Web Push: POST /v1/push-token). Omitted: "
+        "the device keeps the token it has, unless it now belongs to another person.",
+    )
+    push_provider: Literal["fcm", "apns"] | None = Field(
+        None, description="Whose token push_token is. Unset: APNs on ios and macos, else FCM."
+    )
 
 
 class EndUserOut(BaseModel):

@@ -69,16 +69,22 @@ async def identify(
     _check_attribute_count(user)
     await session.flush()
 
-    device_values = {
+    device_values: dict[str, Any] = {
         "end_user_id": user.id,
         "platform": data.platform,
         "app_version": data.app_version,
         "locale": data.locale,
         "timezone": data.timezone,
-        "push_token": data.push_token,
         "verified": verified,
         "last_seen_at": func.now(),
     }
+    if data.push_token is not None:
+        device_values.update(push_values(data))
+        await release_push_token(session, app_id, device_id, data.push_token)
+    elif current is not None and current.id != user.id:
+        # The previous person's notifications must not reach whoever uses the device now; the
+        # SDK registers the token again for them.
+        device_values.update(PUSH_CLEARED)
     await session.execute(
         insert(Device)
         .values(app_id=app_id, device_id=device_id, **device_values)
@@ -117,6 +123,36 @@ def _identified(device_id: str, data: IdentifyIn, user: EndUser, verified: bool)
         "name": data.name,
         "has_push_token": data.push_token is not None,
     }
+
+
+PUSH_CLEARED: dict[str, Any] = {
+    "push_provider": None,
+    "push_token": None,
+    "push_keys": None,
+    "push_token_updated_at": None,
+}
+
+
+def push_values(data: IdentifyIn) -> dict[str, Any]:
+    provider = data.push_provider or ("apns" if data.platform in ("ios", "macos") else "fcm")
+    return {
+        "push_provider": provider,
+        "push_token": data.push_token,
+        "push_keys": None,
+        "push_token_updated_at": func.now(),
+    }
+
+
+async def release_push_token(
+    session: AsyncSession, app_id: uuid.UUID, device_id: str, token: str
+) -> None:
+    """A token now registered on `device_id` leaves any other device of the app (a reinstall
+    under a new device id): nobody's phone is pushed to twice, nor for someone else."""
+    await session.execute(
+        update(Device)
+        .where(Device.app_id == app_id, Device.push_token == token, Device.device_id != device_id)
+        .values(**PUSH_CLEARED)
+    )
 
 
 def _check_user_hash(secret: str, data: IdentifyIn, *, required: bool) -> bool:
