@@ -33,8 +33,14 @@ from replyhq.users.service import user_hash
 from replyhq.web.protocol import http_options
 from tests.realtime_clients import Recorder
 
-# job_queue, job_worker: jobs run in the test process; smtp, mail_app: mail read from real SMTP
-pytest_plugins = ["tests.jobs_support", "tests.mail_support", "tests.billing_support"]
+# job_queue, job_worker: jobs run in the test process; smtp, mail_app: mail read from real SMTP;
+# providers: fake FCM, APNs and Web Push services
+pytest_plugins = [
+    "tests.jobs_support",
+    "tests.mail_support",
+    "tests.billing_support",
+    "tests.push_support",
+]
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,10 @@ from replyhq.observability.routes import router as metrics_router
 from replyhq.onboarding.live import Checklist
 from replyhq.onboarding.routes import api_router as onboarding_router
 from replyhq.onboarding.routes import router as signup_router
+from replyhq.push.admin_routes import me_router as staff_notifications_router
+from replyhq.push.admin_routes import router as admin_push_router
+from replyhq.push.admin_routes import users_router as admin_push_users_router
+from replyhq.push.routes import router as push_router
 from replyhq.realtime.routes import router as admin_presence_router
 from replyhq.realtime.server import RealtimeServer
 from replyhq.runtime import Runtime
@@ -160,6 +164,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_analytics_router)
     app.include_router(admin_billing_router)
     app.include_router(stripe_webhook_router)
+    app.include_router(push_router)
+    app.include_router(admin_push_router)
+    app.include_router(admin_push_users_router)
+    app.include_router(staff_notifications_router)
     app.include_router(static_router)  # /dashboard, /widget.js, /demo
     mailbox = dev_mailbox()
     if mailbox is not None and settings.environment == "development":

@@ -31,6 +31,9 @@ class Runtime:
     staff: StaffVerifier
     publisher: WriterSink  # the event sink until a Socket.IO server replaces it
     events: EventWriter  # tracked events' batched writes (replyhq.analytics)
+    # Resources a domain builds on first use and that close with the process (each has an
+    # async aclose()): the push senders' connections.
+    resources: dict[str, Any] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -59,6 +62,8 @@ class Runtime:
         for task in self._tasks:
             await cancel_and_wait(task)
         await self.events.close()  # pending events are written before the pool goes
+        for resource in self.resources.values():
+            await resource.aclose()
         await self.redis.aclose()
         await self.publisher.aclose()
         await self.limiter.close()
