@@ -10,7 +10,7 @@
   into one notification), and its lock runs a conversation's jobs one at a time.
 
 Revision ID: 0040
-Revises: 0010
+Revises: 0050
 Create Date: 2026-12-03
 """
 
@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql
 from replyhq.db.rls import disable_tenant_rls, enable_tenant_rls
 
 revision: str = "0040"
-down_revision: str | Sequence[str] | None = "0010"
+down_revision: str | Sequence[str] | None = "0050"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = "0100"  # the trigger writes procrastinate_jobs
 
