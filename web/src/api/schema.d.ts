@@ -537,6 +537,143 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/push/credentials": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Credentials
+         * @description Which providers' credentials are set, when, and their public details (ids, the VAPID
+         *     public key); never a key.
+         *
+         *     **Requires** `settings:read`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        get: operations["get_credentials_admin_api_push_credentials_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/push/credentials/apns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set Apns
+         * @description Upload the APNs .p8 key with its key id, team id, bundle id and environment.
+         *
+         *     **Requires** `push:credentials`: roles OWNER; not the app's secret key.
+         */
+        put: operations["set_apns_admin_api_push_credentials_apns_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/push/credentials/fcm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set Fcm
+         * @description Upload the Firebase service-account JSON (stored encrypted).
+         *
+         *     **Requires** `push:credentials`: roles OWNER; not the app's secret key.
+         */
+        put: operations["set_fcm_admin_api_push_credentials_fcm_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/push/credentials/webpush": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Generate Vapid
+         * @description Generate the app's VAPID key pair (replacing any: browsers subscribed with the old public
+         *     key must subscribe again). The public key is in the answer and at /v1/push-config.
+         *
+         *     **Requires** `push:credentials`: roles OWNER; not the app's secret key.
+         */
+        post: operations["generate_vapid_admin_api_push_credentials_webpush_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/push/credentials/{provider}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Credentials
+         * @description **Requires** `push:credentials`: roles OWNER; not the app's secret key.
+         */
+        delete: operations["delete_credentials_admin_api_push_credentials__provider__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/push/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Push Settings
+         * @description **Requires** `settings:read`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        get: operations["get_push_settings_admin_api_push_settings_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Update Push Settings
+         * @description Quiet hours (in each person's time zone), the hourly cap, the collapse window and the
+         *     e-mail fallback's delay (0: off) and link.
+         *
+         *     **Requires** `settings:write`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        patch: operations["update_push_settings_admin_api_push_settings_patch"];
+        trace?: never;
+    };
     "/admin/api/saved-replies": {
         parameters: {
             query?: never;
@@ -763,6 +900,52 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/users/{end_user_id}/push-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Push Log
+         * @description The person's latest push and e-mail fallback decisions (why sent or not) and each
+         *     delivery's provider answer and latency; kept PUSH_LOG_RETENTION_DAYS.
+         *
+         *     **Requires** `users:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["push_log_admin_api_users__end_user_id__push_log_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/users/{end_user_id}/test-push": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Test Push
+         * @description Queue a test notification to each of the person's devices. The deliveries start
+         *     `pending`; their provider answers appear in the push log within seconds.
+         *
+         *     **Requires** `push:test`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        post: operations["test_push_admin_api_users__end_user_id__test_push_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/email-change/confirm": {
         parameters: {
             query?: never;
@@ -893,6 +1076,27 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/admin/me/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get My Notifications
+         * @description The signed-in member's own desktop notification and sound preferences.
+         */
+        get: operations["get_my_notifications_admin_me_notifications_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Update My Notifications */
+        patch: operations["update_my_notifications_admin_me_notifications_patch"];
         trace?: never;
     };
     "/admin/me/verification": {
@@ -1271,6 +1475,53 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/push-config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Push Config
+         * @description What a web client needs to subscribe to Web Push: the app's VAPID public key
+         *     (`applicationServerKey`), null until the owner generated one.
+         */
+        get: operations["push_config_v1_push_config_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/push-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Register Push Token
+         * @description This device's push address (an FCM or APNs token, or a Web Push subscription),
+         *     replacing the one it had; the same token on another device of the app leaves that one.
+         *     The device must have identified.
+         */
+        post: operations["register_push_token_v1_push_token_post"];
+        /**
+         * Delete Push Token
+         * @description Forget this device's push address (call it when the person logs out).
+         */
+        delete: operations["delete_push_token_v1_push_token_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/webhooks/stripe": {
         parameters: {
             query?: never;
@@ -1306,6 +1557,26 @@ export interface components {
             /** Token */
             token: string;
         };
+        /** AgentPrefs */
+        AgentPrefs: {
+            /**
+             * Desktop
+             * @default true
+             */
+            desktop: boolean;
+            /**
+             * Sound
+             * @default true
+             */
+            sound: boolean;
+        };
+        /** AgentPrefsIn */
+        AgentPrefsIn: {
+            /** Desktop */
+            desktop?: boolean | null;
+            /** Sound */
+            sound?: boolean | null;
+        };
         /** Amounts */
         Amounts: {
             /**
@@ -1318,6 +1589,26 @@ export interface components {
              * @description Messages sent this month (UTC), end users' and agents'.
              */
             messages: number;
+        };
+        /** ApnsCredentialsIn */
+        ApnsCredentialsIn: {
+            /** Bundle Id */
+            bundle_id: string;
+            /**
+             * Environment
+             * @default production
+             * @enum {string}
+             */
+            environment: "production" | "sandbox";
+            /** Key Id */
+            key_id: string;
+            /**
+             * Key P8
+             * @description The .p8 file's text.
+             */
+            key_p8: string;
+            /** Team Id */
+            team_id: string;
         };
         /** AppCreate */
         AppCreate: {
@@ -1561,6 +1852,28 @@ export interface components {
             /** Verified */
             verified: boolean;
         };
+        /** CredentialStatus */
+        CredentialStatus: {
+            /** Details */
+            details?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Provider
+             * @enum {string}
+             */
+            provider: "fcm" | "apns" | "webpush";
+            /** Set */
+            set: boolean;
+            /** Updated At */
+            updated_at?: string | null;
+        };
+        /** CredentialsOut */
+        CredentialsOut: {
+            apns: components["schemas"]["CredentialStatus"];
+            fcm: components["schemas"]["CredentialStatus"];
+            webpush: components["schemas"]["CredentialStatus"];
+        };
         /** EmailChangeConfirmIn */
         EmailChangeConfirmIn: {
             /**
@@ -1688,6 +2001,16 @@ export interface components {
             /** Name */
             name: string;
         };
+        /** FcmCredentialsIn */
+        FcmCredentialsIn: {
+            /**
+             * Service Account
+             * @description The service-account JSON key file from the Firebase console, as an object.
+             */
+            service_account: {
+                [key: string]: unknown;
+            };
+        };
         /** IdentifyIn */
         IdentifyIn: {
             /** App Version */
@@ -1707,7 +2030,15 @@ export interface components {
              * @enum {string}
              */
             platform: "ios" | "android" | "web" | "react_native" | "flutter" | "macos" | "windows" | "linux" | "other";
-            /** Push Token */
+            /**
+             * Push Provider
+             * @description Whose token push_token is. Unset: APNs on ios and macos, else FCM.
+             */
+            push_provider?: ("fcm" | "apns") | null;
+            /**
+             * Push Token
+             * @description The device's FCM or APNs token (Web Push: POST /v1/push-token). Omitted: the device keeps the token it has, unless it now belongs to another person.
+             */
             push_token?: string | null;
             /** Timezone */
             timezone?: string | null;
@@ -1993,6 +2324,56 @@ export interface components {
              */
             mentions?: string[];
         };
+        /** NotificationLog */
+        NotificationLog: {
+            /** Items */
+            items: components["schemas"]["NotificationOut"][];
+        };
+        /** NotificationOut */
+        NotificationOut: {
+            /** Attempts */
+            attempts: number;
+            /** Body */
+            body: string | null;
+            /** Channel */
+            channel: string;
+            /** Conversation Id */
+            conversation_id: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Decision */
+            decision: string;
+            /** Device Id */
+            device_id: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Latency Ms */
+            latency_ms: number | null;
+            /** Message Count */
+            message_count: number;
+            /** Parent Id */
+            parent_id: string | null;
+            /** Provider */
+            provider: string | null;
+            /** Provider Response */
+            provider_response: string | null;
+            /** Provider Status */
+            provider_status: number | null;
+            /** Reason */
+            reason: string;
+            /** Seq To */
+            seq_to: number | null;
+            /** Status */
+            status: string | null;
+            /** Title */
+            title: string | null;
+        };
         /** OnboardingOut */
         OnboardingOut: {
             /**
@@ -2079,6 +2460,77 @@ export interface components {
              * @description Cents of the proration lines alone (credit + charge).
              */
             proration: number;
+        };
+        /**
+         * PushConfigOut
+         * @description What a client needs to subscribe: the app's VAPID public key (null until generated).
+         */
+        PushConfigOut: {
+            /** Webpush Public Key */
+            webpush_public_key: string | null;
+        };
+        /** PushSettingsIn */
+        PushSettingsIn: {
+            /** Collapse Seconds */
+            collapse_seconds?: number | null;
+            /** Default Timezone */
+            default_timezone?: string | null;
+            /** Email Fallback Minutes */
+            email_fallback_minutes?: number | null;
+            /**
+             * Email Link
+             * @description https:// page of the web messenger or the app's own scheme; {conversation_id} is replaced.
+             */
+            email_link?: string | null;
+            /** Hourly Limit */
+            hourly_limit?: number | null;
+            /** Quiet Hours End */
+            quiet_hours_end?: string | null;
+            /** Quiet Hours Start */
+            quiet_hours_start?: string | null;
+        };
+        /** PushSettingsOut */
+        PushSettingsOut: {
+            /** Collapse Seconds */
+            collapse_seconds: number;
+            /** Default Timezone */
+            default_timezone: string;
+            /** Email Fallback Minutes */
+            email_fallback_minutes: number;
+            /** Email Link */
+            email_link: string | null;
+            /** Hourly Limit */
+            hourly_limit: number;
+            /** Quiet Hours End */
+            quiet_hours_end: string | null;
+            /** Quiet Hours Start */
+            quiet_hours_start: string | null;
+        };
+        /** PushTokenIn */
+        PushTokenIn: {
+            /**
+             * Provider
+             * @enum {string}
+             */
+            provider: "fcm" | "apns" | "webpush";
+            subscription?: components["schemas"]["Subscription"] | null;
+            /** Token */
+            token?: string | null;
+        };
+        /** PushTokenOut */
+        PushTokenOut: {
+            /** Device Id */
+            device_id: string;
+            /**
+             * Provider
+             * @enum {string}
+             */
+            provider: "fcm" | "apns" | "webpush";
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
         };
         /** ReadIn */
         ReadIn: {
@@ -2274,6 +2726,22 @@ export interface components {
              */
             key: "sdk_installed" | "first_message" | "identity_verified" | "teammate_invited" | "first_reply";
         };
+        /**
+         * Subscription
+         * @description A browser's PushSubscription, as `subscription.toJSON()` gives it.
+         */
+        Subscription: {
+            /** Endpoint */
+            endpoint: string;
+            keys: components["schemas"]["SubscriptionKeys"];
+        };
+        /** SubscriptionKeys */
+        SubscriptionKeys: {
+            /** Auth */
+            auth: string;
+            /** P256Dh */
+            p256dh: string;
+        };
         /** SurveyIn */
         SurveyIn: {
             /**
@@ -2300,6 +2768,24 @@ export interface components {
             skipped_at: string | null;
             /** Use Case */
             use_case: ("support" | "sales" | "onboarding" | "notifications" | "community" | "other") | null;
+        };
+        /** TestPushIn */
+        TestPushIn: {
+            /**
+             * Body
+             * @default This is a test push from ReplyHQ.
+             */
+            body: string;
+            /**
+             * Title
+             * @default Test notification
+             */
+            title: string;
+        };
+        /** TestPushOut */
+        TestPushOut: {
+            /** Deliveries */
+            deliveries: components["schemas"]["NotificationOut"][];
         };
         /**
          * TimelineItemOut
@@ -2407,6 +2893,14 @@ export interface components {
              * @enum {string}
              */
             metric: "mau" | "messages";
+        };
+        /** WebPushCredentialsIn */
+        WebPushCredentialsIn: {
+            /**
+             * Subject
+             * @description Who push services may contact about this sender (mailto: or https:).
+             */
+            subject: string;
         };
         /** WebhookOut */
         WebhookOut: {
@@ -3307,6 +3801,207 @@ export interface operations {
             };
         };
     };
+    get_credentials_admin_api_push_credentials_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CredentialsOut"];
+                };
+            };
+        };
+    };
+    set_apns_admin_api_push_credentials_apns_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApnsCredentialsIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CredentialsOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    set_fcm_admin_api_push_credentials_fcm_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FcmCredentialsIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CredentialsOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    generate_vapid_admin_api_push_credentials_webpush_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebPushCredentialsIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CredentialsOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_credentials_admin_api_push_credentials__provider__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: "fcm" | "apns" | "webpush";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_push_settings_admin_api_push_settings_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PushSettingsOut"];
+                };
+            };
+        };
+    };
+    update_push_settings_admin_api_push_settings_patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PushSettingsIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PushSettingsOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     list_replies_admin_api_saved_replies_get: {
         parameters: {
             query?: never;
@@ -3687,6 +4382,72 @@ export interface operations {
             };
         };
     };
+    push_log_admin_api_users__end_user_id__push_log_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                end_user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationLog"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    test_push_admin_api_users__end_user_id__test_push_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                end_user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TestPushIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestPushOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     confirm_email_change_admin_email_change_confirm_post: {
         parameters: {
             query?: never;
@@ -3857,6 +4618,59 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EmailChangeRequestedOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_my_notifications_admin_me_notifications_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentPrefs"];
+                };
+            };
+        };
+    };
+    update_my_notifications_admin_me_notifications_patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentPrefsIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentPrefs"];
                 };
             };
             /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
@@ -4545,6 +5359,107 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["IdentifyOut"];
                 };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    push_config_v1_push_config_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-app-id"?: string | null;
+                "x-api-key"?: string | null;
+                "x-device-id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PushConfigOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    register_push_token_v1_push_token_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-app-id"?: string | null;
+                "x-api-key"?: string | null;
+                "x-device-id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PushTokenIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PushTokenOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_push_token_v1_push_token_delete: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-app-id"?: string | null;
+                "x-api-key"?: string | null;
+                "x-device-id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
             400: {
