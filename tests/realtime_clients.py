@@ -16,10 +16,10 @@ EVENTS = [
     "presence",
     "resync",
     "onboarding:step",
-    "console:entry",
     "note:mention",
     "timeline:item",
     "conversation:labels",
+    "console:entries",
 ]
 
 

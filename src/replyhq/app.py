@@ -30,6 +30,7 @@ from replyhq.observability.errors import configure_sentry
 from replyhq.observability.http import AccessLogMiddleware
 from replyhq.observability.logging import configure_logging
 from replyhq.observability.routes import router as metrics_router
+from replyhq.onboarding.console import Console, ConsoleRefusals
 from replyhq.onboarding.live import Checklist
 from replyhq.onboarding.routes import api_router as onboarding_router
 from replyhq.onboarding.routes import router as signup_router
@@ -78,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     origins = OriginGate(settings.origins)  # one per process: each refused origin reported once
     realtime = RealtimeServer(settings, redis_url, origins)
+    console = Console(settings.redis_prefix)  # the test console: SDK traffic, live, for staff
+    realtime.console = console
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -92,12 +95,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             realtime.observers.append(meter.observe)
             meter.start()
         app.state.usage_meter = meter
+        realtime.observers.append(console.observe)
+        console.start(runtime.redis, realtime.sio.emit)
         try:
             async with server_background(settings, runtime):  # process metrics, jobs
                 yield
         finally:
             if meter is not None:
                 await meter.stop()
+            await console.stop()
             await realtime.stop()
             await runtime.close()
 
@@ -111,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(AccessLogMiddleware),
+            Middleware(ConsoleRefusals, console=console),  # refused /v1 calls, when watched
             Middleware(
                 ReportingCORSMiddleware,
                 gate=origins,

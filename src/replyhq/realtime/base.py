@@ -104,6 +104,7 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         bound_before = set(structlog.contextvars.get_contextvars())
         started = time.perf_counter()
         outcome: dict[str, Any] = {"ok": False, "code": "INTERNAL_ERROR"}
+        reply: Any = None  # the acknowledgement (or refusal) itself, for the test console
         try:
             with structlog.contextvars.bound_contextvars(**fields):
                 try:
@@ -111,16 +112,21 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
                     if refusal is None:
                         refusal = _nul_refusal(event, args)
                     if refusal is not None:
-                        outcome = _outcome(refusal)
+                        outcome, reply = _outcome(refusal), refusal
                         return refusal
                     result = await super().trigger_event(event.replace(":", "_"), *args)
-                    outcome = _outcome(result)
+                    outcome, reply = _outcome(result), result
                     return result
                 except Refused as exc:
                     outcome = {"ok": False, "code": exc.error_args.get("data", {}).get("code")}
+                    reply = {"ok": False, **exc.error_args.get("data", {})}
                     raise
                 finally:
                     self._count(event, outcome["ok"])
+                    console = self.realtime.console
+                    if console is not None and console.watched and self.namespace == "/":
+                        told = reply if isinstance(reply, dict) and "ok" in reply else outcome
+                        await self._tell_console(event, args, told)
                     log.info(
                         "socket_event",
                         namespace=self.namespace,
@@ -133,6 +139,16 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
             structlog.contextvars.unbind_contextvars(*stale)
             if event == "connect":  # (sid, environ[, auth])
                 release_handshake(args[1])
+
+    async def _tell_console(self, event: str, args: tuple[Any, ...], outcome: Ack) -> None:
+        """A device's connect, disconnect or refused event, for its app's test console."""
+        console = self.realtime.console
+        assert console is not None
+        try:
+            live = (await self.get_session(args[0])).get("live")
+            await console.socket_event(event, args, outcome, live)
+        except Exception as exc:  # the console is a convenience; the socket goes on
+            log.warning("console_entry_lost", error=str(exc))
 
     async def _refusal(self, sid: str, state: dict[str, Any], event: str) -> Ack | None:
         """None when the socket may send `event` now: within its rate, and its access holds. A

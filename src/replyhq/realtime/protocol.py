@@ -182,6 +182,31 @@ class ResyncOut(BaseModel):
     """Run `sync` for every conversation you hold: live events may have been missed."""
 
 
+class ConsoleSubscribeIn(BaseModel):
+    """Staff (OWNER, ADMIN): stream the app's SDK traffic to this socket (`console:entries`), or
+    stop (`console:unsubscribe`). Nothing to send."""
+
+
+class ConsoleEntryOut(BaseModel):
+    """To the staff who subscribed: one piece of the app's SDK traffic, secrets redacted."""
+
+    id: str
+    at: datetime
+    type: Literal[
+        "connect", "connect_refused", "disconnect", "identify", "message", "typing", "refused"
+    ]
+    device_id: str | None
+    user_id: str | None
+    data: dict[str, Any]
+
+
+class ConsoleEntriesOut(BaseModel):
+    """To the staff who subscribed: the app's latest SDK traffic, oldest first (sent at most
+    every 0.1 s)."""
+
+    entries: list[ConsoleEntryOut]
+
+
 class OnboardingStepOut(BaseModel):
     """To the app's staff: a step of the onboarding checklist happened for the first time."""
 
@@ -229,6 +254,9 @@ EVENTS: tuple[EventSpec, ...] = (
     EventSpec("timeline:item", "server", ("/admin",), TimelineItemEvent),
     EventSpec("note:mention", "server", ("/admin",), NoteMention),
     EventSpec("conversation:labels", "server", ("/admin",), ConversationLabels),
+    EventSpec("console:subscribe", "client", ("/admin",), ConsoleSubscribeIn, EmptyAck),
+    EventSpec("console:unsubscribe", "client", ("/admin",), ConsoleSubscribeIn, EmptyAck),
+    EventSpec("console:entries", "server", ("/admin",), ConsoleEntriesOut),
 )
 
 

@@ -33,6 +33,7 @@ from replyhq.web.middleware import BodyLimitMiddleware
 from replyhq.web.origins import OriginGate, forwarded_host
 
 if TYPE_CHECKING:
+    from replyhq.onboarding.console import Console
     from replyhq.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -51,7 +52,7 @@ class RealtimeServer:
             client_manager=manager,
             # Never "*": browsers may connect only from ALLOWED_ORIGINS, or from this server's
             # own pages (the dashboard), which a plain list would refuse.
-            cors_allowed_origins=_origin_check(origins or OriginGate(settings.origins)),
+            cors_allowed_origins=_origin_check(origins or OriginGate(settings.origins), self),
             max_http_buffer_size=settings.max_body_bytes,
             ping_interval=settings.socket_ping_interval_seconds,
             ping_timeout=settings.socket_ping_timeout_seconds,
@@ -67,6 +68,8 @@ class RealtimeServer:
         self._tasks: list[asyncio.Task[None]] = []
         # Told every committed event after its delivery (onboarding's checklist, the console).
         self.observers: list[Callable[[DomainEvent], Awaitable[None]]] = []
+        # The app's SDK traffic for its test console (replyhq.onboarding.console), when wired.
+        self.console: Console | None = None
 
         self.sio.register_namespace(DeviceNamespace(DEVICES, self))
         self.sio.register_namespace(StaffNamespace(STAFF, self))
@@ -271,15 +274,35 @@ class DirectSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         return await super()._handle_eio_connect(eio_sid, environ)
 
 
-def _origin_check(gate: OriginGate) -> Any:
+def _origin_check(gate: OriginGate, server: RealtimeServer | None = None) -> Any:
     """Engine.IO's origin test: ALLOWED_ORIGINS, plus the server's own origin as the Host header
-    names it (what Engine.IO allows by default, and what a browser on our own pages sends)."""
+    names it (what Engine.IO allows by default, and what a browser on our own pages sends). A
+    refused handshake that names its app (`?app_id=` in the URL) is shown in that app's test
+    console."""
 
     def check(origin: str | None, environ: dict[str, Any]) -> bool:
         if origin is None:
             return False
         host = forwarded_host(environ.get("HTTP_X_FORWARDED_HOST"), environ.get("HTTP_HOST"))
         scheme = environ.get("wsgi.url_scheme", "http").split(",")[0].strip()
-        return gate.allows(origin, scheme, host, environ.get("HTTP_SEC_FETCH_SITE"))
+        allowed = gate.allows(origin, scheme, host, environ.get("HTTP_SEC_FETCH_SITE"))
+        console = server.console if server is not None else None
+        # Engine.IO asks twice per request (the refusal, then its CORS headers): report once.
+        if (
+            not allowed
+            and console is not None
+            and console.watched
+            and not environ.get("replyhq.origin_reported")
+        ):
+            environ["replyhq.origin_reported"] = True
+            task = asyncio.get_running_loop().create_task(
+                console.origin_refused(origin, environ.get("QUERY_STRING", ""))
+            )
+            _origin_reports.add(task)
+            task.add_done_callback(_origin_reports.discard)
+        return allowed
 
     return check
+
+
+_origin_reports: set[asyncio.Task[None]] = set()

@@ -7,9 +7,10 @@ from typing import Any
 from replyhq.accounts.permissions import StaffPrincipal
 from replyhq.accounts.service import verify_access_token
 from replyhq.accounts.tokens import decode_access_token
-from replyhq.errors import AppError, Unauthorized
+from replyhq.errors import AppError, ServiceUnavailable, Unauthorized
 from replyhq.messaging import service as messaging
 from replyhq.messaging.admin_routes import agent
+from replyhq.onboarding.console import room_of_console
 from replyhq.realtime.access import Grant
 from replyhq.realtime.base import Ack, Namespace, Refused, parse, room_of_agents, signin_key
 from replyhq.realtime.devices import page_ack
@@ -42,6 +43,39 @@ class StaffNamespace(Namespace):
         session = await self.get_session(sid)
         if "live" in session:
             await self.realtime.left(session["live"])
+        console = self.realtime.console
+        if console is not None and session.get("console"):
+            await console.unsubscribe(sid, session["live"].app_id)
+
+    async def on_console_subscribe(self, sid: str, data: Any = None) -> Ack:
+        """Stream this app's SDK traffic to this socket (`console:entries`); OWNER and ADMIN."""
+
+        async def work() -> Ack:
+            me = await self._principal(sid, "settings:read")
+            console = self.realtime.console
+            if console is None:
+                raise ServiceUnavailable("The test console is not available on this server.")
+            session = await self.get_session(sid)
+            if not session.get("console"):
+                await self.enter_room(sid, room_of_console(me.app_id))
+                await console.subscribe(sid, me.app_id)
+                session["console"] = True
+            return {}
+
+        return await self.answer(work)
+
+    async def on_console_unsubscribe(self, sid: str, data: Any = None) -> Ack:
+        async def work() -> Ack:
+            session = await self.get_session(sid)
+            live: LiveSession = session["live"]
+            console = self.realtime.console
+            if console is not None and session.get("console"):
+                await self.leave_room(sid, room_of_console(live.app_id))
+                await console.unsubscribe(sid, live.app_id)
+                session["console"] = False
+            return {}
+
+        return await self.answer(work)
 
     async def _principal(self, sid: str, permission: str) -> StaffPrincipal:
         principal: StaffPrincipal = (await self.get_session(sid))["principal"]
