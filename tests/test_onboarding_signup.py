@@ -268,3 +268,18 @@ async def test_a_forged_or_foreign_verification_token_is_400(sclient: httpx.Asyn
         refused = await sclient.post("/admin/verify-email", json={"token": token})
         assert refused.status_code == 400
         assert refused.json()["code"] == "VERIFY_TOKEN_INVALID"
+
+
+async def test_where_billing_is_on_the_new_app_starts_its_trial(servers: Servers) -> None:
+    from replyhq.billing.models import Subscription
+
+    async with serving(servers, stripe_secret_key="sk_test_onboarding") as (client, runtime):
+        created = await client.post("/admin/signup", json=form(fresh_address()))
+        assert created.status_code == 201, created.text
+        app_id = uuid.UUID(created.json()["app"]["id"])
+        async with runtime.db.tenant_session(app_id) as session:
+            subscription = await session.get(Subscription, app_id)
+        assert subscription is not None
+        assert subscription.status == "trialing"
+        days = runtime.settings.billing_trial_days
+        assert 0 < (subscription.trial_ends_at - subscription.created_at).days <= days

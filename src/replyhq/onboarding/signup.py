@@ -25,6 +25,7 @@ from replyhq.accounts.service import TokenPair, normalize_email
 from replyhq.apps import service as apps
 from replyhq.apps.keys import AppKeys
 from replyhq.apps.models import App
+from replyhq.billing import service as billing
 from replyhq.errors import BadRequest, Conflict, Forbidden
 from replyhq.mail.service import send_mail
 from replyhq.onboarding.models import OnboardingState
@@ -110,8 +111,8 @@ async def signup(
             verified=False,
         )
         session.add(OnboardingState(app_id=app.id))
-        # Billing's trial starts here, in this transaction, once replyhq.billing exists
-        # (issue 14): `await billing.start_trial(session, app.id)`.
+        if settings.billing_enabled:  # the trial starts with the app (BILLING_TRIAL_DAYS)
+            await billing.subscription_of(session, settings, app.id)
         await send_verification(session, settings, staff, app.name)
         pair = await accounts.start_session(session, settings, staff)
     return pair, app, keys
