@@ -195,7 +195,7 @@ async def apply_event(db: Database, settings: Settings, event_id: str) -> str:
         event.applied_at = utcnow()
         event.outcome = outcome
         event.app_id = app_id
-    log.info("stripe_event_applied", event=event_id, type=event.type, outcome=outcome)
+    log.info("stripe_event_applied", event_id=event_id, type=event.type, outcome=outcome)
     return outcome
 
 
