@@ -20,6 +20,7 @@ EVENTS = [
     "timeline:item",
     "conversation:labels",
     "console:entries",
+    "conversation:rated",
 ]
 
 

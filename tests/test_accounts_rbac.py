@@ -276,6 +276,18 @@ def cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
                 await onboarding_service.reach(session, w.tenant.id, step)
         return "POST", "/admin/api/onboarding/dismiss", None
 
+    async def messenger_get(w: World) -> tuple[str, str, None]:
+        return "GET", "/admin/api/messenger", None
+
+    async def messenger_patch(w: World) -> tuple[str, str, dict[str, object]]:
+        return "PATCH", "/admin/api/messenger", {"color": "#112233"}
+
+    async def context(w: World) -> tuple[str, str, None]:
+        return "GET", f"{base}/{w.conversation_id}/context", None
+
+    async def ratings(w: World) -> tuple[str, str, None]:
+        return "GET", f"{base}/{w.conversation_id}/ratings", None
+
     async def billing(w: World) -> tuple[str, str, None]:
         return "GET", "/admin/api/billing", None
 
@@ -317,6 +329,10 @@ def cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
         ("GET", "/admin/api/billing/preview"): preview,
         **workspace_cases(client),
         **push_cases(client),
+        ("GET", "/admin/api/messenger"): messenger_get,
+        ("PATCH", "/admin/api/messenger"): messenger_patch,
+        ("GET", base + "/{conversation_id}/context"): context,
+        ("GET", base + "/{conversation_id}/ratings"): ratings,
     }
 
 

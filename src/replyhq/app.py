@@ -26,6 +26,9 @@ from replyhq.mail.dev import mailbox_dir as dev_mailbox
 from replyhq.mail.routes import router as mailbox_router
 from replyhq.messaging.admin_routes import router as admin_conversations_router
 from replyhq.messaging.routes import router as conversations_router
+from replyhq.messenger.admin_routes import conversation_router as admin_conversation_extras
+from replyhq.messenger.admin_routes import router as admin_messenger_router
+from replyhq.messenger.routes import router as messenger_router
 from replyhq.observability.errors import configure_sentry
 from replyhq.observability.http import AccessLogMiddleware
 from replyhq.observability.logging import configure_logging
@@ -175,6 +178,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_push_router)
     app.include_router(admin_push_users_router)
     app.include_router(staff_notifications_router)
+    app.include_router(messenger_router)
+    app.include_router(admin_messenger_router)
+    app.include_router(admin_conversation_extras)
     app.include_router(static_router)  # /dashboard, /widget.js, /demo
     mailbox = dev_mailbox()
     if mailbox is not None and settings.environment == "development":

@@ -6,6 +6,7 @@ from replyhq.apps import models as apps_models
 from replyhq.billing import models as billing_models
 from replyhq.db.base import Base
 from replyhq.messaging import models as messaging_models
+from replyhq.messenger import models as messenger_models
 from replyhq.onboarding import models as onboarding_models
 from replyhq.push import models as push_models
 from replyhq.users import models as users_models
@@ -19,6 +20,7 @@ __all__ = [
     "apps_models",
     "billing_models",
     "messaging_models",
+    "messenger_models",
     "metadata",
     "onboarding_models",
     "push_models",

@@ -20,6 +20,7 @@ from replyhq.messaging.schemas import (
     ReadIn,
 )
 from replyhq.messaging.service import Participant
+from replyhq.messenger import service as messenger
 from replyhq.users.service import device_user
 from replyhq.web.bounds import INT4_MAX
 from replyhq.web.deps import RuntimeDep, SDKApp, SDKCaller
@@ -54,6 +55,8 @@ async def start_conversation(
         out = await summaries.conversation_summary(session, caller.app_id, conversation_id, user)
     if not created:
         response.status_code = status.HTTP_200_OK
+    elif first is not None:
+        await messenger.after_user_message(runtime.db, caller.app_id, conversation_id)
     return out
 
 

@@ -36,6 +36,7 @@ from replyhq.messaging.schemas import (
     MessageOut,
     MessagePage,
 )
+from replyhq.messenger import service as messenger
 from replyhq.observability.metrics import MESSAGES_SENT, count_message_sent
 
 ReaderType = Literal["user", "agent"]
@@ -334,7 +335,10 @@ async def send_device_message(
     sql = statements.send(from_device=True, owner="sender")
     params = _send_params(app_id, conversation_id, "user", body, client_msg_id)
     params["device_id"] = device_id
-    return await asyncio.shield(_send_alone(db, app_id, sql, params))
+    out, created = await asyncio.shield(_send_alone(db, app_id, sql, params))
+    if created:  # outside office hours: the away reply (a dict look-up while the team is in)
+        await messenger.after_user_message(db, app_id, conversation_id)
+    return out, created
 
 
 async def send_agent_message(
@@ -471,3 +475,46 @@ async def move_conversations(
         .where(Conversation.app_id == app_id, Conversation.end_user_id == from_user)
         .values(end_user_id=to_user)
     )
+
+
+async def send_system_message(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    body: str,
+    client_msg_id: str,
+    *,
+    author_name: str | None = None,
+) -> MessageOut | None:
+    """A message from the app itself (an automatic reply): the next seq under the row lock, no
+    reopening, no read marker, no first response. None when `client_msg_id` was already sent."""
+    conversation = await require_conversation(session, app_id, conversation_id, lock=True)
+    stored = await session.scalar(
+        pg_insert(Message)
+        .values(
+            app_id=app_id,
+            conversation_id=conversation_id,
+            seq=conversation.last_seq + 1,
+            client_msg_id=client_msg_id,
+            sender="system",
+            author_id=None,
+            author_name=author_name,
+            body=body,
+            body_html=render_body_html(body),
+            created_at=func.clock_timestamp(),
+        )
+        .on_conflict_do_nothing(index_elements=["conversation_id", "client_msg_id"])
+        .returning(Message)
+    )
+    if stored is None:
+        return None
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.app_id == app_id, Conversation.id == conversation_id)
+        .values(last_seq=stored.seq, last_activity_at=stored.created_at, updated_at=func.now())
+    )
+    out = message_out(stored)
+    payload = {"message": out.model_dump(mode="json")}
+    record(session, Event("message:new", app_id, payload, conversation.end_user_id, agents=True))
+    count_message_sent(session, "system")
+    return out

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from replyhq.analytics.schemas import EventBatchIn
 from replyhq.messaging.schemas import Body, ClientMsgId, MessageOut, Sender
+from replyhq.messenger.schemas import ConversationRated
 from replyhq.web.bounds import INT4_MAX
 from replyhq.workspace.schemas import ConversationLabels, NoteMention, TimelineItemEvent
 
@@ -257,6 +258,8 @@ EVENTS: tuple[EventSpec, ...] = (
     EventSpec("console:subscribe", "client", ("/admin",), ConsoleSubscribeIn, EmptyAck),
     EventSpec("console:unsubscribe", "client", ("/admin",), ConsoleSubscribeIn, EmptyAck),
     EventSpec("console:entries", "server", ("/admin",), ConsoleEntriesOut),
+    # The messenger's ratings (replyhq.messenger).
+    EventSpec("conversation:rated", "server", BOTH, ConversationRated),
 )
 
 

@@ -120,6 +120,23 @@ class ReplyHQClient:
             self._conversations.setdefault(item["id"], _Conversation())
         return items
 
+    async def rating(self, conversation_id: str) -> dict[str, Any]:
+        """`{closing, can_rate, rating}`: whether the latest closing may be rated."""
+        state: dict[str, Any] = await self._request(
+            "GET", f"/v1/conversations/{conversation_id}/rating"
+        )
+        return state
+
+    async def rate(
+        self, conversation_id: str, score: int, comment: str | None = None
+    ) -> dict[str, Any]:
+        """Rate the conversation's latest closing, 1-5 (once per closing)."""
+        body = {"score": score, "comment": comment}
+        rating: dict[str, Any] = await self._request(
+            "POST", f"/v1/conversations/{conversation_id}/rating", body
+        )
+        return rating
+
     # --- socket -----------------------------------------------------------------------------
 
     async def connect(self) -> None:

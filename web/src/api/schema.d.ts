@@ -242,6 +242,28 @@ export interface paths {
         patch: operations["update_conversation_admin_api_conversations__conversation_id__patch"];
         trace?: never;
     };
+    "/admin/api/conversations/{conversation_id}/context": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Conversation Context
+         * @description The end user's latest page, referrer, browser and OS (null when none was reported).
+         *
+         *     **Requires** `conversations:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["conversation_context_admin_api_conversations__conversation_id__context_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/conversations/{conversation_id}/items": {
         parameters: {
             query?: never;
@@ -367,6 +389,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/conversations/{conversation_id}/ratings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Conversation Ratings
+         * @description The end user's ratings of this conversation, one per closing, oldest first.
+         *
+         *     **Requires** `conversations:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["conversation_ratings_admin_api_conversations__conversation_id__ratings_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/conversations/{conversation_id}/read": {
         parameters: {
             query?: never;
@@ -443,6 +487,34 @@ export interface paths {
          *     **Requires** `settings:write`: roles OWNER, ADMIN; also the app's secret key.
          */
         patch: operations["update_label_admin_api_labels__label_id__patch"];
+        trace?: never;
+    };
+    "/admin/api/messenger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Settings
+         * @description The messenger's look, language, office hours and away message (defaults until saved).
+         *
+         *     **Requires** `settings:read`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        get: operations["get_settings_admin_api_messenger_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Update Settings
+         * @description Change any of the settings; messengers show them from their next load.
+         *
+         *     **Requires** `settings:write`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        patch: operations["update_settings_admin_api_messenger_patch"];
         trace?: never;
     };
     "/admin/api/onboarding": {
@@ -1354,6 +1426,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/context": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Visitor Context
+         * @description Where this device's end user is: page URL, title and referrer; browser and OS are read
+         *     from the User-Agent header. Shown to agents beside the device's conversations.
+         */
+        put: operations["visitor_context_v1_context_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/conversations": {
         parameters: {
             query?: never;
@@ -1420,6 +1513,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/conversations/{conversation_id}/rating": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Rating State
+         * @description Whether the conversation's current closing may be rated (closed and not rated yet).
+         */
+        get: operations["rating_state_v1_conversations__conversation_id__rating_get"];
+        put?: never;
+        /**
+         * Rate
+         * @description Rate the conversation's latest closing, 1-5 with an optional comment: once per closing
+         *     (409 ALREADY_RATED after; 409 CONVERSATION_OPEN while it is open).
+         */
+        post: operations["rate_v1_conversations__conversation_id__rating_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/conversations/{conversation_id}/read": {
         parameters: {
             query?: never;
@@ -1469,6 +1587,27 @@ export interface paths {
         put?: never;
         /** Identify */
         post: operations["identify_v1_identify_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/messenger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Messenger Config
+         * @description The app's messenger settings, whether the team is in (office hours) and its usual reply
+         *     time. The web messenger loads this at start: a change in the dashboard needs no new code.
+         */
+        get: operations["messenger_config_v1_messenger_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1703,6 +1842,21 @@ export interface components {
              * @enum {string}
              */
             type: "user" | "agent" | "system";
+        };
+        /** AvailabilityOut */
+        AvailabilityOut: {
+            /** Away Since */
+            away_since: string | null;
+            /**
+             * Back At
+             * @description When the team is next in, while away
+             */
+            back_at: string | null;
+            /**
+             * Open
+             * @description Within office hours now (always true when they are off)
+             */
+            open: boolean;
         };
         /** BillingOut */
         BillingOut: {
@@ -2310,6 +2464,88 @@ export interface components {
             items: components["schemas"]["MessageOut"][];
         };
         /**
+         * MessengerConfig
+         * @description What the messenger shows: the app's settings, whether the team is in, and how fast it
+         *     usually answers (median first response of the last 7 days; None without data).
+         */
+        MessengerConfig: {
+            availability: components["schemas"]["AvailabilityOut"];
+            /** Expected Reply Seconds */
+            expected_reply_seconds: number | null;
+            settings: components["schemas"]["MessengerSettingsOut"];
+        };
+        /** MessengerSettingsOut */
+        MessengerSettingsOut: {
+            /** Auto Reply */
+            auto_reply: boolean;
+            /** Avatar Url */
+            avatar_url: string | null;
+            /** Away Message */
+            away_message: string;
+            /**
+             * Color
+             * @description Brand colour, #rrggbb
+             */
+            color: string;
+            /** Greeting */
+            greeting: string;
+            /** Intro */
+            intro: string;
+            /**
+             * Language
+             * @enum {string}
+             */
+            language: "en" | "fr";
+            /**
+             * Launcher Position
+             * @enum {string}
+             */
+            launcher_position: "left" | "right";
+            /** Office Hours */
+            office_hours: components["schemas"]["OfficeHoursRange"][];
+            /** Office Hours Enabled */
+            office_hours_enabled: boolean;
+            /** Team Name */
+            team_name: string;
+            /** Timezone */
+            timezone: string;
+            /**
+             * Updated At
+             * @description None: never saved (the defaults)
+             */
+            updated_at: string | null;
+        };
+        /**
+         * MessengerSettingsPatch
+         * @description Any subset of the settings; the others keep their values.
+         */
+        MessengerSettingsPatch: {
+            /** Auto Reply */
+            auto_reply?: boolean | null;
+            /** Avatar Url */
+            avatar_url?: string | null;
+            /** Away Message */
+            away_message?: string | null;
+            /** Color */
+            color?: string | null;
+            /** Greeting */
+            greeting?: string | null;
+            /** Intro */
+            intro?: string | null;
+            /** Language */
+            language?: ("en" | "fr") | null;
+            /** Launcher Position */
+            launcher_position?: ("left" | "right") | null;
+            /** Office Hours */
+            office_hours?: components["schemas"]["OfficeHoursRange"][] | null;
+            /** Office Hours Enabled */
+            office_hours_enabled?: boolean | null;
+            /** Team Name */
+            team_name?: string | null;
+            /** Timezone */
+            timezone?: string | null;
+        };
+        /**
          * NoteIn
          * @description A private note: staff of the app see it, the end user never does.
          */
@@ -2373,6 +2609,24 @@ export interface components {
             status: string | null;
             /** Title */
             title: string | null;
+        };
+        /**
+         * OfficeHoursRange
+         * @description A weekly stretch of local time: day 0 is Monday; close may be "24:00" (midnight).
+         */
+        OfficeHoursRange: {
+            /**
+             * Close
+             * @example 09:00
+             */
+            close: string;
+            /** Day */
+            day: number;
+            /**
+             * Open
+             * @example 09:00
+             */
+            open: string;
         };
         /** OnboardingOut */
         OnboardingOut: {
@@ -2531,6 +2785,54 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+        };
+        /** RatingIn */
+        RatingIn: {
+            /** Comment */
+            comment?: string | null;
+            /** Score */
+            score: number;
+        };
+        /** RatingOut */
+        RatingOut: {
+            /** Assignee Id */
+            assignee_id: string | null;
+            /**
+             * Closing
+             * @description Which closing of the conversation was rated (1, 2, ...)
+             */
+            closing: number;
+            /** Comment */
+            comment: string | null;
+            /**
+             * Conversation Id
+             * Format: uuid
+             */
+            conversation_id: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Score */
+            score: number;
+        };
+        /**
+         * RatingState
+         * @description Whether the end user may rate now: the conversation is closed and this closing is not
+         *     rated yet. `rating`: the current closing's rating, if any.
+         */
+        RatingState: {
+            /** Can Rate */
+            can_rate: boolean;
+            /** Closing */
+            closing: number;
+            rating: components["schemas"]["RatingOut"] | null;
         };
         /** ReadIn */
         ReadIn: {
@@ -2879,6 +3181,35 @@ export interface components {
              * @description From the e-mailed link.
              */
             token: string;
+        };
+        /** VisitorContextIn */
+        VisitorContextIn: {
+            /** Page Title */
+            page_title?: string | null;
+            /** Page Url */
+            page_url?: string | null;
+            /** Referrer */
+            referrer?: string | null;
+        };
+        /** VisitorContextOut */
+        VisitorContextOut: {
+            /** Browser */
+            browser: string | null;
+            /** Device Id */
+            device_id: string;
+            /** Os */
+            os: string | null;
+            /** Page Title */
+            page_title: string | null;
+            /** Page Url */
+            page_url: string | null;
+            /** Referrer */
+            referrer: string | null;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
         };
         /** BillingWarning */
         Warning_: {
@@ -3313,6 +3644,37 @@ export interface operations {
             };
         };
     };
+    conversation_context_admin_api_conversations__conversation_id__context_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VisitorContextOut"] | null;
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     list_items_admin_api_conversations__conversation_id__items_get: {
         parameters: {
             query?: {
@@ -3547,6 +3909,37 @@ export interface operations {
             };
         };
     };
+    conversation_ratings_admin_api_conversations__conversation_id__ratings_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RatingOut"][];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     mark_read_admin_api_conversations__conversation_id__read_post: {
         parameters: {
             query?: never;
@@ -3684,6 +4077,59 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LabelOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_settings_admin_api_messenger_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessengerSettingsOut"];
+                };
+            };
+        };
+    };
+    update_settings_admin_api_messenger_patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MessengerSettingsPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessengerSettingsOut"];
                 };
             };
             /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
@@ -5074,6 +5520,44 @@ export interface operations {
             };
         };
     };
+    visitor_context_v1_context_put: {
+        parameters: {
+            query?: never;
+            header?: {
+                "user-agent"?: string | null;
+                "x-app-id"?: string | null;
+                "x-api-key"?: string | null;
+                "x-device-id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VisitorContextIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VisitorContextOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     list_conversations_v1_conversations_get: {
         parameters: {
             query?: {
@@ -5260,6 +5744,80 @@ export interface operations {
             };
         };
     };
+    rating_state_v1_conversations__conversation_id__rating_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-app-id"?: string | null;
+                "x-api-key"?: string | null;
+                "x-device-id"?: string | null;
+            };
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RatingState"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    rate_v1_conversations__conversation_id__rating_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-app-id"?: string | null;
+                "x-api-key"?: string | null;
+                "x-device-id"?: string | null;
+            };
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RatingIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RatingOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     mark_read_v1_conversations__conversation_id__read_post: {
         parameters: {
             query?: never;
@@ -5358,6 +5916,38 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["IdentifyOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    messenger_config_v1_messenger_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-app-id"?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessengerConfig"];
                 };
             };
             /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
