@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         "(0: callers wait for a pooled one, up to DB_POOL_TIMEOUT).",
     )
     db_pool_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a connection.")
+    db_prepared_statements: bool = Field(
+        True,
+        description="Let psycopg prepare statements run often (PostgreSQL then plans them once). "
+        "Set false behind a transaction-mode pooler that does not track prepared statements "
+        "(PgBouncer before 1.21, or without max_prepared_statements).",
+    )
 
     redis_url: str | None = Field(
         None, description="Redis URL. Unset: an embedded Redis under DATA_DIR."

@@ -89,10 +89,16 @@ class Database:
         pool_size: int = 10,
         max_overflow: int = 0,
         pool_timeout: float = 10.0,
+        prepared_statements: bool = True,
     ) -> None:
-        """`url`: the runtime role's; `system`: the system role's, for system_session()."""
+        """`url`: the runtime role's; `system`: the system role's, for system_session().
+        `prepared_statements=False` for a transaction-mode pooler that cannot carry them (a
+        statement prepared on one server connection is run on another)."""
+        # psycopg prepares a query on its 5th run on a connection (its default threshold).
+        connect_args = {} if prepared_statements else {"prepare_threshold": None}
         self.engine: AsyncEngine = create_async_engine(
             async_url(url),
+            connect_args=connect_args,
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_timeout=pool_timeout,
@@ -109,6 +115,7 @@ class Database:
         if system is not None:
             self.system_engine = create_async_engine(
                 async_url(system),
+                connect_args=connect_args,
                 pool_size=SYSTEM_POOL_SIZE,
                 max_overflow=SYSTEM_POOL_SIZE,
                 pool_timeout=pool_timeout,
@@ -128,6 +135,7 @@ class Database:
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,
+            prepared_statements=settings.db_prepared_statements,
         )
 
     async def dispose(self) -> None:
