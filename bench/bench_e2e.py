@@ -19,7 +19,9 @@ achieved rate at an offered rate above it (1,000 msg/s); latency is read at 200 
 
 Knobs: BENCH_E2E_ROUNDS (3), BENCH_E2E_SECONDS (8), BENCH_E2E_RATES ("1000,200"),
 BENCH_E2E_WORKERS (1), BENCH_E2E_VARIANTS (";"-separated `name:KEY=V,KEY=V`), BENCH_E2E_NODE=0
-(no Node reference).
+(no Node reference), BENCH_E2E_PROFILE=<system> (py-spy samples that system's server at the first
+rate and splits its CPU per message by part: bench/profile_parts.py; BENCH_E2E_PROFILE_KEEP=<dir>
+keeps the raw stacks, for a flame graph).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +46,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from bench import common
+from bench import common, profile_parts
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_DIR = Path(__file__).resolve().parent / "node"
@@ -154,7 +157,15 @@ def _cli(owner_url: str, redis_url: str, prefix: str, *args: str, pythonpath: st
 
 
 @contextlib.contextmanager
-def replyhq(name: str, tmp: Path, workers: int, extra: dict[str, str]) -> Iterator[System]:
+def replyhq(
+    name: str,
+    tmp: Path,
+    workers: int,
+    extra: dict[str, str],
+    database_env: Callable[[str], dict[str, str]] | None = None,
+) -> Iterator[System]:
+    """`replyhq serve` on a fresh database; `database_env`: settings made from that database's
+    owner URL (how bench_pgbouncer points the server at its PgBouncer)."""
     services = common.services()
     with _database("e2e", migrate=True) as url:
         prefix = common.redis_prefix("e2e")
@@ -190,6 +201,8 @@ def replyhq(name: str, tmp: Path, workers: int, extra: dict[str, str]) -> Iterat
         )
         app_file = tmp / f"{name}-app.json"
         app_file.write_text(json.dumps(app))
+        if database_env is not None:
+            extra = {**extra, **database_env(url)}
         server = common.start_server(
             url,
             services.redis_url,
@@ -208,8 +221,9 @@ def replyhq(name: str, tmp: Path, workers: int, extra: dict[str, str]) -> Iterat
                 _log(f"{name} logged: {server.problems}")
 
 
-def offer(system: System, rate: int, seconds: int) -> dict[str, Any]:
-    """One run of the generator against `system`; its JSON line, with the server's CPU."""
+def offer(system: System, rate: int, seconds: int, profile: Path | None = None) -> dict[str, Any]:
+    """One run of the generator against `system`; its JSON line, with the server's CPU.
+    `profile`: where py-spy writes the server's stacks over the timed part (one process)."""
     command = ["node", str(NODE_DIR / "loadgen.cjs"), system.url, MASTER, str(USERS)]
     command += [str(LISTENERS), str(AGENTS), str(rate), str(seconds)]
     env = dict(os.environ)
@@ -223,15 +237,20 @@ def offer(system: System, rate: int, seconds: int) -> dict[str, Any]:
     )
     assert process.stderr is not None and process.stdout is not None
     marks: dict[str, tuple[float, tuple[float, int, int]]] = {}
+    spy: subprocess.Popen[bytes] | None = None
     other: list[str] = []
     for text_line in process.stderr:  # "sending" and "sent" bound the timed part
         mark = text_line.strip()
         if mark in ("sending", "sent"):
             marks[mark] = (system.cpu_seconds(), _database_stats(system.owner_url))
+            if mark == "sending" and profile is not None:
+                spy = profile_parts.start(system.pids()[0], seconds + 1, profile)
         else:
             other.append(text_line)
     out = process.stdout.read()
     process.wait(timeout=60)
+    if spy is not None:
+        spy.wait(timeout=60)
     line = (out.strip().splitlines() or ["{}"])[-1]
     result: dict[str, Any] = json.loads(line)
     if "error" in result or process.returncode or len(marks) < 2:
@@ -276,17 +295,32 @@ def run() -> list[dict[str, Any]]:
     common.raise_open_files()
     tmp = Path(tempfile.mkdtemp(prefix="replyhq-bench-e2e-"))
     systems: list[System] = []
+    profiled = os.environ.get("BENCH_E2E_PROFILE", "")
+    samples: Counter[str] = Counter()
+    cpu_per_message: list[float] = []
     with contextlib.ExitStack() as stack:
         if os.environ.get("BENCH_E2E_NODE", "1") != "0":
             systems.append(stack.enter_context(node_reference(tmp)))
         for name, extra in _variants():
             systems.append(stack.enter_context(replyhq(name, tmp, workers, extra)))
+        # A first run each, not counted: pools fill (a new Redis connection costs redis-py a
+        # package-metadata lookup, ~3 ms of CPU), caches and the JIT (Node) warm up.
+        for system in systems:
+            offer(system, rates[0], 2)
         for number in range(rounds):
             # Alternate, and rotate who goes first so that no system always follows the same one.
             order = systems[number % len(systems) :] + systems[: number % len(systems)]
             for rate in rates:
                 for system in order:
-                    result = offer(system, rate, seconds)
+                    spied = system.name == profiled and rate == rates[0]
+                    stacks = tmp / f"{system.name}-{number}-{rate}.txt" if spied else None
+                    result = offer(system, rate, seconds, stacks)
+                    if stacks is not None and stacks.exists():
+                        samples.update(profile_parts.parts(stacks.read_text()))
+                        keep = os.environ.get("BENCH_E2E_PROFILE_KEEP")  # a directory
+                        if keep:
+                            shutil.copy(stacks, Path(keep) / stacks.name)
+                        cpu_per_message.append(result["server_cpu_ms"])
                     result["round"] = number
                     system.runs.append(result)
                     _log(
@@ -299,7 +333,29 @@ def run() -> list[dict[str, Any]]:
                         f"load {os.getloadavg()[0]:.1f}"
                     )
     shutil.rmtree(tmp, ignore_errors=True)
-    return _rows(systems, rates, workers)
+    return _rows(systems, rates, workers) + _profile_rows(
+        profiled, rates[0], samples, cpu_per_message
+    )
+
+
+def _profile_rows(
+    name: str, rate: int, samples: Counter[str], cpu: list[float]
+) -> list[dict[str, Any]]:
+    """Each part's share of the profiled server's samples, and of its CPU per message."""
+    total = sum(samples.values())
+    if not total:
+        return []
+    per_message = common.median(cpu)
+    return [
+        common.row(
+            f"e2e {name} CPU by part @{rate}",
+            part,
+            samples[part] / total * per_message,
+            "ms/msg",
+            note=f"{samples[part] / total:.1%} of {total} samples",
+        )
+        for part in (*profile_parts.PARTS, profile_parts.OTHER)
+    ]
 
 
 def _rows(systems: list[System], rates: list[int], workers: int) -> list[dict[str, Any]]:
