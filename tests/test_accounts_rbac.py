@@ -184,6 +184,12 @@ def workspace_cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
         target = f"{replies}/{await _saved_reply(w, client)}/render"
         return "POST", target, {"conversation_id": w.conversation_id}
 
+    async def search_messages(w: World) -> tuple[str, str, None]:
+        return "GET", "/admin/api/search/messages?q=hello", None
+
+    async def search_users(w: World) -> tuple[str, str, None]:
+        return "GET", "/admin/api/search/users?q=ann", None
+
     return {
         ("POST", base + "/{conversation_id}/notes"): note,
         ("GET", base + "/{conversation_id}/items"): items,
@@ -199,6 +205,8 @@ def workspace_cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
         ("PATCH", replies + "/{reply_id}"): update_reply,
         ("DELETE", replies + "/{reply_id}"): delete_reply,
         ("POST", replies + "/{reply_id}/render"): render_reply,
+        ("GET", "/admin/api/search/messages"): search_messages,
+        ("GET", "/admin/api/search/users"): search_users,
     }
 
 

@@ -44,6 +44,7 @@ from replyhq.push.routes import router as push_router
 from replyhq.realtime.routes import router as admin_presence_router
 from replyhq.realtime.server import RealtimeServer
 from replyhq.runtime import Runtime
+from replyhq.search.routes import router as search_router
 from replyhq.settings import Settings, get_settings
 from replyhq.users.admin_routes import router as admin_users_router
 from replyhq.users.routes import router as identify_router
@@ -166,6 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(conversation_labels_router)
     app.include_router(labels_router)
     app.include_router(replies_router)
+    app.include_router(search_router)
     app.include_router(admin_users_router)
     app.include_router(admin_presence_router)
     app.include_router(signup_router)

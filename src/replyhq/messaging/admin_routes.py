@@ -48,7 +48,7 @@ def agent(caller: StaffPrincipal) -> Participant:
     return Participant("agent", caller.staff_id, caller.name or caller.email)
 
 
-def _assignee_filter(caller: StaffPrincipal, assignee: str | None) -> tuple[uuid.UUID | None, bool]:
+def assignee_filter(caller: StaffPrincipal, assignee: str | None) -> tuple[uuid.UUID | None, bool]:
     """(assignee id, unassigned only) from `me`, `none` or a staff id."""
     if assignee is None:
         return None, False
@@ -89,7 +89,7 @@ async def inbox(
     """The inbox, newest activity first: each conversation with its end user, last message and
     the caller's unread count. One database query per page, whatever its size."""
     # The JSON comes ready from the service; response_model keeps the documented schema.
-    assignee_id, unassigned = _assignee_filter(caller, assignee)
+    assignee_id, unassigned = assignee_filter(caller, assignee)
     body = await summaries.inbox_json(
         runtime.db,
         caller.app_id,

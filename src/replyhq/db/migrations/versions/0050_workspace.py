@@ -1,4 +1,4 @@
-"""agents' workspace: private notes and events in the timeline, labels, saved replies
+"""agents' workspace: notes and events in the timeline, labels, saved replies, search
 
 A message gets a `kind`: 'message' (as before) or 'event' (closed, reopened: the end user sees
 them); adding a column with a constant default rewrites nothing (PostgreSQL 11+). Notes and the
@@ -134,8 +134,44 @@ def upgrade() -> None:
     )
     enable_tenant_rls("saved_replies")
 
+    # Search (replyhq.search): the body's words, kept by PostgreSQL on every insert ('simple':
+    # no stemming, any language), GIN-indexed; adding a stored generated column rewrites the
+    # table once, here.
+    op.execute(
+        "ALTER TABLE messages ADD COLUMN search tsvector "
+        "GENERATED ALWAYS AS (to_tsvector('simple', body)) STORED"
+    )
+    op.execute("CREATE INDEX ix_messages_search ON messages USING gin (search)")
+    # Under row-level security the planner may use an index for a condition only if its operator
+    # is LEAKPROOF (it could otherwise run on other tenants' rows before the policy filters them
+    # out); tsvector @@ tsquery is not marked so, which made every search read all of the app's
+    # messages. ts_match_vq only compares two already-parsed values and reports nothing but the
+    # result, so it is marked here, for this database. Only a superuser may: without one (some
+    # managed services), search still works and is still bound to the tenant, but scans the
+    # app's messages; docs/search.md says how to mark it by hand.
+    op.execute(
+        """
+        DO $$ BEGIN
+          IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+            ALTER FUNCTION pg_catalog.ts_match_vq(tsvector, tsquery) LEAKPROOF;
+          ELSE
+            RAISE NOTICE 'not a superuser: ts_match_vq left as it is (see docs/search.md)';
+          END IF;
+        END $$
+        """
+    )
+    for column in ("email", "name"):
+        op.execute(
+            f"CREATE INDEX ix_end_users_{column}_prefix ON end_users "
+            f"(app_id, lower({column}) text_pattern_ops)"
+        )
+
 
 def downgrade() -> None:
+    for column in ("email", "name"):
+        op.execute(f"DROP INDEX ix_end_users_{column}_prefix")
+    op.execute("DROP INDEX ix_messages_search")
+    op.drop_column("messages", "search")
     for table in ("saved_replies", "conversation_labels", "labels", "timeline_items"):
         disable_tenant_rls(table)
         op.drop_table(table)
