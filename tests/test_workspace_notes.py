@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
 from replyhq.runtime import Runtime
 from tests.conftest import MakeTenant, SocketServer, Tenant, identify, start_conversation
@@ -238,3 +239,35 @@ async def test_events_say_who_did_what_and_the_end_user_sees_closed_and_reopened
     assert await _user_history(client, tenant, cid) == messages
     mine = (await client.get(f"/v1/conversations/{cid}", headers=tenant.sdk("phone"))).json()
     assert mine["unread_count"] == 0  # events are not unread messages
+
+
+async def test_a_note_or_an_event_queues_no_push_and_no_email_a_reply_does(
+    client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant
+) -> None:
+    """Pushes and the e-mail fallback start from agents' replies in `messages` (push's trigger,
+    migration 0040); a note is never there, and an event's sender is 'system'."""
+    alice = await signed_in(runtime, client, tenant, "AGENT", name="Alice")
+    await identify(client, tenant, "phone", user_id="ann", email="ann@example.com")
+    cid = (await start_conversation(client, tenant, "phone"))["id"]
+
+    async def queued() -> int:
+        async with runtime.db.system_session() as session:
+            count = await session.scalar(
+                text(
+                    "SELECT count(*) FROM procrastinate_jobs "
+                    "WHERE args->>'conversation_id' = :c OR args->>'app_id' = :a "
+                    "AND task_name LIKE 'push.%'"
+                ),
+                {"c": cid, "a": str(tenant.id)},
+            )
+        return int(count or 0)
+
+    await _note(client, alice.auth(), cid, "the customer is angry, careful")
+    await client.patch(f"{BASE}/{cid}", headers=alice.auth(), json={"status": "closed"})
+    await client.patch(f"{BASE}/{cid}", headers=alice.auth(), json={"status": "open"})
+    assert await queued() == 0
+    reply = await client.post(
+        f"{BASE}/{cid}/messages", headers=alice.auth(), json={"body": "Hi", "client_msg_id": "r"}
+    )
+    assert reply.status_code == 201
+    assert await queued() == 1  # the path exists, and the note did not take it

@@ -821,6 +821,52 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/search/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search Messages
+         * @description The app's messages matching `q` (words, "a phrase", `or`, `-word`), best first, each with
+         *     a highlighted snippet, its conversation's status and assignee, and its end user.
+         *
+         *     **Requires** `messages:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["search_messages_admin_api_search_messages_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/search/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search Users
+         * @description The app's end users whose user id is `q`, or whose e-mail or name (or a word of their
+         *     name) starts with it.
+         *
+         *     **Requires** `users:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["search_users_admin_api_search_users_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/team": {
         parameters: {
             query?: never;
@@ -2403,6 +2449,59 @@ export interface components {
             role: components["schemas"]["Role"];
             staff: components["schemas"]["StaffOut"] | null;
         };
+        /**
+         * MessageHit
+         * @description A message that matches, with its conversation.
+         */
+        MessageHit: {
+            /** Assignee Id */
+            assignee_id: string | null;
+            /** Author Name */
+            author_name: string | null;
+            /**
+             * Conversation Id
+             * Format: uuid
+             */
+            conversation_id: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Message Id
+             * Format: uuid
+             */
+            message_id: string;
+            /**
+             * Rank
+             * @description Higher is a better match (ts_rank_cd).
+             */
+            rank: number;
+            /**
+             * Sender
+             * @enum {string}
+             */
+            sender: "user" | "agent" | "system";
+            /** Seq */
+            seq: number;
+            /**
+             * Snippet Html
+             * @description The matching passage, HTML-escaped, matched words in <mark>…</mark>.
+             */
+            snippet_html: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "open" | "closed";
+            user: components["schemas"]["SearchUser"];
+        };
+        /** MessageHits */
+        MessageHits: {
+            /** Items */
+            items: components["schemas"]["MessageHit"][];
+        };
         /** MessageIn */
         MessageIn: {
             /** Body */
@@ -2920,6 +3019,20 @@ export interface components {
             /** Shortcut */
             shortcut?: string | null;
         };
+        /** SearchUser */
+        SearchUser: {
+            /** Email */
+            email: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string | null;
+            /** User Id */
+            user_id: string | null;
+        };
         /** SignupAppOut */
         SignupAppOut: {
             /**
@@ -3163,6 +3276,11 @@ export interface components {
              * @constant
              */
             token_type: "Bearer";
+        };
+        /** UserHits */
+        UserHits: {
+            /** Items */
+            items: components["schemas"]["SearchUser"][];
         };
         /** VerifiedOut */
         VerifiedOut: {
@@ -4587,6 +4705,80 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Rendered"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    search_messages_admin_api_search_messages_get: {
+        parameters: {
+            query: {
+                /** @description What to look for. */
+                q: string;
+                status?: ("open" | "closed") | null;
+                /** @description me, none or a staff id */
+                assignee?: string | null;
+                label?: string | null;
+                /** @description sent at or after (ISO 8601) */
+                since?: string | null;
+                /** @description sent before (ISO 8601) */
+                until?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageHits"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    search_users_admin_api_search_users_get: {
+        parameters: {
+            query: {
+                /** @description What to look for. */
+                q: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserHits"];
                 };
             };
             /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
