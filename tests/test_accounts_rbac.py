@@ -308,6 +308,9 @@ def cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
     async def preview(w: World) -> tuple[str, str, None]:
         return "GET", "/admin/api/billing/preview?plan=growth", None
 
+    async def quickstarts(w: World) -> tuple[str, str, None]:
+        return "GET", "/admin/api/onboarding/quickstarts", None
+
     return {
         ("GET", base): inbox,
         ("GET", base + "/assignees"): assignees,
@@ -331,6 +334,7 @@ def cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
         ("GET", "/admin/api/onboarding"): onboarding,
         ("PATCH", "/admin/api/onboarding/survey"): survey,
         ("POST", "/admin/api/onboarding/dismiss"): dismiss,
+        ("GET", "/admin/api/onboarding/quickstarts"): quickstarts,
         ("GET", "/admin/api/billing"): billing,
         ("POST", "/admin/api/billing/checkout"): checkout,
         ("POST", "/admin/api/billing/portal"): portal,

@@ -18,8 +18,11 @@ from replyhq.accounts.tokens import VERIFY_PREFIX, link_token_app
 from replyhq.apps.schemas import AppOut
 from replyhq.errors import BadRequest
 from replyhq.onboarding import service, signup
+from replyhq.onboarding.quickstarts import for_app as quickstarts_for
 from replyhq.onboarding.schemas import (
     OnboardingOut,
+    QuickstartOut,
+    QuickstartStepOut,
     SignupAppOut,
     SignupIn,
     SignupOut,
@@ -165,3 +168,27 @@ async def dismiss(
     """Hide the checklist once every step is done (409 `ONBOARDING_INCOMPLETE` before)."""
     async with runtime.db.tenant_session(caller.app_id) as session:
         return service.out(await service.dismiss(session, caller.app_id))
+
+
+@api_router.get("/quickstarts")
+async def quickstarts(
+    request: Request,
+    caller: Annotated[StaffPrincipal, RequirePermission("conversations:read")],
+    runtime: RuntimeDep,
+) -> list[QuickstartOut]:
+    """One quickstart per platform, filled in with the app's id and this server's address, the
+    survey's platform first. `YOUR_SDK_KEY` stands for the SDK key (stored hashed: the
+    dashboard fills in the key it was shown at sign-up or rotation)."""
+    async with runtime.db.tenant_session(caller.app_id) as session:
+        row = await service.state(session, caller.app_id)
+    url = runtime.settings.public_url or str(request.base_url)
+    return [
+        QuickstartOut(
+            platform=q.platform,
+            title=q.title,
+            executed=q.executed,
+            docs=q.docs,
+            steps=[QuickstartStepOut.model_validate(s, from_attributes=True) for s in q.steps],
+        )
+        for q in quickstarts_for(str(caller.app_id), url, row.platform)
+    ]

@@ -72,3 +72,21 @@ class OnboardingOut(BaseModel):
     dismissed_at: datetime | None = Field(
         description="When the team hid the checklist (possible once complete)."
     )
+
+
+class QuickstartStepOut(BaseModel):
+    title: str
+    language: str = Field(description="For highlighting: html, python, sh, swift, kotlin, ...")
+    code: str = Field(
+        description="Filled in with the app id and server; `YOUR_SDK_KEY` stands "
+        "for the SDK key, which the server does not know (stored hashed)."
+    )
+    waits_for: StepKey | None = Field(description="The checklist step this one completes.")
+
+
+class QuickstartOut(BaseModel):
+    platform: str
+    title: str
+    executed: bool = Field(description="Run verbatim by ReplyHQ's test suite.")
+    docs: str
+    steps: list[QuickstartStepOut]

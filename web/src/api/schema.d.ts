@@ -563,6 +563,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/onboarding/quickstarts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Quickstarts
+         * @description One quickstart per platform, filled in with the app's id and this server's address, the
+         *     survey's platform first. `YOUR_SDK_KEY` stands for the SDK key (stored hashed: the
+         *     dashboard fills in the key it was shown at sign-up or rotation).
+         *
+         *     **Requires** `conversations:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["quickstarts_admin_api_onboarding_quickstarts_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/onboarding/survey": {
         parameters: {
             query?: never;
@@ -2885,6 +2909,42 @@ export interface components {
              */
             updated_at: string;
         };
+        /** QuickstartOut */
+        QuickstartOut: {
+            /** Docs */
+            docs: string;
+            /**
+             * Executed
+             * @description Run verbatim by ReplyHQ's test suite.
+             */
+            executed: boolean;
+            /** Platform */
+            platform: string;
+            /** Steps */
+            steps: components["schemas"]["QuickstartStepOut"][];
+            /** Title */
+            title: string;
+        };
+        /** QuickstartStepOut */
+        QuickstartStepOut: {
+            /**
+             * Code
+             * @description Filled in with the app id and server; `YOUR_SDK_KEY` stands for the SDK key, which the server does not know (stored hashed).
+             */
+            code: string;
+            /**
+             * Language
+             * @description For highlighting: html, python, sh, swift, kotlin, ...
+             */
+            language: string;
+            /** Title */
+            title: string;
+            /**
+             * Waits For
+             * @description The checklist step this one completes.
+             */
+            waits_for: ("sdk_installed" | "first_message" | "identity_verified" | "teammate_invited" | "first_reply") | null;
+        };
         /** RatingIn */
         RatingIn: {
             /** Comment */
@@ -4297,6 +4357,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OnboardingOut"];
+                };
+            };
+        };
+    };
+    quickstarts_admin_api_onboarding_quickstarts_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuickstartOut"][];
                 };
             };
         };

@@ -1,0 +1,96 @@
+"""The quickstarts as the dashboard shows them (GET /admin/api/onboarding/quickstarts), run
+verbatim against a live server with the SDK key the newcomer was shown: the Python and curl ones
+here, the web one in the browser (tests/e2e/test_onboarding.py). Each completes the checklist
+steps it says it waits for. iOS, Android, React Native and Flutter are marked not run."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import httpx
+
+from replyhq.onboarding.quickstarts import KEY
+from tests.conftest import SocketServer
+from tests.newcomers import Newcomer, sign_up
+
+
+async def quickstart(http: httpx.AsyncClient, owner: Newcomer, platform: str) -> dict[str, object]:
+    response = await http.get("/admin/api/onboarding/quickstarts", headers=owner.auth())
+    assert response.status_code == 200, response.text
+    by_platform = {q["platform"]: q for q in response.json()}
+    found: dict[str, object] = by_platform[platform]
+    return found
+
+
+def filled(code: str, owner: Newcomer) -> str:
+    """What the dashboard's copy button puts on the clipboard: the key in place of YOUR_SDK_KEY."""
+    return code.replace(KEY, owner.tenant.sdk_key)
+
+
+async def steps(http: httpx.AsyncClient, owner: Newcomer) -> dict[str, bool]:
+    state = (await http.get("/admin/api/onboarding", headers=owner.auth())).json()
+    return {s["key"]: s["done"] for s in state["steps"]}
+
+
+async def test_the_survey_platform_comes_first_and_only_some_are_run(
+    http: httpx.AsyncClient,
+) -> None:
+    owner = await sign_up(http)
+    await http.patch(
+        "/admin/api/onboarding/survey", headers=owner.auth(), json={"platform": "flutter"}
+    )
+    listed = (await http.get("/admin/api/onboarding/quickstarts", headers=owner.auth())).json()
+    assert listed[0]["platform"] == "flutter"
+    assert {q["platform"]: q["executed"] for q in listed} == {
+        "flutter": False,
+        "web": True,
+        "python": True,
+        "curl": True,
+        "ios": False,
+        "android": False,
+        "react-native": False,
+    }
+    for q in listed:
+        text = "\n".join(s["code"] for s in q["steps"])
+        assert owner.app_id in text, q["platform"]
+        assert owner.tenant.sdk_key not in text  # the server never knows it
+
+
+async def test_the_python_quickstart_runs_verbatim(
+    socket_server: SocketServer, http: httpx.AsyncClient
+) -> None:
+    owner = await sign_up(http)
+    python = await quickstart(http, owner, "python")
+    [_, run] = python["steps"]  # type: ignore[misc]
+    assert run["language"] == "python" and run["waits_for"] == "first_message"
+    code = filled(run["code"], owner)
+    assert socket_server.url in code and owner.app_id in code
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    reached = await steps(http, owner)
+    assert reached["sdk_installed"] and reached["first_message"]
+
+
+async def test_the_curl_quickstart_runs_verbatim(
+    socket_server: SocketServer, http: httpx.AsyncClient
+) -> None:
+    owner = await sign_up(http)
+    curl = await quickstart(http, owner, "curl")
+    waits = []
+    for step in curl["steps"]:  # type: ignore[attr-defined]
+        assert step["language"] == "sh"
+        done = await asyncio.to_thread(
+            subprocess.run,
+            ["bash", "-euo", "pipefail", "-c", filled(step["code"], owner)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        waits.append(step["waits_for"])
+        assert (await steps(http, owner))[step["waits_for"]] is True
+    assert waits == ["sdk_installed", "first_message"]
