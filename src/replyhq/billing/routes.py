@@ -25,7 +25,7 @@ webhook_router = APIRouter(tags=["billing"])
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     said = {
-        402: "New conversations refused: `PLAN_LIMIT_REACHED`.",
+        400: "`WEBHOOK_SIGNATURE_INVALID` (missing, wrong or stale signature) or not an event.",
         404: "Billing is off on this server (`BILLING_DISABLED`).",
         409: "`SAME_PLAN` (already on it) or `NO_CUSTOMER` (no plan chosen yet).",
         502: "Stripe failed or could not be reached (`STRIPE_UNAVAILABLE`); retry.",
@@ -81,7 +81,7 @@ async def preview(
         return await service.preview_change(session, runtime.settings, caller.app_id, plan)
 
 
-@webhook_router.post("/webhooks/stripe", responses=_errors(404))
+@webhook_router.post("/webhooks/stripe", responses=_errors(400, 404))
 async def stripe_webhook(request: Request, runtime: RuntimeDep) -> WebhookOut:
     """Stripe's events, signed (`Stripe-Signature`, STRIPE_WEBHOOK_SECRET, 5 minutes'
     tolerance): stored once per event id, then applied by a job. A bad or stale signature is a

@@ -57,6 +57,17 @@ class PlanLimitReached(AppError):
     message = "This app's plan does not allow new conversations now."
 
 
+# The 402 in the OpenAPI schema of the route that starts conversations.
+REFUSED_NEW_CONVERSATION: dict[int | str, dict[str, Any]] = {
+    402: {
+        "description": "`PLAN_LIMIT_REACHED`: the app's plan allows no new conversation now "
+        "(trial ended, subscription canceled, or the month's limit reached); existing "
+        "conversations keep working.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+}
+
+
 class BillingOff(NotFound):
     code = "BILLING_DISABLED"
     message = "Billing is off on this server (no Stripe key is configured): nothing is limited."

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import time
 import uuid
 from collections import defaultdict
 from typing import Any
@@ -69,15 +70,30 @@ class UsageMeter:
         self._seen: set[tuple[uuid.UUID, dt.date, uuid.UUID]] = set()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._period = month_start(utcnow())
+        self._period_until = 0.0  # when _period must be worked out again
 
-    def count(self, app_id: uuid.UUID, end_user_id: uuid.UUID | None, now: dt.datetime) -> None:
+    def count(
+        self, app_id: uuid.UUID, end_user_id: uuid.UUID | None, now: dt.datetime | None = None
+    ) -> None:
         """One message of `app_id` (from `end_user_id` when an end user wrote it)."""
-        period = month_start(now)
+        period = self._current_period() if now is None else month_start(now)
         self._messages[(app_id, period)] += 1
         if end_user_id is not None:
             key = (app_id, period, end_user_id)
             if key not in self._seen:
                 self._users.add(key)
+
+    def _current_period(self) -> dt.date:
+        """This month, worked out once a month rather than per message."""
+        if time.time() >= self._period_until:
+            now = utcnow()
+            self._period = month_start(now)
+            following = (self._period.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+            self._period_until = dt.datetime(
+                following.year, following.month, 1, tzinfo=dt.UTC
+            ).timestamp()
+        return self._period
 
     async def observe(self, event: DomainEvent) -> None:
         """A realtime observer (told every committed event): counts each new message."""
@@ -88,7 +104,7 @@ class UsageMeter:
         message: dict[str, Any] = event.data.get("message") or {}
         author = message.get("author") or {}
         end_user = event.end_user_id if author.get("type") == "user" else None
-        self.count(event.app_id, end_user, utcnow())
+        self.count(event.app_id, end_user)
 
     async def flush(self) -> None:
         """Write what was counted since the last flush (one statement, one transaction)."""

@@ -35,7 +35,7 @@ async def _end_user(session: AsyncSession, caller: SDKCaller) -> Participant:
     return Participant("user", end_user_id, name)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=billing.REFUSED_NEW_CONVERSATION)
 async def start_conversation(
     body: ConversationIn, caller: SDKApp, runtime: RuntimeDep, response: Response
 ) -> ConversationOut:
