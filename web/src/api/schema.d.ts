@@ -5901,6 +5901,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `PLAN_LIMIT_REACHED`: the app's plan allows no new conversation now (trial ended, subscription canceled, or the month's limit reached); existing conversations keep working. */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     get_conversation_v1_conversations__conversation_id__get: {
@@ -6350,6 +6359,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WebhookOut"];
+                };
+            };
+            /** @description `WEBHOOK_SIGNATURE_INVALID` (missing, wrong or stale signature) or not an event. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description Billing is off on this server (`BILLING_DISABLED`). */
