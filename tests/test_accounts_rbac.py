@@ -134,6 +134,10 @@ async def _saved_reply(world: World, client: httpx.AsyncClient) -> str:
     return str(response.json()["id"])
 
 
+# Routes about the caller's own staff user: the secret key may call them and gets a 400.
+STAFF_ONLY = {("PUT", "/admin/api/assignment/availability")}
+
+
 def workspace_cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
     """The agents' workspace (issue 19): notes, labels, saved replies."""
     base = "/admin/api/conversations"
@@ -184,6 +188,19 @@ def workspace_cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
         target = f"{replies}/{await _saved_reply(w, client)}/render"
         return "POST", target, {"conversation_id": w.conversation_id}
 
+    async def get_assignment(w: World) -> tuple[str, str, None]:
+        return "GET", "/admin/api/assignment", None
+
+    async def put_assignment(w: World) -> tuple[str, str, dict[str, object]]:
+        return "PUT", "/admin/api/assignment", {"mode": "off"}
+
+    async def agent_loads(w: World) -> tuple[str, str, None]:
+        return "GET", "/admin/api/assignment/agents", None
+
+    async def availability(w: World) -> tuple[str, str, dict[str, object]]:
+        # the secret key has no availability of its own: it may ask (permission) but gets a 400
+        return "PUT", "/admin/api/assignment/availability", {"available": True}
+
     async def search_messages(w: World) -> tuple[str, str, None]:
         return "GET", "/admin/api/search/messages?q=hello", None
 
@@ -207,6 +224,10 @@ def workspace_cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
         ("POST", replies + "/{reply_id}/render"): render_reply,
         ("GET", "/admin/api/search/messages"): search_messages,
         ("GET", "/admin/api/search/users"): search_users,
+        ("GET", "/admin/api/assignment"): get_assignment,
+        ("PUT", "/admin/api/assignment"): put_assignment,
+        ("GET", "/admin/api/assignment/agents"): agent_loads,
+        ("PUT", "/admin/api/assignment/availability"): availability,
     }
 
 
@@ -382,6 +403,10 @@ async def test_each_caller_against_each_admin_route(
             # This server has no Stripe key: billing's actions say so once the caller may ask
             # (tests/test_billing.py runs them with billing on).
             off = path.startswith("/admin/api/billing/") and response.status_code == 404
+            if caller == "secret key" and (method, path) in STAFF_ONLY:
+                # Permitted, but about the caller's own staff user, which the key has not.
+                assert response.json()["code"] == "STAFF_ONLY", response.text
+                continue
             assert response.status_code < 400 or off, (caller, method, path, response.text)
             if off:
                 assert response.json()["code"] == "BILLING_DISABLED"

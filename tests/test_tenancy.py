@@ -32,6 +32,7 @@ TENANT_TABLES = [
     "conversation_labels",
     "saved_replies",
     "timeline_items",
+    "assignment_settings",
 ]
 TENANT_TABLES += ["events", "event_daily_counts", "event_names"]
 # The messenger's (seeded below: settings with office hours that are never in, so the first
@@ -106,7 +107,14 @@ async def _seed_workspace(client: httpx.AsyncClient, tenant: Tenant, cid: object
         headers=admin,
         json={"name": "Hi", "shortcut": "hi", "body": "Hello {{user.name}}"},
     )
-    assert [r.status_code for r in (label, labelled, note, reply)] == [201, 200, 201, 201]
+    settings = await client.put("/admin/api/assignment", headers=admin, json={"mode": "off"})
+    assert [r.status_code for r in (label, labelled, note, reply, settings)] == [
+        201,
+        200,
+        201,
+        201,
+        200,
+    ]
 
 
 @pytest.fixture

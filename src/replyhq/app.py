@@ -58,6 +58,7 @@ from replyhq.web.openapi import install_error_shaped_openapi
 from replyhq.web.origins import OriginGate, ReportingCORSMiddleware
 from replyhq.web.static import router as static_router
 from replyhq.workspace.routes import (
+    assignment_router,
     conversation_labels_router,
     labels_router,
     notes_router,
@@ -168,6 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(labels_router)
     app.include_router(replies_router)
     app.include_router(search_router)
+    app.include_router(assignment_router)
     app.include_router(admin_users_router)
     app.include_router(admin_presence_router)
     app.include_router(signup_router)

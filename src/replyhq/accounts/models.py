@@ -47,6 +47,8 @@ class StaffUser(Base):
     password_hash: Mapped[str] = mapped_column(String(100), nullable=False)
     role: Mapped[str] = mapped_column(String(16), nullable=False)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
+    # Available for auto-assignment, or away (migration 0050; replyhq.workspace.assignment).
+    available: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
     # Bumped by every change of role or standing: access tokens carry it and die when it moves,
     # and live staff sockets let in at an older one are cut (replyhq.realtime.access).
     token_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")

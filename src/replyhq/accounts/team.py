@@ -124,6 +124,9 @@ async def deactivate(
     await session.flush()
     await revoke_sessions(session, actor.app_id, "deactivated", staff_id=staff.id)
     changes.announce(session, actor.app_id, staff.id, "deactivated")
+    from replyhq.workspace import assignment  # it builds on messaging, which builds on this
+
+    await assignment.reassign_from(session, actor.app_id, staff.id)
 
 
 async def reactivate(

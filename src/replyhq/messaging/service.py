@@ -191,6 +191,9 @@ async def start_conversation(
         .returning(Conversation.id)
     )
     assert conversation_id is not None
+    from replyhq.workspace import assignment  # it builds on this module
+
+    await assignment.assign_new(session, app_id, conversation_id)
     conversation = await require_conversation(session, app_id, conversation_id)
     record(
         session,

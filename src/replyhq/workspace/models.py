@@ -81,6 +81,27 @@ class SavedReply(Base):
     )
 
 
+class AssignmentSettings(Base):
+    """How an app's new conversations find an assignee (replyhq.workspace.assignment)."""
+
+    __tablename__ = "assignment_settings"
+    __table_args__ = (
+        CheckConstraint("mode IN ('off', 'round_robin', 'least_busy')", name="mode"),
+        CheckConstraint("capacity > 0", name="capacity"),
+    )
+
+    app_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True
+    )
+    mode: Mapped[str] = mapped_column(String(16), nullable=False, server_default="off")
+    capacity: Mapped[int] = mapped_column(Integer, nullable=False, server_default="10")
+    # Round robin's place: the staff user assigned last.
+    last_assignee_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
 class TimelineItem(Base):
     """What only the app's staff see in a conversation's timeline: private notes, and events
     other than closed/reopened (assigned, unassigned, labels). Kept out of `messages` so that no

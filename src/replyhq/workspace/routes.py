@@ -10,14 +10,19 @@ from fastapi import Query, Response, status
 
 from replyhq.accounts.deps import RequirePermission, admin_router
 from replyhq.accounts.permissions import StaffPrincipal
+from replyhq.errors import BadRequest
 from replyhq.mail.service import link
 from replyhq.messaging.admin_routes import agent
 from replyhq.messaging.service import require_conversation
 from replyhq.users.service import end_user_profile
 from replyhq.web.bounds import INT4_MAX
 from replyhq.web.deps import RuntimeDep
-from replyhq.workspace import labels, replies, timeline
+from replyhq.workspace import assignment, labels, replies, timeline
 from replyhq.workspace.schemas import (
+    AgentLoad,
+    AssignmentIn,
+    AssignmentOut,
+    AvailabilityIn,
     ConversationLabels,
     ItemPage,
     LabelIn,
@@ -239,3 +244,48 @@ async def render_reply(
         "agent.name": agent(caller).name,
     }
     return Rendered(body=replies.fill(reply.body, values))
+
+
+# --- auto-assignment ----------------------------------------------------------------------------
+
+assignment_router = admin_router("/admin/api/assignment", ["assignment"])
+
+
+@assignment_router.get("")
+async def get_assignment(
+    caller: Annotated[StaffPrincipal, RequirePermission("settings:read")], runtime: RuntimeDep
+) -> AssignmentOut:
+    """How new conversations are assigned: `off`, `round_robin` or `least_busy`."""
+    async with runtime.db.tenant_session(caller.app_id) as session:
+        return AssignmentOut.model_validate(await assignment.get_settings(session, caller.app_id))
+
+
+@assignment_router.put("")
+async def put_assignment(body: AssignmentIn, caller: Manager, runtime: RuntimeDep) -> AssignmentOut:
+    """Set the mode and the capacity (open conversations per agent)."""
+    async with runtime.db.tenant_session(caller.app_id) as session:
+        found = await assignment.put_settings(
+            session, caller.app_id, mode=body.mode, capacity=body.capacity
+        )
+        return AssignmentOut.model_validate(found)
+
+
+@assignment_router.get("/agents")
+async def agent_loads(caller: Reader, runtime: RuntimeDep) -> list[AgentLoad]:
+    """Every active member: available or away, and how many open conversations they hold."""
+    async with runtime.db.tenant_session(caller.app_id) as session:
+        rows = await assignment.loads(session, caller.app_id)
+    return [AgentLoad.model_validate(row) for row in rows]
+
+
+@assignment_router.put("/availability", status_code=status.HTTP_204_NO_CONTENT)
+async def set_availability(body: AvailabilityIn, caller: Reader, runtime: RuntimeDep) -> None:
+    """The caller is available for auto-assignment, or away (a staff user; not the secret key)."""
+    if caller.staff_id is None:
+        raise BadRequest(
+            "Availability is a staff user's; the secret key is not one.",
+            code="STAFF_ONLY",
+            details=[{"field": "available", "reason": "no staff user behind the secret key"}],
+        )
+    async with runtime.db.tenant_session(caller.app_id) as session:
+        await assignment.set_available(session, caller.app_id, caller.staff_id, body.available)

@@ -150,3 +150,34 @@ class NoteMention(BaseModel):
     staff_id: uuid.UUID
     conversation_id: uuid.UUID
     note: TimelineItemOut
+
+
+# --- auto-assignment ----------------------------------------------------------------------------
+
+
+class AssignmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["off", "round_robin", "least_busy"]
+    capacity: int = Field(
+        10, ge=1, le=1000, description="Open conversations an agent may hold before being skipped."
+    )
+
+
+class AssignmentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    mode: Literal["off", "round_robin", "least_busy"]
+    capacity: int
+
+
+class AvailabilityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    available: bool
+
+
+class AgentLoad(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    name: str | None
+    email: str
+    available: bool
+    open_count: int = Field(description="Open conversations assigned to them.")

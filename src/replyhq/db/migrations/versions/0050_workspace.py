@@ -134,6 +134,37 @@ def upgrade() -> None:
     )
     enable_tenant_rls("saved_replies")
 
+    # Auto-assignment (replyhq.workspace.assignment).
+    op.add_column(
+        "staff_users",
+        sa.Column("available", sa.Boolean(), server_default=sa.true(), nullable=False),
+    )
+    op.create_table(
+        "assignment_settings",
+        sa.Column("app_id", sa.Uuid(), nullable=False),
+        sa.Column("mode", sa.String(length=16), server_default="off", nullable=False),
+        sa.Column("capacity", sa.Integer(), server_default="10", nullable=False),
+        sa.Column("last_assignee_id", sa.Uuid(), nullable=True),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "mode IN ('off', 'round_robin', 'least_busy')", name=op.f("ck_assignment_settings_mode")
+        ),
+        sa.CheckConstraint("capacity > 0", name=op.f("ck_assignment_settings_capacity")),
+        sa.ForeignKeyConstraint(
+            ["app_id"],
+            ["apps.id"],
+            name=op.f("fk_assignment_settings_app_id_apps"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("app_id", name=op.f("pk_assignment_settings")),
+    )
+    enable_tenant_rls("assignment_settings")
+
     # Search (replyhq.search): the body's words, kept by PostgreSQL on every insert ('simple':
     # no stemming, any language), GIN-indexed; adding a stored generated column rewrites the
     # table once, here.
@@ -172,6 +203,9 @@ def downgrade() -> None:
         op.execute(f"DROP INDEX ix_end_users_{column}_prefix")
     op.execute("DROP INDEX ix_messages_search")
     op.drop_column("messages", "search")
+    disable_tenant_rls("assignment_settings")
+    op.drop_table("assignment_settings")
+    op.drop_column("staff_users", "available")
     for table in ("saved_replies", "conversation_labels", "labels", "timeline_items"):
         disable_tenant_rls(table)
         op.drop_table(table)
