@@ -1,16 +1,22 @@
 """The Billing page as a newcomer meets it on `make dev` (`serve --demo`, billing against the local
 fake Stripe): the trial's countdown and usage bars, choosing a plan after its preview, paying on
 the (fake) Checkout page, back to an active plan; the proration preview of an upgrade and the
-upgrade itself; the portal; the banner; an ADMIN who may only look and an AGENT who may not."""
+upgrade itself; the portal; the banner (trial, 80 % of a limit, a trial that ended); an ADMIN who
+may only look and an AGENT who may not."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 
 import pytest
 from playwright.async_api import expect
+from sqlalchemy import update
 
+from replyhq.billing.models import Subscription
+from replyhq.billing.service import subscription_of, utcnow
+from replyhq.billing.usage import UsageMeter
 from replyhq.runtime import Runtime
 from tests.conftest import LiveServer, MakeTenant, Servers, start_server
 from tests.e2e.conftest import Pages, sign_in, staff_for
@@ -101,3 +107,40 @@ async def test_an_admin_sees_billing_read_only_and_an_agent_not_at_all(
     await expect(other.get_by_test_id("billing-banner")).to_have_count(0)
     await other.goto(f"{dev_server.url}/dashboard/billing")
     await expect(other.get_by_test_id("needs-role")).to_have_attribute("data-screen", "billing")
+
+
+async def test_the_banner_warns_at_80_percent_and_says_when_the_trial_has_ended(
+    dev_server: LiveServer, pages: Pages, runtime: Runtime, make_tenant: MakeTenant
+) -> None:
+    busy = await make_tenant("Busy Co")
+    meter = UsageMeter(runtime.db, 3600.0)  # counts as the server's meter does, flushed by hand
+    for _ in range(8_000):
+        meter.count(busy.id, None)
+    await meter.flush()
+    owner = await staff_for(runtime, busy.id, "OWNER")
+    page = await pages.new()
+    await sign_in(page, dev_server.url, owner)
+    banner = page.get_by_test_id("billing-banner")
+    await expect(banner).to_contain_text("This app has used 80 % of its plan's messages")
+    await banner.get_by_role("button", name="Billing").click()
+    await expect(page.get_by_test_id("usage-messages")).to_contain_text("8,000 / 10,000 (80 %)")
+    await expect(page.locator(".bar-high")).to_have_count(1)
+
+    ended = await make_tenant("Ended Co")
+    async with runtime.db.tenant_session(ended.id) as session:
+        # Fifteen days on: the trial's end moved back instead of the clock forward.
+        await subscription_of(session, runtime.settings, ended.id)
+        await session.execute(
+            update(Subscription)
+            .where(Subscription.app_id == ended.id)
+            .values(trial_ends_at=utcnow() - dt.timedelta(days=1))
+        )
+    late = await staff_for(runtime, ended.id, "OWNER")
+    other = await pages.new()
+    await sign_in(other, dev_server.url, late)
+    await expect(other.get_by_test_id("billing-banner")).to_contain_text(
+        "This app's free trial has ended"
+    )
+    await other.get_by_test_id("nav-billing").click()
+    await expect(other.get_by_test_id("billing-status")).to_have_text("Trial ended")
+    await expect(other.get_by_test_id("billing-notice")).to_contain_text("Choose a plan")
