@@ -27,6 +27,7 @@ from replyhq.runtime import Runtime
 from tests.conftest import MakeTenant, Tenant, identify, start_conversation
 from tests.staff import Staff, add_staff, secret, signed_in
 from tests.test_push_tokens import push_cases
+from tests.test_segments_api import segment_cases
 
 
 def _admin_routes(app: FastAPI) -> list[APIRoute]:
@@ -362,6 +363,7 @@ def cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
         ("GET", "/admin/api/billing/preview"): preview,
         **workspace_cases(client),
         **push_cases(client),
+        **segment_cases(client),
         ("GET", "/admin/api/messenger"): messenger_get,
         ("PATCH", "/admin/api/messenger"): messenger_patch,
         ("GET", base + "/{conversation_id}/context"): context,

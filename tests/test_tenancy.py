@@ -34,7 +34,7 @@ TENANT_TABLES = [
     "timeline_items",
     "assignment_settings",
 ]
-TENANT_TABLES += ["events", "event_daily_counts", "event_names"]
+TENANT_TABLES += ["events", "event_daily_counts", "event_names", "segments"]
 # The messenger's (seeded below: settings with office hours that are never in, so the first
 # message gets an away reply; the device's context; a closing rated).
 TENANT_TABLES += [
@@ -87,6 +87,18 @@ async def _seed(client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant) -> 
         json={"score": 5},
     )
     assert rating.status_code == 201
+    saved = await client.post(
+        "/admin/api/segments",
+        headers={"X-App-Id": str(tenant.id), "X-Api-Key": tenant.secret_key},
+        json={
+            "name": "All",
+            "query": {
+                "operator": "AND",
+                "conditions": [{"type": "event", "eventName": "signed_in"}],
+            },
+        },
+    )
+    assert saved.status_code == 201, saved.text
     return conversation
 
 

@@ -45,6 +45,8 @@ from replyhq.realtime.routes import router as admin_presence_router
 from replyhq.realtime.server import RealtimeServer
 from replyhq.runtime import Runtime
 from replyhq.search.routes import router as search_router
+from replyhq.segments.routes import router as admin_segments_router
+from replyhq.segments.routes import users_router as admin_segment_users_router
 from replyhq.settings import Settings, get_settings
 from replyhq.users.admin_routes import router as admin_users_router
 from replyhq.users.routes import router as identify_router
@@ -185,6 +187,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(messenger_router)
     app.include_router(admin_messenger_router)
     app.include_router(admin_conversation_extras)
+    app.include_router(admin_segments_router)
+    app.include_router(admin_segment_users_router)
     app.include_router(static_router)  # /dashboard, /widget.js, /demo
     mailbox = dev_mailbox()
     if mailbox is not None and settings.environment == "development":

@@ -9,6 +9,7 @@ from replyhq.messaging import models as messaging_models
 from replyhq.messenger import models as messenger_models
 from replyhq.onboarding import models as onboarding_models
 from replyhq.push import models as push_models
+from replyhq.segments import models as segments_models
 from replyhq.users import models as users_models
 from replyhq.workspace import models as workspace_models
 
@@ -24,6 +25,7 @@ __all__ = [
     "metadata",
     "onboarding_models",
     "push_models",
+    "segments_models",
     "users_models",
     "workspace_models",
 ]

@@ -891,6 +891,80 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/segments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Segments
+         * @description **Requires** `users:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["list_segments_admin_api_segments_get"];
+        put?: never;
+        /**
+         * Create Segment
+         * @description **Requires** `segments:write`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        post: operations["create_segment_admin_api_segments_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/segments/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Preview Segment
+         * @description How many end users a query selects now, and up to 20 of them (nothing is saved).
+         *
+         *     **Requires** `users:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        post: operations["preview_segment_admin_api_segments_preview_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/segments/{segment_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Segment
+         * @description **Requires** `users:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["get_segment_admin_api_segments__segment_id__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Segment
+         * @description **Requires** `segments:write`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        delete: operations["delete_segment_admin_api_segments__segment_id__delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Segment
+         * @description **Requires** `segments:write`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        patch: operations["update_segment_admin_api_segments__segment_id__patch"];
+        trace?: never;
+    };
     "/admin/api/team": {
         parameters: {
             query?: never;
@@ -1014,6 +1088,28 @@ export interface paths {
          *     **Requires** `team:write`: roles OWNER, ADMIN; also the app's secret key.
          */
         post: operations["reactivate_admin_api_team__staff_id__reactivate_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Users
+         * @description The app's end users, newest first; with `segment`, only that saved segment's members.
+         *
+         *     **Requires** `users:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["list_users_admin_api_users_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2802,6 +2898,16 @@ export interface components {
                 [key: string]: boolean;
             };
         };
+        /** PreviewIn */
+        PreviewIn: {
+            /**
+             * Query
+             * @description A segment query: {operator: AND|OR, conditions: [...]}, see docs/analytics.md. Validated node by node: a 400 INVALID_SEGMENT names the bad node's path.
+             */
+            query: {
+                [key: string]: unknown;
+            };
+        };
         /** PreviewLine */
         PreviewLine: {
             /**
@@ -2813,30 +2919,6 @@ export interface components {
             description: string | null;
             /** Proration */
             proration: boolean;
-        };
-        /** PreviewOut */
-        PreviewOut: {
-            /**
-             * Amount Due
-             * @description Cents due now for the change (Stripe's invoice preview).
-             */
-            amount_due: number;
-            /** Currency */
-            currency: string;
-            /** Lines */
-            lines: components["schemas"]["PreviewLine"][];
-            /** Next Payment At */
-            next_payment_at: string | null;
-            /**
-             * Plan
-             * @enum {string}
-             */
-            plan: "starter" | "growth" | "business";
-            /**
-             * Proration
-             * @description Cents of the proration lines alone (credit + charge).
-             */
-            proration: number;
         };
         /**
          * PushConfigOut
@@ -3093,6 +3175,59 @@ export interface components {
             /** User Id */
             user_id: string | null;
         };
+        /** SegmentIn */
+        SegmentIn: {
+            /** Name */
+            name: string;
+            /**
+             * Query
+             * @description A segment query: {operator: AND|OR, conditions: [...]}, see docs/analytics.md. Validated node by node: a 400 INVALID_SEGMENT names the bad node's path.
+             */
+            query: {
+                [key: string]: unknown;
+            };
+        };
+        /** SegmentList */
+        SegmentList: {
+            /** Items */
+            items: components["schemas"]["SegmentOut"][];
+        };
+        /** SegmentOut */
+        SegmentOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string;
+            /** Query */
+            query: {
+                [key: string]: unknown;
+            };
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** SegmentPatch */
+        SegmentPatch: {
+            /** Name */
+            name?: string | null;
+            /**
+             * Query
+             * @description A segment query: {operator: AND|OR, conditions: [...]}, see docs/analytics.md. Validated node by node: a 400 INVALID_SEGMENT names the bad node's path.
+             */
+            query?: {
+                [key: string]: unknown;
+            } | null;
+        };
         /** SignupAppOut */
         SignupAppOut: {
             /**
@@ -3342,6 +3477,16 @@ export interface components {
             /** Items */
             items: components["schemas"]["SearchUser"][];
         };
+        /** UserPage */
+        UserPage: {
+            /** Items */
+            items: components["schemas"]["EndUserOut"][];
+            /**
+             * Next Cursor
+             * @description The next page's `cursor`; null at the end.
+             */
+            next_cursor: string | null;
+        };
         /** VerifiedOut */
         VerifiedOut: {
             /** Email */
@@ -3420,6 +3565,43 @@ export interface components {
             duplicate: boolean;
             /** Received */
             received: boolean;
+        };
+        /** PreviewOut */
+        replyhq__billing__schemas__PreviewOut: {
+            /**
+             * Amount Due
+             * @description Cents due now for the change (Stripe's invoice preview).
+             */
+            amount_due: number;
+            /** Currency */
+            currency: string;
+            /** Lines */
+            lines: components["schemas"]["PreviewLine"][];
+            /** Next Payment At */
+            next_payment_at: string | null;
+            /**
+             * Plan
+             * @enum {string}
+             */
+            plan: "starter" | "growth" | "business";
+            /**
+             * Proration
+             * @description Cents of the proration lines alone (credit + charge).
+             */
+            proration: number;
+        };
+        /** PreviewOut */
+        replyhq__segments__schemas__PreviewOut: {
+            /**
+             * Count
+             * @description How many end users the query selects now.
+             */
+            count: number;
+            /**
+             * Sample
+             * @description Up to 20 of them, newest first.
+             */
+            sample: components["schemas"]["EndUserOut"][];
         };
     };
     responses: never;
@@ -3667,7 +3849,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PreviewOut"];
+                    "application/json": components["schemas"]["replyhq__billing__schemas__PreviewOut"];
                 };
             };
             /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
@@ -4872,6 +5054,187 @@ export interface operations {
             };
         };
     };
+    list_segments_admin_api_segments_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentList"];
+                };
+            };
+        };
+    };
+    create_segment_admin_api_segments_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SegmentIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    preview_segment_admin_api_segments_preview_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PreviewIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["replyhq__segments__schemas__PreviewOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_segment_admin_api_segments__segment_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                segment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_segment_admin_api_segments__segment_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                segment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    update_segment_admin_api_segments__segment_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                segment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SegmentPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     list_team_admin_api_team_get: {
         parameters: {
             query?: never;
@@ -5056,6 +5419,39 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StaffOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_users_admin_api_users_get: {
+        parameters: {
+            query?: {
+                segment?: string | null;
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserPage"];
                 };
             };
             /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */

@@ -1,0 +1,235 @@
+"""Segment DSL -> one SQLAlchemy boolean expression over `end_users`.
+
+Only SQLAlchemy constructs over a fixed set of columns; every value, JSON key and event name is
+a bound parameter. Nothing is ever formatted into SQL text.
+
+Event conditions become `end_users.id IN (SELECT end_user_id ... )` over the per-user daily
+counts when they can (no field, a timeframe in days or none): "did X at least N times in D
+days" never reads raw events. A timeframe of D days means the UTC calendar days from D-1 days ago
+to today (what the daily counts can answer exactly), one of H hours the last H hours.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from replyhq.analytics.models import event_daily_counts, events
+from replyhq.segments.dsl import (
+    NEGATIONS,
+    AttributeCondition,
+    EventCondition,
+    Group,
+    Node,
+    Predicate,
+    Timeframe,
+    compare,
+)
+from replyhq.users.models import Device, EndUser
+
+Condition = ColumnElement[bool]
+
+
+def compile_query(query: Group, app_id: uuid.UUID, now: datetime) -> Condition:
+    """The condition `end_users` rows of the segment meet (with `EndUser.app_id == app_id`)."""
+    return _Compiler(app_id, now).node(query)
+
+
+def window_start(timeframe: Timeframe, now: datetime) -> datetime:
+    """The earliest `occurred_at` a timeframe includes."""
+    if timeframe.unit == "hours":
+        return now - timedelta(hours=timeframe.value)
+    return datetime.combine(first_day(timeframe, now), time.min, UTC)
+
+
+def first_day(timeframe: Timeframe, now: datetime) -> date:
+    return now.astimezone(UTC).date() - timedelta(days=timeframe.value - 1)
+
+
+class _Compiler:
+    def __init__(self, app_id: uuid.UUID, now: datetime) -> None:
+        self.app_id = app_id
+        self.now = now
+
+    def node(self, node: Node) -> Condition:
+        if isinstance(node, Group):
+            parts = [self.node(child) for child in node.conditions]
+            return and_(*parts) if node.operator == "AND" else or_(*parts)
+        if isinstance(node, AttributeCondition):
+            return self.attribute(node.predicate)
+        return self.event(node)
+
+    # --- on the user -------------------------------------------------------------------------
+
+    def attribute(self, predicate: Predicate) -> Condition:
+        positive = NEGATIONS.get(predicate.operator)
+        if positive is not None:
+            return not_(self.attribute(Predicate(predicate.field, positive, predicate.value)))
+        field = predicate.field
+        if field.key is not None:
+            return _json(EndUser.attributes, field.key, predicate.operator, predicate.value)
+        if field.name in ("platform", "locale"):  # any of their devices
+            column = Device.platform if field.name == "platform" else Device.locale
+            return exists().where(
+                Device.app_id == EndUser.app_id,
+                Device.end_user_id == EndUser.id,
+                _column(column, predicate.operator, predicate.value),
+            )
+        if field.name == "last_seen_at":
+            latest = (
+                select(func.max(Device.last_seen_at))
+                .where(Device.app_id == EndUser.app_id, Device.end_user_id == EndUser.id)
+                .scalar_subquery()
+            )
+            return _column(latest, predicate.operator, predicate.value)
+        own: Any = {
+            "user_id": EndUser.external_id,
+            "name": EndUser.name,
+            "email": EndUser.email,
+            "verified": EndUser.verified,
+            "created_at": EndUser.created_at,
+        }[field.name]
+        return _column(own, predicate.operator, predicate.value)
+
+    # --- on what they did --------------------------------------------------------------------
+
+    def event(self, node: EventCondition) -> Condition:
+        people = self.event_users(node)
+        count = node.count
+        if count is None:
+            member = EndUser.id.in_(people)
+            return not_(member) if node.negated else member
+        if _holds(count.operator, 0, count.value):
+            # Zero matches too: everyone but those whose (non-zero) total fails.
+            failing = people.having(not_(_compare(count.operator, _total(node), count.value)))
+            return not_(EndUser.id.in_(failing))
+        return EndUser.id.in_(people.having(_compare(count.operator, _total(node), count.value)))
+
+    def event_users(self, node: EventCondition) -> Select[Any]:
+        """End users with at least one matching event (grouped by user when counted)."""
+        timeframe = node.timeframe
+        if _from_counts(node):
+            stmt = select(event_daily_counts.c.end_user_id).where(
+                event_daily_counts.c.app_id == self.app_id,
+                event_daily_counts.c.name == node.event_name,
+            )
+            if timeframe is not None:
+                stmt = stmt.where(event_daily_counts.c.day >= first_day(timeframe, self.now))
+        else:
+            stmt = select(events.c.end_user_id).where(
+                events.c.app_id == self.app_id, events.c.name == node.event_name
+            )
+            if timeframe is not None:
+                stmt = stmt.where(events.c.occurred_at >= window_start(timeframe, self.now))
+            if node.predicate is not None:
+                stmt = stmt.where(_event_predicate(node.predicate))
+        if node.count is not None:
+            column = (
+                event_daily_counts.c.end_user_id if _from_counts(node) else events.c.end_user_id
+            )
+            stmt = stmt.group_by(column)
+        return stmt
+
+
+def _from_counts(node: EventCondition) -> bool:
+    return node.predicate is None and (node.timeframe is None or node.timeframe.unit == "days")
+
+
+def _total(node: EventCondition) -> ColumnElement[Any]:
+    if _from_counts(node):
+        return func.sum(event_daily_counts.c.count)
+    return func.count()
+
+
+def _event_predicate(predicate: Predicate) -> Condition:
+    positive = NEGATIONS.get(predicate.operator)
+    if positive is not None:
+        return not_(_event_predicate(Predicate(predicate.field, positive, predicate.value)))
+    field = predicate.field
+    if field.key is not None:
+        return _json(events.c.properties, field.key, predicate.operator, predicate.value)
+    column = events.c.platform if field.name == "platform" else events.c.app_version
+    return _column(column, predicate.operator, predicate.value)
+
+
+# --- predicates (positive operators only; negations are NOT of these) --------------------------
+
+
+def _json(document: Any, key: str, operator: str, value: Any) -> Condition:
+    """`operator` on the JSON value under `key` of a JSONB column (missing: matches nothing).
+    Never NULL, so that NOT of it (the negative operators) matches the missing values."""
+    return func.coalesce(_json_positive(document, key, operator, value), false())
+
+
+def _json_positive(document: Any, key: str, operator: str, value: Any) -> Condition:
+    item = document[key]  # document -> :key, the key bound
+    kind = func.jsonb_typeof(item)
+    if operator == "equals":
+        return _json_equals(document, key, value)
+    if operator == "in":
+        return or_(*[_json_equals(document, key, v) for v in value])
+    if operator == "exists":
+        return func.coalesce(kind, "null") != "null"
+    if operator == "contains":
+        text = item.astext  # document ->> :key
+        as_text = and_(kind == "string", func.strpos(func.lower(text), func.lower(value)) > 0)
+        as_element = and_(kind == "array", item.contains(_jsonb([value])))
+        return or_(as_text, as_element)
+    # gt, gte, lt, lte: numbers only (jsonb compares numbers numerically)
+    return and_(kind == "number", _compare(operator, item, _jsonb(value)))
+
+
+def _json_equals(document: Any, key: str, value: Any) -> Condition:
+    # Containment of {key: value}: true exactly when the value under key is that scalar (a
+    # number equal numerically, never a boolean for 1), and it can use a GIN index.
+    return document.contains(_jsonb({key: value}))  # type: ignore[no-any-return]
+
+
+def _jsonb(value: Any) -> Any:
+    return bindparam(None, value, type_=JSONB)
+
+
+def _column(column: Any, operator: str, value: Any) -> Condition:
+    """`operator` on a plain column (NULL: matches nothing); never NULL itself."""
+    if operator == "exists":
+        return column.is_not(None)  # type: ignore[no-any-return]
+    if operator == "in":
+        matched = column.in_(value)
+    elif operator == "contains":
+        matched = func.strpos(func.lower(column), func.lower(value)) > 0
+    else:
+        matched = _compare(operator, column, value)
+    return func.coalesce(matched, false())
+
+
+def _compare(operator: str, left: Any, right: Any) -> Condition:
+    if operator == "equals":
+        return left == right  # type: ignore[no-any-return]
+    if operator == "not_equals":
+        return left != right  # type: ignore[no-any-return]
+    if operator == "gt":
+        return left > right  # type: ignore[no-any-return]
+    if operator == "gte":
+        return left >= right  # type: ignore[no-any-return]
+    if operator == "lt":
+        return left < right  # type: ignore[no-any-return]
+    return left <= right  # type: ignore[no-any-return]
+
+
+def _holds(operator: str, left: int, right: int) -> bool:
+    return compare(operator, left, right)

@@ -1,0 +1,146 @@
+"""Saved segments, and the end users a segment query selects, in the caller's tenant transaction.
+
+A query runs under a statement timeout (SEGMENT_TIMEOUT_MS): a slow segment is refused with 503
+SEGMENT_TIMEOUT rather than holding a connection.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from sqlalchemy import delete, func, select, text, tuple_
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from replyhq.errors import NotFound, ServiceUnavailable
+from replyhq.pagination import decode_cursor, encode_cursor
+from replyhq.segments.compile import Condition, compile_query
+from replyhq.segments.dsl import parse
+from replyhq.segments.models import Segment
+from replyhq.segments.schemas import SAMPLE_SIZE, PreviewOut, SegmentPatch, UserPage
+from replyhq.users.models import EndUser
+from replyhq.users.schemas import EndUserOut
+
+_TIMEOUT = text("SELECT set_config('statement_timeout', :ms, true)")
+
+
+class SegmentTimeout(ServiceUnavailable):
+    code = "SEGMENT_TIMEOUT"
+    message = "The segment took too long to compute; simplify it (or narrow its timeframes)."
+
+
+def condition(app_id: uuid.UUID, query: Any, now: datetime | None = None) -> Condition:
+    """The validated query as a condition on `end_users` (400 INVALID_SEGMENT when invalid)."""
+    now = now or datetime.now(UTC)
+    return compile_query(parse(query, now), app_id, now)
+
+
+@asynccontextmanager
+async def timed(session: AsyncSession, timeout_ms: int) -> AsyncIterator[None]:
+    """This transaction's statements stop after `timeout_ms` (set_config(..., true): for this
+    transaction only, never for the next user of the pooled connection)."""
+    await session.execute(_TIMEOUT, {"ms": str(timeout_ms)})
+    try:
+        yield
+    except DBAPIError as error:
+        if isinstance(error.orig, psycopg.errors.QueryCanceled):
+            raise SegmentTimeout() from None
+        raise
+
+
+async def preview(
+    session: AsyncSession, app_id: uuid.UUID, query: Any, timeout_ms: int
+) -> PreviewOut:
+    where = condition(app_id, query)
+    async with timed(session, timeout_ms):
+        count = await session.scalar(
+            select(func.count()).select_from(EndUser).where(EndUser.app_id == app_id, where)
+        )
+        sample = await session.scalars(
+            select(EndUser)
+            .where(EndUser.app_id == app_id, where)
+            .order_by(EndUser.created_at.desc(), EndUser.id.desc())
+            .limit(SAMPLE_SIZE)
+        )
+        return PreviewOut(count=count or 0, sample=[EndUserOut.model_validate(u) for u in sample])
+
+
+async def users(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    *,
+    segment_id: uuid.UUID | None,
+    limit: int,
+    cursor: str | None,
+    timeout_ms: int,
+) -> UserPage:
+    """The app's end users (the members of a saved segment), newest first, a page at a time."""
+    stmt = select(EndUser).where(EndUser.app_id == app_id)
+    if segment_id is not None:
+        segment = await get(session, app_id, segment_id)
+        stmt = stmt.where(condition(app_id, segment.query))
+    if cursor is not None:
+        at, last_id = decode_cursor(cursor)
+        stmt = stmt.where(tuple_(EndUser.created_at, EndUser.id) < tuple_(at, last_id))
+    stmt = stmt.order_by(EndUser.created_at.desc(), EndUser.id.desc()).limit(limit + 1)
+    async with timed(session, timeout_ms):
+        found = list(await session.scalars(stmt))
+    page = found[:limit]
+    next_cursor = None
+    if len(found) > limit:
+        next_cursor = encode_cursor(page[-1].created_at, page[-1].id)
+    return UserPage(items=[EndUserOut.model_validate(u) for u in page], next_cursor=next_cursor)
+
+
+async def list_segments(session: AsyncSession, app_id: uuid.UUID) -> list[Segment]:
+    return list(
+        await session.scalars(
+            select(Segment).where(Segment.app_id == app_id).order_by(Segment.created_at)
+        )
+    )
+
+
+async def get(session: AsyncSession, app_id: uuid.UUID, segment_id: uuid.UUID) -> Segment:
+    segment = await session.scalar(
+        select(Segment).where(Segment.app_id == app_id, Segment.id == segment_id)
+    )
+    if segment is None:
+        raise NotFound("No such segment.", code="SEGMENT_NOT_FOUND")
+    return segment
+
+
+async def create(session: AsyncSession, app_id: uuid.UUID, name: str, query: Any) -> Segment:
+    condition(app_id, query)  # validated before it is stored
+    segment = Segment(app_id=app_id, name=name, query=query)
+    session.add(segment)
+    await session.flush()
+    await session.refresh(segment)
+    return segment
+
+
+async def update(
+    session: AsyncSession, app_id: uuid.UUID, segment_id: uuid.UUID, patch: SegmentPatch
+) -> Segment:
+    segment = await get(session, app_id, segment_id)
+    if patch.query is not None:
+        condition(app_id, patch.query)
+        segment.query = patch.query
+    if patch.name is not None:
+        segment.name = patch.name
+    segment.updated_at = func.now()
+    await session.flush()
+    await session.refresh(segment)
+    return segment
+
+
+async def remove(session: AsyncSession, app_id: uuid.UUID, segment_id: uuid.UUID) -> None:
+    deleted = await session.execute(
+        delete(Segment).where(Segment.app_id == app_id, Segment.id == segment_id)
+    )
+    if not deleted.rowcount:  # type: ignore[attr-defined]
+        raise NotFound("No such segment.", code="SEGMENT_NOT_FOUND")
