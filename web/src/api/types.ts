@@ -62,3 +62,5 @@ export interface ClientEvents {
     ack: (a: Ack<{ messages: Message[]; has_more: boolean }>) => void,
   ) => void;
 }
+export type PushLogItem = Schemas["NotificationOut"];
+export type NotificationPrefs = Schemas["AgentPrefs"];

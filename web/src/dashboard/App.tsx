@@ -14,6 +14,7 @@ import { BillingBanner, BillingScreen } from "./screens/Billing";
 import { TeamScreen } from "./screens/Team";
 import { ConnectionBadge, UnreadTitle } from "./components";
 import { SessionStore } from "./session";
+import { DeskNotifier } from "./notify";
 
 const sessions = new SessionStore();
 const api = createApi(sessions);
@@ -53,11 +54,14 @@ function SignedIn() {
   }, [loadMe]);
 
   const desk = useMemo(() => (me ? new Desk(api, sessions, me, () => void loadMe()) : null), [me !== null]); // eslint-disable-line react-hooks/exhaustive-deps
+  const notifier = useMemo(() => (me ? new DeskNotifier(api, me.staff?.id ?? null) : null), [me !== null]); // eslint-disable-line react-hooks/exhaustive-deps
   useEffect(() => {
-    if (!desk) return;
+    if (!desk || !notifier) return;
+    void notifier.load();
+    desk.onIncoming = (message, conversation) => notifier.incoming(message, conversation);
     desk.start();
     return () => desk.stop();
-  }, [desk]);
+  }, [desk, notifier]);
   useEffect(() => {
     if (desk && me) desk.setMe(me);
   }, [desk, me]);
@@ -66,7 +70,7 @@ function SignedIn() {
     if (route.screen === "login" || route.screen === "forgot-password") navigate({ screen: "inbox", conversationId: null }, true);
   }, [route.screen]);
 
-  if (!me || !desk) {
+  if (!me || !desk || !notifier) {
     return <div className="splash">{failed ? "Could not load your account." : "Loading…"}</div>;
   }
   const can = (permission: string) => me.permissions.includes(permission);
@@ -118,7 +122,7 @@ function SignedIn() {
         ) : route.screen === "settings" ? (
           can("settings:read") ? <SettingsScreen api={api} me={me} /> : <NeedsRoleScreen me={me} screen="settings" />
         ) : route.screen === "account" ? (
-          <AccountScreen api={api} me={me} />
+          <AccountScreen api={api} me={me} notifier={notifier} />
         ) : (
           <InboxScreen
             desk={desk}

@@ -67,6 +67,8 @@ export class Desk {
   private inboxRequest = 0;
   /** Conversations known beyond the current filter (the selected one, for instance). */
   private known: Record<string, InboxConversation> = {};
+  /** Told of every message received live, with its conversation (desktop notifications). */
+  onIncoming: ((message: Message, conversation: InboxConversation | undefined) => void) | null = null;
 
   constructor(
     private readonly api: Api,
@@ -437,8 +439,12 @@ export class Desk {
     if (current) {
       const [merged] = applyMessage([current], message, { viewing: this.viewing(id) });
       if (merged && merged !== current) this.place(this.remember(merged));
+      this.onIncoming?.(message, merged ?? current);
     } else {
-      void this.fetchConversation(id).then((found) => found && this.place(found));
+      void this.fetchConversation(id).then((found) => {
+        if (found) this.place(found);
+        this.onIncoming?.(message, found ?? undefined);
+      });
     }
     if (message.sender === "user") this.setTyping(id, null);
     const timeline = this.state.timelines[id];

@@ -1,9 +1,46 @@
-import { useState, type FormEvent } from "react";
-import type { Me } from "../../api/types";
+import { useEffect, useState, type FormEvent } from "react";
+import type { Me, NotificationPrefs } from "../../api/types";
 import { type Api, errorText } from "../api";
+import type { DeskNotifier } from "../notify";
 
-/** /dashboard/account: who you are, and changing the address you sign in with. */
-export function AccountScreen({ api, me }: { api: Api; me: Me }) {
+/** Desktop notifications and their sound while the dashboard's tab is hidden, per member. */
+function NotificationSettings({ notifier }: { notifier: DeskNotifier }) {
+  const [prefs, setPrefs] = useState<NotificationPrefs | null>(null);
+  const [permission, setPermission] = useState(typeof Notification === "undefined" ? "unsupported" : Notification.permission);
+  useEffect(() => {
+    void notifier.load().then(() => setPrefs({ ...notifier.prefs }));
+  }, [notifier]);
+  const change = async (changes: Partial<NotificationPrefs>) => {
+    setPrefs((current) => (current ? { ...current, ...changes } : current)); // at once; then as stored
+    setPrefs({ ...(await notifier.update(changes)) });
+    if (typeof Notification !== "undefined") setPermission(Notification.permission);
+  };
+  if (!prefs) return <p className="muted">Loading…</p>;
+  return (
+    <>
+      <label className="check">
+        <input type="checkbox" data-testid="notify-desktop" checked={prefs.desktop} onChange={(e) => void change({ desktop: e.target.checked })} />
+        Desktop notifications for new conversations and messages (yours or unassigned) while this tab is hidden
+      </label>
+      <label className="check">
+        <input type="checkbox" data-testid="notify-sound" checked={prefs.sound} onChange={(e) => void change({ sound: e.target.checked })} />
+        Play a sound with them
+      </label>
+      {prefs.desktop && permission !== "granted" && (
+        <p className="muted" data-testid="notify-permission">
+          {permission === "denied"
+            ? "This browser blocks notifications from this site: allow them in its site settings."
+            : permission === "unsupported"
+              ? "This browser cannot show desktop notifications."
+              : "Your browser will ask to allow notifications."}
+        </p>
+      )}
+    </>
+  );
+}
+
+/** /dashboard/account: who you are, your notifications, and changing the address you sign in with. */
+export function AccountScreen({ api, me, notifier }: { api: Api; me: Me; notifier: DeskNotifier }) {
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
   const [sentTo, setSentTo] = useState<string | null>(null);
@@ -26,6 +63,12 @@ export function AccountScreen({ api, me }: { api: Api; me: Me }) {
           {me.staff?.name} · <span data-testid="account-email">{me.staff?.email}</span> · {me.role}
         </p>
       </section>
+      {me.staff && (
+        <section className="panel" data-testid="notifications">
+          <h2>Notifications</h2>
+          <NotificationSettings notifier={notifier} />
+        </section>
+      )}
       <section className="panel">
         <h2>Change your e-mail address</h2>
         {sentTo && (

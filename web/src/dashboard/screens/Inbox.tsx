@@ -1,8 +1,8 @@
-import { useEffect, useLayoutEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent, type UIEvent } from "react";
-import type { Assignee, EndUser, InboxConversation, Me, Message } from "../../api/types";
+import { useCallback, useEffect, useLayoutEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent, type UIEvent } from "react";
+import type { Assignee, EndUser, InboxConversation, Me, Message, PushLogItem } from "../../api/types";
 import type { InboxFilter } from "../../shared/inbox";
 import type { PendingMessage } from "../../shared/timeline";
-import type { Api } from "../api";
+import { type Api, errorText } from "../api";
 import { displayName, OnlineDot, when } from "../components";
 import type { Desk } from "../desk";
 import { goUp, navigate } from "../router";
@@ -367,8 +367,91 @@ function ProfilePanel({ api, me, conversation, online }: { api: Api; me: Me; con
           ) : (
             <p className="muted">{profile ? "None." : "Loading…"}</p>
           )}
+          <PushLog api={api} endUserId={conversation.end_user_id} canTest={me.permissions.includes("push:test")} />
         </>
       )}
     </aside>
+  );
+}
+
+const DECISION: Record<string, string> = {
+  sent: "sent",
+  read: "not sent: read",
+  online: "not sent: online",
+  held: "held: online",
+  no_device: "not sent: no device",
+  quiet_hours: "waiting: quiet hours",
+  rate_limited: "not sent: hourly limit",
+  collapsed: "waiting: collapsed",
+};
+
+/** The person's notifications: each decision and why, each delivery with the provider's answer
+ * verbatim; OWNERs and ADMINs send a test push and read the answer here. */
+function PushLog({ api, endUserId, canTest }: { api: Api; endUserId: string; canTest: boolean }) {
+  const [items, setItems] = useState<PushLogItem[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const load = useCallback(async () => {
+    const { data } = await api.GET("/admin/api/users/{end_user_id}/push-log", { params: { path: { end_user_id: endUserId } } });
+    if (data) setItems(data.items);
+    return data?.items ?? [];
+  }, [api, endUserId]);
+  useEffect(() => {
+    setItems(null);
+    void load();
+  }, [load]);
+  const test = async () => {
+    setError(null);
+    const { data, error: failure } = await api.POST("/admin/api/users/{end_user_id}/test-push", {
+      params: { path: { end_user_id: endUserId } },
+      body: { title: "Test notification", body: "This is a test push from ReplyHQ." },
+    });
+    if (!data) return setError(errorText(failure, "The test push could not be sent."));
+    // The deliveries start pending; the answers arrive within seconds.
+    for (let i = 0; i < 30; i++) {
+      const rows = await load();
+      if (!rows.some((r) => r.parent_id !== null && (r.status === "pending" || r.status === "retrying"))) break;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  };
+  return (
+    <section data-testid="push-log">
+      <h4>Notifications</h4>
+      {canTest && (
+        <button className="secondary" data-testid="test-push" onClick={() => void test()}>
+          Send test push
+        </button>
+      )}
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      {items === null ? (
+        <p className="muted">Loading…</p>
+      ) : items.length === 0 ? (
+        <p className="muted">None yet.</p>
+      ) : (
+        <ul className="push-log">
+          {items.map((item) =>
+            item.parent_id === null ? (
+              <li key={item.id} data-testid="push-decision" data-decision={item.decision}>
+                <strong>
+                  {item.channel === "email" ? "e-mail" : item.channel === "test" ? "test push" : DECISION[item.decision] ?? item.decision}
+                </strong>{" "}
+                <span className="muted">
+                  {when(item.created_at)} · {item.reason}
+                </span>
+              </li>
+            ) : (
+              <li key={item.id} className="delivery" data-testid="push-delivery" data-status={item.status ?? ""}>
+                {item.provider} → {item.device_id}: {item.status}
+                {item.latency_ms !== null && ` in ${item.latency_ms} ms`}
+                {item.provider_response && <code data-testid="provider-response">{item.provider_response}</code>}
+              </li>
+            ),
+          )}
+        </ul>
+      )}
+    </section>
   );
 }
