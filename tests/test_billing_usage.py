@@ -19,6 +19,7 @@ from replyhq.billing.service import subscription_of, utcnow
 from tests.billing_support import Billing
 from tests.conftest import Tenant, identify, start_conversation
 from tests.mail_support import SmtpServer, text_of
+from tests.realtime_clients import Recorder
 from tests.staff import Staff
 
 
@@ -85,6 +86,35 @@ async def test_messages_and_distinct_end_users_are_counted_per_month(
     other = await billing.tenant("Other")
     other_owner = await billing.staff(billing_http, other, "OWNER")
     assert (await _usage(billing_http, other_owner))["usage"] == {"messages": 0, "mau": 0}
+
+
+async def test_messages_sent_over_sockets_are_counted_too(
+    billing: Billing, billing_http: httpx.AsyncClient
+) -> None:
+    tenant = await billing.tenant()
+    owner = await billing.staff(billing_http, tenant, "OWNER")
+    agent = await billing.staff(billing_http, tenant, "AGENT")
+    await identify(billing_http, tenant, "socket-phone")
+    conversation = await start_conversation(billing_http, tenant, "socket-phone")
+    phone, desk = Recorder(), Recorder()
+    auth = {"app_id": str(tenant.id), "api_key": tenant.sdk_key, "device_id": "socket-phone"}
+    await phone.connect(billing.server.url, auth)
+    await desk.connect(billing.server.url, {"token": agent.access}, namespace="/admin")
+    try:
+        for n in range(2):
+            sent = {
+                "conversation_id": conversation["id"],
+                "body": f"hi {n}",
+                "client_msg_id": f"s{n}",
+            }
+            assert (await phone.call("message:send", sent))["ok"] is True
+        reply = {"conversation_id": conversation["id"], "body": "hello", "client_msg_id": "d1"}
+        assert (await desk.call("message:send", reply))["ok"] is True
+    finally:
+        await phone.close()
+        await desk.close()
+    # The first message (HTTP), two from the phone and one from the desk; one end user.
+    await _until_usage(billing_http, owner, messages=4, mau=1)
 
 
 async def test_80_and_100_percent_warn_once_and_100_refuses_new_conversations_only(
