@@ -78,6 +78,78 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/assignment": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Assignment
+         * @description How new conversations are assigned: `off`, `round_robin` or `least_busy`.
+         *
+         *     **Requires** `settings:read`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        get: operations["get_assignment_admin_api_assignment_get"];
+        /**
+         * Put Assignment
+         * @description Set the mode and the capacity (open conversations per agent).
+         *
+         *     **Requires** `settings:write`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        put: operations["put_assignment_admin_api_assignment_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/assignment/agents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Agent Loads
+         * @description Every active member: available or away, and how many open conversations they hold.
+         *
+         *     **Requires** `conversations:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["agent_loads_admin_api_assignment_agents_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/assignment/availability": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set Availability
+         * @description The caller is available for auto-assignment, or away (a staff user; not the secret key).
+         *
+         *     **Requires** `conversations:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        put: operations["set_availability_admin_api_assignment_availability_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/billing": {
         parameters: {
             query?: never;
@@ -1862,6 +1934,25 @@ export interface components {
             /** Token */
             token: string;
         };
+        /** AgentLoad */
+        AgentLoad: {
+            /** Available */
+            available: boolean;
+            /** Email */
+            email: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string | null;
+            /**
+             * Open Count
+             * @description Open conversations assigned to them.
+             */
+            open_count: number;
+        };
         /** AgentPrefs */
         AgentPrefs: {
             /**
@@ -1990,6 +2081,30 @@ export interface components {
             /** Role */
             role: string;
         };
+        /** AssignmentIn */
+        AssignmentIn: {
+            /**
+             * Capacity
+             * @description Open conversations an agent may hold before being skipped.
+             * @default 10
+             */
+            capacity: number;
+            /**
+             * Mode
+             * @enum {string}
+             */
+            mode: "off" | "round_robin" | "least_busy";
+        };
+        /** AssignmentOut */
+        AssignmentOut: {
+            /** Capacity */
+            capacity: number;
+            /**
+             * Mode
+             * @enum {string}
+             */
+            mode: "off" | "round_robin" | "least_busy";
+        };
         /** AttributeKeyOut */
         AttributeKeyOut: {
             /** Key */
@@ -2008,6 +2123,11 @@ export interface components {
              * @enum {string}
              */
             type: "user" | "agent" | "system";
+        };
+        /** AvailabilityIn */
+        AvailabilityIn: {
+            /** Available */
+            available: boolean;
         };
         /** AvailabilityOut */
         AvailabilityOut: {
@@ -3701,6 +3821,110 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AppWithKeys"];
+                };
+            };
+        };
+    };
+    get_assignment_admin_api_assignment_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssignmentOut"];
+                };
+            };
+        };
+    };
+    put_assignment_admin_api_assignment_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssignmentIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssignmentOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    agent_loads_admin_api_assignment_agents_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentLoad"][];
+                };
+            };
+        };
+    };
+    set_availability_admin_api_assignment_availability_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AvailabilityIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
