@@ -318,6 +318,12 @@ def cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
     async def ratings(w: World) -> tuple[str, str, None]:
         return "GET", f"{base}/{w.conversation_id}/ratings", None
 
+    async def report(w: World) -> tuple[str, str, None]:
+        return "GET", "/admin/api/reports?start=2026-11-02&end=2026-11-08", None
+
+    async def report_csv(w: World) -> tuple[str, str, None]:
+        return "GET", "/admin/api/reports/export.csv?start=2026-11-02&end=2026-11-08", None
+
     async def billing(w: World) -> tuple[str, str, None]:
         return "GET", "/admin/api/billing", None
 
@@ -368,6 +374,8 @@ def cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
         ("PATCH", "/admin/api/messenger"): messenger_patch,
         ("GET", base + "/{conversation_id}/context"): context,
         ("GET", base + "/{conversation_id}/ratings"): ratings,
+        ("GET", "/admin/api/reports"): report,
+        ("GET", "/admin/api/reports/export.csv"): report_csv,
     }
 
 

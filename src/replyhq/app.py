@@ -43,6 +43,7 @@ from replyhq.push.admin_routes import users_router as admin_push_users_router
 from replyhq.push.routes import router as push_router
 from replyhq.realtime.routes import router as admin_presence_router
 from replyhq.realtime.server import RealtimeServer
+from replyhq.reports.routes import router as admin_reports_router
 from replyhq.runtime import Runtime
 from replyhq.search.routes import router as search_router
 from replyhq.segments.routes import router as admin_segments_router
@@ -189,6 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_conversation_extras)
     app.include_router(admin_segments_router)
     app.include_router(admin_segment_users_router)
+    app.include_router(admin_reports_router)
     app.include_router(static_router)  # /dashboard, /widget.js, /demo
     mailbox = dev_mailbox()
     if mailbox is not None and settings.environment == "development":

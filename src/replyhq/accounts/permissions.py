@@ -43,6 +43,7 @@ PERMISSIONS: frozenset[str] = frozenset(
         "billing:write",
         "push:credentials",
         "push:test",
+        "reports:read",
     }
 )
 
@@ -62,6 +63,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             "team:write",
             "billing:read",
             "push:test",
+            "reports:read",
         }
     ),
     # Agents run conversations (close, reopen, assign to themselves or a colleague) and see the

@@ -842,6 +842,51 @@ export interface paths {
         patch: operations["update_push_settings_admin_api_push_settings_patch"];
         trace?: never;
     };
+    "/admin/api/reports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Report
+         * @description New conversations, messages, first-response and resolution times (median, p90), CSAT,
+         *     busiest hours and per-agent figures for the date range, by day or week.
+         *
+         *     **Requires** `reports:read`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        get: operations["report_admin_api_reports_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/reports/export.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Csv
+         * @description The report's series as CSV (seconds for durations; empty where there is no data).
+         *
+         *     **Requires** `reports:read`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        get: operations["export_csv_admin_api_reports_export_csv_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/saved-replies": {
         parameters: {
             query?: never;
@@ -1973,6 +2018,25 @@ export interface components {
             /** Sound */
             sound?: boolean | null;
         };
+        /** AgentRow */
+        AgentRow: {
+            /** Closed */
+            closed: number;
+            csat: components["schemas"]["Csat"];
+            /** Email */
+            email: string | null;
+            first_response: components["schemas"]["Durations"];
+            /** First Responses */
+            first_responses: number;
+            /** Name */
+            name: string | null;
+            resolution: components["schemas"]["Durations"];
+            /**
+             * Staff Id
+             * Format: uuid
+             */
+            staff_id: string;
+        };
         /** Amounts */
         Amounts: {
             /**
@@ -2314,6 +2378,31 @@ export interface components {
             fcm: components["schemas"]["CredentialStatus"];
             webpush: components["schemas"]["CredentialStatus"];
         };
+        /**
+         * Csat
+         * @description Ratings given in the period: how many, their average (1-5), and the share rated 4 or 5
+         *     (the CSAT score, in percent).
+         */
+        Csat: {
+            /** Average */
+            average: number | null;
+            /** Count */
+            count: number;
+            /** Satisfied Percent */
+            satisfied_percent: number | null;
+        };
+        /**
+         * Durations
+         * @description Seconds: the median and 90th percentile (interpolated), over `count` conversations.
+         */
+        Durations: {
+            /** Count */
+            count: number;
+            /** Median */
+            median: number | null;
+            /** P90 */
+            p90: number | null;
+        };
         /** EmailChangeConfirmIn */
         EmailChangeConfirmIn: {
             /**
@@ -2450,6 +2539,18 @@ export interface components {
             service_account: {
                 [key: string]: unknown;
             };
+        };
+        /** HourCount */
+        HourCount: {
+            /** Conversations */
+            conversations: number;
+            /** Hour */
+            hour: number;
+            /**
+             * Weekday
+             * @description 0 = Monday, in the app's time zone
+             */
+            weekday: number;
         };
         /** IdentifyIn */
         IdentifyIn: {
@@ -2998,6 +3099,32 @@ export interface components {
             /** Email */
             email: string;
         };
+        /** Period */
+        Period: {
+            /**
+             * Closed
+             * @description Conversations whose latest closing falls in the period
+             */
+            closed: number;
+            csat: components["schemas"]["Csat"];
+            /** @description First agent reply minus start, for conversations started in the period */
+            first_response: components["schemas"]["Durations"];
+            /**
+             * Messages
+             * @description Messages written in the period (not timeline events)
+             */
+            messages: number;
+            /** New Conversations */
+            new_conversations: number;
+            /**
+             * Period
+             * Format: date
+             * @description The day, or the Monday of the week, in the app's time zone
+             */
+            period: string;
+            /** @description Latest closing minus start, for conversations closed in the period */
+            resolution: components["schemas"]["Durations"];
+        };
         /** PlanOut */
         PlanOut: {
             /**
@@ -3228,6 +3355,40 @@ export interface components {
              * @description The saved reply's body, its placeholders filled.
              */
             body: string;
+        };
+        /** Report */
+        Report: {
+            /** Agents */
+            agents: components["schemas"]["AgentRow"][];
+            /**
+             * Busiest Hours
+             * @description New conversations by weekday and hour
+             */
+            busiest_hours: components["schemas"]["HourCount"][];
+            /**
+             * End
+             * Format: date
+             * @description Inclusive
+             */
+            end: string;
+            /**
+             * Group
+             * @enum {string}
+             */
+            group: "day" | "week";
+            /** Series */
+            series: components["schemas"]["Period"][];
+            /**
+             * Start
+             * Format: date
+             */
+            start: string;
+            /**
+             * Timezone
+             * @description The app's time zone (its messenger settings)
+             */
+            timezone: string;
+            totals: components["schemas"]["Period"];
         };
         /**
          * Role
@@ -5039,6 +5200,76 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PushSettingsOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    report_admin_api_reports_get: {
+        parameters: {
+            query: {
+                /** @description First day, in the app's time zone */
+                start: string;
+                /** @description Last day (inclusive); at most 366 days */
+                end: string;
+                group?: "day" | "week";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Report"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    export_csv_admin_api_reports_export_csv_get: {
+        parameters: {
+            query: {
+                /** @description First day, in the app's time zone */
+                start: string;
+                /** @description Last day (inclusive); at most 366 days */
+                end: string;
+                group?: "day" | "week";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One row per period + total */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
                 };
             };
             /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */

@@ -15,6 +15,7 @@ import { TeamScreen } from "./screens/Team";
 import { ConnectionBadge, UnreadTitle } from "./components";
 import { SessionStore } from "./session";
 import { DeskNotifier } from "./notify";
+import { ReportsScreen } from "./screens/Reports";
 
 const sessions = new SessionStore();
 const api = createApi(sessions);
@@ -92,6 +93,11 @@ function SignedIn() {
             Settings
           </NavLink>
         )}
+        {can("reports:read") && (
+          <NavLink active={route.screen === "reports"} to={{ screen: "reports" }} testid="nav-reports">
+            Reports
+          </NavLink>
+        )}
         {can("billing:read") && (
           <NavLink active={route.screen === "billing"} to={{ screen: "billing" }} testid="nav-billing">
             Billing
@@ -115,7 +121,9 @@ function SignedIn() {
       </nav>
       <main className="content">
         {can("billing:read") && route.screen !== "billing" && <BillingBanner api={api} onOpen={() => navigate({ screen: "billing" })} />}
-        {route.screen === "billing" ? (
+        {route.screen === "reports" ? (
+          can("reports:read") ? <ReportsScreen api={api} sessions={sessions} /> : <NeedsRoleScreen me={me} screen="reports" />
+        ) : route.screen === "billing" ? (
           can("billing:read") ? <BillingScreen api={api} me={me} /> : <NeedsRoleScreen me={me} screen="billing" />
         ) : route.screen === "team" ? (
           can("team:read") ? <TeamScreen api={api} me={me} /> : <NeedsRoleScreen me={me} screen="team" />

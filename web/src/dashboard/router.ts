@@ -10,6 +10,7 @@ export type Route =
   | { screen: "team" }
   | { screen: "settings" }
   | { screen: "billing" }
+  | { screen: "reports" }
   | { screen: "login" }
   | { screen: "invite" }
   | { screen: "account" }
@@ -26,6 +27,8 @@ export function parse(pathname: string): Route {
       return { screen: "settings" };
     case "billing":
       return { screen: "billing" };
+    case "reports":
+      return { screen: "reports" };
     case "login":
       return { screen: "login" };
     case "invite":

@@ -1,25 +1,86 @@
 // The messenger's view: a launcher and a chat panel. Text from people (bodies, names) is
 // rendered as React text; a stored message's HTML is the server's sanitised `body_html`.
-import { useEffect, useLayoutEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent } from "react";
+import { createContext, useContext, useEffect, useLayoutEffect, useRef, useState, useSyncExternalStore, type CSSProperties, type KeyboardEvent } from "react";
 import type { Conversation, Message } from "../api/types";
 import type { ConnectionState } from "../shared/socket";
 import type { PendingMessage } from "../shared/timeline";
-import { BLOCKED_TEXT, type Blocked } from "./blocked";
-import { CLOSED_TEXT, type Messenger, NEW } from "./engine";
+import type { Blocked } from "./blocked";
+import { type MessengerConfig, rate, ratingState, type RatingState, reportContext } from "./branding";
+import { type Messenger, NEW } from "./engine";
+import { backWhen, blockedText, expectedReply, type Key, type Translate, translator } from "./i18n";
 import { ChatIcon, CloseIcon } from "./icons";
 
-const STATE_TEXT: Record<ConnectionState, string> = {
-  connecting: "Connecting…",
-  connected: "Online",
-  reconnecting: "Reconnecting…",
-  offline: "Offline: messages will be sent when you are back online",
+const STATE_KEY: Record<ConnectionState, Key> = {
+  connecting: "connecting",
+  connected: "online",
+  reconnecting: "reconnecting",
+  offline: "offline",
 };
 
-export function MessengerView({ engine }: { engine: Messenger }) {
+interface Ui {
+  t: Translate;
+  config: MessengerConfig | null;
+  engine: Messenger;
+  baseUrl: string;
+}
+
+const UiContext = createContext<Ui | null>(null);
+
+function useUi(): Ui {
+  const ui = useContext(UiContext);
+  if (!ui) throw new Error("MessengerView provides the UI context");
+  return ui;
+}
+
+export function MessengerView({
+  engine,
+  config: pending,
+  baseUrl,
+  host,
+}: {
+  engine: Messenger;
+  config?: Promise<MessengerConfig | null>;
+  baseUrl?: string;
+  host?: HTMLElement;
+}) {
   const snap = useSyncExternalStore(engine.subscribe, engine.getSnapshot);
   const open = snap.open;
   const launcher = useRef<HTMLButtonElement>(null);
   const panel = useRef<HTMLElement>(null);
+  const [config, setConfig] = useState<MessengerConfig | null>(null);
+  useEffect(() => {
+    let live = true;
+    void pending?.then((loaded) => live && setConfig(loaded));
+    return () => {
+      live = false;
+    };
+  }, [pending]);
+  const settings = config?.settings;
+  const t = translator(settings?.language);
+  const left = settings?.launcher_position === "left";
+  useEffect(() => {
+    if (!host) return;
+    host.style.setProperty(left ? "left" : "right", "0");
+    host.style.removeProperty(left ? "right" : "left");
+  }, [host, left]);
+
+  // Agents see where the visitor is: reported once identified, and on in-page navigation.
+  const identified = snap.user !== null;
+  useEffect(() => {
+    if (!identified || !baseUrl) return;
+    const report = () => void reportContext(baseUrl, engine.sdkHeaders());
+    report();
+    window.addEventListener("popstate", report);
+    window.addEventListener("hashchange", report);
+    return () => {
+      window.removeEventListener("popstate", report);
+      window.removeEventListener("hashchange", report);
+    };
+  }, [identified, baseUrl, engine]);
+  const ui: Ui = { t, config, engine, baseUrl: baseUrl ?? "" };
+  const style = settings ? ({ "--rhq-color": settings.color } as CSSProperties) : undefined;
+  const availability = config?.availability;
+  const away = settings?.office_hours_enabled && availability && !availability.open;
 
   // Opening moves focus into the panel (the composer when there is one); keyboard users start there.
   useEffect(() => {
@@ -40,31 +101,39 @@ export function MessengerView({ engine }: { engine: Messenger }) {
   };
 
   return (
-    <div className="rhq-root" onKeyDown={open ? onKeyDown : undefined}>
+    <UiContext.Provider value={ui}>
+    <div className={`rhq-root${left ? " rhq-left" : ""}`} style={style} data-testid="rhq-root" data-language={settings?.language ?? "en"} onKeyDown={open ? onKeyDown : undefined}>
       <div className="rhq-sr" role="log" aria-live="polite" aria-atomic="true" data-testid="rhq-announcer">
         {snap.announcement}
       </div>
       {open && (
-        <section className="rhq-panel" data-testid="rhq-panel" aria-label="Support chat" ref={panel}>
+        <section className="rhq-panel" data-testid="rhq-panel" aria-label={t("supportChat")} ref={panel}>
           <header className="rhq-header">
             {snap.current !== null && snap.conversations.length > 0 && (
-              <button className="rhq-icon" data-testid="rhq-back" aria-label="All conversations" onClick={() => void engine.openConversation(null)}>
+              <button className="rhq-icon" data-testid="rhq-back" aria-label={t("allConversations")} onClick={() => void engine.openConversation(null)}>
                 ‹
               </button>
             )}
+            {settings?.avatar_url && <img className="rhq-avatar" src={settings.avatar_url} alt="" />}
             <div className="rhq-title">
-              <strong>Support</strong>
+              <strong data-testid="rhq-team">{settings?.team_name ?? t("support")}</strong>
               {!snap.blocked && (
                 <span className={`rhq-status rhq-${snap.state}`} data-testid="rhq-status" data-state={snap.state}>
-                  {STATE_TEXT[snap.state]}
+                  {t(STATE_KEY[snap.state])}
                 </span>
               )}
             </div>
-            <button className="rhq-icon" aria-label="Close" onClick={close}>
+            <button className="rhq-icon" aria-label={t("close")} onClick={close}>
               <CloseIcon size={18} />
             </button>
           </header>
           {snap.error && !snap.blocked && <p className="rhq-error">{snap.error}</p>}
+          {away && !snap.blocked && (
+            <div className="rhq-away" data-testid="rhq-away">
+              <strong>{t("away")}</strong> {settings.away_message}
+              {availability.back_at && <span data-testid="rhq-back-at"> {t("backAt", { when: backWhen(settings.language, availability.back_at) })}</span>}
+            </div>
+          )}
           {snap.blocked ? (
             <Notice blocked={snap.blocked} />
           ) : snap.current === null && snap.conversations.length > 0 ? (
@@ -78,7 +147,7 @@ export function MessengerView({ engine }: { engine: Messenger }) {
         className="rhq-launcher"
         data-testid="rhq-launcher"
         ref={launcher}
-        aria-label={open ? "Close support chat" : "Open support chat"}
+        aria-label={open ? t("closeChat") : t("openChat")}
         aria-expanded={open}
         onClick={() => engine.setOpen(!open)}
       >
@@ -90,11 +159,12 @@ export function MessengerView({ engine }: { engine: Messenger }) {
         )}
       </button>
     </div>
+    </UiContext.Provider>
   );
 }
 
 function Notice({ blocked }: { blocked: Blocked }) {
-  const text = BLOCKED_TEXT[blocked];
+  const text = blockedText(useUi().t, blocked);
   return (
     <div className="rhq-notice" data-testid="rhq-blocked" data-reason={blocked} tabIndex={-1}>
       <strong>{text.title}</strong>
@@ -104,17 +174,18 @@ function Notice({ blocked }: { blocked: Blocked }) {
 }
 
 function ConversationList({ conversations, onOpen }: { conversations: Conversation[]; onOpen: (id: string | null) => void }) {
+  const { t } = useUi();
   return (
     <div className="rhq-list">
       <button className="rhq-new" data-testid="rhq-new" onClick={() => onOpen(NEW)}>
-        New conversation
+        {t("newConversation")}
       </button>
       <ul>
         {conversations.map((c) => (
           <li key={c.id}>
             <button className="rhq-item" data-testid="rhq-conversation-item" data-id={c.id} onClick={() => onOpen(c.id)}>
-              <span className="rhq-preview">{c.last_message?.body ?? c.subject ?? "New conversation"}</span>
-              {c.status === "closed" && <span className="rhq-tag">Closed</span>}
+              <span className="rhq-preview">{c.last_message?.body ?? c.subject ?? t("newConversation")}</span>
+              {c.status === "closed" && <span className="rhq-tag">{t("closedTag")}</span>}
               {c.unread_count > 0 && <span className="rhq-count">{c.unread_count}</span>}
               <time>{when(c.last_activity_at)}</time>
             </button>
@@ -127,6 +198,9 @@ function ConversationList({ conversations, onOpen }: { conversations: Conversati
 
 function Thread({ engine, conversationId }: { engine: Messenger; conversationId: string }) {
   const snap = useSyncExternalStore(engine.subscribe, engine.getSnapshot);
+  const { t, config } = useUi();
+  const settings = config?.settings;
+  const expected = expectedReply(t, config?.expected_reply_seconds);
   const timeline = snap.timelines[conversationId];
   const messages = timeline?.messages ?? [];
   const pending = timeline?.pending ?? [];
@@ -160,10 +234,16 @@ function Thread({ engine, conversationId }: { engine: Messenger; conversationId:
       <div className="rhq-messages" ref={scroller} data-testid="rhq-messages">
         {timeline && timeline.firstSeq > 1 && (
           <button className="rhq-older" onClick={() => void engine.loadOlder(conversationId)}>
-            Earlier messages
+            {t("earlier")}
           </button>
         )}
-        {messages.length === 0 && pending.length === 0 && <p className="rhq-hint">Ask us anything: we usually answer within minutes.</p>}
+        {messages.length === 0 && pending.length === 0 && (
+          <div className="rhq-hint" data-testid="rhq-greeting">
+            <strong>{settings?.greeting ?? "Hi there 👋"}</strong>
+            <p>{settings?.intro ?? "Ask us anything: we are here to help."}</p>
+            {expected && <p className="rhq-expected" data-testid="rhq-expected">{expected}</p>}
+          </div>
+        )}
         {messages.map((m) => (
           <Bubble key={m.seq} message={m} seen={m === lastMine && agentRead >= m.seq} />
         ))}
@@ -172,12 +252,13 @@ function Thread({ engine, conversationId }: { engine: Messenger; conversationId:
         ))}
         {closed && (
           <p className="rhq-closed" data-testid="rhq-closed">
-            {CLOSED_TEXT} Write below to reopen it.
+            {t("closed")} {t("writeToReopen")}
           </p>
         )}
+        {closed && conversationId !== NEW && <Rating conversationId={conversationId} />}
         {typing && (
           <p className="rhq-typing" data-testid="rhq-typing">
-            {typing} is typing…
+            {t("isTyping", { name: typing })}
           </p>
         )}
       </div>
@@ -185,17 +266,17 @@ function Thread({ engine, conversationId }: { engine: Messenger; conversationId:
         <textarea
           data-testid="rhq-composer"
           rows={2}
-          placeholder={closed ? "Write to reopen this conversation…" : "Write a message…"}
+          placeholder={closed ? t("placeholderClosed") : t("placeholder")}
           value={draft}
           onChange={(e) => {
             setDraft(e.target.value);
             engine.typing(e.target.value.length > 0);
           }}
           onKeyDown={onKeyDown}
-          aria-label="Message"
+          aria-label={t("message")}
         />
         <button className="rhq-send" data-testid="rhq-send" onClick={submit} disabled={!draft.trim()}>
-          Send
+          {t("send")}
         </button>
       </div>
     </div>
@@ -203,10 +284,11 @@ function Thread({ engine, conversationId }: { engine: Messenger; conversationId:
 }
 
 function Bubble({ message, seen }: { message: Message; seen: boolean }) {
+  const { t } = useUi();
   const mine = message.sender === "user";
   return (
     <div className={`rhq-bubble ${mine ? "rhq-mine" : "rhq-theirs"}`} data-testid="rhq-message" data-seq={message.seq} data-sender={message.sender} data-client-msg-id={message.client_msg_id}>
-      {!mine && <span className="rhq-author">{message.author.name || "Support"}</span>}
+      {!mine && <span className="rhq-author">{message.author.name || t("support")}</span>}
       {/* body_html is the server's sanitised rendering (nh3): safe to insert. */}
       <div className="rhq-body" dangerouslySetInnerHTML={{ __html: message.body_html }} />
       <span className="rhq-meta">
@@ -214,7 +296,7 @@ function Bubble({ message, seen }: { message: Message; seen: boolean }) {
         {seen && (
           <span data-testid="rhq-seen" className="rhq-seen">
             {" "}
-            · Seen
+            · {t("seen")}
           </span>
         )}
       </span>
@@ -233,15 +315,17 @@ function PendingBubble({
   onRetry: () => void;
   onDiscard: () => void;
 }) {
+  const { t } = useUi();
   return (
     <div className="rhq-bubble rhq-mine rhq-pending" data-testid="rhq-pending" data-status={pending.status}>
       <div className="rhq-body rhq-plain">{pending.body}</div>
       <span className="rhq-meta">
         {pending.status === "sending" ? (
-          connected ? "Sending…" : "Not sent yet: it will be sent when support can be reached"
+          connected ? t("sending") : t("notSentYet")
         ) : (
           <>
-            Not sent{pending.error ? `: ${pending.error}` : ""} <button onClick={onRetry}>Retry</button> <button onClick={onDiscard}>Delete</button>
+            {t("notSent")}
+            {pending.error ? `: ${pending.error}` : ""} <button onClick={onRetry}>{t("retry")}</button> <button onClick={onDiscard}>{t("delete")}</button>
           </>
         )}
       </span>
@@ -252,4 +336,49 @@ function PendingBubble({
 function when(iso: string): string {
   const date = new Date(iso);
   return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+/** After a closing: 1-5 stars and an optional comment, once per closing (GET/POST .../rating). */
+function Rating({ conversationId }: { conversationId: string }) {
+  const { t, engine, baseUrl } = useUi();
+  const [state, setState] = useState<RatingState | null>(null);
+  const [score, setScore] = useState(0);
+  const [comment, setComment] = useState("");
+  const [sent, setSent] = useState(false);
+  useEffect(() => {
+    let live = true;
+    setSent(false);
+    setScore(0);
+    void ratingState(baseUrl, engine.sdkHeaders(), conversationId).then((loaded) => live && setState(loaded));
+    return () => {
+      live = false;
+    };
+  }, [baseUrl, engine, conversationId]);
+  if (sent) {
+    return (
+      <p className="rhq-rated" data-testid="rhq-rated">
+        {t("rateThanks")}
+      </p>
+    );
+  }
+  if (!state?.can_rate) return null;
+  const submit = async () => {
+    if (score > 0 && (await rate(baseUrl, engine.sdkHeaders(), conversationId, score, comment))) setSent(true);
+  };
+  return (
+    <div className="rhq-rating" data-testid="rhq-rating">
+      <strong>{t("rateTitle")}</strong>
+      <div className="rhq-stars" role="radiogroup" aria-label={t("rateTitle")}>
+        {[1, 2, 3, 4, 5].map((n) => (
+          <button key={n} role="radio" aria-checked={score === n} aria-label={t("rateStar", { n })} data-testid={`rhq-star-${n}`} className={n <= score ? "rhq-star rhq-on" : "rhq-star"} onClick={() => setScore(n)}>
+            ★
+          </button>
+        ))}
+      </div>
+      <textarea data-testid="rhq-rating-comment" rows={2} maxLength={2000} placeholder={t("rateComment")} aria-label={t("rateComment")} value={comment} onChange={(e) => setComment(e.target.value)} />
+      <button className="rhq-send" data-testid="rhq-rate" disabled={score === 0} onClick={() => void submit()}>
+        {t("rateSend")}
+      </button>
+    </div>
+  );
 }

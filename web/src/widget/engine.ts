@@ -184,6 +184,11 @@ export class Messenger {
     return storageKey(this.config.appId, `outbox:${this.deviceId}`);
   }
 
+  /** The SDK headers of this device (the UI layer's own calls: visitor context, ratings). */
+  sdkHeaders(): Record<string, string> {
+    return this.headers();
+  }
+
   private headers(): Record<string, string> {
     return { "X-App-Id": this.config.appId, "X-Api-Key": this.config.apiKey, "X-Device-Id": this.deviceId };
   }

@@ -5,6 +5,7 @@ import { createRoot } from "react-dom/client";
 import css from "./widget.css?inline";
 import { type Identity, Messenger } from "./engine";
 import { MessengerView } from "./Messenger";
+import { loadConfig } from "./branding";
 
 export interface ReplyHQApi {
   identify(identity: Identity): Promise<void>;
@@ -62,9 +63,11 @@ function mount(): void {
     onUnreadCountChange: (callback) => engine.onUnreadCountChange(callback),
   };
 
+  // The app's look and words (dashboard → Settings → Messenger), fetched while the page loads.
+  const config = loadConfig({ appId, apiKey, baseUrl });
   const start = () => {
     document.body.appendChild(host);
-    createRoot(container).render(<MessengerView engine={engine} />);
+    createRoot(container).render(<MessengerView engine={engine} config={config} baseUrl={baseUrl} host={host} />);
     // After the page's own scripts had their chance to call ReplyHQ.identify first.
     setTimeout(() => void engine.boot(), 0);
   };

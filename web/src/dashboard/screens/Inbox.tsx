@@ -6,6 +6,7 @@ import { type Api, errorText } from "../api";
 import { displayName, OnlineDot, when } from "../components";
 import type { Desk } from "../desk";
 import { goUp, navigate } from "../router";
+import { VisitorPanel } from "./VisitorPanel";
 
 const FILTERS: { id: InboxFilter; label: string }[] = [
   { id: "open", label: "Open" },
@@ -352,6 +353,7 @@ function ProfilePanel({ api, me, conversation, online }: { api: Api; me: Me; con
         <dt>Identity</dt>
         <dd>{user.anonymous ? "not identified" : user.verified ? "verified" : "not verified"}</dd>
       </dl>
+      <VisitorPanel api={api} conversation={conversation} />
       {canSeeAttributes && (
         <>
           <h4>Attributes</h4>

@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import type { AppSettings, AppWithKeys, Me } from "../../api/types";
 import { type Api, errorText } from "../api";
+import { MessengerSettings } from "./MessengerSettings";
 
 export function SettingsScreen({ api, me }: { api: Api; me: Me }) {
   const can = (p: string) => me.permissions.includes(p);
@@ -61,6 +62,7 @@ export function SettingsScreen({ api, me }: { api: Api; me: Me }) {
         </label>
         {saved && <p className="muted">Saved.</p>}
       </section>
+      <MessengerSettings api={api} canWrite={can("settings:write")} />
       <section className="panel">
         <h2>Identity verification</h2>
         <label className="check">
