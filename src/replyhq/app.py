@@ -21,6 +21,7 @@ from replyhq.apps.routes import router as setup_router
 from replyhq.background import server_background
 from replyhq.billing.routes import router as admin_billing_router
 from replyhq.billing.routes import webhook_router as stripe_webhook_router
+from replyhq.billing.stripe_api import close_clients as close_stripe_clients
 from replyhq.billing.usage import UsageMeter
 from replyhq.mail.dev import mailbox_dir as dev_mailbox
 from replyhq.mail.routes import router as mailbox_router
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if meter is not None:
                 await meter.stop()
+                await close_stripe_clients()
             await console.stop()
             await realtime.stop()
             await runtime.close()

@@ -12,7 +12,11 @@ from replyhq.settings import Settings
 
 TIMEOUT_SECONDS = 20.0
 
-_clients: dict[tuple[int, str, str], stripe.StripeClient] = {}
+# (secret key, API base) -> the loop it was made in, its HTTP client, the Stripe client.
+_clients: dict[
+    tuple[str, str],
+    tuple[asyncio.AbstractEventLoop, stripe.AIOHTTPClient, stripe.StripeClient],
+] = {}
 
 
 class StripeUnavailable(AppError):
@@ -22,22 +26,34 @@ class StripeUnavailable(AppError):
 
 
 def client(settings: Settings) -> stripe.StripeClient:
-    """One client per event loop (its aiohttp session belongs to the loop)."""
+    """The process' client (its aiohttp session belongs to the running loop: another loop gets
+    a new one)."""
     key = settings.stripe_secret_key
     if not key:
         raise RuntimeError("billing is off: STRIPE_SECRET_KEY is unset")
-    loop = id(asyncio.get_running_loop())
-    cache_key = (loop, key, settings.stripe_api_base)
+    loop = asyncio.get_running_loop()
+    cache_key = (key, settings.stripe_api_base)
     found = _clients.get(cache_key)
-    if found is None:
-        found = stripe.StripeClient(
+    if found is None or found[0] is not loop:
+        http = stripe.AIOHTTPClient(timeout=TIMEOUT_SECONDS)
+        api = stripe.StripeClient(
             key,
             base_addresses={"api": settings.stripe_api_base.rstrip("/")},
-            http_client=stripe.AIOHTTPClient(timeout=TIMEOUT_SECONDS),
+            http_client=http,
             max_network_retries=2,
         )
+        found = (loop, http, api)
         _clients[cache_key] = found
-    return found
+    return found[2]
+
+
+async def close_clients() -> None:
+    """Close the clients made in the running loop (at shutdown)."""
+    loop = asyncio.get_running_loop()
+    for cache_key, (owner, http, _) in list(_clients.items()):
+        if owner is loop:
+            del _clients[cache_key]
+            await http.close_async()  # type: ignore[no-untyped-call]
 
 
 def unavailable(error: stripe.StripeError) -> StripeUnavailable:
