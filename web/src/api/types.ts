@@ -44,6 +44,10 @@ export interface ServerEvents {
   presence: (data: { user_id?: string; agent_id?: string; online: boolean }) => void;
   // The server may have missed events (its Redis subscription came back): sync every conversation.
   resync: (data: Record<string, never>) => void;
+  // The agents' workspace (docs/workspace.md): /admin only.
+  "timeline:item": (data: { item: TimelineItem }) => void;
+  "note:mention": (data: { staff_id: string; conversation_id: string; note: TimelineItem }) => void;
+  "conversation:labels": (data: { conversation_id: string; labels: Label[] }) => void;
 }
 
 export type Ack<T extends object = object> =
@@ -64,3 +68,6 @@ export interface ClientEvents {
 }
 export type PushLogItem = Schemas["NotificationOut"];
 export type NotificationPrefs = Schemas["AgentPrefs"];
+export type TimelineItem = Schemas["TimelineItemOut"];
+export type Label = Schemas["LabelOut"];
+export type SavedReply = Schemas["SavedReplyOut"];

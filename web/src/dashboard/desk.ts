@@ -1,6 +1,6 @@
 // The agent's live desk: inbox, open conversations, presence, typing and the outbox, kept
 // current by the /admin socket and caught up with `sync` after every reconnect.
-import type { InboxConversation, Me, Message, Who } from "../api/types";
+import type { InboxConversation, Me, Message, TimelineItem, Who } from "../api/types";
 import { applyMessage, applyUpdate, type InboxFilter, markRead, matches, sortInbox, upsert, withPeerReads } from "../shared/inbox";
 import { Outbox, type OutboxItem, type SendResult } from "../shared/outbox";
 import {
@@ -25,7 +25,7 @@ import {
   retryPending,
   type Timeline,
 } from "../shared/timeline";
-import type { Api } from "./api";
+import { type Api, errorText } from "./api";
 import type { SessionStore } from "./session";
 
 export interface DeskState {
@@ -39,6 +39,11 @@ export interface DeskState {
   online: Record<string, boolean>; // end user id → online
   typing: Record<string, Who | null>; // conversation id → who is typing (end user or colleague)
   userRead: Record<string, number>; // conversation id → the end user's read marker
+  // The agents' workspace: staff-only timeline items (notes, events) per conversation, and the
+  // label the inbox is filtered by.
+  items: Record<string, TimelineItem[]>;
+  label: string | null;
+  mentioned: { conversation_id: string; note: TimelineItem } | null;
 }
 
 const PAGE = 30;
@@ -57,6 +62,9 @@ export class Desk {
     online: {},
     typing: {},
     userRead: {},
+    items: {},
+    label: null,
+    mentioned: null,
   };
   private listeners = new Set<() => void>();
   private socket: LiveSocket | null = null;
@@ -141,7 +149,14 @@ export class Desk {
     const filter = this.state.filter;
     const cursor = more ? this.state.nextCursor : null;
     const { data } = await this.api.GET("/admin/api/conversations", {
-      params: { query: { ...this.query(filter), limit: PAGE, ...(cursor ? { cursor } : {}) } },
+      params: {
+        query: {
+          ...this.query(filter),
+          limit: PAGE,
+          ...(cursor ? { cursor } : {}),
+          ...(this.state.label ? { label: this.state.label } : {}),
+        },
+      },
     });
     if (ticket !== this.inboxRequest || !data) {
       if (ticket === this.inboxRequest) this.set({ inboxLoading: false });
@@ -184,7 +199,10 @@ export class Desk {
   /** Put a conversation in the list if it belongs to the current filter, or take it out: one
    * closed while it is being read leaves Open at once (it stays on screen, as `known`). */
   private place(conversation: InboxConversation): void {
-    const belongs = matches(conversation, this.state.filter, this.me.staff?.id ?? null);
+    const label = this.state.label;
+    const belongs =
+      matches(conversation, this.state.filter, this.me.staff?.id ?? null) &&
+      (label === null || (conversation.label_ids ?? []).includes(label));
     const without = this.state.inbox.filter((c) => c.id !== conversation.id);
     this.set({ inbox: belongs ? upsert(without, conversation) : without });
   }
@@ -198,6 +216,7 @@ export class Desk {
       const found = await this.fetchConversation(id);
       if (found) this.place(found);
     }
+    if (!(id in this.state.items)) void this.loadItems(id);
     if (this.timeline(id).lastSeq === 0) {
       const { data } = await this.api.GET("/admin/api/conversations/{conversation_id}/messages", {
         params: { path: { conversation_id: id }, query: { before_seq: 2 ** 31 - 1, limit: HISTORY } },
@@ -374,6 +393,14 @@ export class Desk {
         if (conversation && seq >= conversation.last_seq) this.set({ inbox: markRead(this.state.inbox, conversation_id) });
       }
     });
+    socket.on("timeline:item", ({ item }) => this.addItem(item));
+    socket.on("note:mention", ({ staff_id, conversation_id, note }) => {
+      if (staff_id === this.me.staff?.id) this.set({ mentioned: { conversation_id, note } });
+    });
+    socket.on("conversation:labels", ({ conversation_id, labels }) => {
+      const current = this.conversation(conversation_id);
+      if (current) this.place(this.remember({ ...current, label_ids: labels.map((l) => l.id) }));
+    });
     socket.on("presence", ({ user_id, online }) => {
       if (user_id) this.set({ online: { ...this.state.online, [user_id]: online } });
     });
@@ -453,5 +480,47 @@ export class Desk {
     this.setTimeline(id, applied.timeline);
     if (applied.gap) void this.sync(id);
     if (applied.added.length > 0) this.read(id);
+  }
+
+  // --- the agents' workspace (docs/workspace.md) -------------------------------------------------
+
+  async setLabel(label: string | null): Promise<void> {
+    this.set({ label, inbox: [], inboxLoading: true, nextCursor: null });
+    await this.loadInbox();
+  }
+
+  private async loadItems(id: string): Promise<void> {
+    const { data } = await this.api.GET("/admin/api/conversations/{conversation_id}/items", {
+      params: { path: { conversation_id: id }, query: { limit: 200 } },
+    });
+    if (data) for (const item of data.items) this.addItem(item);
+    if (data && data.items.length === 0) this.set({ items: { ...this.state.items, [id]: [] } });
+  }
+
+  private addItem(item: TimelineItem): void {
+    const id = item.conversation_id;
+    const known = this.state.items[id] ?? [];
+    if (known.some((i) => i.id === item.id)) return;
+    const next = [...known, item].sort((a, b) => a.after_seq - b.after_seq || a.created_at.localeCompare(b.created_at));
+    this.set({ items: { ...this.state.items, [id]: next } });
+  }
+
+  async addNote(conversationId: string, body: string): Promise<string | null> {
+    const { data, error } = await this.api.POST("/admin/api/conversations/{conversation_id}/notes", {
+      params: { path: { conversation_id: conversationId } },
+      body: { body, client_msg_id: newClientMsgId() },
+    });
+    if (data) this.addItem(data);
+    return error ? errorText(error, "The note was not saved.") : null;
+  }
+
+  async setConversationLabel(conversationId: string, labelId: string, on: boolean): Promise<string | null> {
+    const path = { conversation_id: conversationId, label_id: labelId };
+    const { data, error } = on
+      ? await this.api.PUT("/admin/api/conversations/{conversation_id}/labels/{label_id}", { params: { path } })
+      : await this.api.DELETE("/admin/api/conversations/{conversation_id}/labels/{label_id}", { params: { path } });
+    const current = this.conversation(conversationId);
+    if (data && current) this.place(this.remember({ ...current, label_ids: data.labels.map((l) => l.id) }));
+    return error ? errorText(error, "The label did not change.") : null;
   }
 }

@@ -1,11 +1,12 @@
-import { useCallback, useEffect, useLayoutEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent, type UIEvent } from "react";
-import type { Assignee, EndUser, InboxConversation, Me, Message, PushLogItem } from "../../api/types";
+import { Fragment, useCallback, useEffect, useLayoutEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent, type UIEvent } from "react";
+import type { Assignee, EndUser, InboxConversation, Label, Me, Message, PushLogItem, SavedReply } from "../../api/types";
 import type { InboxFilter } from "../../shared/inbox";
 import type { PendingMessage } from "../../shared/timeline";
 import { type Api, errorText } from "../api";
 import { displayName, OnlineDot, when } from "../components";
 import type { Desk } from "../desk";
 import { goUp, navigate } from "../router";
+import { ItemLine, LabelChips, LabelFilter, placeItems, ReplyPicker, renderReply, shortcutMatches, useLabels, useSavedReplies } from "../workspace";
 import { VisitorPanel } from "./VisitorPanel";
 
 const FILTERS: { id: InboxFilter; label: string }[] = [
@@ -23,6 +24,7 @@ function pane(conversationId: string | null, profile: boolean): string {
 export function InboxScreen({ desk, api, me, conversationId, profile = false }: { desk: Desk; api: Api; me: Me; conversationId: string | null; profile?: boolean }) {
   const state = useSyncExternalStore(desk.subscribe, desk.getState);
   const team = useAssignees(api, me);
+  const labels = useLabels(api);
 
   useEffect(() => {
     void desk.select(conversationId);
@@ -38,6 +40,7 @@ export function InboxScreen({ desk, api, me, conversationId, profile = false }: 
               {f.label}
             </button>
           ))}
+          <LabelFilter desk={desk} labels={labels} value={state.label} />
         </div>
         <ul data-testid="inbox">
           {state.inbox.map((c) => (
@@ -54,7 +57,7 @@ export function InboxScreen({ desk, api, me, conversationId, profile = false }: 
       </section>
       {selected ? (
         <>
-          <ConversationView key={selected.id} desk={desk} me={me} conversation={selected} team={team} />
+          <ConversationView key={selected.id} desk={desk} api={api} me={me} conversation={selected} team={team} labels={labels} />
           <ProfilePanel api={api} me={me} conversation={selected} online={state.online[selected.end_user_id]} />
         </>
       ) : (
@@ -130,8 +133,10 @@ function draftKey(me: Me, conversationId: string): string {
   return `replyhq:dashboard:draft:${me.staff?.id ?? me.app_id}:${conversationId}`;
 }
 
-function ConversationView({ desk, me, conversation, team }: { desk: Desk; me: Me; conversation: InboxConversation; team: Assignee[] }) {
+function ConversationView({ desk, api, me, conversation, team, labels }: { desk: Desk; api: Api; me: Me; conversation: InboxConversation; team: Assignee[]; labels: Label[] }) {
   const state = useSyncExternalStore(desk.subscribe, desk.getState);
+  const replies = useSavedReplies(api, me);
+  const [noteMode, setNoteMode] = useState(false);
   const timeline = state.timelines[conversation.id];
   const messages = timeline?.messages ?? [];
   const pending = timeline?.pending ?? [];
@@ -145,6 +150,7 @@ function ConversationView({ desk, me, conversation, team }: { desk: Desk; me: Me
   const firstSeq = timeline?.firstSeq ?? 0;
   const previousHeight = useRef(0);
   const can = (p: string) => me.permissions.includes(p);
+  const placed = placeItems(state.items[conversation.id] ?? [], messages);
 
   useEffect(() => {
     if (draft) localStorage.setItem(draftKey(me, conversation.id), draft);
@@ -168,13 +174,37 @@ function ConversationView({ desk, me, conversation, team }: { desk: Desk; me: Me
     if (el.scrollTop < 40 && firstSeq > 1) void desk.loadOlder(conversation.id);
   };
 
+  const matches = shortcutMatches(replies, draft);
+  const pick = async (reply: SavedReply) => {
+    try {
+      setDraft(await renderReply(api, reply, conversation.id));
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  };
   const submit = () => {
     if (!draft.trim()) return;
     stick.current = true;
+    if (noteMode) {
+      const body = draft;
+      setDraft("");
+      void desk.addNote(conversation.id, body).then((failed) => {
+        if (failed) {
+          setError(failed);
+          setDraft(body);
+        }
+      });
+      return;
+    }
     desk.send(conversation.id, draft);
     setDraft("");
   };
   const onKeyDown = (event: KeyboardEvent<HTMLTextAreaElement>) => {
+    if ((event.key === "Enter" || event.key === "Tab") && matches.length > 0 && !event.shiftKey) {
+      event.preventDefault(); // `/shortcut` + Enter or Tab inserts the first saved reply
+      void pick(matches[0]!);
+      return;
+    }
     if (event.key === "Enter" && !event.shiftKey && !event.nativeEvent.isComposing) {
       event.preventDefault();
       submit();
@@ -206,6 +236,7 @@ function ConversationView({ desk, me, conversation, team }: { desk: Desk; me: Me
             <span data-testid="conversation-assignee">{assignee ? ` · assigned to ${assigneeName}` : " · unassigned"}</span>
           </span>
         </div>
+        <LabelChips desk={desk} conversation={conversation} labels={labels} canWrite={can("conversations:write")} />
         <button className="phone-only" data-testid="show-profile" onClick={showProfile}>
           Profile
         </button>
@@ -246,8 +277,16 @@ function ConversationView({ desk, me, conversation, team }: { desk: Desk; me: Me
             Earlier messages
           </button>
         )}
+        {placed.before.map((item) => (
+          <ItemLine key={item.id} item={item} />
+        ))}
         {messages.map((m) => (
-          <Bubble key={m.seq} message={m} seen={m === lastAgent && userRead >= m.seq} />
+          <Fragment key={m.seq}>
+            <Bubble message={m} seen={m === lastAgent && userRead >= m.seq} />
+            {(placed.after[m.seq] ?? []).map((item) => (
+              <ItemLine key={item.id} item={item} />
+            ))}
+          </Fragment>
         ))}
         {pending.map((p) => (
           <PendingBubble key={p.client_msg_id} pending={p} onRetry={() => desk.retry(conversation.id, p.client_msg_id)} onDiscard={() => desk.discard(conversation.id, p.client_msg_id)} />
@@ -259,21 +298,25 @@ function ConversationView({ desk, me, conversation, team }: { desk: Desk; me: Me
         )}
       </div>
       {can("messages:write") && (
-        <div className="composer">
+        <div className={noteMode ? "composer note-mode" : "composer"}>
+          <ReplyPicker matches={matches} onPick={(r) => void pick(r)} />
+          <button className={noteMode ? "note-toggle active" : "note-toggle"} data-testid="note-toggle" aria-pressed={noteMode} onClick={() => setNoteMode(!noteMode)} title="A private note: only your team sees it">
+            Note
+          </button>
           <textarea
             data-testid="composer"
-            placeholder="Reply… (Enter sends, Shift+Enter for a new line)"
+            placeholder={noteMode ? "A private note for your team… (@name mentions)" : "Reply… (Enter sends, Shift+Enter for a new line, / for saved replies)"}
             value={draft}
             rows={3}
             onChange={(e) => {
               setDraft(e.target.value);
-              desk.typing(conversation.id, e.target.value.length > 0);
+              if (!noteMode) desk.typing(conversation.id, e.target.value.length > 0);
             }}
             onKeyDown={onKeyDown}
             aria-label="Reply"
           />
           <button className="primary" data-testid="send" onClick={submit} disabled={!draft.trim()}>
-            Send
+            {noteMode ? "Add note" : "Send"}
           </button>
         </div>
       )}
