@@ -8,7 +8,7 @@ import datetime as dt
 import time
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from replyhq.billing.models import StripeEvent, Subscription
 from replyhq.runtime import Runtime
@@ -135,6 +135,22 @@ async def test_a_new_app_is_in_a_14_day_trial_with_starter_limits(
     assert body["can_start_conversations"] is True
     assert body["notice"].startswith("Free trial: 14 days left")
     assert [p["key"] for p in body["plans"]] == ["starter", "growth", "business"]
+
+
+async def test_an_app_older_than_billing_starts_its_trial_when_billing_sees_it(
+    billing: Billing, billing_http: httpx.AsyncClient
+) -> None:
+    tenant = await billing.tenant()
+    owner = await billing.staff(billing_http, tenant, "OWNER")
+    async with billing.runtime.db.system_session() as session:  # made a month before billing
+        await session.execute(
+            text("UPDATE apps SET created_at = now() - interval '30 days' WHERE id = :id"),
+            {"id": tenant.id},
+        )
+    body = (await billing_http.get("/admin/api/billing", headers=owner.auth())).json()
+    assert body["status"] == "trialing" and body["can_start_conversations"] is True
+    left = dt.datetime.fromisoformat(body["trial_ends_at"]) - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(days=13, hours=23) < left <= dt.timedelta(days=14)
 
 
 async def test_checkout_then_paying_makes_the_app_subscribed(

@@ -28,8 +28,8 @@ STATUSES = ("trialing", "active", "past_due", "canceled")
 
 
 class Subscription(Base):
-    """An app's plan and its state as Stripe last told it. Made for every app when it is first
-    looked at (its trial runs from the app's creation), not when the app is created."""
+    """An app's plan and its state as Stripe last told it. Made at sign-up, or by the first
+    look or the periodic notices job; its trial runs from then (billing/service.py)."""
 
     __tablename__ = "billing_subscriptions"
     __table_args__ = (

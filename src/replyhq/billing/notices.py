@@ -26,7 +26,7 @@ NOTICE_WINDOW = dt.timedelta(days=2)
 _ENSURE_ALL = text(
     """
     INSERT INTO billing_subscriptions (app_id, status, trial_ends_at)
-    SELECT id, 'trialing', created_at + make_interval(days => :days) FROM apps
+    SELECT id, 'trialing', now() + make_interval(days => :days) FROM apps
     ON CONFLICT (app_id) DO NOTHING
     """
 )

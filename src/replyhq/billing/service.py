@@ -1,7 +1,9 @@
 """Billing: an app's plan and standing, Checkout, the portal and the proration preview.
 
-Every app has a subscription row, made the first time anything looks at it, whose trial runs from
-the app's creation (BILLING_TRIAL_DAYS). Stripe's state reaches the row through webhooks
+Every app has a subscription row, made when the app is created (sign-up) or, at the latest, by
+the next run of the billing.notices job or the first look at it; its trial runs BILLING_TRIAL_DAYS
+from then (from the app's creation for a new app; from when billing was turned on for an app that
+existed before, which is not cut off at once). Stripe's state reaches the row through webhooks
 (stripe_events.py) and, for a plan change made here, through Stripe's answer. With no
 STRIPE_SECRET_KEY billing is off: nothing is limited and the routes say so.
 """
@@ -155,17 +157,15 @@ _STANDING = text(
 async def current_standing(
     session: AsyncSession, settings: Settings, app_id: uuid.UUID, now: dt.datetime | None = None
 ) -> Standing:
-    """The app's standing in one query (no row is written: an app never looked at is in its
-    trial, counted from its creation)."""
+    """The app's standing in one query (no row is written: an app without a row yet is at the
+    start of its trial)."""
     now = now or utcnow()
     row = (
         (await session.execute(_STANDING, {"app_id": app_id, "period": month_start(now)}))
         .mappings()
         .one()
     )
-    trial_ends_at = row["trial_ends_at"] or row["created_at"] + dt.timedelta(
-        days=settings.billing_trial_days
-    )
+    trial_ends_at = row["trial_ends_at"] or now + dt.timedelta(days=settings.billing_trial_days)
     return standing(
         status=row["status"] or "trialing",
         plan_key=row["plan"],
@@ -193,7 +193,8 @@ async def may_start_conversation(
 _ENSURE = text(
     """
     INSERT INTO billing_subscriptions (app_id, status, trial_ends_at)
-    SELECT id, 'trialing', created_at + make_interval(days => :days) FROM apps WHERE id = :app_id
+    SELECT id, 'trialing', now() + make_interval(days => :days)
+    FROM apps WHERE id = :app_id
     ON CONFLICT (app_id) DO NOTHING
     """
 )
