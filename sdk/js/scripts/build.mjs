@@ -16,4 +16,14 @@ const common = {
 };
 await build({ ...common, format: "esm", outfile: "dist/index.js" });
 await build({ ...common, format: "cjs", outfile: "dist/index.cjs" });
+// One file for a page's <script> tag (socket.io-client included): window.ReplyHQSDK.
+await build({
+  ...common,
+  external: [],
+  platform: "browser",
+  format: "iife",
+  globalName: "ReplyHQSDK",
+  minify: true,
+  outfile: "dist/replyhq.browser.js",
+});
 execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.json", "--emitDeclarationOnly"], { stdio: "inherit" });

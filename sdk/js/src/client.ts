@@ -131,9 +131,10 @@ export class ReplyHQ extends Emitter<ClientEvents> {
       reconnectionDelayMaxMs: options.reconnectionDelayMaxMs ?? 5000,
     };
     this.storage = options.storage ?? defaultStorage();
-    const fetcher = options.fetch ?? (globalThis as { fetch?: SdkFetch }).fetch;
-    if (!fetcher) throw new ReplyHQError("NO_FETCH", "no fetch in this environment: pass options.fetch");
-    this.fetcher = fetcher;
+    const host = globalThis as { fetch?: SdkFetch };
+    if (!options.fetch && !host.fetch) throw new ReplyHQError("NO_FETCH", "no fetch in this environment: pass options.fetch");
+    // Called as a plain function: a browser's fetch refuses any `this` but the window.
+    this.fetcher = options.fetch ?? ((url, init) => host.fetch!(url, init));
     this.loaded = this.load();
   }
 
@@ -152,18 +153,19 @@ export class ReplyHQ extends Emitter<ClientEvents> {
     this.outbox = (await loadJson<OutgoingMessage[]>(this.storage, this.key(`${this.deviceId}:outbox`))) ?? [];
   }
 
-  /** Read positions are written at most every 200 ms (a burst of messages costs one write). */
+  /** Read positions are written once per turn of the event loop (a batch of messages costs one
+   * write), right away: a page closed just after a message arrived must not show it again. */
   private saveState(): void {
     if (this.saveTimer !== null) return;
     const generation = this.generation;
-    this.saveTimer = setTimeout(() => {
+    this.saveTimer = Promise.resolve().then(() => {
       this.saveTimer = null;
       if (generation !== this.generation) return;
       const cursors: Record<string, number> = {};
       for (const [id, cursor] of this.cursors) cursors[id] = cursor.lastSeq;
       this.saved = { ...this.saved, cursors };
       void saveJson(this.storage, this.key(`${this.deviceId}:state`), this.saved);
-    }, 200);
+    });
   }
 
   private saveOutbox(): Promise<void> {
