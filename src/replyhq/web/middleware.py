@@ -60,6 +60,11 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
 
 
+def _too_large(max_bytes: int) -> dict[str, object]:
+    # Made only when refusing: an exception built for every request was 1 % of a send's CPU.
+    return PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.").body()
+
+
 class BodyTooLarge(HTTPException):
     """An HTTPException so that FastAPI re-raises it while parsing, rather than calling it a 400."""
 
@@ -84,7 +89,6 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         max_bytes = self.paths.get(scope["path"], self.max_bytes)
-        error = PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.")
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:
             try:
@@ -92,7 +96,7 @@ class BodyLimitMiddleware:
             except ValueError:
                 too_large = True
             if too_large:
-                await send_error(send, 413, error.body(), [(b"connection", b"close")])
+                await send_error(send, 413, _too_large(max_bytes), [(b"connection", b"close")])
                 return
 
         received = 0
@@ -117,4 +121,4 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await send_error(send, 413, error.body(), [(b"connection", b"close")])
+                await send_error(send, 413, _too_large(max_bytes), [(b"connection", b"close")])
