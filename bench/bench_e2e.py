@@ -304,7 +304,7 @@ def run() -> list[dict[str, Any]]:
         for name, extra in _variants():
             systems.append(stack.enter_context(replyhq(name, tmp, workers, extra)))
         # A first run each, not counted: pools fill (a new Redis connection costs redis-py a
-        # package-metadata lookup, ~3 ms of CPU), caches and the JIT (Node) warm up.
+        # package-metadata lookup), caches and the JIT (Node) warm up.
         for system in systems:
             offer(system, rates[0], 2)
         for number in range(rounds):
