@@ -48,6 +48,9 @@ export interface ServerEvents {
   "timeline:item": (data: { item: TimelineItem }) => void;
   "note:mention": (data: { staff_id: string; conversation_id: string; note: TimelineItem }) => void;
   "conversation:labels": (data: { conversation_id: string; labels: Label[] }) => void;
+  // Onboarding: a checklist step happened for the first time; the test console's traffic.
+  "onboarding:step": (data: OnboardingStep) => void;
+  "console:entries": (data: { entries: ConsoleEntry[] }) => void;
 }
 
 export type Ack<T extends object = object> =
@@ -65,6 +68,22 @@ export interface ClientEvents {
     data: { conversation_id: string; after_seq: number; limit?: number },
     ack: (a: Ack<{ messages: Message[]; has_more: boolean }>) => void,
   ) => void;
+  "console:subscribe": (data: Record<string, never>, ack: (a: Ack) => void) => void;
+  "console:unsubscribe": (data: Record<string, never>, ack: (a: Ack) => void) => void;
+}
+
+export type Onboarding = components["schemas"]["OnboardingOut"];
+export type OnboardingStep = components["schemas"]["StepOut"];
+export type Quickstart = components["schemas"]["QuickstartOut"];
+export type SignupResult = components["schemas"]["SignupOut"];
+
+export interface ConsoleEntry {
+  id: string;
+  at: string;
+  type: "connect" | "connect_refused" | "disconnect" | "identify" | "message" | "typing" | "refused";
+  device_id: string | null;
+  user_id: string | null;
+  data: Record<string, unknown>;
 }
 export type PushLogItem = Schemas["NotificationOut"];
 export type NotificationPrefs = Schemas["AgentPrefs"];

@@ -12,6 +12,8 @@ import { ConfirmEmailScreen, ForgotPasswordScreen, ResetPasswordScreen } from ".
 import { SettingsScreen } from "./screens/Settings";
 import { BillingBanner, BillingScreen } from "./screens/Billing";
 import { TeamScreen } from "./screens/Team";
+import { ConsoleScreen } from "./screens/Console";
+import { GetStartedScreen, SignupScreen, VerifyBanner, VerifyEmailScreen } from "./screens/Onboarding";
 import { ConnectionBadge, UnreadTitle } from "./components";
 import { SessionStore } from "./session";
 import { DeskNotifier } from "./notify";
@@ -34,6 +36,8 @@ export function App() {
   // Opened from e-mailed links, signed in or not.
   if (route.screen === "reset-password") return <ResetPasswordScreen api={api} sessions={sessions} />;
   if (route.screen === "confirm-email") return <ConfirmEmailScreen api={api} />;
+  if (route.screen === "verify-email") return <VerifyEmailScreen api={api} />;
+  if (!session && route.screen === "signup") return <SignupScreen api={api} sessions={sessions} />;
   if (!session && route.screen === "forgot-password") return <ForgotPasswordScreen api={api} />;
   if (!session) return <LoginScreen api={api} sessions={sessions} />;
   return <SignedIn key={session.staff.id} />;
@@ -68,8 +72,16 @@ function SignedIn() {
   }, [desk, me]);
 
   useEffect(() => {
-    if (route.screen === "login" || route.screen === "forgot-password") navigate({ screen: "inbox", conversationId: null }, true);
+    if (route.screen === "login" || route.screen === "forgot-password" || route.screen === "signup") navigate({ screen: "inbox", conversationId: null }, true);
   }, [route.screen]);
+
+  // The survey on the first sign-in: an unanswered one opens "Get started" once.
+  useEffect(() => {
+    if (!me?.permissions.includes("settings:write") || route.screen !== "inbox" || route.conversationId) return;
+    void api.GET("/admin/api/onboarding").then(({ data }) => {
+      if (data && !data.survey.answered_at && !data.survey.skipped_at) navigate({ screen: "get-started" }, true);
+    });
+  }, [me !== null]); // eslint-disable-line react-hooks/exhaustive-deps
 
   if (!me || !desk || !notifier) {
     return <div className="splash">{failed ? "Could not load your account." : "Loading…"}</div>;
@@ -83,6 +95,14 @@ function SignedIn() {
         <NavLink active={route.screen === "inbox"} to={{ screen: "inbox", conversationId: null }} testid="nav-inbox">
           Inbox
         </NavLink>
+        <NavLink active={route.screen === "get-started"} to={{ screen: "get-started" }} testid="nav-get-started">
+          Get started
+        </NavLink>
+        {can("settings:read") && (
+          <NavLink active={route.screen === "console"} to={{ screen: "console" }} testid="nav-console">
+            Test console
+          </NavLink>
+        )}
         {can("team:read") && (
           <NavLink active={route.screen === "team"} to={{ screen: "team" }} testid="nav-team">
             Team
@@ -120,6 +140,7 @@ function SignedIn() {
         </button>
       </nav>
       <main className="content">
+        {me.staff && !me.staff.email_verified_at && <VerifyBanner api={api} email={me.staff.email} />}
         {can("billing:read") && route.screen !== "billing" && <BillingBanner api={api} onOpen={() => navigate({ screen: "billing" })} />}
         {route.screen === "reports" ? (
           can("reports:read") ? <ReportsScreen api={api} sessions={sessions} /> : <NeedsRoleScreen me={me} screen="reports" />
@@ -131,6 +152,10 @@ function SignedIn() {
           can("settings:read") ? <SettingsScreen api={api} me={me} /> : <NeedsRoleScreen me={me} screen="settings" />
         ) : route.screen === "account" ? (
           <AccountScreen api={api} me={me} notifier={notifier} />
+        ) : route.screen === "get-started" ? (
+          <GetStartedScreen api={api} desk={desk} appId={me.app_id} canEdit={can("settings:write")} />
+        ) : route.screen === "console" ? (
+          can("settings:read") ? <ConsoleScreen desk={desk} /> : <NeedsRoleScreen me={me} screen="console" />
         ) : (
           <InboxScreen
             desk={desk}

@@ -1,6 +1,6 @@
 // The agent's live desk: inbox, open conversations, presence, typing and the outbox, kept
 // current by the /admin socket and caught up with `sync` after every reconnect.
-import type { InboxConversation, Me, Message, TimelineItem, Who } from "../api/types";
+import type { InboxConversation, Me, Message, ServerEvents, TimelineItem, Who } from "../api/types";
 import { applyMessage, applyUpdate, type InboxFilter, markRead, matches, sortInbox, upsert, withPeerReads } from "../shared/inbox";
 import { Outbox, type OutboxItem, type SendResult } from "../shared/outbox";
 import {
@@ -68,6 +68,9 @@ export class Desk {
   };
   private listeners = new Set<() => void>();
   private socket: LiveSocket | null = null;
+  // Screens' own listeners (onboarding, the test console), kept across start() and reconnects.
+  private extra: Array<{ event: keyof ServerEvents; handler: (...args: never[]) => void }> = [];
+  private connectHooks = new Set<(socket: LiveSocket) => void>();
   private unfollow: (() => void) | null = null;
   private readonly outbox: Outbox<Message>;
   private typingTimers: Record<string, ReturnType<typeof setTimeout>> = {};
@@ -328,14 +331,38 @@ export class Desk {
 
   // --- real time -------------------------------------------------------------------------------
 
+  /** Listen to a server event on the /admin socket (before or after it opens). */
+  listen<E extends keyof ServerEvents>(event: E, handler: ServerEvents[E]): () => void {
+    const entry = { event, handler: handler as (...args: never[]) => void };
+    this.extra.push(entry);
+    this.socket?.on(event, handler as never);
+    return () => {
+      this.extra = this.extra.filter((e) => e !== entry);
+      this.socket?.off(event, handler as never);
+    };
+  }
+
+  /** Run `hook` with the socket at every (re)connect, and now if it is connected. */
+  whenConnected(hook: (socket: LiveSocket) => void): () => void {
+    this.connectHooks.add(hook);
+    if (this.socket?.connected) hook(this.socket);
+    return () => this.connectHooks.delete(hook);
+  }
+
+  get liveSocket(): LiveSocket | null {
+    return this.socket;
+  }
+
   start(): void {
     void this.loadInbox();
     const socket = openSocket("", "/admin", (cb) => {
       void this.sessions.accessToken().then((token) => cb({ token }));
     });
     this.socket = socket;
+    for (const { event, handler } of this.extra) socket.on(event, handler as never);
     socket.on("connect", () => {
       this.set({ connection: "connected" });
+      this.connectHooks.forEach((hook) => hook(socket));
       void this.catchUp().then(() => this.outbox.setOnline(true));
     });
     socket.on("resync", () => void this.catchUp());

@@ -16,7 +16,11 @@ export type Route =
   | { screen: "account" }
   | { screen: "forgot-password" }
   | { screen: "reset-password" }
-  | { screen: "confirm-email" };
+  | { screen: "confirm-email" }
+  | { screen: "signup" }
+  | { screen: "verify-email" }
+  | { screen: "get-started" }
+  | { screen: "console" };
 
 export function parse(pathname: string): Route {
   const parts = pathname.replace(/^\/dashboard\/?/, "").split("/").filter(Boolean);
@@ -33,6 +37,11 @@ export function parse(pathname: string): Route {
       return { screen: "login" };
     case "invite":
       return { screen: "invite" };
+    case "signup":
+    case "verify-email":
+    case "get-started":
+    case "console":
+      return { screen: parts[0] };
     case "account":
     case "forgot-password":
     case "reset-password":

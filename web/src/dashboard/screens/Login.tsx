@@ -82,6 +82,17 @@ export function LoginScreen({ api, sessions }: { api: Api; sessions: SessionStor
         >
           Forgot password?
         </a>
+        <a
+          href="/dashboard/signup"
+          className="link"
+          data-testid="create-account"
+          onClick={(event) => {
+            event.preventDefault();
+            navigate({ screen: "signup" });
+          }}
+        >
+          Create an account
+        </a>
       </form>
     </div>
   );

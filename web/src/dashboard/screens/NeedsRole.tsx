@@ -1,7 +1,13 @@
 import type { Me } from "../../api/types";
 
-const WHAT = { team: "manage the team", settings: "change the app's settings", billing: "see the app's billing", reports: "see the team's reports" } as const;
-const TITLE = { team: "Team", settings: "Settings", billing: "Billing", reports: "Reports" } as const;
+const WHAT = {
+  team: "manage the team",
+  settings: "change the app's settings",
+  billing: "see the app's billing",
+  reports: "see the team's reports",
+  console: "watch the app's SDK traffic",
+} as const;
+const TITLE = { team: "Team", settings: "Settings", billing: "Billing", reports: "Reports", console: "Test console" } as const;
 
 /** A management screen opened by someone whose role may not use it: say why, rather than
  * showing something else in its place. */
