@@ -19,7 +19,8 @@ export type TokenPair = Schemas["TokenPairOut"];
 export type Role = Staff["role"];
 export type IdentifyIn = Schemas["IdentifyIn"];
 export type Billing = Schemas["BillingOut"];
-export type BillingPreview = Schemas["PreviewOut"];
+// Two models are named PreviewOut (billing, segments): the schema names each by its module.
+export type BillingPreview = Schemas["replyhq__billing__schemas__PreviewOut"];
 export type PlanKey = Schemas["CheckoutIn"]["plan"];
 
 /** `conversation:updated` carries what every reader shares: no per-reader unread count, no
