@@ -189,6 +189,9 @@ def workspace_cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
         target = f"{replies}/{await _saved_reply(w, client)}/render"
         return "POST", target, {"conversation_id": w.conversation_id}
 
+    async def profile(w: World) -> tuple[str, str, None]:
+        return "GET", f"/admin/api/users/{w.end_user_id}/profile", None
+
     async def get_assignment(w: World) -> tuple[str, str, None]:
         return "GET", "/admin/api/assignment", None
 
@@ -225,6 +228,7 @@ def workspace_cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
         ("POST", replies + "/{reply_id}/render"): render_reply,
         ("GET", "/admin/api/search/messages"): search_messages,
         ("GET", "/admin/api/search/users"): search_users,
+        ("GET", "/admin/api/users/{end_user_id}/profile"): profile,
         ("GET", "/admin/api/assignment"): get_assignment,
         ("PUT", "/admin/api/assignment"): put_assignment,
         ("GET", "/admin/api/assignment/agents"): agent_loads,

@@ -66,6 +66,7 @@ from replyhq.workspace.routes import (
     conversation_labels_router,
     labels_router,
     notes_router,
+    profile_router,
     replies_router,
 )
 
@@ -175,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(replies_router)
     app.include_router(search_router)
     app.include_router(assignment_router)
+    app.include_router(profile_router)
     app.include_router(admin_users_router)
     app.include_router(admin_presence_router)
     app.include_router(signup_router)

@@ -42,6 +42,9 @@ async def test_note_saved_reply_and_label_filter(
         assert made.status_code == 201
     ann, ann_device = _conversation(demo.url, tenant, "Ann")
     bob, _ = _conversation(demo.url, tenant, "Bob")
+    with httpx.Client(base_url=demo.url, headers=tenant.sdk(ann_device)) as client:
+        earlier = client.post("/v1/conversations", json={"subject": "Earlier question"})
+        assert earlier.status_code == 201
     alice = await staff_for(runtime, tenant.id, "AGENT", name="Alice")
     carl = await staff_for(runtime, tenant.id, "AGENT", name="Carl")
     mine, theirs = await pages.new(), await pages.new()
@@ -84,7 +87,7 @@ async def test_note_saved_reply_and_label_filter(
     await mine.get_by_test_id("label-add").select_option(vip["id"])
     for page in (mine, theirs):
         await expect(page.get_by_test_id("label-chip")).to_contain_text("VIP")
-    await expect(mine.get_by_test_id("inbox-item")).to_have_count(2)
+    await expect(mine.get_by_test_id("inbox-item")).to_have_count(3)
     await mine.get_by_test_id("label-filter").select_option(vip["id"])
     await expect(mine.get_by_test_id("inbox-item")).to_have_count(1)
     await expect(mine.locator(f"[data-testid=inbox-item][data-id='{ann}']")).to_be_visible()
@@ -93,6 +96,13 @@ async def test_note_saved_reply_and_label_filter(
     await expect(theirs.get_by_test_id("timeline-event")).to_contain_text(
         "Alice added the label VIP"
     )
+
+    # The end user's profile: their other conversation and their device.
+    history = mine.get_by_test_id("profile-history")
+    await expect(history.get_by_test_id("other-conversation")).to_have_count(1)
+    await expect(history.get_by_test_id("other-conversation")).to_contain_text("Earlier question")
+    await expect(history.get_by_test_id("device")).to_have_count(1)
+    await expect(history.get_by_test_id("device")).to_contain_text("web")
 
 
 async def test_auto_assignment_shares_new_conversations_between_two_agents(

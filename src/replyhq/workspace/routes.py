@@ -14,10 +14,10 @@ from replyhq.errors import BadRequest
 from replyhq.mail.service import link
 from replyhq.messaging.admin_routes import agent
 from replyhq.messaging.service import require_conversation
-from replyhq.users.service import end_user_profile
+from replyhq.users.service import end_user_profile as find_end_user
 from replyhq.web.bounds import INT4_MAX
 from replyhq.web.deps import RuntimeDep
-from replyhq.workspace import assignment, labels, replies, timeline
+from replyhq.workspace import assignment, labels, profile, replies, timeline
 from replyhq.workspace.schemas import (
     AgentLoad,
     AssignmentIn,
@@ -29,6 +29,7 @@ from replyhq.workspace.schemas import (
     LabelOut,
     LabelPatch,
     NoteIn,
+    ProfileOut,
     Rendered,
     RenderIn,
     SavedReplyIn,
@@ -237,7 +238,7 @@ async def render_reply(
     async with runtime.db.tenant_session(caller.app_id) as session:
         reply = await replies.require_reply(session, caller.app_id, reply_id)
         conversation = await require_conversation(session, caller.app_id, body.conversation_id)
-        person = await end_user_profile(session, caller.app_id, conversation.end_user_id)
+        person = await find_end_user(session, caller.app_id, conversation.end_user_id)
     values = {
         "user.name": person.name if person else None,
         "user.email": person.email if person else None,
@@ -289,3 +290,20 @@ async def set_availability(body: AvailabilityIn, caller: Reader, runtime: Runtim
         )
     async with runtime.db.tenant_session(caller.app_id) as session:
         await assignment.set_available(session, caller.app_id, caller.staff_id, body.available)
+
+
+# --- the end user's profile ---------------------------------------------------------------------
+
+profile_router = admin_router("/admin/api/users", ["end users"])
+
+
+@profile_router.get("/{end_user_id}/profile")
+async def end_user_profile(
+    end_user_id: uuid.UUID,
+    caller: Annotated[StaffPrincipal, RequirePermission("users:read")],
+    runtime: RuntimeDep,
+) -> ProfileOut:
+    """The end user's conversations, devices (platform, app version, last seen) and latest
+    tracked events, newest first (404 for another app's)."""
+    async with runtime.db.tenant_session(caller.app_id) as session:
+        return await profile.profile(session, caller.app_id, end_user_id)

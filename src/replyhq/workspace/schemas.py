@@ -181,3 +181,40 @@ class AgentLoad(BaseModel):
     email: str
     available: bool
     open_count: int = Field(description="Open conversations assigned to them.")
+
+
+# --- the end user's profile ---------------------------------------------------------------------
+
+
+class ProfileConversation(BaseModel):
+    id: uuid.UUID
+    subject: str | None
+    status: Literal["open", "closed"]
+    assignee_id: uuid.UUID | None
+    last_seq: int
+    last_activity_at: datetime
+
+
+class ProfileDevice(BaseModel):
+    platform: str
+    app_version: str | None
+    locale: str | None
+    timezone: str | None
+    created_at: datetime
+    last_seen_at: datetime
+
+
+class ProfileEvent(BaseModel):
+    name: str
+    properties: dict[str, Any]
+    occurred_at: datetime
+    platform: str | None
+
+
+class ProfileOut(BaseModel):
+    """Newest first, at most 50 of each. The web messenger's browser and page are on
+    /admin/api/conversations/{id}/context."""
+
+    conversations: list[ProfileConversation]
+    devices: list[ProfileDevice]
+    events: list[ProfileEvent]

@@ -1255,6 +1255,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/users/{end_user_id}/profile": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * End User Profile
+         * @description The end user's conversations, devices (platform, app version, last seen) and latest
+         *     tracked events, newest first (404 for another app's).
+         *
+         *     **Requires** `users:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["end_user_profile_admin_api_users__end_user_id__profile_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/users/{end_user_id}/push-log": {
         parameters: {
             query?: never;
@@ -3166,6 +3189,80 @@ export interface components {
             description: string | null;
             /** Proration */
             proration: boolean;
+        };
+        /** ProfileConversation */
+        ProfileConversation: {
+            /** Assignee Id */
+            assignee_id: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Last Activity At
+             * Format: date-time
+             */
+            last_activity_at: string;
+            /** Last Seq */
+            last_seq: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "open" | "closed";
+            /** Subject */
+            subject: string | null;
+        };
+        /** ProfileDevice */
+        ProfileDevice: {
+            /** App Version */
+            app_version: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Last Seen At
+             * Format: date-time
+             */
+            last_seen_at: string;
+            /** Locale */
+            locale: string | null;
+            /** Platform */
+            platform: string;
+            /** Timezone */
+            timezone: string | null;
+        };
+        /** ProfileEvent */
+        ProfileEvent: {
+            /** Name */
+            name: string;
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /** Platform */
+            platform: string | null;
+            /** Properties */
+            properties: {
+                [key: string]: unknown;
+            };
+        };
+        /**
+         * ProfileOut
+         * @description Newest first, at most 50 of each. The web messenger's browser and page are on
+         *     /admin/api/conversations/{id}/context.
+         */
+        ProfileOut: {
+            /** Conversations */
+            conversations: components["schemas"]["ProfileConversation"][];
+            /** Devices */
+            devices: components["schemas"]["ProfileDevice"][];
+            /** Events */
+            events: components["schemas"]["ProfileEvent"][];
         };
         /**
          * PushConfigOut
@@ -5938,6 +6035,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EndUserOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    end_user_profile_admin_api_users__end_user_id__profile_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                end_user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProfileOut"];
                 };
             };
             /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */

@@ -1,10 +1,12 @@
 // The agents' workspace in the conversation screen (docs/workspace.md): private notes and
 // staff-only events placed in the timeline, labels, and saved replies typed as `/shortcut`.
 import { useEffect, useState } from "react";
+import type { components } from "../api/schema";
 import type { InboxConversation, Label, Me, Message, SavedReply, TimelineItem } from "../api/types";
 import { type Api, errorText } from "./api";
 import { when } from "./components";
 import type { Desk } from "./desk";
+import { navigate } from "./router";
 
 export function useLabels(api: Api): Label[] {
   const [labels, setLabels] = useState<Label[]>([]);
@@ -134,5 +136,62 @@ export function ReplyPicker({ matches, onPick }: { matches: SavedReply[]; onPick
         </li>
       ))}
     </ul>
+  );
+}
+
+type Profile = components["schemas"]["ProfileOut"];
+
+/** The end user's other conversations, devices and latest events (GET /users/{id}/profile). */
+export function ProfileHistory({ api, conversation }: { api: Api; conversation: InboxConversation }) {
+  const [profile, setProfile] = useState<Profile | null>(null);
+  useEffect(() => {
+    let live = true;
+    void api
+      .GET("/admin/api/users/{end_user_id}/profile", { params: { path: { end_user_id: conversation.end_user_id } } })
+      .then(({ data }) => live && setProfile(data ?? null));
+    return () => {
+      live = false;
+    };
+  }, [api, conversation.end_user_id, conversation.id]);
+  if (!profile) return null;
+  const others = profile.conversations.filter((c) => c.id !== conversation.id);
+  return (
+    <div data-testid="profile-history">
+      <h4>Other conversations</h4>
+      {others.length === 0 ? (
+        <p className="muted">None.</p>
+      ) : (
+        <ul data-testid="other-conversations">
+          {others.map((c) => (
+            <li key={c.id}>
+              <button className="link" data-testid="other-conversation" onClick={() => navigate({ screen: "inbox", conversationId: c.id })}>
+                {c.subject || "Conversation"} · {c.status} · {when(c.last_activity_at)}
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      <h4>Devices</h4>
+      <ul data-testid="devices">
+        {profile.devices.map((d, i) => (
+          <li key={i} data-testid="device">
+            {d.platform}
+            {d.app_version ? ` ${d.app_version}` : ""} · last seen {when(d.last_seen_at)}
+          </li>
+        ))}
+      </ul>
+      {profile.events.length > 0 && (
+        <>
+          <h4>Latest events</h4>
+          <ul data-testid="events">
+            {profile.events.slice(0, 10).map((e, i) => (
+              <li key={i}>
+                {e.name} · {when(e.occurred_at)}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+    </div>
   );
 }

@@ -6,7 +6,7 @@ import { type Api, errorText } from "../api";
 import { displayName, OnlineDot, when } from "../components";
 import type { Desk } from "../desk";
 import { goUp, navigate } from "../router";
-import { ItemLine, LabelChips, LabelFilter, placeItems, ReplyPicker, renderReply, shortcutMatches, useLabels, useSavedReplies } from "../workspace";
+import { ItemLine, LabelChips, ProfileHistory, LabelFilter, placeItems, ReplyPicker, renderReply, shortcutMatches, useLabels, useSavedReplies } from "../workspace";
 import { VisitorPanel } from "./VisitorPanel";
 
 const FILTERS: { id: InboxFilter; label: string }[] = [
@@ -412,6 +412,7 @@ function ProfilePanel({ api, me, conversation, online }: { api: Api; me: Me; con
           ) : (
             <p className="muted">{profile ? "None." : "Loading…"}</p>
           )}
+          <ProfileHistory api={api} conversation={conversation} />
           <PushLog api={api} endUserId={conversation.end_user_id} canTest={me.permissions.includes("push:test")} />
         </>
       )}
