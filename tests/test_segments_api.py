@@ -564,6 +564,32 @@ def segment_cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Any]:
     async def members(w: Any) -> tuple[str, str, None]:
         return "GET", f"/admin/api/users?segment={await _segment(w)}", None
 
+    async def _campaign(w: Any) -> str:
+        made = await client.post(
+            "/admin/api/campaigns", headers=w.owner.auth(), json=await _campaign_body(w)
+        )
+        return str(made.json()["id"])
+
+    async def _campaign_body(w: Any) -> dict[str, object]:
+        return {
+            "name": "C",
+            "segment_id": await _segment(w),
+            "sender_id": str(w.owner.id),
+            "body": "Hello",
+        }
+
+    async def campaigns(w: Any) -> tuple[str, str, None]:
+        return "GET", "/admin/api/campaigns", None
+
+    async def launch(w: Any) -> tuple[str, str, dict[str, object]]:
+        return "POST", "/admin/api/campaigns", await _campaign_body(w)
+
+    async def campaign(w: Any) -> tuple[str, str, None]:
+        return "GET", f"/admin/api/campaigns/{await _campaign(w)}", None
+
+    async def stop(w: Any) -> tuple[str, str, None]:
+        return "POST", f"/admin/api/campaigns/{await _campaign(w)}/stop", None
+
     return {
         ("GET", "/admin/api/analytics/catalog"): catalog,
         ("POST", "/admin/api/segments/preview"): segment_preview,
@@ -573,4 +599,8 @@ def segment_cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Any]:
         ("PATCH", "/admin/api/segments/{segment_id}"): patch_segment,
         ("DELETE", "/admin/api/segments/{segment_id}"): delete_segment,
         ("GET", "/admin/api/users"): members,
+        ("GET", "/admin/api/campaigns"): campaigns,
+        ("POST", "/admin/api/campaigns"): launch,
+        ("GET", "/admin/api/campaigns/{campaign_id}"): campaign,
+        ("POST", "/admin/api/campaigns/{campaign_id}/stop"): stop,
     }

@@ -35,6 +35,7 @@ TENANT_TABLES = [
     "assignment_settings",
 ]
 TENANT_TABLES += ["events", "event_daily_counts", "event_names", "segments"]
+TENANT_TABLES += ["campaigns", "campaign_messages"]  # a campaign sent to the seeded user
 # The messenger's (seeded below: settings with office hours that are never in, so the first
 # message gets an away reply; the device's context; a closing rated).
 TENANT_TABLES += [
@@ -99,7 +100,26 @@ async def _seed(client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant) -> 
         },
     )
     assert saved.status_code == 201, saved.text
+    await _seed_campaign(client, runtime, tenant, str(saved.json()["id"]))
     return conversation
+
+
+async def _seed_campaign(
+    client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant, segment_id: str
+) -> None:
+    from replyhq.campaigns.tasks import send_campaign
+    from replyhq.jobs.registry import JobRun
+    from tests.staff import add_staff
+
+    sender = await add_staff(runtime, tenant, "AGENT")
+    launched = await client.post(
+        "/admin/api/campaigns",
+        headers={"X-App-Id": str(tenant.id), "X-Api-Key": tenant.secret_key},
+        json={"name": "Hi", "segment_id": segment_id, "sender_id": str(sender.id), "body": "Hi"},
+    )
+    assert launched.status_code == 201, launched.text
+    run = JobRun(1, "campaigns.send", 1, runtime)
+    await send_campaign.func(run, app_id=str(tenant.id), campaign_id=launched.json()["id"])
 
 
 async def _seed_workspace(client: httpx.AsyncClient, tenant: Tenant, cid: object) -> None:

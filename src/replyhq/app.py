@@ -23,6 +23,7 @@ from replyhq.billing.routes import router as admin_billing_router
 from replyhq.billing.routes import webhook_router as stripe_webhook_router
 from replyhq.billing.stripe_api import close_clients as close_stripe_clients
 from replyhq.billing.usage import UsageMeter
+from replyhq.campaigns.routes import router as admin_campaigns_router
 from replyhq.mail.dev import mailbox_dir as dev_mailbox
 from replyhq.mail.routes import router as mailbox_router
 from replyhq.messaging.admin_routes import router as admin_conversations_router
@@ -193,6 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_messenger_router)
     app.include_router(admin_conversation_extras)
     app.include_router(admin_segments_router)
+    app.include_router(admin_campaigns_router)
     app.include_router(admin_segment_users_router)
     app.include_router(admin_reports_router)
     app.include_router(static_router)  # /dashboard, /widget.js, /demo

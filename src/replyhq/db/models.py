@@ -4,6 +4,7 @@ from replyhq.accounts import models as accounts_models
 from replyhq.analytics import models as analytics_models
 from replyhq.apps import models as apps_models
 from replyhq.billing import models as billing_models
+from replyhq.campaigns import models as campaigns_models
 from replyhq.db.base import Base
 from replyhq.messaging import models as messaging_models
 from replyhq.messenger import models as messenger_models
@@ -20,6 +21,7 @@ __all__ = [
     "analytics_models",
     "apps_models",
     "billing_models",
+    "campaigns_models",
     "messaging_models",
     "messenger_models",
     "metadata",

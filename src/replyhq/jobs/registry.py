@@ -36,6 +36,7 @@ TASK_MODULES: tuple[str, ...] = (
     "replyhq.mail.tasks",
     "replyhq.accounts.tasks",
     "replyhq.analytics.tasks",
+    "replyhq.campaigns.tasks",
     "replyhq.billing.tasks",
     "replyhq.push.tasks",
 )

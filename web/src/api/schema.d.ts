@@ -241,6 +241,77 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/campaigns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Campaigns
+         * @description The latest 200 campaigns, newest first, with their counts.
+         *
+         *     **Requires** `users:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["list_campaigns_admin_api_campaigns_get"];
+        put?: never;
+        /**
+         * Launch Campaign
+         * @description Send `body` as `sender_id` to every member of the segment, once each, by a job queued
+         *     with the campaign (the segment is read as it is now; later members are not reached).
+         *
+         *     **Requires** `segments:write`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        post: operations["launch_campaign_admin_api_campaigns_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/campaigns/{campaign_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Campaign
+         * @description **Requires** `users:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["get_campaign_admin_api_campaigns__campaign_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/campaigns/{campaign_id}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stop Campaign
+         * @description No one more receives it; those already reached keep their message.
+         *
+         *     **Requires** `segments:write`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        post: operations["stop_campaign_admin_api_campaigns__campaign_id__stop_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/conversations": {
         parameters: {
             query?: never;
@@ -2269,6 +2340,78 @@ export interface components {
             usage: components["schemas"]["Amounts"] | null;
             /** Warnings */
             warnings: components["schemas"]["Warning_"][];
+        };
+        /** CampaignIn */
+        CampaignIn: {
+            /** Body */
+            body: string;
+            /** Name */
+            name: string;
+            /**
+             * Segment Id
+             * Format: uuid
+             * @description The saved segment whose members receive it.
+             */
+            segment_id: string;
+            /**
+             * Sender Id
+             * Format: uuid
+             * @description The active team member it is sent as.
+             */
+            sender_id: string;
+        };
+        /** CampaignList */
+        CampaignList: {
+            /** Items */
+            items: components["schemas"]["CampaignOut"][];
+        };
+        /** CampaignOut */
+        CampaignOut: {
+            /** Body */
+            body: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Finished At */
+            finished_at: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Opened
+             * @description Of them, those who read it.
+             */
+            opened: number;
+            /**
+             * Replied
+             * @description Of them, those who wrote back after it.
+             */
+            replied: number;
+            /** Segment Id */
+            segment_id: string | null;
+            /**
+             * Sender Id
+             * Format: uuid
+             */
+            sender_id: string;
+            /** Sender Name */
+            sender_name: string | null;
+            /**
+             * Sent
+             * @description People it was sent to (once each).
+             */
+            sent: number;
+            /**
+             * Status
+             * @description sending, stopped or done.
+             */
+            status: string;
         };
         /** CatalogOut */
         CatalogOut: {
@@ -4354,6 +4497,121 @@ export interface operations {
             };
             /** @description Stripe failed or could not be reached (`STRIPE_UNAVAILABLE`); retry. */
             502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_campaigns_admin_api_campaigns_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignList"];
+                };
+            };
+        };
+    };
+    launch_campaign_admin_api_campaigns_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CampaignIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_campaign_admin_api_campaigns__campaign_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                campaign_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    stop_campaign_admin_api_campaigns__campaign_id__stop_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                campaign_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,4 +1,5 @@
-"""analytics: events partitioned by day, per-user daily rollups, the event catalog, segments
+"""analytics: events partitioned by day, per-user daily rollups, the event catalog, segments,
+campaigns
 
 `events` and `event_daily_counts` are partitioned by UTC day (declarative partitioning: the
 embedded PostgreSQL of `make dev` has no TimescaleDB). Partitions are made ahead and dropped after
@@ -163,7 +164,47 @@ def upgrade() -> None:
         """
     )
     op.execute("CREATE INDEX ix_segments_app ON segments (app_id, created_at)")
-    for table in ("events", "event_daily_counts", "event_names", "segments"):
+    op.execute(
+        """
+        CREATE TABLE campaigns (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            app_id uuid NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
+            name varchar(100) NOT NULL,
+            segment_id uuid,
+            query jsonb NOT NULL,
+            sender_id uuid NOT NULL,
+            sender_name varchar(255),
+            body text NOT NULL,
+            status varchar(16) NOT NULL DEFAULT 'sending',
+            created_at timestamptz NOT NULL DEFAULT now(),
+            finished_at timestamptz,
+            UNIQUE (id, app_id)
+        )
+        """
+    )
+    op.execute("CREATE INDEX ix_campaigns_app ON campaigns (app_id, created_at)")
+    op.execute(
+        """
+        CREATE TABLE campaign_messages (
+            campaign_id uuid NOT NULL,
+            end_user_id uuid NOT NULL,
+            app_id uuid NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
+            conversation_id uuid NOT NULL,
+            seq integer NOT NULL,
+            sent_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (campaign_id, end_user_id),
+            FOREIGN KEY (campaign_id, app_id) REFERENCES campaigns (id, app_id) ON DELETE CASCADE
+        )
+        """
+    )
+    for table in (
+        "events",
+        "event_daily_counts",
+        "event_names",
+        "segments",
+        "campaigns",
+        "campaign_messages",
+    ):
         enable_tenant_rls(table)
     op.execute(_ENSURE)
     op.execute(_DROP)
@@ -187,6 +228,13 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS replyhq_drop_event_partitions(date)")
     op.execute("DROP FUNCTION IF EXISTS replyhq_ensure_event_partitions(date, date)")
-    for table in ("segments", "event_names", "event_daily_counts", "events"):
+    for table in (
+        "campaign_messages",
+        "campaigns",
+        "segments",
+        "event_names",
+        "event_daily_counts",
+        "events",
+    ):
         disable_tenant_rls(table)
         op.execute(f"DROP TABLE IF EXISTS {table}")
