@@ -1,0 +1,396 @@
+"""Analytics (issue 16): event ingest and segment previews at scale, on this machine.
+
+A throwaway database built by the real migrations gets one measured app with USERS end users
+(attributes, a device each) and EVENTS events over the last 30 days (with their daily counts and
+catalog, as ingest keeps them), written by generate_series in SQL, plus a second app whose rows
+the policies must filter out. Then, against a real `replyhq serve` process:
+
+- ingest: CONCURRENCY clients each POST /v1/events batches of BATCH events; p50/p99 of a batch's
+  round trip (answered once committed) and events/s, alternating with a COPY of the same number
+  of rows into `events` (the bulk-load ceiling, in the same run, same tables and indexes);
+- segment preview p95 for five representative queries (POST /admin/api/segments/preview: the
+  count and a sample of 20, as the runtime role under RLS);
+- the message POST (the SDK's hot path) alone and with ingest running beside it, alternating:
+  p50 and the ratio.
+
+The issue asks for 100,000 users and 10,000,000 events; the default here is 100,000 users and
+1,000,000 events, which load in about a minute on the shared 2-core machine (10,000,000 would
+take the machine for ten minutes and more): BENCH_ANALYTICS_USERS / BENCH_ANALYTICS_EVENTS set
+them. The figures are from a shared, noisy machine: compare ratios measured in the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import psycopg
+
+from bench import common
+
+NAMES = [
+    "app_opened",
+    "screen_viewed",
+    "feature_used",
+    "search",
+    "purchase",
+    "share",
+    "invite_sent",
+    "settings_changed",
+    "logout",
+    "signup",
+]
+BATCH = 10
+CONCURRENCY = 16
+ROUNDS = 3
+ROUND_SECONDS = 6.0
+PREVIEW_ROUNDS = 15
+
+
+def _load(owner_url: str, app_id: uuid.UUID, other_id: uuid.UUID, users: int, events: int) -> float:
+    started = time.perf_counter()
+    with psycopg.connect(owner_url) as db:
+        for app, count, share in ((app_id, users, events), (other_id, users // 10, events // 10)):
+            db.execute("SELECT set_config('app.current_tenant', %s, true)", (str(app),))
+            db.execute(
+                """
+                INSERT INTO end_users (id, app_id, external_id, attributes, created_at)
+                SELECT md5(%(app)s::text || i)::uuid, %(app)s::uuid, 'u' || i,
+                       jsonb_build_object(
+                         'plan', (ARRAY['free', 'pro', 'team'])[1 + i %% 3],
+                         'seats', i %% 50,
+                         'country', (ARRAY['FR', 'DE', 'US', 'JP', 'BR'])[1 + i %% 5]),
+                       now() - (i %% 365) * interval '1 day'
+                FROM generate_series(1, %(n)s) AS i
+                """,
+                {"app": str(app), "n": count},
+            )
+            db.execute(
+                """
+                INSERT INTO devices (id, app_id, device_id, end_user_id, platform, last_seen_at)
+                SELECT gen_random_uuid(), %(app)s::uuid, 'd' || i, md5(%(app)s::text || i)::uuid,
+                       (ARRAY['ios', 'android', 'web'])[1 + i %% 3],
+                       now() - (i %% 60) * interval '1 day'
+                FROM generate_series(1, %(n)s) AS i
+                """,
+                {"app": str(app), "n": count},
+            )
+            # A few users do most events (power law); names likewise.
+            db.execute(
+                """
+                INSERT INTO events (app_id, end_user_id, device_id, platform, name, properties,
+                                    occurred_at)
+                SELECT %(app)s::uuid, md5(%(app)s::text || u)::uuid, 'd' || u, 'ios',
+                       (%(names)s::text[])[1 + floor(10 * random() ^ 2)::int],
+                       jsonb_build_object('plan', (ARRAY['free', 'pro'])[1 + g %% 2],
+                                          'amount', g %% 100),
+                       now() - random() * interval '29 days'
+                FROM generate_series(1, %(n)s) AS g,
+                     -- g * 0: correlated, so drawn again for every event (else once)
+                     LATERAL (SELECT 1 + floor(%(users)s * random() ^ 3)::int + g * 0 AS u) AS pick
+                """,
+                {"app": str(app), "n": share, "users": count, "names": NAMES},
+            )
+            db.execute(
+                """
+                INSERT INTO event_daily_counts (app_id, name, day, end_user_id, count, last_at)
+                SELECT app_id, name, (occurred_at AT TIME ZONE 'UTC')::date, end_user_id,
+                       count(*), max(occurred_at)
+                FROM events WHERE app_id = %(app)s GROUP BY 1, 2, 3, 4
+                """,
+                {"app": str(app)},
+            )
+            db.execute(
+                "INSERT INTO event_names (app_id, name, count, last_at) SELECT app_id, name, "
+                "count(*), max(occurred_at) FROM events WHERE app_id = %(app)s GROUP BY 1, 2",
+                {"app": str(app)},
+            )
+            db.commit()
+    with psycopg.connect(owner_url, autocommit=True) as db:
+        db.execute("VACUUM ANALYZE end_users, devices, events, event_daily_counts, event_names")
+    return time.perf_counter() - started
+
+
+QUERIES: dict[str, dict[str, Any]] = {
+    "attribute equals": {
+        "operator": "AND",
+        "conditions": [
+            {"type": "user_attribute", "field": "plan", "operator": "equals", "value": "pro"}
+        ],
+    },
+    "did X in 7 days": {
+        "operator": "AND",
+        "conditions": [
+            {
+                "type": "event",
+                "eventName": "purchase",
+                "timeframe": {"type": "relative", "value": 7, "unit": "days"},
+            }
+        ],
+    },
+    "X >= 3 times in 30 days": {
+        "operator": "AND",
+        "conditions": [
+            {
+                "type": "event",
+                "eventName": "feature_used",
+                "count": {"operator": "gte", "value": 3},
+                "timeframe": {"type": "relative", "value": 30, "unit": "days"},
+            }
+        ],
+    },
+    "property in 24 hours": {
+        "operator": "AND",
+        "conditions": [
+            {
+                "type": "event",
+                "eventName": "purchase",
+                "field": "properties.plan",
+                "operator": "equals",
+                "value": "pro",
+                "timeframe": {"type": "relative", "value": 24, "unit": "hours"},
+            }
+        ],
+    },
+    "nested mix": {
+        "operator": "AND",
+        "conditions": [
+            {"type": "user_attribute", "field": "country", "operator": "in", "value": ["FR", "DE"]},
+            {
+                "operator": "OR",
+                "conditions": [
+                    {
+                        "type": "user_attribute",
+                        "field": "last_seen_at",
+                        "operator": "lt",
+                        "value": {"ago": 14, "unit": "days"},
+                    },
+                    {
+                        "type": "event",
+                        "eventName": "signup",
+                        "operator": "not_exists",
+                        "timeframe": {"type": "relative", "value": 30, "unit": "days"},
+                    },
+                ],
+            },
+            {
+                "type": "user_attribute",
+                "field": "platform",
+                "operator": "not_equals",
+                "value": "web",
+            },
+        ],
+    },
+}
+
+
+async def _ingest_round(
+    client: httpx.AsyncClient, headers: list[dict[str, str]], seconds: float
+) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    stored = 0
+    deadline = time.perf_counter() + seconds
+
+    async def one(h: dict[str, str]) -> None:
+        nonlocal stored
+        while time.perf_counter() < deadline:
+            body = {"events": [{"name": "tap", "properties": {"n": i}} for i in range(BATCH)]}
+            started = time.perf_counter()
+            response = await client.post("/v1/events", headers=h, json=body)
+            latencies.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 202, response.text
+            stored += BATCH
+
+    await asyncio.gather(*[one(h) for h in headers])
+    return latencies, stored
+
+
+def _copy_round(owner_url: str, app_id: uuid.UUID, rows: int) -> float:
+    """Events/s of a COPY of `rows` rows like the ingest's, in one transaction."""
+    now = datetime.now(UTC)
+    user = uuid.uuid4()
+    started = time.perf_counter()
+    with psycopg.connect(owner_url) as db:
+        db.execute("SELECT set_config('app.current_tenant', %s, true)", (str(app_id),))
+        with db.cursor().copy(
+            "COPY events (app_id, end_user_id, device_id, platform, name, properties, "
+            "occurred_at) FROM STDIN"
+        ) as copy:
+            for i in range(rows):
+                copy.write_row((app_id, user, "copy", "ios", "tap", f'{{"n": {i % BATCH}}}', now))
+    return rows / (time.perf_counter() - started)
+
+
+async def _send_round(
+    client: httpx.AsyncClient, sends: list[tuple[dict[str, str], str]], seconds: float
+) -> list[float]:
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def one(h: dict[str, str], conversation: str) -> None:
+        while time.perf_counter() < deadline:
+            body = {"body": "hello", "client_msg_id": uuid.uuid4().hex}
+            started = time.perf_counter()
+            response = await client.post(
+                f"/v1/conversations/{conversation}/messages", headers=h, json=body
+            )
+            latencies.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 201, response.text
+
+    await asyncio.gather(*[one(h, c) for h, c in sends])
+    return latencies
+
+
+async def _measure(url: str, server: common.Server, tenant: common.Tenant) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    limits = httpx.Limits(max_connections=64)
+    async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as client:
+        headers = [tenant.headers(f"d{i}") for i in range(1, CONCURRENCY + 1)]
+        # Warm up: key cache, connections, plans.
+        await _ingest_round(client, headers, 1.0)
+        ingest_ms: list[float] = []
+        ingest_rate: list[float] = []
+        copy_rate: list[float] = []
+        for _ in range(ROUNDS):
+            started = time.perf_counter()
+            latencies, stored = await _ingest_round(client, headers, ROUND_SECONDS)
+            ingest_ms += latencies
+            ingest_rate.append(stored / (time.perf_counter() - started))
+            copy_rate.append(_copy_round(common.plain(url), tenant.id, stored))
+        rate, ceiling = common.median(ingest_rate), common.median(copy_rate)
+        p99 = common.percentile(ingest_ms, 99)
+        out += [
+            common.row(
+                "analytics", f"ingest batch of {BATCH} p50", common.percentile(ingest_ms, 50), "ms"
+            ),
+            common.row(
+                "analytics",
+                f"ingest batch of {BATCH} p99",
+                p99,
+                "ms",
+                baseline=50.0,
+                ratio=p99 / 50.0,
+                goal="<= 10 ms (seed 50)",
+                ok=p99 <= 10,
+                note=f"{CONCURRENCY} concurrent clients over HTTP",
+            ),
+            common.row(
+                "analytics",
+                "ingest events/s",
+                rate,
+                "events/s",
+                baseline=ceiling,
+                ratio=rate / ceiling,
+                note="baseline: COPY of as many rows, same run",
+            ),
+        ]
+
+        admin = {"X-App-Id": str(tenant.id), "X-Api-Key": tenant.secret_key}
+        everything: list[float] = []
+        for name, query in QUERIES.items():
+            samples = []
+            counts = set()
+            timeouts = 0
+            for _ in range(PREVIEW_ROUNDS):
+                started = time.perf_counter()
+                response = await client.post(
+                    "/admin/api/segments/preview", headers=admin, json={"query": query}
+                )
+                samples.append((time.perf_counter() - started) * 1000)
+                if response.status_code == 503:  # past SEGMENT_TIMEOUT_MS: counted as such
+                    timeouts += 1
+                    continue
+                assert response.status_code == 200, response.text
+                counts.add(response.json()["count"])
+            everything += samples
+            p95 = common.percentile(samples, 95)
+            note = f"{', '.join(f'{c:,}' for c in sorted(counts))} users"
+            if timeouts:
+                note += f"; {timeouts} of {PREVIEW_ROUNDS} past the statement timeout"
+            out.append(common.row("analytics", f"preview '{name}' p95", p95, "ms", note=note))
+        p95 = common.percentile(everything, 95)
+        out.append(
+            common.row(
+                "analytics",
+                "preview, all five p95",
+                p95,
+                "ms",
+                baseline=500.0,
+                ratio=p95 / 500.0,
+                goal="<= 100 ms (seed 500)",
+                ok=p95 <= 100,
+            )
+        )
+
+        sends = []
+        for i in range(4):
+            h = tenant.headers(f"d{CONCURRENCY + 1 + i}")
+            made = await client.post(
+                "/v1/conversations",
+                headers=h,
+                json={"first_message": {"body": "hi", "client_msg_id": uuid.uuid4().hex}},
+            )
+            assert made.status_code == 201, made.text
+            sends.append((h, made.json()["id"]))
+        alone: list[float] = []
+        beside: list[float] = []
+        for _ in range(ROUNDS):
+            alone += await _send_round(client, sends, ROUND_SECONDS / 2)
+            busy = asyncio.create_task(_ingest_round(client, headers, ROUND_SECONDS / 2))
+            beside += await _send_round(client, sends, ROUND_SECONDS / 2)
+            await busy
+        a, b = common.percentile(alone, 50), common.percentile(beside, 50)
+        out += [
+            common.row("analytics", "message POST p50 alone", a, "ms"),
+            common.row(
+                "analytics",
+                "message POST p50 beside ingest",
+                b,
+                "ms",
+                baseline=a,
+                ratio=b / a,
+                note=f"{CONCURRENCY} ingest clients on the same 2 cores",
+            ),
+        ]
+    return out
+
+
+def run() -> list[dict[str, Any]]:
+    users = int(os.environ.get("BENCH_ANALYTICS_USERS", "100000"))
+    events = int(os.environ.get("BENCH_ANALYTICS_EVENTS", "1000000"))
+    with common.throwaway_database("analytics") as url:
+
+        async def tenants() -> tuple[common.Tenant, common.Tenant]:
+            db = common.database(url)
+            try:
+                return (
+                    await common.create_tenant(db, "Tracked", rounds=4),
+                    await common.create_tenant(db, "Other", rounds=4),
+                )
+            finally:
+                await db.dispose()
+
+        tenant, other = common.run_async(tenants())
+        load_seconds = _load(common.plain(url), tenant.id, other.id, users, events)
+        services = common.services()
+        server = common.start_server(url, services.redis_url, common.redis_prefix("analytics"))
+        try:
+            out = common.run_async(_measure(url, server, tenant))
+        finally:
+            server.stop()
+    return [
+        common.row(
+            "analytics",
+            "users / events of the app",
+            float(users),
+            "users",
+            note=f"{events:,} events over 30 days",
+        ),
+        common.row("analytics", "load (SQL) + daily counts", load_seconds, "s"),
+        *out,
+    ]
