@@ -179,7 +179,7 @@ async def test_expected_reply_time_is_the_median_first_response_of_the_last_week
 async def test_visitor_context_is_shown_to_agents(
     client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant, make_tenant: MakeTenant
 ) -> None:
-    unknown = await client.put(
+    unknown = await client.post(
         "/v1/context", headers=tenant.sdk("new-device"), json={"page_url": "https://a.example/"}
     )
     assert unknown.status_code == 401
@@ -195,7 +195,7 @@ async def test_visitor_context_is_shown_to_agents(
         "referrer": "https://search.example/?q=acme",
     }
     headers = {**tenant.sdk(), "User-Agent": CHROME_MAC}
-    response = await client.put("/v1/context", headers=headers, json=body)
+    response = await client.post("/v1/context", headers=headers, json=body)
     assert response.status_code == 200, response.text
     seen = (
         await client.get(f"/admin/api/conversations/{cid}/context", headers=agent.auth())
@@ -203,7 +203,7 @@ async def test_visitor_context_is_shown_to_agents(
     assert {k: seen[k] for k in body} == body
     assert seen["browser"] == "Chrome 131"
     assert seen["os"] == "Mac OS X 10"
-    bad = await client.put("/v1/context", headers=headers, json={"page_url": "javascript:x"})
+    bad = await client.post("/v1/context", headers=headers, json={"page_url": "javascript:x"})
     assert bad.status_code == 400
     # Another app's agent cannot read it.
     stranger = await signed_in(runtime, client, await make_tenant(), "ADMIN")

@@ -64,7 +64,7 @@ async def _seed(client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant) -> 
     )
     context = {"page_url": "https://shop.example/"}
     assert (
-        await client.put("/v1/context", headers=tenant.sdk("device-a"), json=context)
+        await client.post("/v1/context", headers=tenant.sdk("device-a"), json=context)
     ).is_success
     conversation = await start_conversation(client, tenant, "device-a", body="secret plans")
     await client.post(

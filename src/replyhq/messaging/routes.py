@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from replyhq.billing import service as billing
@@ -37,7 +37,11 @@ async def _end_user(session: AsyncSession, caller: SDKCaller) -> Participant:
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=billing.REFUSED_NEW_CONVERSATION)
 async def start_conversation(
-    body: ConversationIn, caller: SDKApp, runtime: RuntimeDep, response: Response
+    body: ConversationIn,
+    caller: SDKApp,
+    runtime: RuntimeDep,
+    response: Response,
+    background: BackgroundTasks,
 ) -> ConversationOut:
     """Start a conversation; a retried first message (same client_msg_id) answers 200 with the
     conversation the first attempt created."""
@@ -56,7 +60,11 @@ async def start_conversation(
     if not created:
         response.status_code = status.HTTP_200_OK
     elif first is not None:
-        await messenger.after_user_message(runtime.db, caller.app_id, conversation_id)
+        # After the response: a messenger learns the conversation's id from it, and would drop
+        # an away reply announced before then.
+        background.add_task(
+            messenger.after_user_message, runtime.db, caller.app_id, conversation_id
+        )
     return out
 
 

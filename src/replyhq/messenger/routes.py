@@ -47,7 +47,7 @@ async def messenger_config(app_id: SDKKeyApp, runtime: RuntimeDep) -> MessengerC
     return await service.messenger_config(runtime.db, app_id)
 
 
-@router.put("/context")
+@router.post("/context")
 async def visitor_context(
     body: VisitorContextIn,
     caller: SDKApp,

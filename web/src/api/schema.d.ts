@@ -1811,13 +1811,13 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
+        put?: never;
         /**
          * Visitor Context
          * @description Where this device's end user is: page URL, title and referrer; browser and OS are read
          *     from the User-Agent header. Shown to agents beside the device's conversations.
          */
-        put: operations["visitor_context_v1_context_put"];
-        post?: never;
+        post: operations["visitor_context_v1_context_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -7029,7 +7029,7 @@ export interface operations {
             };
         };
     };
-    visitor_context_v1_context_put: {
+    visitor_context_v1_context_post: {
         parameters: {
             query?: never;
             header?: {

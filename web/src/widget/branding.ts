@@ -28,7 +28,7 @@ export async function reportContext(baseUrl: string, headers: Record<string, str
   const http = (value: string) => (/^https?:/.test(value) ? value.slice(0, 2000) : null);
   const body = { page_url: http(location.href), page_title: document.title.slice(0, 300) || null, referrer: http(document.referrer) };
   try {
-    await fetch(`${baseUrl}/v1/context`, { method: "PUT", headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    await fetch(`${baseUrl}/v1/context`, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify(body) });
   } catch {
     // context is a courtesy to agents: never an error for the visitor
   }
