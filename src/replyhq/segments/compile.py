@@ -91,12 +91,7 @@ class _Compiler:
                 _column(column, predicate.operator, predicate.value),
             )
         if field.name == "last_seen_at":
-            latest = (
-                select(func.max(Device.last_seen_at))
-                .where(Device.app_id == EndUser.app_id, Device.end_user_id == EndUser.id)
-                .scalar_subquery()
-            )
-            return _column(latest, predicate.operator, predicate.value)
+            return _last_seen(predicate.operator, predicate.value)
         own: Any = {
             "user_id": EndUser.external_id,
             "name": EndUser.name,
@@ -144,6 +139,28 @@ class _Compiler:
             )
             stmt = stmt.group_by(column)
         return stmt
+
+
+def _devices(*conditions: Condition) -> Condition:
+    return exists().where(
+        Device.app_id == EndUser.app_id, Device.end_user_id == EndUser.id, *conditions
+    )
+
+
+def _last_seen(operator: str, value: Any) -> Condition:
+    """The latest `last_seen_at` of the user's devices compared to `value`, as EXISTS over the
+    devices' (app_id, end_user_id) index rather than a max() per user: the latest is after
+    `value` when some device is, and before it when none is at or after it."""
+    seen = Device.last_seen_at
+    if operator == "exists":
+        return _devices()
+    if operator == "gt":
+        return _devices(seen > value)
+    if operator == "gte":
+        return _devices(seen >= value)
+    if operator == "lt":
+        return and_(_devices(), not_(_devices(seen >= value)))
+    return and_(_devices(), not_(_devices(seen > value)))  # lte
 
 
 def _from_counts(node: EventCondition) -> bool:

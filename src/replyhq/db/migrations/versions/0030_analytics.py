@@ -164,6 +164,10 @@ def upgrade() -> None:
         """
     )
     op.execute("CREATE INDEX ix_segments_app ON segments (app_id, created_at)")
+    # Segment conditions on attributes (equals, in) are containment: @> can use it.
+    op.execute(
+        "CREATE INDEX ix_end_users_attributes ON end_users USING gin (attributes jsonb_path_ops)"
+    )
     op.execute(
         """
         CREATE TABLE campaigns (
@@ -226,6 +230,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP INDEX IF EXISTS ix_end_users_attributes")
     op.execute("DROP FUNCTION IF EXISTS replyhq_drop_event_partitions(date)")
     op.execute("DROP FUNCTION IF EXISTS replyhq_ensure_event_partitions(date, date)")
     for table in (
