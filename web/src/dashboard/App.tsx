@@ -75,14 +75,6 @@ function SignedIn() {
     if (route.screen === "login" || route.screen === "forgot-password" || route.screen === "signup") navigate({ screen: "inbox", conversationId: null }, true);
   }, [route.screen]);
 
-  // The survey on the first sign-in: an unanswered one opens "Get started" once.
-  useEffect(() => {
-    if (!me?.permissions.includes("settings:write") || route.screen !== "inbox" || route.conversationId) return;
-    void api.GET("/admin/api/onboarding").then(({ data }) => {
-      if (data && !data.survey.answered_at && !data.survey.skipped_at) navigate({ screen: "get-started" }, true);
-    });
-  }, [me !== null]); // eslint-disable-line react-hooks/exhaustive-deps
-
   if (!me || !desk || !notifier) {
     return <div className="splash">{failed ? "Could not load your account." : "Loading…"}</div>;
   }

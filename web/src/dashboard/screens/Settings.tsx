@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 import type { AppSettings, AppWithKeys, Me } from "../../api/types";
 import { type Api, errorText } from "../api";
 import { MessengerSettings } from "./MessengerSettings";
+import { rememberKey } from "./Onboarding";
 
 export function SettingsScreen({ api, me }: { api: Api; me: Me }) {
   const can = (p: string) => me.permissions.includes(p);
@@ -33,6 +34,7 @@ export function SettingsScreen({ api, me }: { api: Api; me: Me }) {
     if (!data) return setError(errorText(failure));
     setError(null);
     setKeys(data);
+    rememberKey(data.id, data.sdk_key); // the quickstarts fill it in (keys are stored hashed)
   };
 
   if (!app) return <div className="page muted">Loading…</div>;
