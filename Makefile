@@ -77,8 +77,8 @@ test: $(STAMP) $(NODE_STAMP) $(WEB_BUILT) web-test $(SDK_JS_BUILT) $(CHROMIUM)
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts sdk/python
+	$(BIN)/ruff format --check src tests bench scripts sdk/python
 	$(BIN)/mypy
 
 # The security audit: lint (ruff's security rules, mypy strict), schemathesis against a live

@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from replyhq.runtime import Runtime
-from replyhq.sdk import ReplyHQClient
-from replyhq.sdk.client import ReplyHQError
+from replyhq.sdk import ReplyHQClient, ReplyHQError
 from tests.conftest import MakeTenant, SocketServer, Tenant, identify, start_conversation
 from tests.realtime_clients import Recorder
 from tests.staff import secret, signed_in

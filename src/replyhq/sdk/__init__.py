@@ -1,5 +1,19 @@
-"""The Python SDK for end users' devices (used by our tests and benchmarks too)."""
+"""The Python SDK, kept importable as `replyhq.sdk` (our tests, benchmarks and the conformance
+adapter use it): it lives in its own distribution, `replyhq-sdk` (sdk/python, package
+`replyhq_sdk`), which the server's package also carries."""
 
-from replyhq.sdk.client import ReplyHQClient, ReplyHQError
+import sys
+from pathlib import Path
 
-__all__ = ["ReplyHQClient", "ReplyHQError"]
+try:
+    import replyhq_sdk
+except ImportError:  # an editable install older than sdk/python (pip install -e . fixes it)
+    sys.path.append(str(Path(__file__).resolve().parents[3] / "sdk" / "python" / "src"))
+    import replyhq_sdk
+
+import replyhq_sdk.client
+from replyhq_sdk import ReplyHQClient, ReplyHQError, ReplyHQSyncClient
+
+sys.modules[__name__ + ".client"] = replyhq_sdk.client  # `from replyhq.sdk.client import ...`
+
+__all__ = ["ReplyHQClient", "ReplyHQError", "ReplyHQSyncClient", "replyhq_sdk"]
