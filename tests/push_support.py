@@ -21,6 +21,7 @@ import base64
 import contextlib
 import json
 import os
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -83,6 +84,7 @@ class Received:
     payload: dict[str, Any]
     headers: dict[str, str]
     http_version: str
+    at: float = field(default_factory=time.time)  # when it arrived (bench/bench_push.py)
 
 
 @dataclass

@@ -69,7 +69,7 @@ _REPLIES = text(
     SELECT seq, author_name, body, created_at FROM messages
     WHERE app_id = :app_id AND conversation_id = :conversation_id AND sender = 'agent'
       AND seq > :after
-    ORDER BY seq LIMIT 100
+    ORDER BY seq DESC LIMIT 100
     """
 )
 
@@ -166,13 +166,19 @@ async def deliver(
         if found is None:
             return  # deleted since
         person = found.end_user_id
-        replies = list(
-            await session.execute(
-                _REPLIES,
-                {"app_id": app_id, "conversation_id": conversation_id, "after": found.handled_seq},
-            )
+        # The replies after the earlier of the two markers: those not decided yet say whether
+        # there is anything to do; every unread one goes in the text, since a notification
+        # replaces the conversation's earlier one on the device (collapse key).
+        newest_first = await session.execute(
+            _REPLIES,
+            {
+                "app_id": app_id,
+                "conversation_id": conversation_id,
+                "after": min(found.handled_seq, found.read_seq),
+            },
         )
-        if not replies:
+        replies = list(reversed(newest_first.all()))
+        if not any(r.seq > found.handled_seq for r in replies):
             return  # decided already (a repeated job)
         unread = [r for r in replies if r.seq > found.read_seq]
         last_seq = replies[-1].seq
