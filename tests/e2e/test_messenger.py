@@ -231,11 +231,18 @@ async def test_the_end_user_sees_a_closed_conversation_and_writing_reopens_it(
         assert response.status_code == 200, response.text
         # Live, without a reload, and read out to screen readers.
         await expect(closed).to_contain_text("This conversation was closed")
+        # The closing is in the timeline as a line (an event, not a message bubble).
+        event = page.get_by_test_id("rhq-event")
+        await expect(event).to_contain_text("closed the conversation")
+        await expect(page.get_by_test_id("rhq-message")).to_have_count(1)
         await expect(page.locator("[aria-live]")).to_contain_text("closed")
         # Still closed after a reload (the list says so too).
         await page.reload()
         await page.get_by_test_id("rhq-launcher").click()
-        item = page.get_by_test_id("rhq-conversation-item").filter(has_text=text)
+        # Its last item is now the closing (the visitor's only conversation in this browser).
+        item = page.get_by_test_id("rhq-conversation-item").filter(
+            has_text="closed the conversation"
+        )
         await expect(item).to_contain_text("Closed")
         await item.click()
         await expect(closed).to_be_visible()

@@ -286,6 +286,14 @@ function Thread({ engine, conversationId }: { engine: Messenger; conversationId:
 function Bubble({ message, seen }: { message: Message; seen: boolean }) {
   const { t } = useUi();
   const mine = message.sender === "user";
+  if (message.kind === "event") {
+    // "Alice closed the conversation": a line in the timeline, not a bubble.
+    return (
+      <div className="rhq-event" data-testid="rhq-event" data-seq={message.seq} data-type={String(message.data?.type ?? "")}>
+        {message.body} · {when(message.created_at)}
+      </div>
+    );
+  }
   return (
     <div className={`rhq-bubble ${mine ? "rhq-mine" : "rhq-theirs"}`} data-testid="rhq-message" data-seq={message.seq} data-sender={message.sender} data-client-msg-id={message.client_msg_id}>
       {!mine && <span className="rhq-author">{message.author.name || t("support")}</span>}

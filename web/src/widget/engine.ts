@@ -622,7 +622,8 @@ export class Messenger {
     if (!known) {
       void this.loadConversations();
     } else if (message.seq > known.last_seq) {
-      const theirs = message.sender !== "user";
+      // A closed/reopened event (kind "event") is shown but is nobody's unread message.
+      const theirs = message.sender !== "user" && message.kind !== "event";
       if (theirs) this.announce(`${message.author.name || "Support"}: ${message.body}`);
       this.set({
         conversations: this.snapshot.conversations.map((c) =>
