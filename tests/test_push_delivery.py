@@ -54,6 +54,10 @@ def app_settings(servers: Servers, providers: FakeProviders, smtp: SmtpServer) -
 
 @pytest.fixture(scope="module")
 async def push_app(app_settings: Settings, servers: Servers) -> AsyncIterator[FastAPI]:
+    # Every agent reply of the session's earlier tests queued a push job (a trigger does) that
+    # no worker ran: this module's worker must not start behind that backlog, nor run other
+    # modules' apps' jobs against this module's fakes (it made the first FCM tests time out).
+    _drop_queued_push_jobs(servers)
     application = create_app(app_settings)
     async with LifespanManager(application):
         runtime: Runtime = application.state.runtime
@@ -63,6 +67,10 @@ async def push_app(app_settings: Settings, servers: Servers) -> AsyncIterator[Fa
         await worker.aclose()
     # Replies of this module scheduled rechecks and e-mails for later: no later test's worker
     # should run them.
+    _drop_queued_push_jobs(servers)
+
+
+def _drop_queued_push_jobs(servers: Servers) -> None:
     with psycopg.connect(servers.database_url, autocommit=True) as connection:
         connection.execute(
             "DELETE FROM procrastinate_jobs WHERE queue_name = 'push' AND status = 'todo'"
