@@ -1,159 +1,33 @@
-"""A small, strict stand-in for Stripe's API, for `make dev` and the tests.
-
-It speaks Stripe's wire format for what ReplyHQ calls: form-encoded requests with bracketed keys
-(`line_items[0][price]`), a secret key as Bearer token, JSON objects carrying `object` and `id`,
-errors as `{"error": {type, message, param, code}}` with Stripe's statuses (400 for a bad or
-unknown parameter, 401 for a missing or wrong key, 404 `resource_missing`), and replays of an
-`Idempotency-Key`. Resources: customers, prices, Checkout Sessions (subscription mode, with a
-hosted page that "pays"), billing portal sessions (with a page that cancels), subscriptions and
-invoice previews. Events are delivered to a webhook endpoint signed as Stripe signs them
-(`Stripe-Signature: t=<unix>,v1=<HMAC-SHA256 of "t.payload">`).
-
-Point the real `stripe` library at it with STRIPE_API_BASE. It keeps everything in memory; one
-fake is one Stripe account in test mode. It is not Stripe: only the parameters listed in
-`ALLOWED` are accepted (anything else is refused, as Stripe refuses unknown parameters).
-"""
+"""The fake Stripe account: its objects (customers, prices, Checkout Sessions, billing portal
+sessions, subscriptions, invoices) and its events, delivered to the webhook endpoint signed."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
-import hmac
-import html
-import itertools
 import json
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
 
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import ClientSession, ClientTimeout
 
-API_VERSION = "2026-10-28.endive"  # the pinned `stripe` library's version
+from replyhq.billing.fake_stripe.wire import (
+    API_VERSION,
+    StripeError,
+    boolean_param,
+    integer_param,
+    invalid,
+    list_param,
+    metadata_param,
+    missing,
+    public,
+    sign,
+)
+
 MIN_TRIAL_SECONDS = 48 * 3600  # Stripe refuses a trial_end less than 48 hours away
 MONTH_SECONDS = 30 * 24 * 3600
-
-# Parameters each call accepts (top-level names); Stripe refuses any other.
-ALLOWED: dict[str, set[str]] = {
-    "customers.create": {"email", "name", "metadata", "description", "expand"},
-    "prices.create": {
-        "currency",
-        "unit_amount",
-        "recurring",
-        "product_data",
-        "product",
-        "lookup_key",
-        "nickname",
-        "metadata",
-        "expand",
-    },
-    "checkout.create": {
-        "mode",
-        "line_items",
-        "success_url",
-        "cancel_url",
-        "customer",
-        "customer_email",
-        "client_reference_id",
-        "metadata",
-        "subscription_data",
-        "allow_promotion_codes",
-        "expand",
-    },
-    "portal.create": {"customer", "return_url", "expand"},
-    "subscriptions.update": {
-        "items",
-        "proration_behavior",
-        "proration_date",
-        "cancel_at_period_end",
-        "metadata",
-        "expand",
-    },
-    "subscriptions.cancel": {"expand", "prorate", "invoice_now"},
-    "invoices.create_preview": {
-        "customer",
-        "subscription",
-        "subscription_details",
-        "expand",
-    },
-    "retrieve": {"expand"},
-}
-
-
-class StripeError(Exception):
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type: str = "invalid_request_error",
-        param: str | None = None,
-        code: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.type, self.param, self.code = (
-            status,
-            message,
-            type,
-            param,
-            code,
-        )
-
-    def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"type": self.type, "message": self.message}
-        if self.param is not None:
-            error["param"] = self.param
-        if self.code is not None:
-            error["code"] = self.code
-        return {"error": error}
-
-
-def missing(param: str) -> StripeError:
-    return StripeError(
-        400, f"Missing required param: {param}.", param=param, code="parameter_missing"
-    )
-
-
-def invalid(param: str, message: str) -> StripeError:
-    return StripeError(400, message, param=param, code="parameter_invalid")
-
-
-def decode_form(body: str) -> dict[str, Any]:
-    """Stripe's bracketed form encoding (`a[b][0][c]=v`) into nested dicts and lists."""
-    root: dict[str, Any] = {}
-    for key, value in parse_qsl(body, keep_blank_values=True, strict_parsing=False):
-        head, _, rest = key.partition("[")
-        parts = [head] + ([p.rstrip("]") for p in ("[" + rest).split("[")[1:]] if rest else [])
-        node = root
-        for part, following in itertools.zip_longest(parts, parts[1:]):
-            if following is None:
-                node[part] = value
-            else:
-                node = node.setdefault(part, {})
-                if not isinstance(node, dict):
-                    raise invalid(key, f"Invalid parameter: {key}.")
-    decoded: dict[str, Any] = _lists(root)
-    return decoded
-
-
-def _lists(node: Any) -> Any:
-    if not isinstance(node, dict):
-        return node
-    converted = {k: _lists(v) for k, v in node.items()}
-    if converted and all(k.isdigit() for k in converted):
-        return [converted[k] for k in sorted(converted, key=int)]
-    return converted
-
-
-def sign(payload: str, secret: str, timestamp: int | None = None) -> str:
-    """The `Stripe-Signature` header Stripe sends with `payload`."""
-    t = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{t}.{payload}".encode(), hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
 
 
 @dataclass
@@ -232,7 +106,7 @@ class FakeStripe:
         return price
 
     def create_customer(self, params: dict[str, Any]) -> dict[str, Any]:
-        _metadata(params)
+        metadata_param(params)
         return self._new(
             "cus",
             "customer",
@@ -246,7 +120,7 @@ class FakeStripe:
         for name in ("currency", "unit_amount"):
             if name not in params:
                 raise missing(name)
-        amount = _integer(params, "unit_amount")
+        amount = integer_param(params, "unit_amount")
         if "product" not in params and "product_data" not in params:
             raise missing("product")
         product: str | None = params.get("product")
@@ -280,7 +154,7 @@ class FakeStripe:
             recurring=recurring and {"interval": recurring["interval"], "interval_count": 1},
             type="recurring" if recurring else "one_time",
             lookup_key=params.get("lookup_key"),
-            metadata=_metadata(params),
+            metadata=metadata_param(params),
         )
 
     def create_checkout_session(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -317,7 +191,7 @@ class FakeStripe:
                     "You must specify at least one recurring price in `subscription` mode "
                     "when using prices.",
                 )
-            quantity = _integer(item, "quantity", f"line_items[{index}][quantity]", default=1)
+            quantity = integer_param(item, "quantity", f"line_items[{index}][quantity]", default=1)
             line_items.append({"price": price["id"], "quantity": quantity})
         subscription_data = params.get("subscription_data", {})
         if not isinstance(subscription_data, dict):
@@ -337,7 +211,9 @@ class FakeStripe:
                 code="parameter_unknown",
             )
         if "trial_end" in subscription_data:
-            trial_end = _integer(subscription_data, "trial_end", "subscription_data[trial_end]")
+            trial_end = integer_param(
+                subscription_data, "trial_end", "subscription_data[trial_end]"
+            )
             if trial_end < self.now() + MIN_TRIAL_SECONDS:
                 raise invalid(
                     "subscription_data[trial_end]",
@@ -354,7 +230,7 @@ class FakeStripe:
             customer=params.get("customer"),
             customer_email=params.get("customer_email"),
             client_reference_id=params.get("client_reference_id"),
-            metadata=_metadata(params),
+            metadata=metadata_param(params),
             subscription=None,
             expires_at=self.now() + 24 * 3600,
         )
@@ -378,7 +254,7 @@ class FakeStripe:
         data = session["_subscription_data"]
         trial_end = int(data["trial_end"]) if "trial_end" in data else None
         subscription = self._new_subscription(
-            session["customer"], session["_line_items"], _metadata(data), trial_end
+            session["customer"], session["_line_items"], metadata_param(data), trial_end
         )
         session.update(status="complete", payment_status="paid", subscription=subscription["id"])
         self.emit("customer.subscription.created", subscription)
@@ -476,16 +352,16 @@ class FakeStripe:
         previous: dict[str, Any] = {}
         if "items" in params:
             previous["items"] = json.loads(json.dumps(subscription["items"]))
-            for index, item in enumerate(_list(params, "items")):
+            for index, item in enumerate(list_param(params, "items")):
                 price = self.get(item.get("price", ""), "price", f"items[{index}][price]")
                 target = self._item(subscription, item.get("id"), f"items[{index}][id]")
                 target["price"] = price
         if "cancel_at_period_end" in params:
             previous["cancel_at_period_end"] = subscription["cancel_at_period_end"]
-            subscription["cancel_at_period_end"] = _boolean(params, "cancel_at_period_end")
+            subscription["cancel_at_period_end"] = boolean_param(params, "cancel_at_period_end")
         if "metadata" in params:
             previous["metadata"] = subscription["metadata"]
-            subscription["metadata"] = {**subscription["metadata"], **_metadata(params)}
+            subscription["metadata"] = {**subscription["metadata"], **metadata_param(params)}
         self.emit("customer.subscription.updated", subscription, previous)
         return subscription
 
@@ -523,13 +399,15 @@ class FakeStripe:
         details = params.get("subscription_details", {})
         if not isinstance(details, dict):
             raise invalid("subscription_details", "Invalid object")
-        now = _integer(
+        now = integer_param(
             details, "proration_date", "subscription_details[proration_date]", default=self.now()
         )
         lines: list[dict[str, Any]] = []
         subscription_id = params.get("subscription")
         if subscription_id is None:  # a new subscription: its first invoice
-            for index, item in enumerate(_list(details, "items", "subscription_details[items]")):
+            for index, item in enumerate(
+                list_param(details, "items", "subscription_details[items]")
+            ):
                 price = self.get(
                     item.get("price", ""), "price", f"subscription_details[items][{index}][price]"
                 )
@@ -542,7 +420,9 @@ class FakeStripe:
             if customer is not None and subscription["customer"] != customer:
                 raise invalid("subscription", "The subscription does not belong to this customer.")
             item_changes = (
-                _list(details, "items", "subscription_details[items]") if "items" in details else []
+                list_param(details, "items", "subscription_details[items]")
+                if "items" in details
+                else []
             )
             for index, change in enumerate(item_changes):
                 target = self._item(
@@ -662,116 +542,7 @@ class FakeStripe:
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
-    # --- HTTP ------------------------------------------------------------------------------
-
-    def application(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors])
-        app.add_routes(
-            [
-                web.post("/v1/customers", self._api("customers.create", self.create_customer)),
-                web.get("/v1/customers/{id}", self._retrieve("customer")),
-                web.post("/v1/prices", self._api("prices.create", self.create_price)),
-                web.get("/v1/prices/{id}", self._retrieve("price")),
-                web.post(
-                    "/v1/checkout/sessions",
-                    self._api("checkout.create", self.create_checkout_session),
-                ),
-                web.get("/v1/checkout/sessions/{id}", self._retrieve("checkout.session")),
-                web.post("/v1/billing_portal/sessions", self._api("portal.create", self._portal)),
-                web.get("/v1/subscriptions/{id}", self._retrieve("subscription")),
-                web.post("/v1/subscriptions/{id}", self._update_subscription),
-                web.delete("/v1/subscriptions/{id}", self._cancel_subscription),
-                web.post(
-                    "/v1/invoices/create_preview",
-                    self._api("invoices.create_preview", self.preview_invoice),
-                ),
-                web.get("/checkout/{id}", self._checkout_page),
-                web.post("/checkout/{id}/pay", self._checkout_pay),
-                web.get("/portal/{id}", self._portal_page),
-                web.post("/portal/{id}/cancel", self._portal_cancel),
-            ]
-        )
-        return app
-
-    @web.middleware
-    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        try:
-            response: web.StreamResponse = await handler(request)
-            return response
-        except StripeError as error:
-            return web.json_response(
-                error.body(),
-                status=error.status,
-                headers={"Request-Id": f"req_{secrets.token_hex(7)}"},
-            )
-
-    async def _authorise(self, request: web.Request, operation: str) -> dict[str, Any]:
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer ") or not header[7:]:
-            raise StripeError(
-                401,
-                "You did not provide an API key. You need to provide your API key in the "
-                "Authorization header, using Bearer auth.",
-            )
-        if not hmac.compare_digest(header[7:], self.api_key):
-            raise StripeError(401, f"Invalid API Key provided: {header[7:12]}****")
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            raise StripeError(500, "An unknown error occurred", type="api_error")
-        body = await request.text()
-        if (
-            request.method == "POST"
-            and body
-            and not request.content_type.startswith("application/x-www-form-urlencoded")
-        ):
-            raise StripeError(400, "Invalid request: expected a form-encoded body.")
-        params = decode_form(body if request.method == "POST" else request.query_string)
-        allowed = ALLOWED[operation]
-        for name in params:
-            if name not in allowed:
-                raise StripeError(
-                    400,
-                    f"Received unknown parameter: {name}",
-                    param=name,
-                    code="parameter_unknown",
-                )
-        self.requests.append((request.method, request.path, params))
-        return params
-
-    def _api(
-        self, operation: str, create: Callable[[dict[str, Any]], dict[str, Any]]
-    ) -> Callable[[web.Request], Any]:
-        async def handle(request: web.Request) -> web.Response:
-            params = await self._authorise(request, operation)
-            key = request.headers.get("Idempotency-Key")
-            if key and key in self._idempotent:
-                status, body = self._idempotent[key]
-                return web.json_response(
-                    body, status=status, headers={"Idempotent-Replayed": "true"}
-                )
-            body = public(create(params))
-            if key:
-                self._idempotent[key] = (200, body)
-            return web.json_response(body)
-
-        return handle
-
-    def _retrieve(self, kind: str) -> Callable[[web.Request], Any]:
-        async def handle(request: web.Request) -> web.Response:
-            await self._authorise(request, "retrieve")
-            return web.json_response(public(self.get(request.match_info["id"], kind)))
-
-        return handle
-
-    async def _update_subscription(self, request: web.Request) -> web.Response:
-        params = await self._authorise(request, "subscriptions.update")
-        return web.json_response(public(self.update_subscription(request.match_info["id"], params)))
-
-    async def _cancel_subscription(self, request: web.Request) -> web.Response:
-        await self._authorise(request, "subscriptions.cancel")
-        return web.json_response(public(self.cancel_subscription(request.match_info["id"])))
-
-    def _portal(self, params: dict[str, Any]) -> dict[str, Any]:
+    def create_portal_session(self, params: dict[str, Any]) -> dict[str, Any]:
         if "customer" not in params:
             raise missing("customer")
         self.get(params["customer"], "customer", "customer")
@@ -790,82 +561,6 @@ class FakeStripe:
 
     # --- hosted pages (what the customer sees on checkout.stripe.com and the portal) --------
 
-    async def _checkout_page(self, request: web.Request) -> web.Response:
-        session = self._page_object(request, "checkout.session")
-        rows = "".join(
-            f"<li>{html.escape(str(self.objects[i['price']]['nickname']))}: "
-            f"${self.objects[i['price']]['unit_amount'] / 100:.2f} per month</li>"
-            for i in session["_line_items"]
-        )
-        form = (
-            f'<form method="post" action="/checkout/{session["id"]}/pay">'
-            '<button type="submit">Subscribe</button></form>'
-            if session["status"] == "open"
-            else "<p>This session is complete.</p>"
-        )
-        return _page("Checkout (fake Stripe)", f"<ul>{rows}</ul>{form}")
-
-    async def _checkout_pay(self, request: web.Request) -> web.Response:
-        session = self._page_object(request, "checkout.session")
-        self.complete_checkout(session["id"])
-        target = str(session["success_url"]).replace("{CHECKOUT_SESSION_ID}", session["id"])
-        raise web.HTTPSeeOther(target)
-
-    async def _portal_page(self, request: web.Request) -> web.Response:
-        portal = self._page_object(request, "billing_portal.session")
-        live = [
-            o
-            for o in self.objects.values()
-            if o["object"] == "subscription"
-            and o["customer"] == portal["customer"]
-            and o["status"] != "canceled"
-        ]
-        body = (
-            "".join(
-                f"<p>Subscription {html.escape(s['id'])}: {html.escape(s['status'])}"
-                f"{' (cancels at period end)' if s['cancel_at_period_end'] else ''}</p>"
-                for s in live
-            )
-            or "<p>No subscription.</p>"
-        )
-        if live and not live[0]["cancel_at_period_end"]:
-            body += (
-                f'<form method="post" action="/portal/{portal["id"]}/cancel">'
-                '<button type="submit">Cancel plan</button></form>'
-            )
-        if portal["return_url"]:
-            body += f'<p><a href="{html.escape(portal["return_url"])}">Return</a></p>'
-        return _page("Billing portal (fake Stripe)", body)
-
-    async def _portal_cancel(self, request: web.Request) -> web.Response:
-        portal = self._page_object(request, "billing_portal.session")
-        for obj in list(self.objects.values()):
-            if (
-                obj["object"] == "subscription"
-                and obj["customer"] == portal["customer"]
-                and obj["status"] != "canceled"
-            ):
-                self.update_subscription(obj["id"], {"cancel_at_period_end": "true"})
-        raise web.HTTPSeeOther(portal["return_url"] or f"/portal/{portal['id']}")
-
-    def _page_object(self, request: web.Request, kind: str) -> dict[str, Any]:
-        try:
-            return self.get(request.match_info["id"], kind)
-        except StripeError:
-            raise web.HTTPNotFound() from None
-
-
-def public(obj: dict[str, Any]) -> dict[str, Any]:
-    """An object as the API shows it (without the fake's own bookkeeping)."""
-    return {k: v for k, v in obj.items() if not k.startswith("_")}
-
-
-def _page(title: str, body: str) -> web.Response:
-    return web.Response(
-        text=f"<!doctype html><title>{title}</title><h1>{title}</h1>{body}",
-        content_type="text/html",
-    )
-
 
 def _line(amount: int, description: str, *, proration: bool) -> dict[str, Any]:
     return {
@@ -879,90 +574,3 @@ def _line(amount: int, description: str, *, proration: bool) -> dict[str, Any]:
             "subscription_item_details": {"proration": proration},
         },
     }
-
-
-def _metadata(params: dict[str, Any]) -> dict[str, str]:
-    metadata = params.get("metadata", {})
-    if metadata == "":
-        return {}
-    if not isinstance(metadata, dict) or any(
-        isinstance(v, (dict, list)) for v in metadata.values()
-    ):
-        raise invalid("metadata", "Invalid object")
-    if len(metadata) > 50:
-        raise invalid("metadata", "Metadata can have at most 50 keys.")
-    return {str(k): str(v) for k, v in metadata.items()}
-
-
-def _integer(
-    params: dict[str, Any], name: str, param: str | None = None, *, default: int | None = None
-) -> int:
-    if name not in params:
-        if default is None:
-            raise missing(param or name)
-        return default
-    try:
-        return int(params[name])
-    except (TypeError, ValueError):
-        raise invalid(param or name, f"Invalid integer: {params[name]}") from None
-
-
-def _boolean(params: dict[str, Any], name: str) -> bool:
-    value = params[name]
-    if value not in ("true", "false"):
-        raise invalid(name, f"Invalid boolean: {value}")
-    return bool(value == "true")
-
-
-def _list(params: dict[str, Any], name: str, param: str | None = None) -> list[dict[str, Any]]:
-    value = params.get(name)
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise invalid(param or name, "Invalid array")
-    return value
-
-
-# --- running it --------------------------------------------------------------------------------
-
-
-async def serve(
-    fake: FakeStripe, host: str = "127.0.0.1", port: int = 0
-) -> tuple[str, web.AppRunner]:
-    """Serve `fake` on host:port (0: a free port) in the running loop; (its base URL, runner)."""
-    runner = web.AppRunner(fake.application(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    server = site._server
-    assert server is not None
-    sockets = getattr(server, "sockets", None) or []
-    bound = sockets[0].getsockname()[1] if sockets else port
-    fake.base_url = f"http://{host}:{bound}"
-    return fake.base_url, runner
-
-
-class FakeStripeThread:
-    """The fake in a thread of its own (its own event loop), for `make dev`."""
-
-    def __init__(self, fake: FakeStripe, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.fake = fake
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, args=(host, port), daemon=True)
-        self.url = ""
-
-    def start(self) -> str:
-        self._thread.start()
-        self._ready.wait(10)
-        return self.url
-
-    def _run(self, host: str, port: int) -> None:
-        asyncio.set_event_loop(self._loop)
-        self.url, runner = self._loop.run_until_complete(serve(self.fake, host, port))
-        self._ready.set()
-        with contextlib.suppress(Exception):
-            self._loop.run_forever()
-        self._loop.run_until_complete(runner.cleanup())
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
