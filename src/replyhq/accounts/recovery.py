@@ -16,12 +16,11 @@ spent by a conditional UPDATE (`used_at IS NULL`), so of two concurrent uses at 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from replyhq.accounts import mails, tokens
+from replyhq.accounts import link_tokens, mails, tokens
 from replyhq.accounts.models import StaffToken, StaffUser
 from replyhq.accounts.service import (
     StaffChanges,
@@ -57,60 +56,11 @@ def address_taken() -> Conflict:
     return Conflict("Someone with this e-mail address is already on the team.", code="STAFF_EXISTS")
 
 
-async def _issue(
-    session: AsyncSession,
-    staff: StaffUser,
-    purpose: str,
-    prefix: str,
-    ttl_seconds: int,
-    new_email: str | None = None,
-) -> str:
-    """A new link token; any earlier unspent one of the same purpose stops working."""
-    await _spend_all(session, staff, purpose)
-    token = tokens.new_link_token(prefix, staff.app_id)
-    session.add(
-        StaffToken(
-            app_id=staff.app_id,
-            staff_id=staff.id,
-            purpose=purpose,
-            token_hash=tokens.token_hash(token),
-            new_email=new_email,
-            expires_at=datetime.now(UTC) + timedelta(seconds=ttl_seconds),
-        )
-    )
-    await session.flush()
-    return token
-
-
-async def _spend_all(session: AsyncSession, staff: StaffUser, purpose: str) -> None:
-    await session.execute(
-        update(StaffToken)
-        .where(
-            StaffToken.app_id == staff.app_id,
-            StaffToken.staff_id == staff.id,
-            StaffToken.purpose == purpose,
-            StaffToken.used_at.is_(None),
-        )
-        .values(used_at=func.now())
-    )
-
-
 async def _spend(
     session: AsyncSession, app_id: uuid.UUID, token: str, purpose: str
 ) -> tuple[StaffUser, StaffToken] | None:
     """Spend a live token: its (active, row-locked) member and row, or None."""
-    spent: StaffToken | None = await session.scalar(
-        update(StaffToken)
-        .where(
-            StaffToken.app_id == app_id,
-            StaffToken.token_hash == tokens.token_hash(token),
-            StaffToken.purpose == purpose,
-            StaffToken.used_at.is_(None),
-            StaffToken.expires_at > func.now(),
-        )
-        .values(used_at=func.now())
-        .returning(StaffToken)
-    )
+    spent = await link_tokens.spend(session, app_id, token, purpose)
     if spent is None:
         return None
     staff: StaffUser | None = await session.scalar(
@@ -145,7 +95,7 @@ async def request_password_reset(db: Database, settings: Settings, email: str) -
             staff = await session.get(StaffUser, staff_id, with_for_update=True)
             if staff is None or not staff.active or staff.email != address:
                 continue
-            token = await _issue(
+            token = await link_tokens.issue(
                 session,
                 staff,
                 PASSWORD_RESET,
@@ -170,7 +120,7 @@ async def reset_password(
     staff, _ = found
     staff.password_hash = password_hash
     await session.flush()
-    await _spend_all(session, staff, PASSWORD_RESET)
+    await link_tokens.spend_all(session, staff, PASSWORD_RESET)
     await revoke_sessions(session, app_id, "password_reset", staff_id=staff.id)
     # As deactivation: access tokens go stale and live sockets end, even without Redis.
     await end_staff_access(session, app_id, staff.id, "password_reset", changes)
@@ -201,7 +151,7 @@ async def request_email_change(
         raise BadRequest("This is already your e-mail address.", code="SAME_EMAIL")
     if not await _address_free(session, staff.app_id, address, staff.id):
         raise address_taken()
-    token = await _issue(
+    token = await link_tokens.issue(
         session,
         staff,
         EMAIL_CHANGE,

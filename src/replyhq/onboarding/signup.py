@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from zxcvbn import zxcvbn
 
-from replyhq.accounts import mails, tokens
+from replyhq.accounts import link_tokens, mails, tokens
 from replyhq.accounts import service as accounts
-from replyhq.accounts.models import StaffToken, StaffUser
+from replyhq.accounts.models import StaffUser
 from replyhq.accounts.permissions import Role
 from replyhq.accounts.service import TokenPair, normalize_email
 from replyhq.apps import service as apps
@@ -122,29 +121,11 @@ async def send_verification(
     session: AsyncSession, settings: Settings, staff: StaffUser, app_name: str
 ) -> None:
     """Mail a fresh verification link to the member's address (earlier links stop working)."""
-    await session.execute(
-        update(StaffToken)
-        .where(
-            StaffToken.app_id == staff.app_id,
-            StaffToken.staff_id == staff.id,
-            StaffToken.purpose == EMAIL_VERIFY,
-            StaffToken.used_at.is_(None),
-        )
-        .values(used_at=func.now())
-    )
-    token = tokens.new_link_token(tokens.VERIFY_PREFIX, staff.app_id)
     ttl = settings.email_verify_ttl_seconds
-    session.add(
-        StaffToken(
-            app_id=staff.app_id,
-            staff_id=staff.id,
-            purpose=EMAIL_VERIFY,
-            token_hash=tokens.token_hash(token),
-            new_email=staff.email,  # the address this link proves
-            expires_at=datetime.now(UTC) + timedelta(seconds=ttl),
-        )
+    # new_email: the address this link proves (a later change of address voids it)
+    token = await link_tokens.issue(
+        session, staff, EMAIL_VERIFY, tokens.VERIFY_PREFIX, ttl, new_email=staff.email
     )
-    await session.flush()
     context = {
         "app_name": app_name,
         "name": staff.name or "",
@@ -171,18 +152,7 @@ async def verify_email(session: AsyncSession, app_id: uuid.UUID, token: str) -> 
     """Spend a verification token: its member's address is verified (once; a later link of an
     already verified address changes nothing). A link for an address the member has since
     changed proves nothing."""
-    spent = await session.scalar(
-        update(StaffToken)
-        .where(
-            StaffToken.app_id == app_id,
-            StaffToken.token_hash == tokens.token_hash(token),
-            StaffToken.purpose == EMAIL_VERIFY,
-            StaffToken.used_at.is_(None),
-            StaffToken.expires_at > func.now(),
-        )
-        .values(used_at=func.now())
-        .returning(StaffToken)
-    )
+    spent = await link_tokens.spend(session, app_id, token, EMAIL_VERIFY)
     if spent is None:
         raise invalid_verification()
     staff: StaffUser | None = await session.scalar(
