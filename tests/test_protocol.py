@@ -14,7 +14,7 @@ import socketio
 
 from replyhq.realtime import protocol
 from tests.conftest import SocketServer, Tenant
-from tests.realtime_clients import Recorder
+from tests.realtime_clients import Recorder, refused
 from tests.staff import secret, signed_in
 from tests.test_realtime_devices import device_auth, identify
 
@@ -129,3 +129,79 @@ async def test_live_events_and_acks_match_the_schemas(
     finally:
         await device.close()
         await agent.close()
+
+
+async def test_the_handshake_is_validated_by_its_schema(
+    socket_server: SocketServer, http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """handshake.auth.json is what the server enforces: an `auth` it refuses is refused at the
+    handshake with the code docs/protocol.md gives for its field, the fields in `details`, and
+    the refusal valid against handshake.connect_error.json."""
+    await identify(http, tenant, "phone", "ann")
+    good = device_auth(tenant, "phone", user_id="ann", user_hash=tenant.user_hash("ann"))
+    check("handshake", "auth", good)
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({**good, "user_id": 42}, "VALIDATION_ERROR", "user_id"),  # was taken as anonymous
+        ({**good, "user_id": ""}, "VALIDATION_ERROR", "user_id"),
+        ({**good, "user_id": "a" * 256}, "VALIDATION_ERROR", "user_id"),
+        ({**good, "user_hash": "not-hex"}, "INVALID_USER_HASH", "user_hash"),
+        ({**good, "user_hash": ["a" * 64]}, "INVALID_USER_HASH", "user_hash"),
+        ({**good, "device_id": "d" * 129}, "DEVICE_ID_REQUIRED", "device_id"),
+        ({**good, "device_id": 7}, "DEVICE_ID_REQUIRED", "device_id"),
+    ]
+    for auth, code, field in cases:
+        with pytest.raises(jsonschema.ValidationError):
+            check("handshake", "auth", auth)
+        error = await refused(socket_server.url, auth)
+        check("handshake", "connect_error", error)
+        assert error["code"] == code, (auth, error)
+        assert [d["field"] for d in error["details"]] == [field], error
+    # Bad credentials are still only INVALID_CREDENTIALS, whatever else is wrong.
+    error = await refused(socket_server.url, {**good, "api_key": 1, "user_id": 42})
+    assert error == {"code": "INVALID_CREDENTIALS", "error": error["error"]}
+    # The same auth, valid, is let in: nothing else changed.
+    accepted = Recorder()
+    await accepted.connect(socket_server.url, good)
+    await accepted.close()
+
+    staff_refusal = await refused(socket_server.url, {"token": 5}, namespace="/admin")
+    assert staff_refusal["code"] == "AUTH_REQUIRED"
+    with pytest.raises(jsonschema.ValidationError):
+        check("handshake", "admin_auth", {"token": 5})
+
+
+async def test_every_client_event_of_the_catalogue_is_validated_by_its_schema(
+    socket_server: SocketServer, http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """For each client event of protocol.EVENTS, on each namespace it is listed for, a payload
+    its schema refuses is refused by the server with VALIDATION_ERROR (an event added to the
+    catalogue without validation fails here)."""
+    await identify(http, tenant, "phone", "ann")
+    auth = device_auth(tenant, "phone", user_id="ann", user_hash=tenant.user_hash("ann"))
+    staff = await signed_in(socket_server.runtime, http, tenant, "OWNER", name="Olga")
+    sockets = {"/": Recorder(), "/admin": Recorder()}
+    await sockets["/"].connect(socket_server.url, auth)
+    await sockets["/admin"].connect(socket_server.url, {"token": staff.access}, "/admin")
+    client_events = [spec for spec in protocol.EVENTS if spec.direction == "client"]
+    assert {spec.name for spec in client_events} >= {"message:send", "track", "sync", "read"}
+    try:
+        checked = []
+        for spec in client_events:
+            for bad in ({"unexpected": 1}, "not an object"):
+                with pytest.raises(jsonschema.ValidationError):
+                    check("client", spec.name, bad)
+                for namespace in spec.namespaces:
+                    socket = sockets[namespace]
+                    ack = await socket.client.call(spec.name, bad, namespace=namespace, timeout=10)
+                    check("client", spec.name, ack, ack=True)
+                    assert ack["ok"] is False and ack["code"] == "VALIDATION_ERROR", (
+                        spec.name,
+                        namespace,
+                        bad,
+                        ack,
+                    )
+                    checked.append((spec.name, namespace))
+        assert ("track", "/") in checked and ("console:subscribe", "/admin") in checked
+    finally:
+        for socket in sockets.values():
+            await socket.close()

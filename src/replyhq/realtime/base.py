@@ -38,7 +38,10 @@ class Refused(socketio.exceptions.ConnectionRefusedError):  # type: ignore[misc]
     """A refused handshake: the client's `connect_error` carries `{code, error}`."""
 
     def __init__(self, error: AppError) -> None:
-        super().__init__(error.message, {"code": error.code, "error": error.message})
+        data: dict[str, Any] = {"code": error.code, "error": error.message}
+        if error.extra.get("details"):
+            data["details"] = error.extra["details"]
+        super().__init__(error.message, data)
 
 
 def _nul_refusal(event: str, args: tuple[Any, ...]) -> Ack | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from pydantic import ValidationError
+
 from replyhq.analytics import service as analytics
 from replyhq.analytics.schemas import EventBatchIn
 from replyhq.errors import AppError, Unauthorized
@@ -14,7 +16,14 @@ from replyhq.messaging.service import Participant
 from replyhq.realtime.access import Grant
 from replyhq.realtime.base import Ack, Namespace, Refused, address_of, parse, room_of_user
 from replyhq.realtime.presence import LiveSession
-from replyhq.realtime.protocol import ReadIn, SendIn, SyncIn, TypingIn
+from replyhq.realtime.protocol import (
+    AUTH_FIELD_CODES,
+    DeviceAuth,
+    ReadIn,
+    SendIn,
+    SyncIn,
+    TypingIn,
+)
 from replyhq.users.service import socket_user
 from replyhq.web.deps import verify_app_key
 
@@ -34,17 +43,12 @@ class DeviceNamespace(Namespace):
                 _text(auth.get("api_key")),
                 "sdk",
             )
-            device_id = _text(auth.get("device_id"))
-            if not device_id or len(device_id) > 128:
-                raise Unauthorized("device_id is required.", code="DEVICE_ID_REQUIRED")
+            handshake = parse_auth(auth)
+            device_id = handshake.device_id
             await runtime.limiter.enforce(runtime.limiter.v1, "v1", str(app_id), device_id)
             async with runtime.db.tenant_session(app_id) as session:
                 end_user_id, name, proven = await socket_user(
-                    session,
-                    app_id,
-                    device_id,
-                    _text(auth.get("user_id")),
-                    _text(auth.get("user_hash")),
+                    session, app_id, device_id, handshake.user_id, handshake.user_hash
                 )
         except AppError as exc:
             raise Refused(exc) from None
@@ -181,6 +185,27 @@ def page_ack(page: MessagePage) -> Ack:
         "messages": [m.model_dump(mode="json") for m in page.items],
         "has_more": page.has_more,
     }
+
+
+def parse_auth(auth: dict[str, Any]) -> DeviceAuth:
+    """The handshake's `auth`, validated by handshake.auth.json's model (the schema native SDKs
+    read); refused with the code of its first bad field, and every bad field in `details`."""
+    try:
+        return DeviceAuth.model_validate(auth)
+    except ValidationError as exc:
+        errors = exc.errors()
+        details = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "auth", "reason": e["msg"]}
+            for e in errors
+        ]
+        first = str(errors[0]["loc"][0]) if errors and errors[0]["loc"] else ""
+        code = AUTH_FIELD_CODES.get(first, "VALIDATION_ERROR")
+        message = (
+            "device_id is required (1 to 128 characters)."
+            if code == "DEVICE_ID_REQUIRED"
+            else "The handshake's auth breaks handshake.auth.json: see details."
+        )
+        raise Unauthorized(message, code=code, details=details) from None
 
 
 def _text(value: Any) -> str | None:

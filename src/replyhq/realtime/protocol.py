@@ -30,28 +30,55 @@ SCHEMA_BASE = "https://replyhq.dev/protocol/"
 
 
 class DeviceAuth(BaseModel):
-    """The `auth` object of a device's handshake on namespace `/`."""
+    """The `auth` object of a device's handshake on namespace `/`. The server validates it with
+    this schema: a field that breaks it refuses the handshake (docs/protocol.md section 2)."""
 
-    app_id: str
+    app_id: str = Field(description="The app's id (a UUID).")
     api_key: str = Field(description="The app's SDK key (rhq_sdk_...).")
     device_id: str = Field(min_length=1, max_length=128)
-    user_id: str | None = Field(None, description="The identified user (after POST /v1/identify).")
-    user_hash: str | None = Field(
-        None, description="Hex HMAC-SHA256(identity secret, user_id), computed by your backend."
+    user_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        description="The identified user (after POST /v1/identify); absent or null: anonymous.",
     )
+    user_hash: str | None = Field(
+        None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="Hex HMAC-SHA256(identity secret, user_id), computed by your backend.",
+    )
+
+
+# The connect_error code of a handshake whose `auth` breaks handshake.auth.json, by the first
+# failing field (any other field: VALIDATION_ERROR). Bad credentials stay INVALID_CREDENTIALS,
+# checked first, as before the schema was enforced.
+AUTH_FIELD_CODES = {
+    "app_id": "INVALID_CREDENTIALS",
+    "api_key": "INVALID_CREDENTIALS",
+    "device_id": "DEVICE_ID_REQUIRED",
+    "user_hash": "INVALID_USER_HASH",
+}
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    reason: str
 
 
 class StaffAuth(BaseModel):
     """The `auth` object of a staff member's handshake on namespace `/admin`."""
 
-    token: str = Field(description="A dashboard access token.")
+    token: str = Field(min_length=1, description="A dashboard access token.")
 
 
 class ConnectErrorData(BaseModel):
     """The `data` of a refused handshake's `connect_error`."""
 
-    code: str
-    error: str
+    code: str = Field(description="What to do depends on it: docs/protocol.md section 2.")
+    error: str = Field(description="A sentence for developers; never parse it.")
+    details: list[ErrorDetail] | None = Field(
+        None, description="Which `auth` fields broke handshake.auth.json, and why."
+    )
 
 
 # --- client -> server -----------------------------------------------------------------------
@@ -81,11 +108,6 @@ class SyncIn(BaseModel):
     conversation_id: uuid.UUID
     after_seq: int = Field(0, ge=0, le=INT4_MAX)
     limit: int = Field(SYNC_LIMIT, ge=1, le=SYNC_LIMIT)
-
-
-class ErrorDetail(BaseModel):
-    field: str
-    reason: str
 
 
 class ErrorAck(BaseModel):
@@ -186,6 +208,8 @@ class ResyncOut(BaseModel):
 class ConsoleSubscribeIn(BaseModel):
     """Staff (OWNER, ADMIN): stream the app's SDK traffic to this socket (`console:entries`), or
     stop (`console:unsubscribe`). Nothing to send."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class ConsoleEntryOut(BaseModel):

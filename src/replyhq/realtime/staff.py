@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from replyhq.accounts.permissions import StaffPrincipal
 from replyhq.accounts.service import verify_access_token
 from replyhq.accounts.tokens import decode_access_token
@@ -15,15 +17,24 @@ from replyhq.realtime.access import Grant
 from replyhq.realtime.base import Ack, Namespace, Refused, parse, room_of_agents, signin_key
 from replyhq.realtime.devices import page_ack
 from replyhq.realtime.presence import LiveSession
-from replyhq.realtime.protocol import ReadIn, SendIn, SyncIn, TypingIn
+from replyhq.realtime.protocol import (
+    ConsoleSubscribeIn,
+    ReadIn,
+    SendIn,
+    StaffAuth,
+    SyncIn,
+    TypingIn,
+)
 
 
 class StaffNamespace(Namespace):
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        token = auth.get("token") if isinstance(auth, dict) else None
         try:
-            if not isinstance(token, str) or not token:
-                raise Unauthorized("An access token is required.", code="AUTH_REQUIRED")
+            # handshake.admin_auth.json's model: anything else is no token.
+            try:
+                token = StaffAuth.model_validate(auth if isinstance(auth, dict) else {}).token
+            except ValidationError:
+                raise Unauthorized("An access token is required.", code="AUTH_REQUIRED") from None
             principal = await verify_access_token(self.runtime, token)
             principal.require("conversations:read")
             # The token's version is the member's access generation it was issued at.
@@ -51,6 +62,7 @@ class StaffNamespace(Namespace):
         """Stream this app's SDK traffic to this socket (`console:entries`); OWNER and ADMIN."""
 
         async def work() -> Ack:
+            parse(ConsoleSubscribeIn, data)
             me = await self._principal(sid, "settings:read")
             console = self.realtime.console
             if console is None:
@@ -66,6 +78,7 @@ class StaffNamespace(Namespace):
 
     async def on_console_unsubscribe(self, sid: str, data: Any = None) -> Ack:
         async def work() -> Ack:
+            parse(ConsoleSubscribeIn, data)
             session = await self.get_session(sid)
             live: LiveSession = session["live"]
             console = self.realtime.console
