@@ -51,28 +51,34 @@ def async_url(url: str) -> str:
     return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
-def runtime_url(settings: Settings, owner_url: str) -> str:
-    """The runtime role's URL: explicit, or the owner's URL with the role swapped in."""
-    if settings.app_database_url:
-        return async_url(settings.app_database_url)
+def _role_url(explicit: str | None, owner_url: str, role: str, password: str | None) -> str:
+    """A role's URL: explicit, or the owner's URL with the role (and its password) swapped in."""
+    if explicit:
+        return async_url(explicit)
     parsed = make_url(owner_url).set(
-        drivername="postgresql+psycopg",
-        username=settings.database_app_role,
-        password=settings.app_database_password,
+        drivername="postgresql+psycopg", username=role, password=password
     )
     return parsed.render_as_string(hide_password=False)
+
+
+def runtime_url(settings: Settings, owner_url: str) -> str:
+    """The runtime role's URL (RLS applies to it)."""
+    return _role_url(
+        settings.app_database_url,
+        owner_url,
+        settings.database_app_role,
+        settings.app_database_password,
+    )
 
 
 def system_url(settings: Settings, owner_url: str) -> str:
-    """The system role's URL: explicit, or the owner's URL with the system role swapped in."""
-    if settings.system_database_url:
-        return async_url(settings.system_database_url)
-    parsed = make_url(owner_url).set(
-        drivername="postgresql+psycopg",
-        username=settings.database_system_role,
-        password=settings.system_database_password,
+    """The system role's URL (cross-tenant work)."""
+    return _role_url(
+        settings.system_database_url,
+        owner_url,
+        settings.database_system_role,
+        settings.system_database_password,
     )
-    return parsed.render_as_string(hide_password=False)
 
 
 def on_commit(session: AsyncSession, effect: AfterCommit) -> None:
