@@ -99,14 +99,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         runtime.start()
         await realtime.start(runtime)
-        realtime.observers.append(Checklist(runtime.db))
+        # Reactions to committed events, each told only the events it names (events.Observers).
+        realtime.observers.add(Checklist.EVENTS, Checklist(runtime.db))
         meter = None
         if settings.billing_enabled:  # usage counted from committed messages (billing/usage.py)
             meter = UsageMeter(runtime.db, settings.billing_usage_flush_seconds)
-            realtime.observers.append(meter.observe)
+            realtime.observers.add(UsageMeter.EVENTS, meter.observe)
             meter.start()
         app.state.usage_meter = meter
-        realtime.observers.append(console.observe)
+        # Told only while somebody watches the event's app: a set lookup, no call, otherwise.
+        realtime.observers.add(Console.EVENTS, console.observe, apps=console.watching)
         console.start(runtime.redis, realtime.sio.emit)
         try:
             async with server_background(settings, runtime):  # process metrics, jobs

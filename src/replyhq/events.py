@@ -8,13 +8,16 @@ or a write-only Redis emitter in workers) receives them once the data is committ
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from replyhq.db.session import EVENT_SINK, on_commit
+
+_log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,3 +56,37 @@ def record(session: AsyncSession, event: DomainEvent) -> None:
     sink: EventSink | None = session.info.get(EVENT_SINK)
     if sink is not None:
         on_commit(session, lambda: sink(event))
+
+
+Observer = Callable[[Event], Awaitable[None]]
+AppFilter = Callable[[uuid.UUID], bool]
+
+
+class Observers:
+    """The process' reactions to committed events (onboarding's checklist, billing's usage meter,
+    the test console), in one table by event name, told after delivery by the event sink.
+
+    Each observer names the events it wants, and may name a filter of apps: an event reaches
+    only the observers of its name, and of those only the ones whose filter takes its app. So an
+    event nobody reacts to costs one dictionary lookup, and the test console, filtered by the
+    apps somebody watches, costs a set lookup (no call at all) while nobody watches."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, tuple[tuple[Observer, AppFilter | None], ...]] = {}
+
+    def add(
+        self, names: Iterable[str], observer: Observer, *, apps: AppFilter | None = None
+    ) -> None:
+        for name in names:
+            self._by_name[name] = (*self._by_name.get(name, ()), (observer, apps))
+
+    async def notify(self, event: DomainEvent) -> None:
+        if not isinstance(event, Event):
+            return
+        for observer, apps in self._by_name.get(event.name, ()):
+            if apps is not None and not apps(event.app_id):
+                continue
+            try:
+                await observer(event)
+            except Exception as exc:  # an observer's failure is never the sender's
+                _log.warning("event_observer_failed", event_name=event.name, error=str(exc))

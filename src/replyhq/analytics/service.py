@@ -20,9 +20,13 @@ from replyhq.analytics.schemas import (
     EventNameOut,
 )
 from replyhq.errors import BadRequest
+from replyhq.events import Event
 from replyhq.users.models import EndUser
 
 CATALOG_LIMIT = 500
+# Committed tracked events, told to the process' observers (the test console): heard by no
+# socket as such.
+TRACKED = "events:tracked"
 
 
 def rows_of(batch: EventBatchIn, retention_days: int, now: datetime | None = None) -> list[Row]:
@@ -62,11 +66,22 @@ async def track(
     device_id: str,
     batch: EventBatchIn,
     retention_days: int,
+    *,
+    transport: str = "http",
 ) -> int:
     """Store the batch's events for the device's end user; returns once they are committed.
-    401 for a device that has not identified (or may not speak for its user)."""
+    401 for a device that has not identified (or may not speak for its user). Once committed,
+    the process' observers hear `events:tracked` (the test console shows each event)."""
     rows = rows_of(batch, retention_days)
     await writer.write(app_id, device_id, rows)
+    sink = writer.db.event_sink
+    if sink is not None:
+        tracked = [
+            {"name": e.name, "properties": e.properties, "timestamp": r.occurred_at.isoformat()}
+            for e, r in zip(batch.events, rows, strict=True)
+        ]
+        data = {"device_id": device_id, "transport": transport, "events": tracked}
+        await sink(Event(TRACKED, app_id, data))
     return len(rows)
 
 

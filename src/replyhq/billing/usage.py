@@ -95,8 +95,11 @@ class UsageMeter:
             ).timestamp()
         return self._period
 
+    # The committed events it counts (its observer is told only these: events.Observers).
+    EVENTS = ("message:new",)
+
     async def observe(self, event: DomainEvent) -> None:
-        """A realtime observer (told every committed event): counts each new message."""
+        """A realtime observer (told committed `message:new`): counts each new message."""
         if isinstance(event, Event) and event.name == "message:new":
             self._count_event(event)
 

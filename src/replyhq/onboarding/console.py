@@ -3,13 +3,19 @@
 Entries (`console:entries {entries: [...]}` on /admin, batched every 0.1 s at most, to the room
 `console:<app id>`, which only a member with `settings:read` who sent `console:subscribe`
 joins), each `{id, at, type, device_id, user_id, data}`
-with `type` one of connect, connect_refused, disconnect, identify, message, typing, refused
-(an HTTP call or a socket event refused, with its code and reason). Secrets never appear:
+with `type` one of connect, connect_refused, disconnect, identify, message, typing, event (a
+tracked event), refused (an HTTP call or a socket event refused, with its code and reason: a bad
+key, a wrong user_hash, a rate limit, the plan's limit, a browser origin not allowed...).
+Secrets never appear:
 entries are built from named fields, never from headers, and `redact` blanks any key that names
 a credential.
 
 It costs nothing when nobody watches: every source asks `watching(app_id)`, a set lookup, before
-building anything. Which apps are watched, in any process, is kept in one Redis sorted set
+building anything (the committed-event observer is not even called: replyhq.events.Observers
+asks first), and the HTTP middleware checks only that the set is empty. When somebody watches,
+the request queues a tuple; the entry is built and sent by one task per process.
+
+Which apps are watched, in any process, is kept in one Redis sorted set
 (member `<app id>:<process>`, scored by when it lapses): each process with watchers renews its
 own members and every process reads the set once a second, so a console opened in one process
 hears traffic handled by any other within a second (at once in its own).
@@ -31,8 +37,10 @@ from redis.asyncio import Redis
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from replyhq.events import DomainEvent, Event
+from replyhq.analytics.service import TRACKED
+from replyhq.events import Event
 from replyhq.runtime import cancel_and_wait
+from replyhq.web.origins import REFUSED_ORIGIN
 
 if TYPE_CHECKING:
     from replyhq.realtime.presence import LiveSession
@@ -61,6 +69,10 @@ SECRET_KEYS = frozenset(
         "authorization",
     }
 )
+
+
+# An entry as the request leaves it: app, time (epoch seconds), type, device, user, data.
+_Queued = tuple[uuid.UUID, float, str, str | None, str | None, dict[str, Any] | None]
 
 
 def room_of_console(app_id: uuid.UUID) -> str:
@@ -103,7 +115,7 @@ class Console:
         self._task: asyncio.Task[None] | None = None
         # Entries wait here for one sender, in order: the request that made one never waits on
         # its delivery (a full queue drops entries rather than slow the traffic it shows).
-        self._queue: asyncio.Queue[tuple[uuid.UUID, dict[str, Any]]] = asyncio.Queue(QUEUE)
+        self._queue: asyncio.Queue[_Queued] = asyncio.Queue(QUEUE)
         self._sender: asyncio.Task[None] | None = None
 
     # --- who watches -----------------------------------------------------------------------
@@ -186,7 +198,7 @@ class Console:
 
     # --- entries ---------------------------------------------------------------------------
 
-    async def publish(
+    def publish(
         self,
         app_id: uuid.UUID,
         kind: str,
@@ -195,18 +207,13 @@ class Console:
         user_id: str | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
+        """Queue an entry for `app_id`'s watchers (nothing when nobody watches it). The request
+        pays for a tuple and a queue slot: the entry itself (its id, its time in ISO form, the
+        redaction) is made by the sender, off the request's path."""
         if app_id not in self.watched or self._emit is None:
             return
-        entry = {
-            "id": uuid.uuid4().hex,
-            "at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            "type": kind,
-            "device_id": device_id,
-            "user_id": user_id,
-            "data": redact(data or {}),
-        }
         try:
-            self._queue.put_nowait((app_id, entry))
+            self._queue.put_nowait((app_id, time.time(), kind, device_id, user_id, data))
         except asyncio.QueueFull:
             log.warning("console_entry_dropped", reason="queue full")
 
@@ -219,8 +226,17 @@ class Console:
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             by_app: dict[uuid.UUID, list[dict[str, Any]]] = {}
-            for app_id, entry in batch:
-                by_app.setdefault(app_id, []).append(entry)
+            for app_id, at, kind, device_id, user_id, data in batch:
+                by_app.setdefault(app_id, []).append(
+                    {
+                        "id": uuid.uuid4().hex,
+                        "at": datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z"),
+                        "type": kind,
+                        "device_id": device_id,
+                        "user_id": user_id,
+                        "data": redact(data or {}),
+                    }
+                )
             for app_id, entries in by_app.items():
                 try:
                     await self._emit(
@@ -229,13 +245,15 @@ class Console:
                 except Exception as exc:  # a convenience: the traffic itself goes on
                     log.warning("console_entry_lost", error=str(exc))
 
-    async def observe(self, event: DomainEvent) -> None:
-        """Committed domain events: identifies, messages, typing."""
-        if not isinstance(event, Event) or event.app_id not in self.watched:
-            return
+    # The committed events the console shows (its observer is told only these, and only for
+    # the apps somebody watches: replyhq.events.Observers).
+    EVENTS = ("device:identified", "message:new", "typing", TRACKED)
+
+    async def observe(self, event: Event) -> None:
+        """Committed domain events: identifies, messages, typing, tracked events."""
         data = event.data
         if event.name == "device:identified":
-            await self.publish(
+            self.publish(
                 event.app_id,
                 "identify",
                 device_id=data.get("device_id"),
@@ -245,7 +263,7 @@ class Console:
         elif event.name == "message:new":
             message = data.get("message", {})
             author = message.get("author") or {}
-            await self.publish(
+            self.publish(
                 event.app_id,
                 "message",
                 user_id=author.get("id") if message.get("sender") == "user" else None,
@@ -258,12 +276,26 @@ class Console:
                 },
             )
         elif event.name == "typing" and (data.get("who") or {}).get("type") == "user":
-            await self.publish(
+            self.publish(
                 event.app_id,
                 "typing",
                 user_id=data["who"].get("id"),
                 data={"conversation_id": data.get("conversation_id"), "typing": data.get("typing")},
             )
+        elif event.name == TRACKED:
+            transport = data.get("transport")
+            for tracked in data.get("events", ()):
+                self.publish(
+                    event.app_id,
+                    "event",
+                    device_id=data.get("device_id"),
+                    data={
+                        "name": tracked.get("name"),
+                        "properties": tracked.get("properties") or {},
+                        "timestamp": tracked.get("timestamp"),
+                        "transport": transport,
+                    },
+                )
 
     async def socket_event(
         self, event: str, args: tuple[Any, ...], outcome: dict[str, Any], live: LiveSession | None
@@ -294,7 +326,7 @@ class Console:
             data["event"] = event
         if not outcome.get("ok"):
             data.update(code=outcome.get("code"), reason=outcome.get("error"))
-        await self.publish(app_id, kind, device_id=device_id, user_id=person, data=data)
+        self.publish(app_id, kind, device_id=device_id, user_id=person, data=data)
 
     async def origin_refused(self, origin: str, query: str) -> None:
         """A socket handshake from a page whose origin is not in ALLOWED_ORIGINS, naming its
@@ -303,7 +335,7 @@ class Console:
         app_id = _app_id(values[0])
         if app_id is None or app_id not in self.watched:
             return
-        await self.publish(
+        self.publish(
             app_id,
             "connect_refused",
             data={
@@ -317,8 +349,12 @@ class Console:
 
 class ConsoleRefusals:
     """ASGI middleware: a refused /v1 call (4xx) of a watched app becomes a console entry, with
-    its code and reason. The app is the one the call names (X-App-Id), proven or not: a bad key
-    is exactly what the console is for. Nothing is read or wrapped while nobody watches."""
+    its code and reason, and so does any HTTP request of a watched app from a browser origin
+    not in ALLOWED_ORIGINS (`ORIGIN_REFUSED`, marked by the CORS middleware inside this one).
+    The app is the one the request names, proven or not (a bad key is exactly what the console
+    is for): its X-App-Id header, else an `app_id` in its query string, which is all a CORS
+    preflight or a `no-cors` probe can carry. A bare preflight names no app: it is only logged.
+    Nothing is read or wrapped while nobody watches."""
 
     def __init__(self, app: ASGIApp, console: Console) -> None:
         self.app = app
@@ -326,16 +362,12 @@ class ConsoleRefusals:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         console = self.console
-        if (
-            not console.watched
-            or scope["type"] != "http"
-            or not str(scope.get("path", "")).startswith("/v1/")
-        ):
+        if not console.watched or scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        app_id = _app_id(headers.get("x-app-id"))
-        if not console.watching(app_id):
+        app_id = _app_id(headers.get("x-app-id")) or _query_app_id(scope)
+        if app_id is None or not console.watching(app_id):
             await self.app(scope, receive, send)
             return
         status = 0
@@ -350,19 +382,52 @@ class ConsoleRefusals:
             await send(message)
 
         await self.app(scope, receive, spy)
-        if 400 <= status < 500 and app_id is not None:
-            await self.console.publish(
+        path = str(scope.get("path", ""))
+        common = {"transport": "http", "method": scope.get("method"), "path": path}
+        device_id = _text(headers.get("x-device-id"), 128)
+        origin = scope.get(REFUSED_ORIGIN)
+        if isinstance(origin, str):
+            preflight = scope.get("method") == "OPTIONS" and bool(
+                headers.get("access-control-request-method")
+            )
+            console.publish(
                 app_id,
                 "refused",
-                device_id=_text(headers.get("x-device-id"), 128),
+                device_id=device_id,
                 data={
-                    "transport": "http",
-                    "method": scope.get("method"),
-                    "path": scope.get("path"),
+                    **common,
                     "status": status,
-                    **_reason(bytes(body)),
+                    "code": "ORIGIN_REFUSED",
+                    "reason": _origin_reason(origin[:200], preflight),
+                    "origin": origin[:200],
                 },
             )
+        elif 400 <= status < 500 and path.startswith("/v1/"):
+            console.publish(
+                app_id,
+                "refused",
+                device_id=device_id,
+                data={**common, "status": status, **_reason(bytes(body))},
+            )
+
+
+def _query_app_id(scope: Scope) -> uuid.UUID | None:
+    query: bytes = scope.get("query_string", b"")
+    if b"app_id=" not in query:
+        return None
+    return _app_id((parse_qs(query[:2048].decode("latin-1")).get("app_id") or [""])[0])
+
+
+def _origin_reason(origin: str, preflight: bool) -> str:
+    if preflight:
+        return (
+            f"The page's origin {origin} is not in ALLOWED_ORIGINS: the browser's preflight was "
+            "refused, so the call itself was never sent."
+        )
+    return (
+        f"The page's origin {origin} is not in ALLOWED_ORIGINS: the browser does not let the "
+        "page read this answer."
+    )
 
 
 def _reason(body: bytes) -> dict[str, Any]:

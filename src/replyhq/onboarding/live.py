@@ -13,7 +13,7 @@ import uuid
 import structlog
 
 from replyhq.db import Database
-from replyhq.events import DomainEvent, Event
+from replyhq.events import Event
 from replyhq.onboarding import service
 
 log = structlog.get_logger(__name__)
@@ -41,13 +41,14 @@ def steps_of(event: Event) -> tuple[str, ...]:
 
 
 class Checklist:
+    # The committed events that can complete a step (its observer is told only these).
+    EVENTS = ("message:new", "device:identified", "team:invited")
+
     def __init__(self, db: Database) -> None:
         self._db = db
         self._done: dict[uuid.UUID, set[str]] = {}
 
-    async def __call__(self, event: DomainEvent) -> None:
-        if not isinstance(event, Event):
-            return
+    async def __call__(self, event: Event) -> None:
         steps = steps_of(event)
         if not steps:
             return

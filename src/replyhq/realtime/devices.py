@@ -158,6 +158,7 @@ class DeviceNamespace(Namespace):
                 live.device_id or "",
                 request,
                 runtime.settings.event_retention_days,
+                transport="socket",
             )
             return {"accepted": accepted}
 

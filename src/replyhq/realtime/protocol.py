@@ -218,7 +218,14 @@ class ConsoleEntryOut(BaseModel):
     id: str
     at: datetime
     type: Literal[
-        "connect", "connect_refused", "disconnect", "identify", "message", "typing", "refused"
+        "connect",
+        "connect_refused",
+        "disconnect",
+        "identify",
+        "message",
+        "typing",
+        "event",
+        "refused",
     ]
     device_id: str | None
     user_id: str | None

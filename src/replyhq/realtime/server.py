@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import socketio
@@ -16,7 +15,7 @@ import structlog
 from engineio.async_socket import AsyncSocket
 from socketio import packet as sio_packet
 
-from replyhq.events import DomainEvent, Event, Revoke
+from replyhq.events import DomainEvent, Event, Observers, Revoke
 from replyhq.messaging.service import Participant
 from replyhq.realtime.access import AccessChecks, Grant
 from replyhq.realtime.base import room_of_agents
@@ -66,8 +65,9 @@ class RealtimeServer:
         self._access: AccessChecks | None = None
         self.limits = SocketLimits(settings)
         self._tasks: list[asyncio.Task[None]] = []
-        # Told every committed event after its delivery (onboarding's checklist, the console).
-        self.observers: list[Callable[[DomainEvent], Awaitable[None]]] = []
+        # Told committed events after their delivery, by name (onboarding's checklist, billing's
+        # usage meter, the test console): see replyhq.events.Observers.
+        self.observers = Observers()
         # The app's SDK traffic for its test console (replyhq.onboarding.console), when wired.
         self.console: Console | None = None
 
@@ -225,11 +225,7 @@ class RealtimeServer:
             except Exception as exc:
                 log.warning("socket_access_recheck_failed", error=str(exc))
         await self.delivery(event, skip_sid)
-        for observer in self.observers:
-            try:
-                await observer(event)
-            except Exception as exc:  # an observer's failure is never the sender's
-                log.warning("event_observer_failed", error=str(exc))
+        await self.observers.notify(event)
 
 
 # Names python-socketio (and the Socket.IO clients) use for their own lifecycle. Sent by a client

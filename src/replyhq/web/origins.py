@@ -16,6 +16,9 @@ log = structlog.get_logger(__name__)
 
 # Bounds the memory of origins already reported: anyone can send any Origin header.
 MAX_REPORTED = 1000
+# Set in an HTTP request's scope to the refused origin (the test console reports it to the app
+# the request names: replyhq.onboarding.console.ConsoleRefusals).
+REFUSED_ORIGIN = "replyhq.origin_refused"
 
 
 class OriginGate:
@@ -87,5 +90,8 @@ class ReportingCORSMiddleware(CORSMiddleware):
             origin = headers.get("origin")
             if origin is not None:
                 host = forwarded_host(headers.get("x-forwarded-host"), headers.get("host"))
-                self.gate.allows(origin, scope["scheme"], host, headers.get("sec-fetch-site"))
+                if not self.gate.allows(
+                    origin, scope["scheme"], host, headers.get("sec-fetch-site")
+                ):
+                    scope[REFUSED_ORIGIN] = origin
         await super().__call__(scope, receive, send)

@@ -81,7 +81,7 @@ export type SignupResult = components["schemas"]["SignupOut"];
 export interface ConsoleEntry {
   id: string;
   at: string;
-  type: "connect" | "connect_refused" | "disconnect" | "identify" | "message" | "typing" | "refused";
+  type: "connect" | "connect_refused" | "disconnect" | "identify" | "message" | "typing" | "event" | "refused";
   device_id: string | null;
   user_id: string | null;
   data: Record<string, unknown>;

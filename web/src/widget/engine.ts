@@ -273,7 +273,7 @@ export class Messenger {
         this.block(code, errorText(error, "refused"));
         return;
       }
-      if (code === NETWORK_ERROR && (await originRefused(this.config.baseUrl))) {
+      if (code === NETWORK_ERROR && (await originRefused(this.config.baseUrl, this.config.appId))) {
         if (generation === this.generation) this.block("ORIGIN_REFUSED", "");
         return; // nothing changes until the server's ALLOWED_ORIGINS does (and the page reloads)
       }

@@ -4,7 +4,7 @@ import { useEffect, useRef, useState } from "react";
 import type { ConsoleEntry } from "../../api/types";
 import type { Desk } from "../desk";
 
-const TYPES: ConsoleEntry["type"][] = ["connect", "connect_refused", "disconnect", "identify", "message", "typing", "refused"];
+const TYPES: ConsoleEntry["type"][] = ["connect", "connect_refused", "disconnect", "identify", "message", "typing", "event", "refused"];
 const KEEP = 1000; // entries shown at most; older ones scroll away
 
 export function ConsoleScreen({ desk }: { desk: Desk }) {
@@ -51,7 +51,7 @@ export function ConsoleScreen({ desk }: { desk: Desk }) {
       <h2>
         Test console <span className="muted" data-testid="console-status">{paused ? "Paused" : status}</span>
       </h2>
-      <p className="muted">Your app's SDK traffic as it happens: connections, identifies, messages, typing and every refused call, with its reason. Secrets are never shown.</p>
+      <p className="muted">Your app's SDK traffic as it happens: connections, identifies, messages, typing, tracked events and every refused call, with its reason. Secrets are never shown.</p>
       <div className="toolbar">
         <select aria-label="Type" value={type} onChange={(e) => setType(e.target.value)} data-testid="console-type">
           <option value="">All types</option>
