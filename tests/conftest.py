@@ -34,12 +34,13 @@ from replyhq.web.protocol import http_options
 from tests.realtime_clients import Recorder
 
 # job_queue, job_worker: jobs run in the test process; smtp, mail_app: mail read from real SMTP;
-# providers: fake FCM, APNs and Web Push services
+# providers: fake FCM, APNs and Web Push services; sentry_server: a local Sentry
 pytest_plugins = [
     "tests.jobs_support",
     "tests.mail_support",
     "tests.billing_support",
     "tests.push_support",
+    "tests.sentry_support",
 ]
 
 

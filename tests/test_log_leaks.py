@@ -27,20 +27,11 @@ from replyhq.app import create_app
 from replyhq.runtime import Runtime
 from replyhq.web.deps import SDKApp
 from tests.conftest import Servers, Tenant, free_port, make_settings, server_env
-from tests.test_sentry import SentryServer
+from tests.sentry_support import SentryServer
 
 # Looks like nothing the redactor knows: only never showing SQL values keeps it out.
 PRIVATE = "my-private-message-body-7f3a9c"
 KEY = "rhq_sk_" + "L" * 40
-
-
-@pytest.fixture
-def sentry_server() -> Iterator[SentryServer]:
-    server = SentryServer()
-    yield server
-    sentry_sdk.get_client().close()
-    sentry_sdk.init()  # no DSN: reporting off again for the rest of the run
-    server.close()
 
 
 @pytest.fixture
