@@ -36,6 +36,7 @@ TENANT_TABLES = [
 ]
 TENANT_TABLES += ["events", "event_daily_counts", "event_names", "segments"]
 TENANT_TABLES += ["campaigns", "campaign_messages"]  # a campaign sent to the seeded user
+TENANT_TABLES += ["triggered_messages", "triggered_message_sends"]  # and a triggered message
 # The messenger's (seeded below: settings with office hours that are never in, so the first
 # message gets an away reply; the device's context; a closing rated).
 TENANT_TABLES += [
@@ -109,6 +110,7 @@ async def _seed_campaign(
 ) -> None:
     from replyhq.campaigns.tasks import send_campaign
     from replyhq.jobs.registry import JobRun
+    from replyhq.triggered.tasks import send_triggered
     from tests.staff import add_staff
 
     sender = await add_staff(runtime, tenant, "AGENT")
@@ -120,6 +122,19 @@ async def _seed_campaign(
     assert launched.status_code == 201, launched.text
     run = JobRun(1, "campaigns.send", 1, runtime)
     await send_campaign.func(run, app_id=str(tenant.id), campaign_id=launched.json()["id"])
+    triggered = await client.post(
+        "/admin/api/triggered-messages",
+        headers={"X-App-Id": str(tenant.id), "X-Api-Key": tenant.secret_key},
+        json={"name": "Hi", "event_name": "paid", "sender_id": str(sender.id), "body": "Thanks"},
+    )
+    assert triggered.status_code == 201, triggered.text
+    tracked = await client.post(
+        "/v1/events", headers=tenant.sdk("device-a"), json={"events": [{"name": "paid"}]}
+    )
+    assert tracked.status_code == 202
+    await send_triggered.func(
+        JobRun(2, "triggered_messages.send", 1, runtime), app_id=str(tenant.id)
+    )
 
 
 async def _seed_workspace(client: httpx.AsyncClient, tenant: Tenant, cid: object) -> None:

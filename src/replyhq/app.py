@@ -51,6 +51,7 @@ from replyhq.search.routes import router as search_router
 from replyhq.segments.routes import router as admin_segments_router
 from replyhq.segments.routes import users_router as admin_segment_users_router
 from replyhq.settings import Settings, get_settings
+from replyhq.triggered.routes import router as admin_triggered_router
 from replyhq.users.admin_routes import router as admin_users_router
 from replyhq.users.routes import router as identify_router
 from replyhq.web.docs import install_docs
@@ -197,6 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_conversation_extras)
     app.include_router(admin_segments_router)
     app.include_router(admin_campaigns_router)
+    app.include_router(admin_triggered_router)
     app.include_router(admin_segment_users_router)
     app.include_router(admin_reports_router)
     app.include_router(static_router)  # /dashboard, /widget.js, /demo

@@ -15,7 +15,9 @@ store the event twice (at least once, as every analytics pipeline without client
 The same statement resolves each device to its end user (refusing a device that has not
 identified, or may not speak for its user, as a message send does) and adds the events to the
 per-user daily counts and the app's event-name catalog, so segment conditions on "did X N times
-in D days" read the counts and never the raw events.
+in D days" read the counts and never the raw events; and it claims the people that the app's
+active event-triggered messages on those names should reach, queueing the job that sends them
+(replyhq.triggered), so a trigger costs ingest one index lookup and never a message send.
 """
 
 from __future__ import annotations
@@ -34,10 +36,15 @@ import structlog
 from replyhq.analytics import partitions
 from replyhq.db import Database
 from replyhq.errors import DeviceUnknown, DeviceUnverified
-from replyhq.observability.metrics import EVENT_FLUSH_SIZE, EVENTS_STORED
+from replyhq.observability.metrics import EVENT_FLUSH_SIZE, EVENTS_STORED, JOBS_ENQUEUED
 from replyhq.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+# replyhq.triggered.tasks.send_triggered (named here: analytics must not import that domain's
+# job module, which imports segments and messaging; tests check the names agree).
+TRIGGER_JOB_TASK = "triggered_messages.send"
+TRIGGER_JOB_QUEUE = "messages"
 
 _FLUSH = """
 WITH batch AS (
@@ -73,8 +80,26 @@ WITH batch AS (
   SELECT %(app_id)s, name, count(*), max(occurred_at) FROM stored GROUP BY 2 ORDER BY 2
   ON CONFLICT (app_id, name)
   DO UPDATE SET count = n.count + excluded.count, last_at = greatest(n.last_at, excluded.last_at)
+), triggered AS (
+  -- Event-triggered messages (replyhq.triggered): claim each (trigger, person) once; the
+  -- primary key is what makes it once per person across concurrent batches and processes.
+  INSERT INTO triggered_message_sends AS t (triggered_message_id, end_user_id, app_id, event_at)
+  SELECT r.id, s.end_user_id, %(app_id)s, min(s.occurred_at)
+  FROM stored s
+  JOIN triggered_messages r ON r.app_id = %(app_id)s AND r.status = 'active'
+   AND r.event_name = s.name AND s.occurred_at >= r.created_at
+  GROUP BY 1, 2 ORDER BY 1, 2
+  ON CONFLICT DO NOTHING
+  RETURNING 1
+), queued AS (
+  -- The job that sends what was claimed, queued in this transaction (none when nobody was).
+  SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(
+    %(job_queue)s::varchar, %(job_task)s::varchar, 0, NULL::text, NULL::text,
+    %(job_args)s::jsonb, NULL::timestamptz
+  )]::procrastinate_job_to_defer_v1[]) AS ids
+  WHERE EXISTS (SELECT FROM triggered)
 )
-SELECT device_id, allowed FROM senders
+SELECT device_id, allowed, (SELECT count(*) FROM queued) AS queued FROM senders
 """
 
 
@@ -184,6 +209,9 @@ class EventWriter:
             "properties": properties,
             "occurred_at": occurred_at,
             "senders": sorted({r.device_id for r in batch}),
+            "job_queue": TRIGGER_JOB_QUEUE,
+            "job_task": TRIGGER_JOB_TASK,
+            "job_args": json.dumps({"app_id": str(app_id), "_meta": {}}),
         }
         try:
             rows = await self.db.tenant_statement(app_id, _FLUSH, params)
@@ -194,6 +222,8 @@ class EventWriter:
                 raise
             await partitions.ensure_for(self.db, app_id, min(occurred_at), max(occurred_at))
             rows = await self.db.tenant_statement(app_id, _FLUSH, params)
+        if rows and rows[0]["queued"]:
+            JOBS_ENQUEUED.labels(TRIGGER_JOB_TASK).inc()
         return {row["device_id"]: bool(row["allowed"]) for row in rows}
 
 

@@ -30,17 +30,7 @@ CHUNK = 100
 async def create(session: AsyncSession, app_id: uuid.UUID, data: CampaignIn) -> Campaign:
     """The campaign, ready for its job (the caller enqueues it in this transaction)."""
     segment = await segments.get(session, app_id, data.segment_id)
-    sender = await session.scalar(
-        select(StaffUser).where(
-            StaffUser.app_id == app_id, StaffUser.id == data.sender_id, StaffUser.active
-        )
-    )
-    if sender is None:
-        raise BadRequest(
-            "sender_id must be an active member of the team.",
-            code="INVALID_SENDER",
-            details=[{"field": "sender_id", "reason": "not an active team member"}],
-        )
+    sender = await active_sender(session, app_id, data.sender_id)
     campaign = Campaign(
         app_id=app_id,
         name=data.name,
@@ -54,6 +44,24 @@ async def create(session: AsyncSession, app_id: uuid.UUID, data: CampaignIn) -> 
     await session.flush()
     await session.refresh(campaign)
     return campaign
+
+
+async def active_sender(
+    session: AsyncSession, app_id: uuid.UUID, sender_id: uuid.UUID
+) -> StaffUser:
+    """The active team member a message is sent as; 400 INVALID_SENDER otherwise."""
+    sender = await session.scalar(
+        select(StaffUser).where(
+            StaffUser.app_id == app_id, StaffUser.id == sender_id, StaffUser.active
+        )
+    )
+    if sender is None:
+        raise BadRequest(
+            "sender_id must be an active member of the team.",
+            code="INVALID_SENDER",
+            details=[{"field": "sender_id", "reason": "not an active team member"}],
+        )
+    return sender
 
 
 async def get(session: AsyncSession, app_id: uuid.UUID, campaign_id: uuid.UUID) -> Campaign:

@@ -11,6 +11,7 @@ from replyhq.messenger import models as messenger_models
 from replyhq.onboarding import models as onboarding_models
 from replyhq.push import models as push_models
 from replyhq.segments import models as segments_models
+from replyhq.triggered import models as triggered_models
 from replyhq.users import models as users_models
 from replyhq.workspace import models as workspace_models
 
@@ -28,6 +29,7 @@ __all__ = [
     "onboarding_models",
     "push_models",
     "segments_models",
+    "triggered_models",
     "users_models",
     "workspace_models",
 ]

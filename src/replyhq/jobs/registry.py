@@ -37,6 +37,7 @@ TASK_MODULES: tuple[str, ...] = (
     "replyhq.accounts.tasks",
     "replyhq.analytics.tasks",
     "replyhq.campaigns.tasks",
+    "replyhq.triggered.tasks",
     "replyhq.billing.tasks",
     "replyhq.push.tasks",
 )

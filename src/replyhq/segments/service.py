@@ -34,10 +34,13 @@ class SegmentTimeout(ServiceUnavailable):
     message = "The segment took too long to compute; simplify it (or narrow its timeframes)."
 
 
-def condition(app_id: uuid.UUID, query: Any, now: datetime | None = None) -> Condition:
-    """The validated query as a condition on `end_users` (400 INVALID_SEGMENT when invalid)."""
+def condition(
+    app_id: uuid.UUID, query: Any, now: datetime | None = None, path: str = "query"
+) -> Condition:
+    """The validated query as a condition on `end_users` (400 INVALID_SEGMENT when invalid,
+    naming the bad node's path from `path`)."""
     now = now or datetime.now(UTC)
-    return compile_query(parse(query, now), app_id, now)
+    return compile_query(parse(query, now, path), app_id, now)
 
 
 @asynccontextmanager
