@@ -1282,6 +1282,77 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/triggered-messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Triggered Messages
+         * @description The latest 200 triggered messages, newest first, with their counts.
+         *
+         *     **Requires** `users:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["list_triggered_messages_admin_api_triggered_messages_get"];
+        put?: never;
+        /**
+         * Create Triggered Message
+         * @description From now on, each person who performs `event_name` (and whom `condition`, when given,
+         *     selects at that moment) receives `body` from `sender_id`, at most once.
+         *
+         *     **Requires** `segments:write`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        post: operations["create_triggered_message_admin_api_triggered_messages_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/triggered-messages/{triggered_message_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Triggered Message
+         * @description **Requires** `users:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["get_triggered_message_admin_api_triggered_messages__triggered_message_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/triggered-messages/{triggered_message_id}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stop Triggered Message
+         * @description No one more receives it; those already reached keep their message.
+         *
+         *     **Requires** `segments:write`: roles OWNER, ADMIN; also the app's secret key.
+         */
+        post: operations["stop_triggered_message_admin_api_triggered_messages__triggered_message_id__stop_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/users": {
         parameters: {
             query?: never;
@@ -3993,6 +4064,88 @@ export interface components {
              */
             token_type: "Bearer";
         };
+        /** TriggeredMessageIn */
+        TriggeredMessageIn: {
+            /** Body */
+            body: string;
+            /**
+             * Condition
+             * @description Optional: only people this segment query selects when the event arrives. A segment query: {operator: AND|OR, conditions: [...]}, see docs/analytics.md. Validated node by node: a 400 INVALID_SEGMENT names the bad node's path.
+             */
+            condition?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Event Name
+             * @description The tracked event that sends it.
+             */
+            event_name: string;
+            /** Name */
+            name: string;
+            /**
+             * Sender Id
+             * Format: uuid
+             * @description The active team member it is sent as.
+             */
+            sender_id: string;
+        };
+        /** TriggeredMessageList */
+        TriggeredMessageList: {
+            /** Items */
+            items: components["schemas"]["TriggeredMessageOut"][];
+        };
+        /** TriggeredMessageOut */
+        TriggeredMessageOut: {
+            /** Body */
+            body: string;
+            /** Condition */
+            condition: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Event Name */
+            event_name: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Opened
+             * @description Of them, those who read it.
+             */
+            opened: number;
+            /**
+             * Replied
+             * @description Of them, those who wrote back after it.
+             */
+            replied: number;
+            /**
+             * Sender Id
+             * Format: uuid
+             */
+            sender_id: string;
+            /** Sender Name */
+            sender_name: string | null;
+            /**
+             * Sent
+             * @description People it was sent to (once each).
+             */
+            sent: number;
+            /**
+             * Status
+             * @description active or stopped.
+             */
+            status: string;
+            /** Stopped At */
+            stopped_at: string | null;
+        };
         /** UserHits */
         UserHits: {
             /** Items */
@@ -6229,6 +6382,121 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StaffOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_triggered_messages_admin_api_triggered_messages_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggeredMessageList"];
+                };
+            };
+        };
+    };
+    create_triggered_message_admin_api_triggered_messages_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TriggeredMessageIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggeredMessageOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_triggered_message_admin_api_triggered_messages__triggered_message_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                triggered_message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggeredMessageOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    stop_triggered_message_admin_api_triggered_messages__triggered_message_id__stop_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                triggered_message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggeredMessageOut"];
                 };
             };
             /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */

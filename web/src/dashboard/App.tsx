@@ -18,6 +18,8 @@ import { ConnectionBadge, UnreadTitle } from "./components";
 import { SessionStore } from "./session";
 import { DeskNotifier } from "./notify";
 import { ReportsScreen } from "./screens/Reports";
+import { SegmentsScreen } from "./screens/Segments";
+import { MessagesScreen } from "./screens/Messages";
 
 const sessions = new SessionStore();
 const api = createApi(sessions);
@@ -105,6 +107,16 @@ function SignedIn() {
             Settings
           </NavLink>
         )}
+        {can("users:read") && (
+          <NavLink active={route.screen === "segments"} to={{ screen: "segments" }} testid="nav-segments">
+            Segments
+          </NavLink>
+        )}
+        {can("users:read") && (
+          <NavLink active={route.screen === "messages"} to={{ screen: "messages" }} testid="nav-messages">
+            Messages
+          </NavLink>
+        )}
         {can("reports:read") && (
           <NavLink active={route.screen === "reports"} to={{ screen: "reports" }} testid="nav-reports">
             Reports
@@ -134,7 +146,11 @@ function SignedIn() {
       <main className="content">
         {me.staff && !me.staff.email_verified_at && <VerifyBanner api={api} email={me.staff.email} />}
         {can("billing:read") && route.screen !== "billing" && <BillingBanner api={api} onOpen={() => navigate({ screen: "billing" })} />}
-        {route.screen === "reports" ? (
+        {route.screen === "segments" ? (
+          can("users:read") ? <SegmentsScreen api={api} canWrite={can("segments:write")} /> : <NeedsRoleScreen me={me} screen="segments" />
+        ) : route.screen === "messages" ? (
+          can("users:read") ? <MessagesScreen api={api} me={me} /> : <NeedsRoleScreen me={me} screen="messages" />
+        ) : route.screen === "reports" ? (
           can("reports:read") ? <ReportsScreen api={api} sessions={sessions} /> : <NeedsRoleScreen me={me} screen="reports" />
         ) : route.screen === "billing" ? (
           can("billing:read") ? <BillingScreen api={api} me={me} /> : <NeedsRoleScreen me={me} screen="billing" />

@@ -20,7 +20,9 @@ export type Route =
   | { screen: "signup" }
   | { screen: "verify-email" }
   | { screen: "get-started" }
-  | { screen: "console" };
+  | { screen: "console" }
+  | { screen: "segments" }
+  | { screen: "messages" };
 
 export function parse(pathname: string): Route {
   const parts = pathname.replace(/^\/dashboard\/?/, "").split("/").filter(Boolean);
@@ -41,6 +43,8 @@ export function parse(pathname: string): Route {
     case "verify-email":
     case "get-started":
     case "console":
+    case "segments":
+    case "messages":
       return { screen: parts[0] };
     case "account":
     case "forgot-password":

@@ -6,8 +6,10 @@ const WHAT = {
   billing: "see the app's billing",
   reports: "see the team's reports",
   console: "watch the app's SDK traffic",
+  segments: "see the app's segments",
+  messages: "see the messages sent to people",
 } as const;
-const TITLE = { team: "Team", settings: "Settings", billing: "Billing", reports: "Reports", console: "Test console" } as const;
+const TITLE = { team: "Team", settings: "Settings", billing: "Billing", reports: "Reports", console: "Test console", segments: "Segments", messages: "Messages" } as const;
 
 /** A management screen opened by someone whose role may not use it: say why, rather than
  * showing something else in its place. */
