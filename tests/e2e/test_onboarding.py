@@ -2,18 +2,21 @@
 copies the web quickstart into a page of their own site (another origin), writes from it, and
 sees the checklist and the test console react without a reload; then answers in the inbox.
 The time from sign-up to the first message seen in the dashboard is printed (not asserted: the
-machine is shared, and the goal, under 5 minutes, is the product's, not a test's)."""
+machine is shared, and the goal, under 5 minutes, is the product's, not a test's). And another
+newcomer's checklist completes live, step by step, and once complete is hidden for good."""
 
 from __future__ import annotations
 
 import time
 import uuid
 
+import httpx
 from playwright.async_api import expect
 
 from tests.e2e.conftest import Demo, Pages
 from tests.e2e.test_chat import agent_send, user_send
 from tests.e2e.test_embed import customer_site
+from tests.newcomers import PASSWORD, sign_up
 
 
 async def test_a_newcomer_signs_up_and_sees_a_first_message_live(demo: Demo, pages: Pages) -> None:
@@ -99,3 +102,68 @@ async def test_a_newcomer_signs_up_and_sees_a_first_message_live(demo: Demo, pag
         await expect(reply).to_have_attribute("data-sender", "agent")
         await owner.get_by_test_id("nav-get-started").click()
         await expect(owner.get_by_test_id("step-first_reply")).to_have_attribute("data-done", "yes")
+
+
+async def test_the_checklist_completes_live_and_once_complete_can_be_hidden(
+    demo: Demo, pages: Pages
+) -> None:
+    async with httpx.AsyncClient(base_url=demo.url) as http:
+        newcomer = await sign_up(http, "Hide Co")
+        app = newcomer.tenant
+        skipped = await http.patch(
+            "/admin/api/onboarding/survey", headers=newcomer.auth(), json={"skipped": True}
+        )
+        assert skipped.status_code == 200
+
+        owner = await pages.new()
+        await owner.goto(f"{demo.url}/dashboard")
+        await owner.get_by_test_id("login-email").fill(newcomer.email)
+        await owner.get_by_test_id("login-password").fill(PASSWORD)
+        await owner.get_by_test_id("login-submit").click()
+        await owner.get_by_test_id("nav-get-started").click()
+        checklist = owner.get_by_test_id("checklist")
+        await expect(checklist).to_be_visible()
+        await expect(checklist.locator("li[data-done=yes]")).to_have_count(0)
+        # Not complete: nothing to hide yet.
+        await expect(owner.get_by_test_id("checklist-dismiss")).to_have_count(0)
+
+        # Every step by its real event, while the page stays open.
+        proof = newcomer.user_hash("ann")
+        identified = await http.post(
+            "/v1/identify",
+            headers=app.sdk("ann-phone"),
+            json={"platform": "web", "user_id": "ann", "user_hash": proof},
+        )
+        assert identified.status_code == 200
+        started = await http.post(
+            "/v1/conversations",
+            headers=app.sdk("ann-phone"),
+            json={"first_message": {"body": "Hello?", "client_msg_id": uuid.uuid4().hex}},
+        )
+        assert started.status_code == 201
+        invited = await http.post(
+            "/admin/api/team/invites",
+            headers=newcomer.auth(),
+            json={"email": f"mate-{uuid.uuid4().hex[:6]}@example.com", "role": "AGENT"},
+        )
+        assert invited.status_code == 201
+        await expect(checklist.locator("li[data-done=yes]")).to_have_count(4)
+        await expect(owner.get_by_test_id("step-first_reply")).to_have_attribute("data-done", "no")
+        await expect(owner.get_by_test_id("checklist-dismiss")).to_have_count(0)
+        replied = await http.post(
+            f"/admin/api/conversations/{started.json()['id']}/messages",
+            headers=newcomer.auth(),
+            json={"body": "Hi Ann!", "client_msg_id": uuid.uuid4().hex},
+        )
+        assert replied.status_code == 201
+
+        # Complete, live: the team may now hide it, and it stays hidden.
+        await expect(owner.get_by_test_id("step-first_reply")).to_have_attribute("data-done", "yes")
+        await owner.get_by_test_id("checklist-dismiss").click()
+        await expect(checklist).to_have_count(0)
+        await expect(owner.get_by_test_id("get-started")).to_be_visible()
+        await owner.reload()
+        await expect(owner.get_by_test_id("get-started")).to_be_visible()
+        await expect(checklist).to_have_count(0)
+        state = (await http.get("/admin/api/onboarding", headers=newcomer.auth())).json()
+        assert state["complete"] is True and state["dismissed_at"] is not None

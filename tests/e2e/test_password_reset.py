@@ -1,13 +1,17 @@
 """E-mail flows of the dashboard as a newcomer on `make dev` meets them. Forgot password: ask on
 the sign-in page, read the mail in the local mailbox (the SMTP sink `serve` starts when SMTP_HOST
 is unset), open its link, set a password, sign in with it. And changing one's address, which
-applies once the link in the new mailbox is followed."""
+applies once the link in the new mailbox is followed. And a newcomer who signed up: a banner
+asks them to verify their address (the product works meanwhile) until the mailed link is
+followed; "Send it again" replaces the link; an address is verified once."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -116,3 +120,69 @@ async def test_an_email_change_applies_once_the_new_address_confirms(
     await page.get_by_test_id("login-password").fill(staff.password)
     await page.get_by_test_id("login-submit").click()
     await expect(page.get_by_test_id("my-role")).to_have_text("AGENT")
+
+
+async def _mails_to(server: LiveServer, address: str, count: int) -> list[dict[str, object]]:
+    deadline = time.monotonic() + 20
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        while time.monotonic() < deadline:
+            mails = (await client.get("/dev/mailbox.json")).json()
+            found: list[dict[str, object]] = [m for m in mails if m["to"] == address]
+            if len(found) >= count:
+                return found
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"fewer than {count} mails to {address} in the local mailbox")
+
+
+async def test_a_newcomer_is_asked_to_verify_until_the_mailed_link_is_followed(
+    dev_server: LiveServer, pages: Pages
+) -> None:
+    page = await pages.new()
+    email = f"vera-{uuid.uuid4().hex[:8]}@example.com"
+    await page.goto(f"{dev_server.url}/dashboard")
+    await page.get_by_test_id("create-account").click()
+    await page.get_by_test_id("signup-name").fill("Vera Fied")
+    await page.get_by_test_id("signup-email").fill(email)
+    await page.get_by_test_id("signup-password").fill(NEW_PASSWORD)
+    await page.get_by_test_id("signup-app").fill("Vera's app")
+    await page.get_by_test_id("signup-submit").click()
+
+    # Signed in and using the product; the banner asks, on every screen, until verified.
+    banner = page.get_by_test_id("verify-banner")
+    await expect(banner).to_contain_text(f"Please verify {email}")
+    [first] = await _mails_to(dev_server, email, 1)
+    [first_link] = first["links"]  # type: ignore[misc]
+    assert str(first_link).startswith(f"{dev_server.url}/dashboard/verify-email#token=rhq_evf_")
+    await page.get_by_test_id("nav-inbox").click()
+    await expect(banner).to_be_visible()
+
+    # "Send it again": a new link, and the first one stops working.
+    await page.get_by_test_id("verify-resend").click()
+    await expect(banner).to_contain_text(f"A verification link is on its way to {email}.")
+    await expect(page.get_by_test_id("verify-resend")).to_have_count(0)
+    mails = await _mails_to(dev_server, email, 2)
+    [second_link] = [link for m in mails for link in m["links"] if link != first_link]  # type: ignore[attr-defined]
+
+    async def follow(link: object) -> Any:
+        """The link opened from the mail, in a new tab of the same browser."""
+        tab = await page.context.new_page()
+        await tab.goto(str(link))
+        return tab.get_by_test_id("verify-email")
+
+    await expect(await follow(first_link)).to_contain_text("not valid")
+
+    # The new link verifies the address: the banner is gone, for good.
+    followed = await follow(second_link)
+    await expect(followed).to_contain_text(f"{email} is verified")
+    assert "token" not in followed.page.url  # the spent token left the address bar
+    await followed.get_by_role("link").click()
+    await expect(followed.page.get_by_test_id("connection")).to_have_attribute(
+        "data-state", "connected"
+    )
+    await expect(followed.page.get_by_test_id("verify-banner")).to_have_count(0)
+    await page.reload()
+    await expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "connected")
+    await expect(banner).to_have_count(0)
+
+    # An address is verified once: the same link again is refused.
+    await expect(await follow(second_link)).to_contain_text("not valid")

@@ -65,12 +65,13 @@ export function tellDeveloper(blocked: Blocked, code: string, serverText: string
 
 /** After a CORS request failed like a network error: is the server reachable from here anyway?
  * An opaque no-cors request succeeds whatever the origin, so if it does, CORS refused us. The
- * probe names the app in its address (all a no-cors request can carry), so the refusal shows in
- * that app's test console in the dashboard. */
+ * probe names the app in its address (all a no-cors request can carry) and is a POST (browsers
+ * send the page's Origin with a no-cors POST, not with a GET), so the server shows the refusal
+ * in that app's test console in the dashboard; its answer (405) is not read. */
 export async function originRefused(baseUrl: string, appId: string): Promise<boolean> {
   if (new URL(baseUrl).origin === location.origin) return false;
   try {
-    await fetch(`${baseUrl}/healthz?app_id=${encodeURIComponent(appId)}`, { mode: "no-cors", cache: "no-store" });
+    await fetch(`${baseUrl}/healthz?app_id=${encodeURIComponent(appId)}`, { method: "POST", mode: "no-cors", cache: "no-store" });
     return true;
   } catch {
     return false;
