@@ -225,19 +225,7 @@ class Console:
             await asyncio.sleep(BATCH_SECONDS)
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            by_app: dict[uuid.UUID, list[dict[str, Any]]] = {}
-            for app_id, at, kind, device_id, user_id, data in batch:
-                by_app.setdefault(app_id, []).append(
-                    {
-                        "id": uuid.uuid4().hex,
-                        "at": datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z"),
-                        "type": kind,
-                        "device_id": device_id,
-                        "user_id": user_id,
-                        "data": redact(data or {}),
-                    }
-                )
-            for app_id, entries in by_app.items():
+            for app_id, entries in entries_by_app(batch).items():
                 try:
                     await self._emit(
                         ENTRY, {"entries": entries}, room=room_of_console(app_id), namespace=STAFF
@@ -345,6 +333,23 @@ class Console:
                 "origin": origin[:200],
             },
         )
+
+
+def entries_by_app(batch: list[_Queued]) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """The queued entries made whole (id, ISO time, redacted data), grouped by app, in order."""
+    by_app: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for app_id, at, kind, device_id, user_id, data in batch:
+        by_app.setdefault(app_id, []).append(
+            {
+                "id": uuid.uuid4().hex,
+                "at": datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z"),
+                "type": kind,
+                "device_id": device_id,
+                "user_id": user_id,
+                "data": redact(data or {}),
+            }
+        )
+    return by_app
 
 
 class ConsoleRefusals:
