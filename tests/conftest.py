@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -98,6 +99,8 @@ def make_settings(servers: Servers, **overrides: object) -> Settings:
         "rate_limit_signup": "10000/minute",
         "rate_limit_signup_ip": "10000/minute",
         "allowed_origins": "https://customer.example",
+        # Attachments of this run in a folder of their own (never the work tree's DATA_DIR).
+        "attachment_dir": Path(tempfile.gettempdir()) / f"{servers.prefix.replace(':', '-')}files",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -177,8 +177,9 @@ async def test_message_shape(client: httpx.AsyncClient, tenant: Tenant) -> None:
         "created_at",
         "kind",
         "data",
+        "attachments",
     }
-    assert (message["kind"], message["data"]) == ("message", None)
+    assert (message["kind"], message["data"], message["attachments"]) == ("message", None, [])
     assert message["sender"] == "user"
     assert message["author"]["name"] == "Ann"
     assert message["body_html"] == "<p>Hi <em>you</em></p>"

@@ -47,6 +47,9 @@ TENANT_TABLES += [
     "conversation_ratings",
 ]
 
+# replyhq.attachments (migration 0070): a picture sent in the seeded conversation
+TENANT_TABLES += ["attachments"]
+
 # replyhq.push (migration 0040)
 TENANT_TABLES += [
     "push_credentials",
@@ -78,6 +81,7 @@ async def _seed(client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant) -> 
     )
     assert tracked.status_code == 202
     await _seed_workspace(client, tenant, conversation["id"])
+    await _seed_attachment(client, tenant, conversation["id"])
     user = identified["user"]
     assert isinstance(user, dict)
     await seed_push(client, runtime, tenant, "device-a", str(user["id"]))
@@ -135,6 +139,24 @@ async def _seed_campaign(
     await send_triggered.func(
         JobRun(2, "triggered_messages.send", 1, runtime), app_id=str(tenant.id)
     )
+
+
+async def _seed_attachment(client: httpx.AsyncClient, tenant: Tenant, cid: object) -> None:
+    from tests.attachment_support import png
+
+    admin = {"X-App-Id": str(tenant.id), "X-Api-Key": tenant.secret_key}
+    uploaded = await client.post(
+        f"/admin/api/conversations/{cid}/attachments",
+        headers={**admin, "Content-Type": "image/png"},
+        content=png(20, 20),
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    sent = await client.post(
+        f"/admin/api/conversations/{cid}/messages",
+        headers=admin,
+        json={"client_msg_id": "picture", "attachment_ids": [uploaded.json()["id"]]},
+    )
+    assert sent.status_code == 201, sent.text
 
 
 async def _seed_workspace(client: httpx.AsyncClient, tenant: Tenant, cid: object) -> None:

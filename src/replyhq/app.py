@@ -18,6 +18,10 @@ from replyhq.analytics.routes import router as events_router
 from replyhq.analytics.schemas import MAX_BATCH_BYTES
 from replyhq.apps.admin_routes import router as admin_app_router
 from replyhq.apps.routes import router as setup_router
+from replyhq.attachments.routes import UPLOAD_PATH
+from replyhq.attachments.routes import files_router as attachment_files_router
+from replyhq.attachments.routes import sdk_router as attachments_router
+from replyhq.attachments.routes import staff_router as admin_attachments_router
 from replyhq.background import server_background
 from replyhq.billing.routes import router as admin_billing_router
 from replyhq.billing.routes import webhook_router as stripe_webhook_router
@@ -153,9 +157,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_bytes=settings.max_body_bytes,
                 # An event batch may be larger than other bodies.
                 paths={"/v1/events": max(MAX_BATCH_BYTES, settings.max_body_bytes)},
+                # An upload streams to storage: its own limit, enforced as it arrives.
+                patterns=[(UPLOAD_PATH, settings.attachment_max_bytes)],
             ),
             # Inside the body limit: it reads the (bounded) body to look for a NUL.
-            Middleware(NulRefusalMiddleware, on_refused={"/admin/login": count_refused_login}),
+            Middleware(
+                NulRefusalMiddleware,
+                on_refused={"/admin/login": count_refused_login},
+                binary=[UPLOAD_PATH],
+            ),
             # Innermost: the message POST answered without FastAPI's per-request work.
             Middleware(HotRoutes),
         ],
@@ -169,6 +179,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(setup_router)
     app.include_router(identify_router)
     app.include_router(conversations_router)
+    app.include_router(attachments_router)
+    app.include_router(admin_attachments_router)
+    app.include_router(attachment_files_router)
     app.include_router(admin_auth_router)
     app.include_router(recovery_router)
     app.include_router(team_router)

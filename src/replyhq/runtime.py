@@ -38,8 +38,10 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, database_url: str, redis_url: str) -> Runtime:
+        from replyhq.attachments import signing
         from replyhq.realtime.delivery import WriterSink
 
+        signing.configure(settings)  # the key of attachments' signed URLs
         db = Database.from_settings(settings, database_url)
         redis = redis_client(settings, redis_url, retry=CountingRetry("app"))  # redis_errors_total
         keys = KeyVerifier(

@@ -436,6 +436,51 @@ class Settings(BaseSettings):
         30, ge=1, description="Push and e-mail fallback decisions older than this are deleted."
     )
 
+    attachment_max_bytes: int = Field(
+        10 * 1024 * 1024,
+        ge=1,
+        description="Largest attachment (one file), in bytes; a larger upload is refused with 413 "
+        "while it streams.",
+    )
+    attachment_types: str = Field(
+        "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,application/zip",
+        description="Comma-separated types an attachment may be, as found in its first bytes "
+        "(never its name or declared type). Images among them get a thumbnail.",
+    )
+    attachment_storage: Literal["local", "s3"] = Field(
+        "local",
+        description="Where attachments' bytes go: `local` (ATTACHMENT_DIR) or `s3` (an "
+        "S3-compatible object storage: ATTACHMENT_S3_*).",
+    )
+    attachment_dir: Path | None = Field(
+        None, description="Folder of the `local` storage. Unset: `attachments` under DATA_DIR."
+    )
+    attachment_s3_bucket: str | None = Field(None, description="Bucket of the `s3` storage.")
+    attachment_s3_endpoint_url: str | None = Field(
+        None,
+        description="Endpoint of an S3-compatible service (MinIO, R2, ...). Unset: AWS S3.",
+    )
+    attachment_s3_region: str | None = Field(None, description="Region of the bucket.")
+    attachment_s3_access_key_id: str | None = Field(
+        None, description="Access key of the `s3` storage. Unset: boto3's own chain (env, role)."
+    )
+    attachment_s3_secret_access_key: str | None = Field(
+        None, description="Secret of ATTACHMENT_S3_ACCESS_KEY_ID."
+    )
+    attachment_url_ttl_seconds: int = Field(
+        300,
+        ge=10,
+        le=86400,
+        description="How long a signed download URL works (they are handed out with messages "
+        "and by GET .../attachments/{id}).",
+    )
+    attachment_thumbnail_px: int = Field(
+        320, ge=32, le=2048, description="Longest side of an image attachment's thumbnail."
+    )
+    attachment_pending_hours: int = Field(
+        24, ge=1, description="Uploads never sent in a message are deleted after this long."
+    )
+
     @field_validator("push_credentials_key")
     @classmethod
     def _fernet_keys(cls, value: str) -> str:

@@ -3,6 +3,7 @@
 from replyhq.accounts import models as accounts_models
 from replyhq.analytics import models as analytics_models
 from replyhq.apps import models as apps_models
+from replyhq.attachments import models as attachments_models
 from replyhq.billing import models as billing_models
 from replyhq.campaigns import models as campaigns_models
 from replyhq.db.base import Base
@@ -21,6 +22,7 @@ __all__ = [
     "accounts_models",
     "analytics_models",
     "apps_models",
+    "attachments_models",
     "billing_models",
     "campaigns_models",
     "messaging_models",

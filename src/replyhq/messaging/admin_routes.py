@@ -201,10 +201,15 @@ async def reply(
 ) -> MessageOut:
     """Reply as an agent. The same client_msg_id again answers 200 with the stored message."""
     async with runtime.db.tenant_session(caller.app_id) as session:
-        message, created = await service.send_message(
-            session, caller.app_id, conversation_id, agent(caller), body.body, body.client_msg_id
+        out, created = await service.send_in_session(
+            session,
+            caller.app_id,
+            conversation_id,
+            agent(caller),
+            body.body,
+            body.client_msg_id,
+            body.attachment_ids,
         )
-        out = service.message_out(message)
     if not created:
         response.status_code = status.HTTP_200_OK
     return out

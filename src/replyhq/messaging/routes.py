@@ -9,6 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from replyhq.billing import service as billing
+from replyhq.errors import BadRequest
 from replyhq.messaging import service, summaries
 from replyhq.messaging.schemas import (
     ConversationIn,
@@ -46,6 +47,12 @@ async def start_conversation(
     """Start a conversation; a retried first message (same client_msg_id) answers 200 with the
     conversation the first attempt created."""
     first = body.first_message
+    if first is not None and first.attachment_ids:
+        raise BadRequest(
+            "Start the conversation first, then upload to it and send the attachments.",
+            code="VALIDATION_ERROR",
+            details=[{"field": "first_message.attachment_ids", "reason": "no conversation yet"}],
+        )
     async with runtime.db.tenant_session(caller.app_id) as session:
         user = await _end_user(session, caller)
         await billing.may_start_conversation(session, runtime.settings, caller.app_id)  # 402
@@ -101,7 +108,13 @@ async def send_message(
 ) -> MessageOut:
     """Send a message; the same client_msg_id again answers 200 with the stored message."""
     out, created = await service.send_device_message(
-        runtime.db, caller.app_id, conversation_id, caller.device_id, body.body, body.client_msg_id
+        runtime.db,
+        caller.app_id,
+        conversation_id,
+        caller.device_id,
+        body.body,
+        body.client_msg_id,
+        body.attachment_ids,
     )
     if not created:
         response.status_code = status.HTTP_200_OK

@@ -4,8 +4,16 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
+from replyhq.attachments.schemas import MAX_PER_MESSAGE, AttachmentOut
 from replyhq.web.bounds import INT4_MAX
 
 MAX_BODY_CHARS = 8000
@@ -17,10 +25,40 @@ ClientMsgId = Annotated[
 Body = Annotated[str, StringConstraints(min_length=1, max_length=MAX_BODY_CHARS)]
 
 
+AttachmentIds = Annotated[
+    list[uuid.UUID],
+    Field(
+        max_length=MAX_PER_MESSAGE,
+        description="Uploaded attachments (POST .../attachments) this message carries; with "
+        "them the body may be empty.",
+    ),
+]
+
+
+# The same rule for JSON Schema readers (the protocol's schemas, OpenAPI).
+BODY_OR_ATTACHMENTS: dict[str, Any] = {
+    "anyOf": [
+        {"properties": {"body": {"minLength": 1}}},
+        {"required": ["attachment_ids"], "properties": {"attachment_ids": {"minItems": 1}}},
+    ]
+}
+
+
+def body_or_attachments(body: str, info: ValidationInfo) -> str:
+    """A message needs a body, unless it carries attachments."""
+    if not body and not info.data.get("attachment_ids"):
+        raise ValueError("a message needs a body or attachment_ids")
+    return body
+
+
 class MessageIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    body: Body
+    model_config = ConfigDict(extra="forbid", json_schema_extra=BODY_OR_ATTACHMENTS)
+    # attachment_ids first: the body's check reads it.
+    attachment_ids: AttachmentIds = []
+    body: str = Field("", max_length=MAX_BODY_CHARS, validate_default=True)
     client_msg_id: ClientMsgId
+
+    _body = field_validator("body")(body_or_attachments)
 
 
 class ConversationIn(BaseModel):
@@ -55,6 +93,9 @@ class MessageOut(BaseModel):
     )
     data: dict[str, Any] | None = Field(
         None, description="An event's `type` (closed, reopened) and details."
+    )
+    attachments: list[AttachmentOut] = Field(
+        default_factory=list, description="Files and images it carries."
     )
 
 

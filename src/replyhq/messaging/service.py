@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from replyhq.attachments.schemas import AttachmentOut
 from replyhq.db import Database
 from replyhq.errors import BadRequest, DeviceUnknown, DeviceUnverified, NotFound
 from replyhq.events import Event, record
@@ -51,7 +52,7 @@ class Participant:
     name: str | None = None
 
 
-def message_out(message: Message) -> MessageOut:
+def message_out(message: Message, attachments: list[AttachmentOut] | None = None) -> MessageOut:
     return MessageOut(
         id=message.id,
         conversation_id=message.conversation_id,
@@ -64,6 +65,7 @@ def message_out(message: Message) -> MessageOut:
         created_at=message.created_at,
         kind=message.kind or "message",
         data=message.data,
+        attachments=attachments or [],
     )
 
 
@@ -212,9 +214,14 @@ async def start_conversation(
 
 
 def _send_params(
-    app_id: uuid.UUID, conversation_id: uuid.UUID, kind: str, body: str, client_msg_id: str
+    app_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    kind: str,
+    body: str,
+    client_msg_id: str,
+    attachments: bool = False,
 ) -> dict[str, Any]:
-    writable = bool(body.strip())
+    writable = bool(body.strip()) or attachments
     return {
         "app_id": app_id,
         "conversation_id": conversation_id,
@@ -222,7 +229,7 @@ def _send_params(
         "client_msg_id": client_msg_id,
         "kind": kind,
         "body": body,
-        "body_html": render_body_html(body) if writable else "",
+        "body_html": render_body_html(body) if body.strip() else "",
         "writable": writable,
     }
 
@@ -294,13 +301,7 @@ async def send_message(
     sql = statements.send(from_device=False, owner="any" if end_user_id is None else "given")
     params = _send_params(app_id, conversation_id, author.kind, body, client_msg_id)
     params.update(author_id=author.id, author_name=author.name, end_user_id=end_user_id)
-    connection = await session.connection()
-    for _ in range(2):  # the second time with a snapshot that sees a concurrent retry's message
-        row = dict((await connection.exec_driver_sql(sql, params)).mappings().one())
-        if _found(row, writable=params["writable"]):
-            break
-    else:
-        raise RuntimeError("a send found neither its message nor room to store it")
+    row, _ = await _send_in_session(session, app_id, sql, params, ())
     message = Message(
         id=row["id"],
         app_id=app_id,
@@ -314,11 +315,81 @@ async def send_message(
         body_html=row["body_html"],
         created_at=row["created_at"],
     )
-    if row["created"]:
-        count_message_sent(session, author.kind)  # messages_sent_total, once committed
-        for event in _sent_events(row, app_id, message_out(message)):
-            record(session, event)
     return message, bool(row["created"])
+
+
+async def _send_in_session(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    sql: str,
+    params: dict[str, Any],
+    attachment_ids: Sequence[uuid.UUID],
+) -> tuple[dict[str, Any], MessageOut]:
+    """A send statement in the caller's transaction, the attachments given to the new message
+    (a refused one rolls the whole send back), its events recorded for after the commit."""
+    from replyhq.attachments import service as attachments  # it builds on this module
+
+    connection = await session.connection()
+    for _ in range(2):  # the second time with a snapshot that sees a concurrent retry's message
+        row = dict((await connection.exec_driver_sql(sql, params)).mappings().one())
+        if row["sender_id"] is None:  # only a device's sender can be missing
+            raise DeviceUnknown()
+        if not row["sender_allowed"]:  # nor be refused
+            raise DeviceUnverified()
+        if _found(row, writable=params["writable"]):
+            break
+    else:
+        raise RuntimeError("a send found neither its message nor room to store it")
+    out = _out(row, params["conversation_id"], params["client_msg_id"])
+    if row["created"]:
+        if attachment_ids:
+            uploader = attachments.Uploader(out.sender, row["sender_id"])  # type: ignore[arg-type]
+            out.attachments = await attachments.attach(
+                session, app_id, out.conversation_id, out.id, attachment_ids, uploader
+            )
+        count_message_sent(session, out.sender)  # messages_sent_total, once committed
+        for event in _sent_events(row, app_id, out):
+            record(session, event)
+    elif attachment_ids:  # a retry: the attachments its first attempt carried
+        found = await attachments.of_messages(session, app_id, [out.id])
+        out.attachments = found.get(out.id, [])
+    return row, out
+
+
+async def send_in_session(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    author: Participant,
+    body: str,
+    client_msg_id: str,
+    attachment_ids: Sequence[uuid.UUID] = (),
+) -> tuple[MessageOut, bool]:
+    """send_message answering the stored message itself, with its attachments (an agent's
+    HTTP reply: any conversation of the app)."""
+    sql = statements.send(from_device=False, owner="any")
+    params = _send_params(
+        app_id, conversation_id, author.kind, body, client_msg_id, bool(attachment_ids)
+    )
+    params.update(author_id=author.id, author_name=author.name, end_user_id=None)
+    row, out = await _send_in_session(session, app_id, sql, params, attachment_ids)
+    return out, bool(row["created"])
+
+
+async def _send_with_attachments(
+    db: Database,
+    app_id: uuid.UUID,
+    sql: str,
+    params: dict[str, Any],
+    attachment_ids: Sequence[uuid.UUID],
+) -> tuple[MessageOut, bool]:
+    """A send carrying attachments: the statement and the attachments' update in one tenant
+    transaction (the hot path's lone statement cannot also take them)."""
+    async with db.tenant_session(app_id) as session:
+        row, out = await _send_in_session(session, app_id, sql, params, attachment_ids)
+    if row["created"]:
+        MESSAGES_SENT.labels(out.sender).inc()
+    return out, bool(row["created"])
 
 
 async def send_device_message(
@@ -328,6 +399,7 @@ async def send_device_message(
     device_id: str,
     body: str,
     client_msg_id: str,
+    attachment_ids: Sequence[uuid.UUID] = (),
 ) -> tuple[MessageOut, bool]:
     """send_message for the end user behind `device_id` (the SDK's hot path): the device's user,
     the conversation (theirs, or 404) and the send in one statement that is its own transaction
@@ -336,9 +408,15 @@ async def send_device_message(
     Shielded: once sent, the statement commits whatever happens to the caller, so a caller that
     goes away (cancelled) must not take the stored message's events with it."""
     sql = statements.send(from_device=True, owner="sender")
-    params = _send_params(app_id, conversation_id, "user", body, client_msg_id)
+    params = _send_params(
+        app_id, conversation_id, "user", body, client_msg_id, bool(attachment_ids)
+    )
     params["device_id"] = device_id
-    out, created = await asyncio.shield(_send_alone(db, app_id, sql, params))
+    if attachment_ids:
+        sending = _send_with_attachments(db, app_id, sql, params, attachment_ids)
+    else:
+        sending = _send_alone(db, app_id, sql, params)
+    out, created = await asyncio.shield(sending)
     if created:  # outside office hours: the away reply (a dict look-up while the team is in)
         await messenger.after_user_message(db, app_id, conversation_id)
     return out, created
@@ -351,12 +429,18 @@ async def send_agent_message(
     author: Participant,
     body: str,
     client_msg_id: str,
+    attachment_ids: Sequence[uuid.UUID] = (),
 ) -> tuple[MessageOut, bool]:
     """send_message for an agent's reply (any conversation of the app, or 404) as
     send_device_message sends: one statement that is its own transaction, shielded alike."""
     sql = statements.send(from_device=False, owner="any")
-    params = _send_params(app_id, conversation_id, author.kind, body, client_msg_id)
+    params = _send_params(
+        app_id, conversation_id, author.kind, body, client_msg_id, bool(attachment_ids)
+    )
     params.update(author_id=author.id, author_name=author.name)
+    if attachment_ids:
+        params["end_user_id"] = None
+        return await asyncio.shield(_send_with_attachments(db, app_id, sql, params, attachment_ids))
     return await asyncio.shield(_send_alone(db, app_id, sql, params))
 
 
@@ -407,7 +491,11 @@ async def list_messages(
     messages = messages[:limit]
     if before_seq is not None:
         messages.reverse()
-    return MessagePage(items=[message_out(m) for m in messages], has_more=has_more)
+    from replyhq.attachments import service as attachments  # it builds on this module
+
+    files = await attachments.of_messages(session, app_id, [m.id for m in messages])
+    items = [message_out(m, files.get(m.id)) for m in messages]
+    return MessagePage(items=items, has_more=has_more)
 
 
 async def mark_read(

@@ -57,6 +57,8 @@ def _message_data(row: _Row) -> dict[str, Any] | None:
         "created_at": row["message_created_at"],
         "kind": row["message_kind"],
         "data": row["message_data"],
+        # Lists show the last message's text only: its attachments come with the history.
+        "attachments": [],
     }
 
 

@@ -94,6 +94,7 @@ class DeviceNamespace(Namespace):
                 device_id,
                 request.body,
                 request.client_msg_id,
+                request.attachment_ids,
             )
             return {"message": out.model_dump(mode="json"), "created": created}
 

@@ -14,10 +14,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from replyhq.analytics.schemas import EventBatchIn
-from replyhq.messaging.schemas import Body, ClientMsgId, MessageOut, Sender
+from replyhq.messaging.schemas import (
+    BODY_OR_ATTACHMENTS,
+    MAX_BODY_CHARS,
+    AttachmentIds,
+    ClientMsgId,
+    MessageOut,
+    Sender,
+    body_or_attachments,
+)
 from replyhq.messenger.schemas import ConversationRated
 from replyhq.web.bounds import INT4_MAX
 from replyhq.workspace.schemas import ConversationLabels, NoteMention, TimelineItemEvent
@@ -85,10 +93,13 @@ class ConnectErrorData(BaseModel):
 
 
 class SendIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=BODY_OR_ATTACHMENTS)
     conversation_id: uuid.UUID
-    body: Body
+    attachment_ids: AttachmentIds = []
+    body: str = Field("", max_length=MAX_BODY_CHARS, validate_default=True)
     client_msg_id: ClientMsgId
+
+    _body = field_validator("body")(body_or_attachments)
 
 
 class TypingIn(BaseModel):

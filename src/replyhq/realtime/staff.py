@@ -106,6 +106,7 @@ class StaffNamespace(Namespace):
                 agent(me),
                 request.body,
                 request.client_msg_id,
+                request.attachment_ids,
             )
             return {"message": out.model_dump(mode="json"), "created": created}
 

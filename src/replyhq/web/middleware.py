@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Sequence
 
 import structlog
 from starlette.exceptions import HTTPException
@@ -79,16 +80,32 @@ class BodyLimitMiddleware:
     refuses before authentication or any parsing, in the error shape of the API.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, paths: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        paths: dict[str, int] | None = None,
+        patterns: Sequence[tuple[re.Pattern[str], int]] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.paths = paths or {}  # exact paths with a limit of their own
+        self.patterns = list(patterns)  # path patterns with a limit of their own (uploads)
+
+    def _limit(self, path: str) -> int:
+        limit = self.paths.get(path)
+        if limit is not None:
+            return limit
+        for pattern, pattern_limit in self.patterns:
+            if pattern.match(path):
+                return pattern_limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        max_bytes = self.paths.get(scope["path"], self.max_bytes)
+        max_bytes = self._limit(scope["path"])
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:
             try:

@@ -10,7 +10,7 @@ MAX_BODY_BYTES: this middleware runs inside the body limit).
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -92,9 +92,16 @@ def _body_has_nul(body: bytes, kind: str) -> bool:
 class NulRefusalMiddleware:
     """400 NUL_CHARACTER for a request with a NUL in its path, query, headers or body."""
 
-    def __init__(self, app: ASGIApp, on_refused: Mapping[str, RefusalHook] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        on_refused: Mapping[str, RefusalHook] | None = None,
+        binary: Sequence[re.Pattern[str]] = (),
+    ) -> None:
         self.app = app
         self.on_refused = dict(on_refused or {})  # by path
+        # Paths whose body is a file's bytes (uploads): streamed to storage, never read here.
+        self.binary = list(binary)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,6 +110,8 @@ class NulRefusalMiddleware:
         where = _outside_body(scope)
         body = b""
         kind = _body_kind(scope)
+        if any(p.match(scope["path"]) for p in self.binary):
+            kind = None
         if kind is not None and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
             read = await _read_body(receive)
             if read is None:
