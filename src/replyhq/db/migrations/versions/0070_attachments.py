@@ -6,7 +6,7 @@ security), the conversation, who uploaded it and the message that carries it (NU
 uploaded and not yet sent).
 
 Revision ID: 0070
-Revises: 0060
+Revises: 0090
 Create Date: 2026-12-03
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from replyhq.db.rls import disable_tenant_rls, enable_tenant_rls
 
 revision: str = "0070"
-down_revision: str | Sequence[str] | None = "0060"
+down_revision: str | Sequence[str] | None = "0090"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
