@@ -27,6 +27,8 @@ RULES = {
     "offline_queue",
     "server_restart",
     "exactly_once_in_order",
+    "identity_switch",
+    "logout",
     "server_events_match_schemas",
 }
 
@@ -94,5 +96,10 @@ async def test_a_client_that_breaks_the_rules_fails_them(
     results = await conformance(servers, tmp_path, node_sdk, str(naive), wait=6)
     assert results["identify_and_connect"]["passed"]
     assert results["live_in_order"]["passed"]
-    for rule in ("duplicate_delivery", "reordered_delivery", "exactly_once_in_order"):
+    for rule in (
+        "duplicate_delivery",
+        "reordered_delivery",
+        "exactly_once_in_order",
+        "identity_switch",  # it keeps its socket and device id for the next person
+    ):
         assert not results[rule]["passed"], results[rule]

@@ -20,6 +20,10 @@ for await (const line of createInterface({ input: process.stdin })) {
       reply.conversation_id = conversation.id;
     } else if (command.cmd === "send") {
       client.send(command.conversation_id, command.body).catch((error) => say({ event: "error", code: error.code }));
+    } else if (command.cmd === "switch") {
+      await client.identify({ userId: command.user_id, userHash: command.user_hash });
+    } else if (command.cmd === "logout") {
+      await client.logout();
     } else if (command.cmd === "close") {
       say(reply);
       client?.close();

@@ -1,6 +1,7 @@
 """A TCP proxy between a client under test and the server that injects the faults of the
 conformance rules: cut every connection, refuse new ones for a while, and (on websocket
-connections, whose server-to-client frames it reads) duplicate, hold back or drop one frame.
+connections, whose frames it reads) duplicate, hold back or drop one server-to-client frame,
+and note every handshake's `auth`.
 
 Websocket compression is removed from the client's handshake (the proxy strips
 Sec-WebSocket-Extensions) so that the frames stay readable; nothing else is changed."""
@@ -35,6 +36,16 @@ class Frame:
         if isinstance(packet, list) and packet and isinstance(packet[0], str):
             return packet[0], packet[1] if len(packet) > 1 else None
         return None
+
+    def handshake(self) -> dict[str, Any] | None:
+        """The `auth` of a client's Socket.IO CONNECT on namespace `/` (`40{...}`), else None."""
+        if self.opcode != 1 or not self.payload.startswith(b"40{"):
+            return None
+        try:
+            auth = json.loads(self.payload[2:])
+        except ValueError:
+            return None
+        return auth if isinstance(auth, dict) else None
 
     def ack(self) -> Any:
         """The data of a Socket.IO acknowledgement on `/` (`43<id>[...]`), else None."""
@@ -87,6 +98,7 @@ class FaultProxy:
         self.drop_next_send_ack = False
         self.events: list[tuple[str, Any]] = []  # every server event seen, for the schemas
         self.acks: list[Any] = []
+        self.handshakes: list[dict[str, Any]] = []  # every `auth` a client connected with
         self.dropped_ack = asyncio.Event()
         self._held: Frame | None = None
         self._server: asyncio.Server | None = None
@@ -142,7 +154,11 @@ class FaultProxy:
             self.connections.add(connection)
         server_w.write(b"\r\n".join(lines))
         connection.tasks = [
-            asyncio.create_task(self._pipe(client_r, server_w)),
+            asyncio.create_task(
+                self._client_frames(client_r, server_w)
+                if upgrade
+                else self._pipe(client_r, server_w)
+            ),
             asyncio.create_task(
                 self._frames(server_r, client_w) if upgrade else self._pipe(server_r, client_w)
             ),
@@ -166,6 +182,20 @@ class FaultProxy:
                 frame = await read_frame(reader)
                 for raw in self._decide(frame):
                     writer.write(raw)
+                await writer.drain()
+
+    async def _client_frames(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Client -> server websocket frames, forwarded as they are; handshakes are noted (the
+        identity rules read which device id and user a client connected as)."""
+        with contextlib.suppress(Exception):
+            while True:
+                frame = await read_frame(reader)
+                auth = frame.handshake()
+                if auth is not None:
+                    self.handshakes.append(auth)
+                writer.write(frame.raw)
                 await writer.drain()
 
     def _decide(self, frame: Frame) -> list[bytes]:

@@ -10,12 +10,20 @@ import sys
 import uuid
 from typing import Any
 
-from replyhq.sdk import ReplyHQClient
+from replyhq.sdk import ReplyHQClient, ReplyHQError
 
 
 def say(report: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(report) + "\n")
     sys.stdout.flush()
+
+
+def report_failure(task: asyncio.Task[Any]) -> None:
+    """A send the SDK gave up on (refused, or dropped by a logout), as the JS adapter does."""
+    if not task.cancelled() and isinstance(task.exception(), ReplyHQError):
+        error = task.exception()
+        assert isinstance(error, ReplyHQError)
+        say({"event": "error", "code": error.code})
 
 
 async def main() -> None:
@@ -52,6 +60,13 @@ async def main() -> None:
                 task = asyncio.create_task(client.send(command["conversation_id"], command["body"]))
                 sends.add(task)
                 task.add_done_callback(sends.discard)
+                task.add_done_callback(report_failure)
+            elif command["cmd"] == "switch":
+                assert client is not None
+                await client.identify(user_id=command["user_id"], user_hash=command["user_hash"])
+            elif command["cmd"] == "logout":
+                assert client is not None
+                await client.logout()
             elif command["cmd"] == "close":
                 say(reply)
                 break

@@ -214,6 +214,20 @@ class Run:
     user_id: str = field(default_factory=lambda: f"conformance-{uuid.uuid4().hex[:8]}")
     conversation_id: str = ""
 
+    def user_hash(self, user_id: str) -> str:
+        secret = self.credentials.identity_secret.encode()
+        return hmac.new(secret, user_id.encode(), hashlib.sha256).hexdigest()
+
+    async def handshake_as(self, user_id: str, since: int) -> dict[str, Any]:
+        """The first handshake after `since` that names `user_id`."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            for auth in self.proxy.handshakes[since:]:
+                if auth.get("user_id") == user_id:
+                    return auth
+            assert time.monotonic() < deadline, f"the client never connected as {user_id}"
+            await asyncio.sleep(0.05)
+
     def admin(self) -> dict[str, str]:
         return {"X-App-Id": self.credentials.app_id, "X-Api-Key": self.credentials.secret_key}
 
@@ -278,8 +292,7 @@ Rule = Callable[[Run], Awaitable[str]]
 
 
 async def identify_and_connect(run: Run) -> str:
-    secret = run.credentials.identity_secret.encode()
-    user_hash = hmac.new(secret, run.user_id.encode(), hashlib.sha256).hexdigest()
+    user_hash = run.user_hash(run.user_id)
     await run.adapter.request(
         "identify",
         url=f"http://127.0.0.1:{run.proxy.port}",
@@ -390,6 +403,54 @@ async def exactly_once_in_order(run: Run) -> str:
     return f"{len(seqs)} messages: the client's list equals the server's, seq 1..{len(seqs)}"
 
 
+async def identity_switch(run: Run) -> str:
+    previous = run.proxy.handshakes[-1] if run.proxy.handshakes else {}
+    old_conversation, since, reported = (
+        run.conversation_id,
+        len(run.proxy.handshakes),
+        len(run.adapter.messages),
+    )
+    run.user_id = f"{run.user_id}-next"
+    await run.adapter.request("switch", user_id=run.user_id, user_hash=run.user_hash(run.user_id))
+    handshake = await run.handshake_as(run.user_id, since)
+    assert handshake.get("device_id") != previous.get("device_id"), (
+        "the next person connected with the previous person's device id"
+    )
+    await run.agent_says("for the previous person only")
+    reply = await run.adapter.request("start", body="hello from the next person")
+    run.conversation_id = str(reply["conversation_id"])
+    assert run.conversation_id != old_conversation
+    await run.delivered("hello from the next person")
+    await asyncio.sleep(1)  # room for the previous person's message to leak
+    leaked = [
+        m["body"]
+        for m in run.adapter.messages[reported:]
+        if m["conversation_id"] == old_conversation
+    ]
+    assert not leaked, f"the previous person's messages reached the next one: {leaked}"
+    return "a new device id for the next person; nothing of the previous one delivered"
+
+
+async def logout(run: Run) -> str:
+    since, reported = len(run.proxy.handshakes), len(run.adapter.messages)
+    run.proxy.refuse(3)
+    await asyncio.sleep(0.2)
+    body = "queued, then the person logged out"
+    await run.adapter.request("send", conversation_id=run.conversation_id, body=body)
+    await run.adapter.request("logout")
+    await asyncio.sleep(4)  # past the outage: a client still holding the send sends it now
+    await run.agent_says("after the logout")
+    await asyncio.sleep(1.5)
+    assert body not in [m["body"] for m in await run.history()], (
+        "a send queued before the logout was sent for the logged-out person"
+    )
+    again = [a for a in run.proxy.handshakes[since:] if a.get("user_id") == run.user_id]
+    assert not again, "the client connected again as the person who logged out"
+    leaked = [m["body"] for m in run.adapter.messages[reported:]]
+    assert not leaked, f"delivered after the logout: {leaked}"
+    return "queued send dropped, no reconnect as that person, nothing delivered after"
+
+
 async def server_events_match_schemas(run: Run) -> str:
     import jsonschema  # type: ignore[import-untyped]  # the CLI only, not the server
 
@@ -414,6 +475,8 @@ RULES: list[tuple[str, Rule]] = [
     ("offline_queue", offline_queue),
     ("server_restart", server_restart),
     ("exactly_once_in_order", exactly_once_in_order),
+    ("identity_switch", identity_switch),
+    ("logout", logout),
     ("server_events_match_schemas", server_events_match_schemas),
 ]
 
