@@ -43,9 +43,16 @@ export interface OutgoingMessage {
   client_msg_id: string;
 }
 
+/** send()'s conversation id for a conversation that does not exist yet: the queued message
+ * creates it (POST /v1/conversations, idempotent by client_msg_id) when it can be sent. Later
+ * messages queued to NEW_CONVERSATION go to that same new conversation. */
+export const NEW_CONVERSATION = "new";
+
 export interface ClientEvents {
   /** Each message once, in seq order per conversation (yours too, once stored). */
   message: (message: Message) => void;
+  /** A message queued to NEW_CONVERSATION created this conversation (before its "message"). */
+  started: (conversation: Conversation, clientMsgId: string) => void;
   conversation: (conversation: ConversationState) => void;
   typing: (event: TypingEvent) => void;
   read: (event: ReadEvent) => void;
@@ -112,6 +119,10 @@ export class ReplyHQ extends Emitter<ClientEvents> {
   private flushing: Promise<void> | null = null;
   private caughtUp = false;
   private unread = new Map<string, number>();
+  /** Per conversation, the seq the server's unread count already covers (not counted twice). */
+  private unreadSeq = new Map<string, number>();
+  private offline = false;
+  private connectedAs: string | null = null;
   private lastUnread = -1;
   private pendingReads = new Map<string, number>();
   private iterators = new Set<(message: Message | null) => void>();
@@ -234,6 +245,8 @@ export class ReplyHQ extends Emitter<ClientEvents> {
       this.saved = { ...this.saved, userId: identity.userId ?? null };
       await saveJson(this.storage, this.key(`${this.deviceId}:state`), this.saved);
     }
+    // An anonymous visitor who signed in: the socket's handshake said who it was, so open anew.
+    if (this.socket && this.connectedAs !== (identity.userId ?? null)) this.closeSocket();
     this.connect();
     return user;
   }
@@ -277,6 +290,7 @@ export class ReplyHQ extends Emitter<ClientEvents> {
     this.cursors.clear();
     this.syncs.clear();
     this.unread.clear();
+    this.unreadSeq.clear();
     this.pendingReads.clear();
     this.user = null;
     await saveJson(this.storage, this.key(`${this.deviceId}:outbox`), null);
@@ -302,6 +316,7 @@ export class ReplyHQ extends Emitter<ClientEvents> {
         if (lastSeq < conversation.last_seq && this.caughtUp) void this.sync(conversation.id);
       }
       this.unread.set(conversation.id, conversation.unread_count);
+      this.unreadSeq.set(conversation.id, Math.max(conversation.last_seq, this.unreadSeq.get(conversation.id) ?? 0));
     }
     if (!this.saved.baselined) this.saved = { ...this.saved, baselined: true };
     this.saveState();
@@ -318,8 +333,16 @@ export class ReplyHQ extends Emitter<ClientEvents> {
     const conversation = await this.http<Conversation>("POST", "/v1/conversations", body);
     if (!this.cursors.has(conversation.id)) this.cursors.set(conversation.id, { lastSeq: 0, early: new Map() });
     this.unread.set(conversation.id, 0);
+    this.unreadSeq.set(conversation.id, conversation.last_seq);
     if (conversation.last_message) this.accept(conversation.last_message);
     return conversation;
+  }
+
+  /** An authenticated call to the server's device API (what this SDK does not wrap, e.g. a
+   * conversation's rating or the visitor's page): this device's headers, typed errors, and one
+   * identify again when the device's identity lapsed. */
+  request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.http<T>(method, path, body);
   }
 
   /** Earlier messages (scroll-back): the `limit` just before `beforeSeq` (default: the latest). */
@@ -331,6 +354,11 @@ export class ReplyHQ extends Emitter<ClientEvents> {
       `/v1/conversations/${encodeURIComponent(conversationId)}/messages?before_seq=${before}&limit=${limit}`,
     );
     return page.items;
+  }
+
+  /** Unread messages in one conversation (from conversations(), then live). */
+  unreadIn(conversationId: string): number {
+    return this.unread.get(conversationId) ?? 0;
   }
 
   get unreadCount(): number {
@@ -367,9 +395,11 @@ export class ReplyHQ extends Emitter<ClientEvents> {
   private connect(): void {
     if (this.socket) return; // the same person, e.g. a profile update: the socket stays
     const generation = this.generation;
+    this.connectedAs = this.identity?.userId ?? null;
     const socket = io(this.options.url, {
       path: "/socket.io",
       transports: ["websocket"],
+      autoConnect: !this.offline,
       reconnectionDelay: this.options.reconnectionDelayMs,
       reconnectionDelayMax: this.options.reconnectionDelayMaxMs,
       timeout: this.options.ackTimeoutMs,
@@ -385,7 +415,7 @@ export class ReplyHQ extends Emitter<ClientEvents> {
     this.socket = socket;
     const mine = () => generation === this.generation && this.socket === socket;
     let refusals = 0;
-    this.setState("connecting");
+    this.setState(this.offline ? "offline" : "connecting");
     socket.on("connect", () => {
       if (!mine()) return;
       refusals = 0;
@@ -395,9 +425,9 @@ export class ReplyHQ extends Emitter<ClientEvents> {
     socket.on("disconnect", (reason) => {
       if (!mine()) return;
       this.caughtUp = false;
-      this.setState("reconnecting");
+      this.setState(this.offline ? "offline" : "reconnecting");
       // Closed by the server (access changed): the next handshake says whether we are welcome.
-      if (reason === "io server disconnect") setTimeout(() => mine() && socket.connect(), 1000);
+      if (reason === "io server disconnect") setTimeout(() => mine() && !this.offline && socket.connect(), 1000);
     });
     socket.on("connect_error", (error: Error & { data?: { code?: string; error?: string } }) => {
       if (!mine()) return;
@@ -425,7 +455,7 @@ export class ReplyHQ extends Emitter<ClientEvents> {
       // socket.io-client itself.
       refusals += 1;
       this.setState("reconnecting");
-      setTimeout(() => mine() && !socket.connected && socket.connect(), this.backoff(refusals));
+      setTimeout(() => mine() && !this.offline && !socket.connected && socket.connect(), this.backoff(refusals));
     });
     socket.on("message:new", (data: { message: Message }) => {
       if (mine()) this.accept(data.message);
@@ -451,6 +481,23 @@ export class ReplyHQ extends Emitter<ClientEvents> {
     });
   }
 
+  /** The device's network went away (false) or came back (true): e.g. the browser's
+   * online/offline events or React Native's NetInfo. A dead network can leave a socket looking
+   * open for long; offline, the socket is closed at once (sends queue) and reopened when back. */
+  setOnline(online: boolean): void {
+    if (this.offline === !online) return;
+    this.offline = !online;
+    const socket = this.socket;
+    if (!online) {
+      this.caughtUp = false;
+      if (socket?.connected) socket.disconnect();
+      if (this.state !== "idle" && this.state !== "blocked" && this.state !== "closed") this.setState("offline");
+    } else if (socket && !socket.connected) {
+      this.setState("reconnecting");
+      socket.connect();
+    }
+  }
+
   private backoff(attempt: number): number {
     const base = Math.min(30_000, 500 * 2 ** Math.min(attempt, 10));
     return base * (0.5 + Math.random());
@@ -469,6 +516,7 @@ export class ReplyHQ extends Emitter<ClientEvents> {
   private async catchUp(socket: Socket): Promise<void> {
     const generation = this.generation;
     const ids = new Set([...this.cursors.keys(), ...this.outbox.map((item) => item.conversation_id)]);
+    ids.delete(NEW_CONVERSATION);
     await Promise.all([...ids].map((id) => this.sync(id)));
     if (generation !== this.generation || this.socket !== socket || !socket.connected) return;
     this.caughtUp = true;
@@ -529,8 +577,11 @@ export class ReplyHQ extends Emitter<ClientEvents> {
   }
 
   private deliver(message: Message): void {
-    if (message.sender !== "user") {
-      this.unread.set(message.conversation_id, (this.unread.get(message.conversation_id) ?? 0) + 1);
+    const id = message.conversation_id;
+    // Events (closed/reopened lines) are nobody's unread message; seqs the server's count
+    // already covered are not counted again.
+    if (message.sender !== "user" && message.kind !== "event" && message.seq > (this.unreadSeq.get(id) ?? 0)) {
+      this.unread.set(id, (this.unread.get(id) ?? 0) + 1);
     }
     this.emit("message", message);
     for (const push of this.iterators) push(message);
@@ -575,9 +626,10 @@ export class ReplyHQ extends Emitter<ClientEvents> {
 
   /** Queue a message (kept in storage while offline); resolves with the stored message once the
    * server has it, exactly once whatever the retries. Rejects when the server refuses it. */
-  async send(conversationId: string, body: string): Promise<Message> {
+  async send(conversationId: string, body: string, options: { clientMsgId?: string } = {}): Promise<Message> {
     await this.loaded;
-    const item: OutgoingMessage = { conversation_id: conversationId, body, client_msg_id: newId() };
+    // A retry of a refused message may reuse its client_msg_id: the server stores it once.
+    const item: OutgoingMessage = { conversation_id: conversationId, body, client_msg_id: options.clientMsgId ?? newId() };
     const stored = new Promise<Message>((resolve, reject) => this.waiters.set(item.client_msg_id, { resolve, reject }));
     this.outbox.push(item);
     await this.saveOutbox();
@@ -597,7 +649,8 @@ export class ReplyHQ extends Emitter<ClientEvents> {
       let attempt = 0;
       while (this.outbox.length > 0 && this.caughtUp && generation === this.generation) {
         const item = this.outbox[0]!;
-        const ack = await this.call<{ message: Message; created: boolean }>("message:send", item);
+        const ack =
+          item.conversation_id === NEW_CONVERSATION ? await this.create(item) : await this.call<{ message: Message; created: boolean }>("message:send", item);
         if (generation !== this.generation) return;
         if (!ack.ok && TRANSIENT.has(ack.code)) {
           // Lost or refused for now: the same client_msg_id again later, never a duplicate.
@@ -626,6 +679,30 @@ export class ReplyHQ extends Emitter<ClientEvents> {
     return this.flushing;
   }
 
+  /** A message queued to NEW_CONVERSATION: the conversation is created with it over HTTP. */
+  private async create(item: OutgoingMessage): Promise<Ack<{ message: Message }>> {
+    const generation = this.generation;
+    let conversation: Conversation;
+    try {
+      conversation = await this.http<Conversation>("POST", "/v1/conversations", {
+        first_message: { body: item.body, client_msg_id: item.client_msg_id },
+      });
+    } catch (error) {
+      const failure = error instanceof ReplyHQError ? error : new ReplyHQError("NETWORK_ERROR", String(error));
+      return { ok: false, code: failure.transient ? "SERVICE_UNAVAILABLE" : failure.code, error: failure.message };
+    }
+    if (generation !== this.generation) return { ok: false, code: "LOGGED_OUT", error: "the person changed" };
+    if (!conversation.last_message) return { ok: false, code: "SERVICE_UNAVAILABLE", error: "no message stored" };
+    if (!this.cursors.has(conversation.id)) this.cursors.set(conversation.id, { lastSeq: 0, early: new Map() });
+    this.unread.set(conversation.id, 0);
+    this.unreadSeq.set(conversation.id, conversation.last_seq);
+    // Whatever else was written to the new conversation meanwhile follows it there.
+    for (const queued of this.outbox) if (queued.conversation_id === NEW_CONVERSATION) queued.conversation_id = conversation.id;
+    await this.saveOutbox();
+    this.emit("started", conversation, item.client_msg_id);
+    return { ok: true, message: conversation.last_message };
+  }
+
   // --- typing, read ------------------------------------------------------------------------
 
   /** Tell the other side the user is typing (true) or stopped (false). Not queued: false when
@@ -640,6 +717,7 @@ export class ReplyHQ extends Emitter<ClientEvents> {
   async read(conversationId: string, seq?: number): Promise<void> {
     const upTo = seq ?? this.cursor(conversationId).lastSeq;
     this.unread.set(conversationId, 0);
+    this.unreadSeq.set(conversationId, Math.max(upTo, this.unreadSeq.get(conversationId) ?? 0));
     this.emitUnread();
     if (upTo <= 0) return;
     if (!this.caughtUp) {

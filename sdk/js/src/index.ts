@@ -1,4 +1,4 @@
-export { ReplyHQ } from "./client";
+export { NEW_CONVERSATION, ReplyHQ } from "./client";
 export type { ClientEvents, Feature, OutgoingMessage, ReplyHQOptions } from "./client";
 export { ReplyHQError } from "./errors";
 export { defaultStorage, memoryStorage } from "./storage";

@@ -12,6 +12,11 @@ export interface Message {
   body: string;
   body_html: string;
   created_at: string;
+  /** "event": a line in the timeline (e.g. "Alice closed the conversation"), nobody's unread
+   * message. Absent on older servers (every item was a message). */
+  kind?: "message" | "event";
+  /** What an event is about (e.g. { type: "closed" }). */
+  data?: Record<string, unknown> | null;
 }
 
 export interface Conversation {
@@ -75,7 +80,8 @@ export interface Identity {
   pushToken?: string;
 }
 
-export type ConnectionState = "idle" | "connecting" | "connected" | "reconnecting" | "blocked" | "closed";
+/** offline: the app said the network is gone (setOnline(false)); nothing is tried until it is back. */
+export type ConnectionState = "idle" | "connecting" | "connected" | "reconnecting" | "offline" | "blocked" | "closed";
 
 export type Ack<T> = ({ ok: true } & T) | { ok: false; code: string; error: string; details?: { field: string; reason: string }[]; retry_after?: number };
 
