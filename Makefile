@@ -12,7 +12,9 @@ WEB_STAMPS := web/.stamps
 WEB_DEPS := $(WEB_STAMPS)/npm
 API_TYPES := $(WEB_STAMPS)/api
 WEB_BUILT := src/replyhq/static/.built
-WEB_SOURCES := $(shell find web/src web/index.html -type f 2>/dev/null) \
+# The messenger runs on the JavaScript SDK, compiled from sdk/js/src into widget.js (a Vite
+# alias: nothing of sdk/js needs installing or building first), so its sources count too.
+WEB_SOURCES := $(shell find web/src web/index.html sdk/js/src -type f 2>/dev/null) \
 	web/package.json web/package-lock.json web/tsconfig.json web/vite.config.ts web/vite.widget.config.ts
 PY_SOURCES := $(shell find src/replyhq -name '*.py' -not -path '*/migrations/*' 2>/dev/null)
 

@@ -2,11 +2,10 @@
 // rendered as React text; a stored message's HTML is the server's sanitised `body_html`.
 import { createContext, useContext, useEffect, useLayoutEffect, useRef, useState, useSyncExternalStore, type CSSProperties, type KeyboardEvent } from "react";
 import type { Conversation, Message } from "../api/types";
-import type { ConnectionState } from "../shared/socket";
 import type { PendingMessage } from "../shared/timeline";
 import type { Blocked } from "./blocked";
 import { type MessengerConfig, rate, ratingState, type RatingState, reportContext } from "./branding";
-import { type Messenger, NEW } from "./engine";
+import { type ConnectionState, type Messenger, NEW } from "./store";
 import { backWhen, blockedText, expectedReply, type Key, type Translate, translator } from "./i18n";
 import { ChatIcon, CloseIcon } from "./icons";
 
@@ -21,7 +20,6 @@ interface Ui {
   t: Translate;
   config: MessengerConfig | null;
   engine: Messenger;
-  baseUrl: string;
 }
 
 const UiContext = createContext<Ui | null>(null);
@@ -35,12 +33,10 @@ function useUi(): Ui {
 export function MessengerView({
   engine,
   config: pending,
-  baseUrl,
   host,
 }: {
   engine: Messenger;
   config?: Promise<MessengerConfig | null>;
-  baseUrl?: string;
   host?: HTMLElement;
 }) {
   const snap = useSyncExternalStore(engine.subscribe, engine.getSnapshot);
@@ -67,8 +63,8 @@ export function MessengerView({
   // Agents see where the visitor is: reported once identified, and on in-page navigation.
   const identified = snap.user !== null;
   useEffect(() => {
-    if (!identified || !baseUrl) return;
-    const report = () => void reportContext(baseUrl, engine.sdkHeaders());
+    if (!identified) return;
+    const report = () => void reportContext(engine);
     report();
     window.addEventListener("popstate", report);
     window.addEventListener("hashchange", report);
@@ -76,8 +72,8 @@ export function MessengerView({
       window.removeEventListener("popstate", report);
       window.removeEventListener("hashchange", report);
     };
-  }, [identified, baseUrl, engine]);
-  const ui: Ui = { t, config, engine, baseUrl: baseUrl ?? "" };
+  }, [identified, engine]);
+  const ui: Ui = { t, config, engine };
   const style = settings ? ({ "--rhq-color": settings.color } as CSSProperties) : undefined;
   const availability = config?.availability;
   const away = settings?.office_hours_enabled && availability && !availability.open;
@@ -348,7 +344,7 @@ function when(iso: string): string {
 
 /** After a closing: 1-5 stars and an optional comment, once per closing (GET/POST .../rating). */
 function Rating({ conversationId }: { conversationId: string }) {
-  const { t, engine, baseUrl } = useUi();
+  const { t, engine } = useUi();
   const [state, setState] = useState<RatingState | null>(null);
   const [score, setScore] = useState(0);
   const [comment, setComment] = useState("");
@@ -357,11 +353,11 @@ function Rating({ conversationId }: { conversationId: string }) {
     let live = true;
     setSent(false);
     setScore(0);
-    void ratingState(baseUrl, engine.sdkHeaders(), conversationId).then((loaded) => live && setState(loaded));
+    void ratingState(engine, conversationId).then((loaded) => live && setState(loaded));
     return () => {
       live = false;
     };
-  }, [baseUrl, engine, conversationId]);
+  }, [engine, conversationId]);
   if (sent) {
     return (
       <p className="rhq-rated" data-testid="rhq-rated">
@@ -371,7 +367,7 @@ function Rating({ conversationId }: { conversationId: string }) {
   }
   if (!state?.can_rate) return null;
   const submit = async () => {
-    if (score > 0 && (await rate(baseUrl, engine.sdkHeaders(), conversationId, score, comment))) setSent(true);
+    if (score > 0 && (await rate(engine, conversationId, score, comment))) setSent(true);
   };
   return (
     <div className="rhq-rating" data-testid="rhq-rating">

@@ -6,48 +6,43 @@ import type { components } from "../api/schema";
 export type MessengerConfig = components["schemas"]["MessengerConfig"];
 export type RatingState = components["schemas"]["RatingState"];
 
-export interface BrandingOptions {
-  appId: string;
-  apiKey: string;
-  baseUrl: string;
+/** The SDK's authenticated calls (this device's headers, typed errors): the messenger's store. */
+export interface DeviceApi {
+  request<T>(method: string, path: string, body?: unknown): Promise<T>;
 }
 
-export async function loadConfig(options: BrandingOptions): Promise<MessengerConfig | null> {
+export async function loadConfig(api: DeviceApi): Promise<MessengerConfig | null> {
   try {
-    const response = await fetch(`${options.baseUrl}/v1/messenger`, {
-      headers: { "X-App-Id": options.appId, "X-Api-Key": options.apiKey },
-    });
-    return response.ok ? ((await response.json()) as MessengerConfig) : null;
+    return await api.request<MessengerConfig>("GET", "/v1/messenger");
   } catch {
     return null; // the messenger still works with its defaults
   }
 }
 
 /** The page the visitor is on; browser and OS come from the request's User-Agent. */
-export async function reportContext(baseUrl: string, headers: Record<string, string>): Promise<void> {
+export async function reportContext(api: DeviceApi): Promise<void> {
   const http = (value: string) => (/^https?:/.test(value) ? value.slice(0, 2000) : null);
   const body = { page_url: http(location.href), page_title: document.title.slice(0, 300) || null, referrer: http(document.referrer) };
   try {
-    await fetch(`${baseUrl}/v1/context`, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    await api.request("POST", "/v1/context", body);
   } catch {
     // context is a courtesy to agents: never an error for the visitor
   }
 }
 
-export async function ratingState(baseUrl: string, headers: Record<string, string>, conversationId: string): Promise<RatingState | null> {
+export async function ratingState(api: DeviceApi, conversationId: string): Promise<RatingState | null> {
   try {
-    const response = await fetch(`${baseUrl}/v1/conversations/${conversationId}/rating`, { headers });
-    return response.ok ? ((await response.json()) as RatingState) : null;
+    return await api.request<RatingState>("GET", `/v1/conversations/${encodeURIComponent(conversationId)}/rating`);
   } catch {
     return null;
   }
 }
 
-export async function rate(baseUrl: string, headers: Record<string, string>, conversationId: string, score: number, comment: string): Promise<boolean> {
-  const response = await fetch(`${baseUrl}/v1/conversations/${conversationId}/rating`, {
-    method: "POST",
-    headers: { ...headers, "Content-Type": "application/json" },
-    body: JSON.stringify({ score, comment: comment.trim() || null }),
-  });
-  return response.status === 201 || response.status === 409; // 409: already rated elsewhere
+export async function rate(api: DeviceApi, conversationId: string, score: number, comment: string): Promise<boolean> {
+  try {
+    await api.request("POST", `/v1/conversations/${encodeURIComponent(conversationId)}/rating`, { score, comment: comment.trim() || null });
+    return true;
+  } catch (error) {
+    return (error as { status?: number }).status === 409; // already rated elsewhere
+  }
 }

@@ -3,7 +3,7 @@
 // window.ReplyHQ: identify, open, close, logout, onUnreadCountChange.
 import { createRoot } from "react-dom/client";
 import css from "./widget.css?inline";
-import { type Identity, Messenger } from "./engine";
+import { type Identity, Messenger } from "./store";
 import { MessengerView } from "./Messenger";
 import { loadConfig } from "./branding";
 
@@ -64,10 +64,10 @@ function mount(): void {
   };
 
   // The app's look and words (dashboard → Settings → Messenger), fetched while the page loads.
-  const config = loadConfig({ appId, apiKey, baseUrl });
+  const config = loadConfig(engine);
   const start = () => {
     document.body.appendChild(host);
-    createRoot(container).render(<MessengerView engine={engine} config={config} baseUrl={baseUrl} host={host} />);
+    createRoot(container).render(<MessengerView engine={engine} config={config} host={host} />);
     // After the page's own scripts had their chance to call ReplyHQ.identify first.
     setTimeout(() => void engine.boot(), 0);
   };
