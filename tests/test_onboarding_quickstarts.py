@@ -1,6 +1,7 @@
 """The quickstarts as the dashboard shows them (GET /admin/api/onboarding/quickstarts), run
-verbatim against a live server with the SDK key the newcomer was shown: the Python and curl ones
-here, the web one in the browser (tests/e2e/test_onboarding.py). Each completes the checklist
+verbatim against a live server with the SDK key the newcomer was shown: the Python, curl and
+headless web SDK (@replyhq/sdk, by Node) ones here, the script tag in the browser
+(tests/e2e/test_onboarding.py). Each completes the checklist
 steps it says it waits for. iOS, Android, React Native and Flutter are marked not run."""
 
 from __future__ import annotations
@@ -8,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 
 from replyhq.onboarding.quickstarts import KEY
 from tests.conftest import SocketServer
 from tests.newcomers import Newcomer, sign_up
+from tests.test_sdk_js import built_sdk
+from tests.test_sdk_quickstarts import app_project
 
 
 async def quickstart(http: httpx.AsyncClient, owner: Newcomer, platform: str) -> dict[str, object]:
@@ -46,6 +50,7 @@ async def test_the_survey_platform_comes_first_and_only_some_are_run(
     assert {q["platform"]: q["executed"] for q in listed} == {
         "flutter": False,
         "web": True,
+        "web-sdk": True,
         "python": True,
         "curl": True,
         "ios": False,
@@ -94,3 +99,28 @@ async def test_the_curl_quickstart_runs_verbatim(
         waits.append(step["waits_for"])
         assert (await steps(http, owner))[step["waits_for"]] is True
     assert waits == ["sdk_installed", "first_message"]
+
+
+async def test_the_headless_web_sdk_quickstart_runs_verbatim(
+    socket_server: SocketServer, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    owner = await sign_up(http)
+    sdk = await quickstart(http, owner, "web-sdk")
+    [install, run] = sdk["steps"]  # type: ignore[misc]
+    assert install["code"] == "npm install /path/to/replyhq/sdk/js"  # app_project's stand-in
+    assert run["language"] == "javascript" and run["waits_for"] == "first_message"
+    node = await asyncio.to_thread(built_sdk)
+    project = app_project(tmp_path)  # node_modules/@replyhq/sdk: this checkout's sdk/js
+    (project / "quickstart.mjs").write_text(filled(run["code"], owner))
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [node, "quickstart.mjs"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("conversation ")
+    reached = await steps(http, owner)
+    assert reached["sdk_installed"] and reached["first_message"]

@@ -2,8 +2,9 @@
 server's address. The SDK key is never known here (keys are stored hashed): snippets carry
 `YOUR_SDK_KEY`, which the dashboard replaces with the key it was shown at sign-up or rotation.
 
-Web (script tag), Python and curl snippets are run verbatim by tests against a live server
-(tests/test_onboarding_quickstarts.py, and the browser test of a newcomer for the web one);
+Web (script tag, and the headless SDK @replyhq/sdk), Python and curl snippets are run verbatim
+by tests against a live server (tests/test_onboarding_quickstarts.py, the headless SDK's by
+Node, and the browser test of a newcomer for the script tag);
 iOS, Android, React Native and Flutter use those platforms' official Socket.IO clients as
 docs/realtime.md describes and are not run here (no such toolchains on this machine).
 """
@@ -50,6 +51,37 @@ _WEB = Quickstart(
             "Open the page, click the chat button and send a message.",
             "text",
             "Hello from the web!",
+            "first_message",
+        ),
+    ),
+)
+
+_WEB_SDK = Quickstart(
+    "web-sdk",
+    "Web (headless SDK)",
+    True,
+    "/docs/sdk",
+    (
+        Step(
+            "No UI of ours: @replyhq/sdk gives you identify, conversations, messages and typing, "
+            "and you draw the chat (browsers, React Native, Node 20+). Install it from your "
+            "ReplyHQ checkout (make sdk-js builds it).",
+            "sh",
+            "npm install /path/to/replyhq/sdk/js",
+            None,
+        ),
+        Step(
+            "Identify a device and start a conversation with a first message (an ES module: "
+            "quickstart.mjs, run with node, or your app's code).",
+            "javascript",
+            """import {{ ReplyHQ }} from "@replyhq/sdk";
+
+const client = new ReplyHQ({{ url: "{url}", appId: "{app_id}", sdkKey: "{key}", platform: "web" }});
+await client.identify({{ name: "Quickstart" }});
+const conversation = await client.startConversation({{ body: "Hello from the SDK!" }});
+console.log("conversation", conversation.id);
+client.close();
+""".replace("{key}", KEY),
             "first_message",
         ),
     ),
@@ -220,6 +252,7 @@ socket.onConnect((_) {{
 
 QUICKSTARTS: tuple[Quickstart, ...] = (
     _WEB,
+    _WEB_SDK,
     _PYTHON,
     _CURL,
     _IOS,
