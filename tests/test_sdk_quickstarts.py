@@ -1,5 +1,5 @@
-"""The JavaScript and React Native quickstarts of docs/sdk.md run as written, by Node, against a
-server like `make dev` (the Python one is run by test_doc_snippets). They import
+"""The JavaScript, React Native and Python quickstarts of docs/sdk.md run as written against a
+server like `make dev`, and do what they say. The JavaScript ones, by Node, import
 `@replyhq/sdk` as an app would: a project folder whose node_modules holds the built package, and
 for React Native, `@react-native-async-storage/async-storage` as an in-memory module with
 AsyncStorage's API (React Native itself cannot run here) and the app's own `config.js`."""
@@ -14,13 +14,14 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer, Servers
-from tests.test_doc_snippets import ROOT, dev, fenced_blocks, snippet_env, tools
+from tests.test_doc_snippets import ROOT, as_run, dev, fenced_blocks, snippet_env, tools
 from tests.test_sdk_js import SDK, built_sdk
 
 __all__ = ["dev", "tools"]  # fixtures
 
 DOC = ROOT / "docs" / "sdk.md"
 BLOCKS = [b for b in fenced_blocks(DOC) if b.language in {"js", "javascript"}]
+PYTHON = [b for b in fenced_blocks(DOC) if b.language in {"python", "py"}]
 
 ASYNC_STORAGE = """
 const items = new Map();
@@ -96,3 +97,48 @@ def test_the_quickstart_runs_as_written(
         assert "2 user Where is my parcel?" in done.stdout
         assert "refused: VALIDATION_ERROR" in done.stdout
         assert "Where is my parcel?" in last
+
+
+def _conversations(dev: LiveServer, env: dict[str, str]) -> dict[str, list[str]]:
+    """Each conversation's subject -> its messages' bodies, as the server holds them."""
+    secret = {"X-App-Id": env["APP_ID"], "X-Api-Key": env["SECRET_KEY"]}
+    listed = httpx.get(f"{dev.url}/admin/api/conversations?limit=100", headers=secret).json()
+    found: dict[str, list[str]] = {}
+    for conversation in listed["items"]:
+        messages = httpx.get(
+            f"{dev.url}/admin/api/conversations/{conversation['id']}/messages",
+            headers=secret,
+        ).json()
+        found[conversation["subject"] or ""] = [m["body"] for m in messages["items"]]
+    return found
+
+
+def test_the_python_quickstarts_run_as_written(
+    servers: Servers, dev: LiveServer, tools: Path, tmp_path: Path
+) -> None:
+    assert len(PYTHON) == 2
+    env = snippet_env(servers, dev, tools)
+    outputs = []
+    for snippet in PYTHON:
+        command, script = as_run(snippet, dev.url)
+        done = subprocess.run(
+            command, input=script, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        outputs.append(done.stdout)
+    asyncio_run, blocking = outputs
+    for line in (
+        "1 user Hello from Python",
+        "2 user Is my invoice paid?",
+        "unread: 0",
+        "tracked: True",
+        "refused: VALIDATION_ERROR",
+    ):
+        assert line in asyncio_run.splitlines(), asyncio_run
+    assert "stored as seq 1 unread 0" in blocking
+    held = _conversations(dev, env)
+    assert held["Billing"] == ["Hello from Python", "Is my invoice paid?"]
+    assert held["Nightly report"] == ["The nightly import failed twice."]
+    # The blocking script kept its device id and (empty) queue in its file.
+    stored = json.loads((tmp_path / "replyhq-nightly.json").read_text())
+    assert any(key.endswith(":device") for key in stored)
