@@ -418,3 +418,34 @@ async def test_attachments_reach_the_other_side_live_and_by_sync(
     assert (await bob.call("sync", {"conversation_id": cid, "after_seq": 0}))["ok"] is False
     for socket in (bob, eve):
         assert socket.events["message:new"] == []
+
+
+async def test_uploads_never_sent_are_pruned(
+    client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant
+) -> None:
+    from replyhq.attachments.tasks import prune_unsent
+    from replyhq.jobs.registry import JobRun
+
+    cid = await _conversation(client, tenant, "fay")
+    old = (await upload(client, tenant.sdk("fay"), cid, png(30, 30))).json()
+    fresh = (await upload(client, tenant.sdk("fay"), cid, pdf(), "f.pdf")).json()
+    sent = (await upload(client, tenant.sdk("fay"), cid, pdf(), "s.pdf")).json()
+    await client.post(
+        f"/v1/conversations/{cid}/messages",
+        headers=tenant.sdk("fay"),
+        json={"client_msg_id": "s", "attachment_ids": [sent["id"]]},
+    )
+    root = local_root(runtime.settings)
+    async with runtime.db.system_session() as session:
+        await session.execute(
+            text(
+                "UPDATE attachments SET created_at = now() - interval '2 days' WHERE id = ANY(:ids)"
+            ),
+            {"ids": [uuid.UUID(old["id"]), uuid.UUID(sent["id"])]},
+        )
+    await prune_unsent.func(JobRun(1, "attachments.prune", 1, runtime), timestamp=0)
+    for attachment, kept in ((old, False), (fresh, True), (sent, True)):
+        found = await client.get(f"/v1/attachments/{attachment['id']}", headers=tenant.sdk("fay"))
+        assert found.status_code == (200 if kept else 404)
+        assert (root / str(tenant.id) / attachment["id"] / "original").exists() is kept
+    assert not (root / str(tenant.id) / old["id"] / "thumbnail").exists()

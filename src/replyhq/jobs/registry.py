@@ -40,6 +40,7 @@ TASK_MODULES: tuple[str, ...] = (
     "replyhq.triggered.tasks",
     "replyhq.billing.tasks",
     "replyhq.push.tasks",
+    "replyhq.attachments.tasks",
 )
 
 JobFunction = Callable[..., Awaitable[None]]
