@@ -28,7 +28,12 @@ from replyhq.messaging.schemas import (
 )
 from replyhq.messenger.schemas import ConversationRated
 from replyhq.web.bounds import INT4_MAX
-from replyhq.workspace.schemas import ConversationLabels, NoteMention, TimelineItemEvent
+from replyhq.workspace.schemas import (
+    AgentAvailability,
+    ConversationLabels,
+    NoteMention,
+    TimelineItemEvent,
+)
 
 SYNC_LIMIT = 200
 SCHEMAS = Path(__file__).with_name("schemas")
@@ -297,6 +302,7 @@ EVENTS: tuple[EventSpec, ...] = (
     EventSpec("timeline:item", "server", ("/admin",), TimelineItemEvent),
     EventSpec("note:mention", "server", ("/admin",), NoteMention),
     EventSpec("conversation:labels", "server", ("/admin",), ConversationLabels),
+    EventSpec("agent:availability", "server", ("/admin",), AgentAvailability),
     EventSpec("console:subscribe", "client", ("/admin",), ConsoleSubscribeIn, EmptyAck),
     EventSpec("console:unsubscribe", "client", ("/admin",), ConsoleSubscribeIn, EmptyAck),
     EventSpec("console:entries", "server", ("/admin",), ConsoleEntriesOut),

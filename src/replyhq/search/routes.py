@@ -33,10 +33,15 @@ async def search_messages(
     label: uuid.UUID | None = None,
     since: Annotated[datetime | None, Query(description="sent at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="sent before (ISO 8601)")] = None,
+    kind: Annotated[
+        Literal["message", "note"] | None,
+        Query(description="only messages, or only private notes (default: both)"),
+    ] = None,
     limit: Limit = 20,
 ) -> MessageHits:
-    """The app's messages matching `q` (words, "a phrase", `or`, `-word`), best first, each with
-    a highlighted snippet, its conversation's status and assignee, and its end user."""
+    """The app's messages and private notes matching `q` (words, "a phrase", `or`, `-word`):
+    the best of the newest 100 matches, each with a highlighted snippet, its conversation's
+    status and assignee, and its end user. Staff only (notes are never an end user's)."""
     assignee_id, unassigned = assignee_filter(caller, assignee)
     async with runtime.db.tenant_session(caller.app_id) as session:
         hits = await service.search_messages(
@@ -49,6 +54,7 @@ async def search_messages(
             label_id=label,
             since=since,
             until=until,
+            kinds=(kind,) if kind else ("message", "note"),
             limit=limit,
         )
     return MessageHits(items=hits)

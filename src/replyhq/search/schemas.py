@@ -17,12 +17,15 @@ class SearchUser(BaseModel):
 
 
 class MessageHit(BaseModel):
-    """A message that matches, with its conversation."""
+    """A message or a private note that matches, with its conversation."""
 
+    kind: Literal["message", "note"] = Field(
+        description="A message, or a private note (staff only: GET /conversations/{id}/items)."
+    )
     conversation_id: uuid.UUID
-    message_id: uuid.UUID
-    seq: int
-    sender: Literal["user", "agent", "system"]
+    message_id: uuid.UUID = Field(description="The message's id, or the note's.")
+    seq: int = Field(description="The message's seq; for a note, the seq it follows (after_seq).")
+    sender: Literal["user", "agent", "system"] = Field(description="A note's is 'agent'.")
     author_name: str | None
     created_at: datetime
     rank: float = Field(description="Higher is a better match (ts_rank_cd).")

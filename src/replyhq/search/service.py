@@ -27,33 +27,56 @@ _SHORT = 280
 _HEADLINE = f"StartSel={_START}, StopSel={_STOP}, MaxWords=30, MinWords=12, ShortWord=0"
 _WHOLE = f"StartSel={_START}, StopSel={_STOP}, HighlightAll=true"
 
-# The best matches are chosen first (rank, then newest), then only those get a headline, which
-# re-parses the body and is the costly part.
+# Which matches are ranked: the newest POOL of them, each kind's branch walking its own index
+# (migration 0120). A message of at most SHORT bytes is found in `ix_messages_search_recent`,
+# newest first, with its words in the index entry: `search @@ q` is checked there and the walk
+# stops after POOL matches (a common word stops early), or, for a rare word, the GIN index finds
+# them all and only those rows are read. Long messages (rare) and notes have their own branches.
+# Only the chosen `limit` rows are then read from the table, and get a headline (re-parsing the
+# body: the costly part). The app id and the index predicates are repeated in every branch so
+# that the planner can use the partial indexes, bounded by the app.
+POOL = 100
+SHORT = 400  # bytes; migration 0120's indexes say the same
+
+_TSQUERY = "websearch_to_tsquery('simple', :q)"
+
+_BRANCH = """
+    (SELECT '{kind}'::text AS kind, x.id, x.conversation_id, x.created_at, x.search
+     FROM {table} x {join}
+     WHERE x.app_id = :app_id AND x.kind = '{kind}' AND octet_length(x.body) {size}
+       AND x.search @@ {tsquery} {filters}
+     ORDER BY x.created_at DESC
+     LIMIT :pool)"""
+
 _MESSAGES = """
-WITH query AS (SELECT websearch_to_tsquery('simple', :q) AS q),
+WITH hits AS ({branches}),
 best AS (
-    SELECT m.id, m.conversation_id, m.seq, m.sender, m.author_name, m.created_at, m.body,
-           ts_rank_cd(m.search, query.q) AS rank, query.q
-    FROM query, messages m
-    JOIN conversations c ON c.id = m.conversation_id AND c.app_id = m.app_id
-    WHERE m.app_id = :app_id AND m.search @@ query.q {filters}
-    ORDER BY rank DESC, m.created_at DESC, m.id
+    SELECT h.kind, h.id, h.conversation_id, h.created_at, ts_rank_cd(h.search, {tsquery}) AS rank
+    FROM (SELECT * FROM hits ORDER BY created_at DESC LIMIT :pool) h
+    ORDER BY rank DESC, h.created_at DESC, h.id
     LIMIT :limit
 )
-SELECT b.id, b.conversation_id, b.seq, b.sender, b.author_name, b.created_at, b.rank,
+SELECT b.kind, b.id, b.conversation_id, b.created_at, b.rank,
+       coalesce(m.seq, t.after_seq) AS seq,
+       coalesce(m.sender, 'agent') AS sender,
+       coalesce(m.author_name, t.author_name) AS author_name,
        ts_headline(
            'simple',
-           replace(replace(replace(translate(b.body, E'\\x02\\x03', ''),
+           replace(replace(replace(translate(coalesce(m.body, t.body), E'\\x02\\x03', ''),
                '&', '&amp;'), '<', '&lt;'), '>', '&gt;'),
-           b.q,
-           CASE WHEN length(b.body) <= :short THEN :whole ELSE :headline END
+           {tsquery},
+           CASE WHEN length(coalesce(m.body, t.body)) <= :short THEN :whole ELSE :headline END
        ) AS snippet,
        c.status, c.assignee_id, u.id AS end_user_id, u.external_id, u.name, u.email
 FROM best b
+LEFT JOIN messages m ON b.kind = 'message' AND m.id = b.id AND m.app_id = :app_id
+LEFT JOIN timeline_items t ON b.kind = 'note' AND t.id = b.id AND t.app_id = :app_id
 JOIN conversations c ON c.id = b.conversation_id AND c.app_id = :app_id
 JOIN end_users u ON u.id = c.end_user_id AND u.app_id = c.app_id
 ORDER BY b.rank DESC, b.created_at DESC, b.id
 """
+
+_JOIN = "JOIN conversations c ON c.id = x.conversation_id AND c.app_id = x.app_id"
 
 _FILTERS = {
     "status": "AND c.status = :status",
@@ -61,9 +84,26 @@ _FILTERS = {
     "unassigned": "AND c.assignee_id IS NULL",
     "label": "AND EXISTS (SELECT FROM conversation_labels l "
     "WHERE l.conversation_id = c.id AND l.label_id = :label_id)",
-    "since": "AND m.created_at >= :since",
-    "until": "AND m.created_at < :until",
+    "since": "AND x.created_at >= :since",
+    "until": "AND x.created_at < :until",
 }
+_ON_CONVERSATION = frozenset({"status", "assignee", "unassigned", "label"})
+
+
+_TABLES = {"message": "messages", "note": "timeline_items"}
+
+
+def _sql(used: list[str], kinds: tuple[str, ...]) -> str:
+    filters = " ".join(_FILTERS[name] for name in used)
+    join = _JOIN if _ON_CONVERSATION.intersection(used) else ""
+    branches = [
+        _BRANCH.format(
+            kind=kind, table=_TABLES[kind], join=join, size=size, tsquery=_TSQUERY, filters=filters
+        )
+        for kind in kinds
+        for size in (f"<= {SHORT}", f"> {SHORT}")
+    ]
+    return _MESSAGES.format(branches="\n    UNION ALL".join(branches), tsquery=_TSQUERY)
 
 
 def _snippet(headline: str) -> str:
@@ -81,13 +121,16 @@ async def search_messages(
     label_id: uuid.UUID | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    kinds: tuple[str, ...] = ("message", "note"),
     limit: int = 20,
 ) -> list[MessageHit]:
-    """The app's messages matching `q`, best first, each with its conversation and end user."""
+    """The app's messages and private notes (`kinds`; notes are for its staff only) matching
+    `q`: the best `limit` of the newest POOL matches, each with its conversation and end user."""
     params: dict[str, Any] = {
         "app_id": app_id,
         "q": q,
         "limit": limit,
+        "pool": POOL,
         "headline": _HEADLINE,
         "whole": _WHOLE,
         "short": _SHORT,
@@ -107,10 +150,14 @@ async def search_messages(
     params.update(
         status=status, assignee_id=assignee_id, label_id=label_id, since=since, until=until
     )
-    sql = _MESSAGES.format(filters=" ".join(_FILTERS[name] for name in used))
-    rows = (await session.execute(text(sql), params)).mappings().all()
+    # Plan with the words' own frequencies (a common word walks the newest-first index, a rare
+    # one takes the GIN index), also once the driver has prepared the statement: a generic plan
+    # would guess one frequency for every query.
+    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    rows = (await session.execute(text(_sql(used, kinds)), params)).mappings().all()
     return [
         MessageHit(
+            kind=row["kind"],
             conversation_id=row["conversation_id"],
             message_id=row["id"],
             seq=row["seq"],

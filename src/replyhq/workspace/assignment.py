@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from replyhq.accounts.models import StaffUser
+from replyhq.events import Event, record
 from replyhq.messaging.models import Conversation
 from replyhq.messaging.service import update_conversation
 from replyhq.workspace.models import AssignmentSettings
@@ -71,11 +72,21 @@ async def loads(session: AsyncSession, app_id: uuid.UUID) -> list[Any]:
 async def set_available(
     session: AsyncSession, app_id: uuid.UUID, staff_id: uuid.UUID, available: bool
 ) -> None:
-    await session.execute(
+    """The member is available for auto-assignment, or away; when it changed, the app's staff
+    hear `agent:availability` once committed (again the same: nothing to tell)."""
+    changed = await session.scalar(
         update(StaffUser)
-        .where(StaffUser.app_id == app_id, StaffUser.id == staff_id)
+        .where(
+            StaffUser.app_id == app_id,
+            StaffUser.id == staff_id,
+            StaffUser.available.is_not(available),
+        )
         .values(available=available)
+        .returning(StaffUser.id)
     )
+    if changed is not None:
+        data = {"staff_id": str(staff_id), "available": available}
+        record(session, Event("agent:availability", app_id, data, agents=True))
 
 
 async def _choose(

@@ -174,6 +174,13 @@ class AvailabilityIn(BaseModel):
     available: bool
 
 
+class AgentAvailability(BaseModel):
+    """A member of the app's staff became available for auto-assignment, or away."""
+
+    staff_id: uuid.UUID
+    available: bool
+
+
 class AgentLoad(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: uuid.UUID
