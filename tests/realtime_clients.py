@@ -19,6 +19,7 @@ EVENTS = [
     "note:mention",
     "timeline:item",
     "conversation:labels",
+    "agent:availability",
     "console:entries",
     "conversation:rated",
 ]

@@ -83,6 +83,75 @@ async def test_messages_are_found_ranked_highlighted_and_filtered(
         assert (response.status_code, response.json()["code"]) == (400, "VALIDATION_ERROR")
     odd = await client.get(SEARCH, params={"q": "!!! ---"}, headers=alice.auth())
     assert odd.status_code == 200 and odd.json()["items"] == []
+    # The closing is an event in the conversation, not a message that a search finds.
+    closed = await client.get(SEARCH, params={"q": "closed"}, headers=alice.auth())
+    assert closed.json()["items"] == []
+
+
+async def test_private_notes_are_found_by_staff_only(
+    client: httpx.AsyncClient, runtime: Runtime, make_tenant: MakeTenant
+) -> None:
+    acme, other = await make_tenant("Acme"), await make_tenant("Other")
+    alice = await signed_in(runtime, client, acme, "AGENT", name="Alice")
+    outsider = await signed_in(runtime, client, other, "OWNER")
+    cid = await _say(client, acme, "d1", "Where is my parcel?")
+    note = await client.post(
+        f"/admin/api/conversations/{cid}/notes",
+        headers=alice.auth(),
+        json={"body": "Courier lost the parcel: <refund> it", "client_msg_id": "n1"},
+    )
+    assert note.status_code == 201, note.text
+
+    found = await client.get(SEARCH, params={"q": "parcel"}, headers=alice.auth())
+    items = found.json()["items"]
+    assert [(i["kind"], i["conversation_id"]) for i in items] == [
+        ("message", cid),
+        ("note", cid),
+    ] or [(i["kind"], i["conversation_id"]) for i in items] == [("note", cid), ("message", cid)]
+    hit = next(i for i in items if i["kind"] == "note")
+    assert hit["message_id"] == note.json()["id"]
+    assert (hit["seq"], hit["sender"], hit["author_name"]) == (1, "agent", "Alice")
+    assert hit["snippet_html"] == "Courier lost the <mark>parcel</mark>: &lt;refund&gt; it"
+    assert hit["user"]["user_id"] == "d1" and hit["status"] == "open"
+    only = await client.get(SEARCH, params={"q": "parcel", "kind": "note"}, headers=alice.auth())
+    assert [i["kind"] for i in only.json()["items"]] == ["note"]
+    messages = await client.get(
+        SEARCH, params={"q": "courier", "kind": "message"}, headers=alice.auth()
+    )
+    assert messages.json()["items"] == []
+    # Filters apply to notes too; another app's staff never find them.
+    assert (
+        await client.get(SEARCH, params={"q": "courier", "status": "closed"}, headers=alice.auth())
+    ).json()["items"] == []
+    foreign = await client.get(SEARCH, params={"q": "courier"}, headers=outsider.auth())
+    assert foreign.json()["items"] == []
+    # The end user has no search: the SDK's keys are refused, and /v1 has no such route.
+    refused = await client.get(SEARCH, params={"q": "courier"}, headers=acme.sdk("d1"))
+    assert refused.status_code == 401
+    v1 = await client.get("/v1/search/messages", params={"q": "courier"}, headers=acme.sdk("d1"))
+    assert v1.status_code == 404
+
+
+async def test_long_messages_are_found_and_ranked_among_the_newest(
+    client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant
+) -> None:
+    """A body over 400 bytes is not in the newest-first index (its words might not fit in an
+    index entry): its own GIN index finds it, and a very long one is stored as any other."""
+    agent = await signed_in(runtime, client, tenant, "AGENT")
+    long_body = "Long story: " + " ".join(f"word{n}" for n in range(900)) + " unicorn"
+    long_cid = await _say(client, tenant, "d1", long_body)
+    short_cid = await _say(client, tenant, "d2", "a unicorn unicorn")
+    found = await client.get(SEARCH, params={"q": "unicorn"}, headers=agent.auth())
+    assert [i["conversation_id"] for i in found.json()["items"]] == [short_cid, long_cid]
+    hit = found.json()["items"][1]
+    assert "<mark>unicorn</mark>" in hit["snippet_html"] and len(hit["snippet_html"]) < 1000
+
+    # Only the newest matches are ranked (service.POOL of each search).
+    from replyhq.search import service
+
+    async with runtime.db.tenant_session(tenant.id) as session:
+        few = await service.search_messages(session, tenant.id, "unicorn", limit=1)
+        assert [str(h.conversation_id) for h in few] == [short_cid]
 
 
 async def test_end_users_are_found_by_name_email_or_user_id(

@@ -1,14 +1,20 @@
 """Auto-assignment: off by default; round robin among available agents; least busy; never past
 an agent's capacity; an agent away is skipped; a deactivated agent's open conversations go to
-someone else; each assignment is a timeline event by ReplyHQ."""
+someone else; each assignment is a timeline event by ReplyHQ; the app's staff see an agent
+become available or away live (`agent:availability` on /admin)."""
 
 from __future__ import annotations
+
+import asyncio
 
 import httpx
 
 from replyhq.runtime import Runtime
-from tests.conftest import MakeTenant, Tenant, identify, start_conversation
+from tests.conftest import MakeTenant, SocketServer, Tenant, identify, start_conversation
+from tests.realtime_clients import Recorder
 from tests.staff import secret, signed_in
+from tests.test_protocol import check
+from tests.test_realtime_staff import agent_socket, device_socket
 
 SETTINGS = "/admin/api/assignment"
 
@@ -110,3 +116,37 @@ async def test_assignment_settings_are_for_admins_and_per_app(
         f"{SETTINGS}/availability", headers=secret(acme), json={"available": False}
     )
     assert (no_staff.status_code, no_staff.json()["code"]) == (400, "STAFF_ONLY")
+
+
+async def test_availability_is_told_live_to_the_apps_staff(
+    socket_server: SocketServer,
+    make_tenant: MakeTenant,
+    http: httpx.AsyncClient,
+    recorders: list[Recorder],
+) -> None:
+    runtime = socket_server.runtime
+    acme, other = await make_tenant("Acme"), await make_tenant("Other")
+    ann = await signed_in(runtime, http, acme, "AGENT", name="Ann")
+    bob = await signed_in(runtime, http, acme, "AGENT", name="Bob")
+    stranger = await signed_in(runtime, http, other, "AGENT")
+    await identify(http, acme, "phone")
+    watcher = await agent_socket(socket_server, bob, recorders)
+    outsider = await agent_socket(socket_server, stranger, recorders)
+    device = await device_socket(socket_server, acme, "phone", recorders)
+
+    away = await http.put(f"{SETTINGS}/availability", headers=ann.auth(), json={"available": False})
+    assert away.status_code == 204
+    (heard,) = await watcher.wait_for("agent:availability")
+    assert heard == {"staff_id": str(ann.id), "available": False}
+    check("server", "agent:availability", heard)
+    # The same again changes nothing and tells nobody; back again is told.
+    await http.put(f"{SETTINGS}/availability", headers=ann.auth(), json={"available": False})
+    await http.put(f"{SETTINGS}/availability", headers=ann.auth(), json={"available": True})
+    events = await watcher.wait_for("agent:availability", count=2)
+    assert [e["available"] for e in events] == [False, True]
+    await asyncio.sleep(0.3)
+    assert len(watcher.events["agent:availability"]) == 2
+    assert outsider.events["agent:availability"] == []  # another app's staff
+    assert device.events["agent:availability"] == []  # an end user
+    loads = (await http.get(f"{SETTINGS}/agents", headers=bob.auth())).json()
+    assert {row["name"]: row["available"] for row in loads}["Ann"] is True

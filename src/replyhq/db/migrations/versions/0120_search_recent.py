@@ -61,8 +61,7 @@ def upgrade() -> None:
         f"WHERE kind = 'note' AND octet_length(body) <= {SHORT}"
     )
     op.execute(
-        "CREATE STATISTICS st_timeline_items_body_bytes ON (octet_length(body)) "
-        "FROM timeline_items"
+        "CREATE STATISTICS st_timeline_items_body_bytes ON (octet_length(body)) FROM timeline_items"
     )
 
 
