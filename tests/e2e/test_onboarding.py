@@ -53,6 +53,11 @@ async def test_a_newcomer_signs_up_and_sees_a_first_message_live(demo: Demo, pag
     await expect(owner.get_by_test_id("waiting-sdk_installed")).to_have_text(
         "Waiting for your app…"
     )
+    await expect(snippet_box.locator("code .hljs-tag").first).to_be_visible()  # highlighted
+    await owner.get_by_test_id("quickstart-ios").click()  # not run here, and it says so
+    await expect(owner.get_by_test_id("not-run")).to_contain_text("not run by our tests")
+    await owner.get_by_test_id("quickstart-web").click()
+    await expect(owner.get_by_test_id("not-run")).to_have_count(0)
     await snippet_box.get_by_test_id("copy-code").click()
     snippet = await owner.evaluate("navigator.clipboard.readText()")
     assert "rhq_sdk_" in snippet and "••" not in snippet and "<script" in snippet

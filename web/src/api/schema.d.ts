@@ -150,6 +150,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/attachments/{attachment_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get As Staff
+         * @description An attachment of the app's conversations, with fresh signed URLs (another member's
+         *     upload not yet sent is not found).
+         *
+         *     **Requires** `messages:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        get: operations["get_as_staff_admin_api_attachments__attachment_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/billing": {
         parameters: {
             query?: never;
@@ -383,6 +406,29 @@ export interface paths {
          *     **Requires** `conversations:write`: roles OWNER, ADMIN, AGENT; also the app's secret key.
          */
         patch: operations["update_conversation_admin_api_conversations__conversation_id__patch"];
+        trace?: never;
+    };
+    "/admin/api/conversations/{conversation_id}/attachments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload As Staff
+         * @description Upload a file or image to a conversation of the app, then send it with a reply's
+         *     `attachment_ids`. Same limits as the end user's upload.
+         *
+         *     **Requires** `messages:write`: roles OWNER, ADMIN, AGENT; also the app's secret key.
+         */
+        post: operations["upload_as_staff_admin_api_conversations__conversation_id__attachments_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/admin/api/conversations/{conversation_id}/context": {
@@ -1756,6 +1802,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/files/{app_id}/{attachment_id}/{variant}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download
+         * @description A signed download URL (from a message, an upload or GET .../attachments/{id}): 403 when
+         *     its signature does not match or it has expired, 404 when the attachment is gone.
+         */
+        get: operations["download_files__app_id___attachment_id___variant__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -1874,6 +1941,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/attachments/{attachment_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get As User
+         * @description An attachment of the caller's own conversations (or their own upload), with fresh
+         *     signed URLs; 404 for anything else.
+         */
+        get: operations["get_as_user_v1_attachments__attachment_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/context": {
         parameters: {
             query?: never;
@@ -1931,6 +2019,28 @@ export interface paths {
         get: operations["get_conversation_v1_conversations__conversation_id__get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/conversations/{conversation_id}/attachments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload As User
+         * @description Upload a file or image to one of the caller's conversations (404 otherwise), then send
+         *     it with a message's `attachment_ids`. At most ATTACHMENT_MAX_BYTES (413), of a type in
+         *     ATTACHMENT_TYPES as found in its bytes (400 UNSUPPORTED_ATTACHMENT_TYPE).
+         */
+        post: operations["upload_as_user_v1_conversations__conversation_id__attachments_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2333,6 +2443,77 @@ export interface components {
              * @enum {string}
              */
             mode: "off" | "round_robin" | "least_busy";
+        };
+        /**
+         * AttachmentOut
+         * @description A file or image in a conversation. `url` and `thumbnail_url` are signed and work until
+         *     `urls_expire_at` (ATTACHMENT_URL_TTL_SECONDS); they are relative to the server's base URL.
+         *     Fresh ones: GET /v1/attachments/{id} (end user) or /admin/api/attachments/{id} (staff).
+         */
+        AttachmentOut: {
+            /**
+             * Content Type
+             * @description As found in the file's bytes, not its name.
+             */
+            content_type: string;
+            /**
+             * Conversation Id
+             * Format: uuid
+             */
+            conversation_id: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Filename */
+            filename: string;
+            /**
+             * Height
+             * @description An image's height in pixels.
+             */
+            height?: number | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Kind
+             * @description image: shown inline (with its thumbnail); file: a download link.
+             * @enum {string}
+             */
+            kind: "image" | "file";
+            /**
+             * Message Id
+             * @description The message carrying it; None until sent.
+             */
+            message_id: string | null;
+            /**
+             * Size
+             * @description In bytes.
+             */
+            size: number;
+            /**
+             * Thumbnail Url
+             * @description Signed URL of an image's thumbnail.
+             */
+            thumbnail_url?: string | null;
+            /**
+             * Url
+             * @description Signed download URL of the file.
+             */
+            url: string;
+            /**
+             * Urls Expire At
+             * Format: date-time
+             */
+            urls_expire_at: string;
+            /**
+             * Width
+             * @description An image's width in pixels.
+             */
+            width?: number | null;
         };
         /** AttributeKeyOut */
         AttributeKeyOut: {
@@ -3082,13 +3263,31 @@ export interface components {
         };
         /** MessageIn */
         MessageIn: {
-            /** Body */
+            /**
+             * Attachment Ids
+             * @description Uploaded attachments (POST .../attachments) this message carries; with them the body may be empty.
+             * @default []
+             */
+            attachment_ids: string[];
+            /**
+             * Body
+             * @default
+             */
             body: string;
             /** Client Msg Id */
             client_msg_id: string;
+        } | {
+            body?: unknown;
+        } | {
+            attachment_ids: unknown;
         };
         /** MessageOut */
         MessageOut: {
+            /**
+             * Attachments
+             * @description Files and images it carries.
+             */
+            attachments?: components["schemas"]["AttachmentOut"][];
             author: components["schemas"]["Author"];
             /** Body */
             body: string;
@@ -4483,6 +4682,37 @@ export interface operations {
             };
         };
     };
+    get_as_staff_admin_api_attachments__attachment_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                attachment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttachmentOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     get_billing_admin_api_billing_get: {
         parameters: {
             query?: never;
@@ -4884,6 +5114,45 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["InboxConversation"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    upload_as_staff_admin_api_conversations__conversation_id__attachments_post: {
+        parameters: {
+            query?: {
+                /** @description The file's name, shown. */
+                filename?: string | null;
+            };
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        /** @description The file's bytes (its type is read from them, not from Content-Type). */
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttachmentOut"];
                 };
             };
             /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
@@ -7090,6 +7359,42 @@ export interface operations {
             };
         };
     };
+    download_files__app_id___attachment_id___variant__get: {
+        parameters: {
+            query: {
+                expires: number;
+                signature: string;
+            };
+            header?: never;
+            path: {
+                app_id: string;
+                attachment_id: string;
+                variant: "original" | "thumbnail";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file's bytes. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": unknown;
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     healthz_healthz_get: {
         parameters: {
             query?: never;
@@ -7297,6 +7602,41 @@ export interface operations {
             };
         };
     };
+    get_as_user_v1_attachments__attachment_id__get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-app-id"?: string | null;
+                "x-api-key"?: string | null;
+                "x-device-id"?: string | null;
+            };
+            path: {
+                attachment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttachmentOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     visitor_context_v1_context_post: {
         parameters: {
             query?: never;
@@ -7439,6 +7779,49 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ConversationOut"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    upload_as_user_v1_conversations__conversation_id__attachments_post: {
+        parameters: {
+            query?: {
+                /** @description The file's name, shown. */
+                filename?: string | null;
+            };
+            header?: {
+                "x-app-id"?: string | null;
+                "x-api-key"?: string | null;
+                "x-device-id"?: string | null;
+            };
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        /** @description The file's bytes (its type is read from them, not from Content-Type). */
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttachmentOut"];
                 };
             };
             /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
