@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from tests.conftest import SocketServer, Tenant
 from tests.staff import signed_in
@@ -91,6 +92,16 @@ async def test_the_sdk_works_in_node_against_a_live_server(
     ]
     assert steps[2]["seqs"] == [1, 2, 3, 4, 5, 6, 7]
     assert steps[7]["seq"] == 8  # the queued message, sent once after the restart
+
+    # Bob signed in on Ann's phone: her device's push token was withdrawn (else her
+    # notifications would keep reaching the phone Bob now holds).
+    async with socket_server.runtime.db.tenant_session(tenant.id) as session:
+        tokens = (
+            await session.execute(
+                text("SELECT count(*) FROM devices WHERE push_token = 'fcm-token-of-ann'")
+            )
+        ).scalar_one()
+    assert tokens == 0
 
     # The SDK's read marker reached the server: the agents' view shows it.
     conversations = await http.get("/admin/api/conversations", headers=staff.auth())

@@ -190,8 +190,15 @@ async def test_unread_count_identity_switch_and_logout(
         listed = await client.conversations()
         assert [(c["id"], c["unread_count"]) for c in listed] == [(ann_cid, 0)]
 
-        # Another person on this device: nothing of Ann's survives, and the socket follows.
+        # Another person on this device: nothing of Ann's survives (her push token neither),
+        # and the socket follows.
+        assert (await client.register_push_token("fcm", "token-of-ann")).supported
         bob = await client.identify(user_id="bob", user_hash=tenant.user_hash("bob"))
+        async with socket_server.runtime.db.tenant_session(tenant.id) as session:
+            tokens = await session.execute(
+                text("SELECT count(*) FROM devices WHERE push_token = 'token-of-ann'")
+            )
+            assert tokens.scalar_one() == 0
         assert bob["user_id"] == "bob" and client.user == bob
         assert client.device_id != first_device
         assert client.state == "connected"

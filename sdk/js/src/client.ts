@@ -271,8 +271,9 @@ export class ReplyHQ extends Emitter<ClientEvents> {
     return answer.user;
   }
 
-  /** Forget the current person (memory and storage) and disconnect; call identify() for the
-   * next one. This install gets a new device id, so nothing of theirs can follow. */
+  /** Forget the current person (memory and storage), withdraw this device's push address, and
+   * disconnect; call identify() for the next one. This install gets a new device id, so nothing
+   * of theirs can follow. */
   async logout(): Promise<void> {
     await this.loaded;
     await this.forget();
@@ -281,6 +282,11 @@ export class ReplyHQ extends Emitter<ClientEvents> {
   }
 
   private async forget(): Promise<void> {
+    if (this.identity || this.saved.userId !== null) {
+      // The next person's phone must not get the previous person's notifications: withdraw
+      // this device's push address (best effort; an older server has no such route).
+      await this.http("DELETE", "/v1/push-token", undefined, true).catch(() => undefined);
+    }
     this.generation += 1;
     this.closeSocket();
     const gone = new ReplyHQError("LOGGED_OUT", "the person changed before this message was sent");

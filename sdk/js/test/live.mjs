@@ -148,7 +148,8 @@ step("offline_queue", { seq: later.at(-1).seq });
 
 // --- identity switch: nothing of Ann remains for Bob ------------------------------------------
 const annDevice = await again.device();
-await again.identify({ userId: "bob", userHash: hash("bob") });
+assert.equal((await again.registerPushToken({ provider: "fcm", token: "fcm-token-of-ann" })).supported, true);
+await again.identify({ userId: "bob", userHash: hash("bob") }); // withdraws Ann's push token
 assert.notEqual(await again.device(), annDevice);
 assert.equal(again.user.user_id, "bob");
 assert.deepEqual(await again.conversations(), []);

@@ -1088,8 +1088,9 @@ export interface paths {
         };
         /**
          * Search Messages
-         * @description The app's messages matching `q` (words, "a phrase", `or`, `-word`), best first, each with
-         *     a highlighted snippet, its conversation's status and assignee, and its end user.
+         * @description The app's messages and private notes matching `q` (words, "a phrase", `or`, `-word`):
+         *     the best of the newest 100 matches, each with a highlighted snippet, its conversation's
+         *     status and assignee, and its end user. Staff only (notes are never an end user's).
          *
          *     **Requires** `messages:read`: roles OWNER, ADMIN, AGENT; also the app's secret key.
          */
@@ -3210,7 +3211,7 @@ export interface components {
         };
         /**
          * MessageHit
-         * @description A message that matches, with its conversation.
+         * @description A message or a private note that matches, with its conversation.
          */
         MessageHit: {
             /** Assignee Id */
@@ -3228,8 +3229,15 @@ export interface components {
              */
             created_at: string;
             /**
+             * Kind
+             * @description A message, or a private note (staff only: GET /conversations/{id}/items).
+             * @enum {string}
+             */
+            kind: "message" | "note";
+            /**
              * Message Id
              * Format: uuid
+             * @description The message's id, or the note's.
              */
             message_id: string;
             /**
@@ -3239,10 +3247,14 @@ export interface components {
             rank: number;
             /**
              * Sender
+             * @description A note's is 'agent'.
              * @enum {string}
              */
             sender: "user" | "agent" | "system";
-            /** Seq */
+            /**
+             * Seq
+             * @description The message's seq; for a note, the seq it follows (after_seq).
+             */
             seq: number;
             /**
              * Snippet Html
@@ -6225,6 +6237,8 @@ export interface operations {
                 since?: string | null;
                 /** @description sent before (ISO 8601) */
                 until?: string | null;
+                /** @description only messages, or only private notes (default: both) */
+                kind?: ("message" | "note") | null;
                 limit?: number;
             };
             header?: never;

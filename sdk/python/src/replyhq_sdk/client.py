@@ -141,7 +141,6 @@ class ReplyHQClient:
         self._pending_reads: dict[str, int] = {}
         self._iterators: set[asyncio.Queue[Message | None]] = set()
         self._missing: set[str] = set()  # optional routes this server does not have
-        self._push_registered = False
         self._identified_user: str | None = None
         self._refusal: dict[str, Any] | None = None
         self._refusals = 0
@@ -341,15 +340,17 @@ class ReplyHQClient:
         """Forget the current person (memory and storage), withdraw this device's push token,
         and disconnect; call identify() for the next one. This install gets a new device id,
         so nothing of theirs can follow."""
-        if self._push_registered and "push" not in self._missing:
-            with contextlib.suppress(ReplyHQError):
-                await self._request("DELETE", ROUTES["push"])
         await self._forget()
         self.user_id = self.user_hash = None
         self._identified_user = None
         await self._set_state("idle")
 
     async def _forget(self) -> None:
+        if self.user is not None or self._identified_user or self._saved_user:
+            # The next person's phone must not get the previous person's notifications:
+            # withdraw this device's push address (best effort; an older server has no route).
+            with contextlib.suppress(ReplyHQError):
+                await self._request("DELETE", ROUTES["push"], retried=True)
         self._generation += 1
         self._wanted = False
         await self._close_socket()
@@ -364,7 +365,6 @@ class ReplyHQClient:
         self._cursors.clear()
         self._unread.clear()
         self._pending_reads.clear()
-        self._push_registered = False
         self.user = None
         self._saved_user = None
         self.device_id = _new_device_id()
@@ -807,15 +807,14 @@ class ReplyHQClient:
         subscription: dict[str, Any] | None = None,
     ) -> Feature:
         """Where this device can be pushed to (POST /v1/push-token: an FCM or APNs token, or a
-        Web Push subscription), when the server has it. logout() withdraws it."""
+        Web Push subscription), when the server has it. logout() and an identity switch
+        withdraw it."""
         body: dict[str, Any] = {"provider": provider}
         if token is not None:
             body["token"] = token
         if subscription is not None:
             body["subscription"] = subscription
-        feature = await self._optional("push", body)
-        self._push_registered = self._push_registered or feature.supported
-        return feature
+        return await self._optional("push", body)
 
     async def track(self, name: str, properties: dict[str, Any] | None = None) -> Feature:
         """Record something the user did (POST /v1/events), when the server has it; answered
