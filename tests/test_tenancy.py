@@ -50,12 +50,13 @@ TENANT_TABLES += [
 # replyhq.attachments (migration 0070): a picture sent in the seeded conversation
 TENANT_TABLES += ["attachments"]
 
-# replyhq.push (migration 0040)
+# replyhq.push (migrations 0040, 0110)
 TENANT_TABLES += [
     "push_credentials",
     "push_settings",
     "agent_notification_prefs",
     "push_notifications",
+    "push_queue",  # the seeded campaign's message, an agent's, awaits its push decision
 ]
 
 

@@ -82,3 +82,47 @@ async def enqueue(
 
     on_commit(session, count)
     return int(job_id)
+
+
+_DEFER_UNIQUE = text(
+    "INSERT INTO procrastinate_jobs "
+    "(queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at) "
+    "SELECT CAST(:queue AS varchar), CAST(:task AS varchar), CAST(:priority AS integer), "
+    "CAST(:lock AS text), item.queueing_lock, item.args, CAST(:scheduled_at AS timestamptz) "
+    "FROM unnest(CAST(:locks AS text[]), CAST(:args AS jsonb[])) AS item(queueing_lock, args) "
+    "ON CONFLICT (queueing_lock) WHERE status = 'todo' DO NOTHING"
+)
+
+
+async def enqueue_unique(
+    session: AsyncSession,
+    task: TaskDef,
+    /,
+    items: list[tuple[str, dict[str, Any]]],
+    *,
+    delay: dt.timedelta | None = None,
+) -> None:
+    """Queue `task(**arguments)` for each (queueing_lock, arguments) in one statement, in the
+    session's transaction; an item whose queueing lock has a job waiting already is skipped.
+    For a job that many rows of one transaction may each cause (one per person, say)."""
+    if not items:
+        return
+    meta = {}
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id:
+        meta["request_id"] = request_id
+    await session.execute(
+        _DEFER_UNIQUE,
+        {
+            "queue": task.queue,
+            "task": task.name,
+            "priority": task.priority,
+            "lock": task.lock,
+            "locks": [lock for lock, _ in items],
+            "args": [
+                json.dumps({**arguments, "_meta": meta}, default=_json_default)
+                for _, arguments in items
+            ],
+            "scheduled_at": dt.datetime.now(dt.UTC) + delay if delay else None,
+        },
+    )

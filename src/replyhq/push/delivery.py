@@ -1,37 +1,49 @@
 """Smart delivery: after an agent's reply is committed, decide per person whether and when to
 push, record the decision with its reason, and send.
 
-The job `push.deliver` (queued by a trigger in the reply's own transaction, one waiting per
-conversation) looks at every reply of the conversation the person has neither read nor had a
-decision about, and decides, in this order:
+The reply's trigger (migration 0110) puts its conversation in `push_queue` (one row per
+conversation: replies arriving while it waits join it) and queues one `push.drain` job for the
+app unless one is waiting already. A drain claims every conversation due (in rounds of up to
+BATCH), gathers what the rules need for all of them at once (replies and read markers, devices,
+pushes of the past hour, presence: a few statements and one Redis call per round, not per
+reply), decides, records every decision, commits, then sends all the round's notifications
+concurrently over pooled connections and logs each answer in one more transaction. Under load
+the rounds grow: the work per push falls as the rate rises.
+
+For each conversation, the replies the person has neither read nor had a decision about are
+decided in this order:
 
 1. read: they read them already (e.g. during the hold) → nothing to send;
 2. no_device: no device of theirs has a push address;
 3. online: they have a live socket. The first time, the decision is *held* for PUSH_HOLD_SECONDS
-   and taken again; still online then (they see replies live), nothing is sent;
+   (the conversation waits in the queue) and taken again; still online then (they see replies
+   live), nothing is sent;
 4. quiet_hours: it is within the app's quiet hours in the person's time zone → taken again when
    they end (replies arriving meanwhile join it);
 5. rate_limited: the person had `hourly_limit` pushes in the last hour;
-6. collapsed: this conversation was pushed less than `collapse_seconds` ago → taken again then,
-   when every reply since makes one notification ("3 new messages from Acme");
+6. collapsed: this conversation was pushed less than `collapse_seconds` ago: the notification
+   showing already leads to it, so nothing more is sent; the next push of the conversation counts
+   every unread reply ("3 new messages from Acme");
 7. sent: one notification per device, each delivery logged with the provider's answer.
 
-`held`, `quiet_hours` and `collapsed` wait (a later decision covers their replies); the others
-are final. An unread reply also schedules the e-mail fallback (fallback.py).
+`held` and `quiet_hours` wait (a later decision covers their replies); the others are final. An
+unread reply also schedules the e-mail fallback (fallback.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 import random
 import time
 import uuid
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select, text, update
+from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from replyhq.jobs.defer import enqueue
@@ -45,31 +57,72 @@ from replyhq.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
-FINAL = ("sent", "read", "online", "no_device", "rate_limited", "failed")
+FINAL = ("sent", "read", "online", "no_device", "rate_limited", "collapsed", "failed")
+BATCH = 200  # conversations claimed per round of a drain
+CLAIM_SECONDS = 60
+SEND_CONCURRENCY = 16  # sends in flight at once per round (more cost httpcore more CPU)
+DEVICES_PER_PERSON = 20
 
-_CONVERSATION = text(
+# The conversations due, claimed in a transaction of their own (a new reply meanwhile clears the
+# claim). The claim lasts CLAIM_SECONDS: a drain that dies leaves them due again then. FOR UPDATE,
+# not SKIP LOCKED: a reply being stored locks its conversation's row (its trigger's ON CONFLICT)
+# and, having found it waiting, queues no drain; skipped, it would wait for the next reply. The
+# waits are a send's commit, or another drain's claim (after which the row is no longer due).
+# The decision's transaction removes each row, or sets when it is due again, as its last
+# statements: it takes the conversations' locks (the log's foreign keys) before the queue's rows,
+# in the order a reply's send does, so that the two never deadlock.
+_CLAIM = text(
     """
-    SELECT c.end_user_id, a.name AS app_name, u.email,
-           COALESCE((SELECT r.last_read_seq FROM read_markers r
-                     WHERE r.conversation_id = c.id AND r.reader_type = 'user'
-                       AND r.reader_id = c.end_user_id), 0) AS read_seq,
-           COALESCE((SELECT max(p.seq_to) FROM push_notifications p
-                     WHERE p.app_id = c.app_id AND p.conversation_id = c.id
-                       AND p.channel = 'push' AND p.parent_id IS NULL
-                       AND p.decision = ANY(:final)), 0) AS handled_seq
-    FROM conversations c
-    JOIN apps a ON a.id = c.app_id
-    JOIN end_users u ON u.id = c.end_user_id AND u.app_id = c.app_id
-    WHERE c.app_id = :app_id AND c.id = :conversation_id
+    UPDATE push_queue q SET claim = :claim, due_at = now() + make_interval(secs => :lease)
+    FROM (SELECT conversation_id FROM push_queue
+          WHERE app_id = :app_id AND due_at <= now()
+          ORDER BY due_at LIMIT :limit FOR UPDATE) due
+    WHERE q.app_id = :app_id AND q.conversation_id = due.conversation_id
+    RETURNING q.conversation_id, q.recheck
     """
 )
 
-_REPLIES = text(
+_DONE = text(
+    "DELETE FROM push_queue "
+    "WHERE app_id = :app_id AND conversation_id = ANY(:ids) AND claim = :claim"
+)
+
+# Per claimed conversation: the person, their read marker, what was decided already, and the
+# agent replies after the earlier of the two (newest 100).
+_STATE = text(
     """
-    SELECT seq, author_name, body, created_at FROM messages
-    WHERE app_id = :app_id AND conversation_id = :conversation_id AND sender = 'agent'
-      AND seq > :after
-    ORDER BY seq DESC LIMIT 100
+    SELECT c.id AS conversation_id, c.end_user_id, u.email, k.read_seq, k.handled_seq,
+           r.replies
+    FROM conversations c
+    JOIN end_users u ON u.id = c.end_user_id AND u.app_id = c.app_id
+    CROSS JOIN LATERAL (
+      SELECT COALESCE((SELECT m.last_read_seq FROM read_markers m
+                       WHERE m.conversation_id = c.id AND m.reader_type = 'user'
+                         AND m.reader_id = c.end_user_id), 0) AS read_seq,
+             COALESCE((SELECT max(p.seq_to) FROM push_notifications p
+                       WHERE p.app_id = c.app_id AND p.conversation_id = c.id
+                         AND p.channel = 'push' AND p.parent_id IS NULL
+                         AND p.decision = ANY(:final)), 0) AS handled_seq
+    ) k
+    CROSS JOIN LATERAL (
+      SELECT COALESCE(json_agg(json_build_array(x.seq, x.author_name, x.body,
+                                                extract(epoch FROM x.created_at))
+                               ORDER BY x.seq), '[]'::json) AS replies
+      FROM (SELECT seq, author_name, body, created_at FROM messages
+            WHERE app_id = c.app_id AND conversation_id = c.id AND sender = 'agent'
+              AND seq > LEAST(k.read_seq, k.handled_seq)
+            ORDER BY seq DESC LIMIT 100) x
+    ) r
+    WHERE c.app_id = :app_id AND c.id = ANY(:ids)
+    """
+)
+
+_APP = text(
+    """
+    SELECT a.name, s.quiet_hours_start, s.quiet_hours_end, s.default_timezone, s.hourly_limit,
+           s.collapse_seconds, s.email_fallback_minutes, s.email_link
+    FROM apps a LEFT JOIN push_settings s ON s.app_id = a.id
+    WHERE a.id = :app_id
     """
 )
 
@@ -77,7 +130,50 @@ _REPLIES = text(
 # notifications. Newest first: the person's time zone is their latest device's.
 _DEVICES = text(
     """
-    SELECT d.device_id, d.push_provider, d.push_token, d.push_keys, d.timezone
+    SELECT d.end_user_id, d.device_id, d.push_provider, d.push_token, d.push_keys, d.timezone
+    FROM devices d
+    JOIN end_users u ON u.id = d.end_user_id AND u.app_id = d.app_id
+    JOIN apps a ON a.id = d.app_id
+    WHERE d.app_id = :app_id AND d.end_user_id = ANY(:people)
+      AND (d.verified OR NOT (u.verified OR a.identity_verification_required))
+    ORDER BY d.end_user_id, d.last_seen_at DESC
+    """
+)
+
+# Pushes sent to these people in the past hour (and the collapse window before it), per
+# conversation.
+_SENT = text(
+    """
+    SELECT end_user_id, conversation_id,
+           count(*) FILTER (WHERE created_at > now() - interval '1 hour') AS last_hour,
+           max(created_at) AS last_sent
+    FROM push_notifications
+    WHERE app_id = :app_id AND end_user_id = ANY(:people) AND channel = 'push'
+      AND parent_id IS NULL AND decision = 'sent'
+      AND created_at > now() - make_interval(secs => 3600 + :collapse)
+    GROUP BY end_user_id, conversation_id
+    """
+)
+
+_REQUEUE = text(
+    "UPDATE push_queue SET due_at = :due_at, recheck = :recheck, claim = NULL "
+    "WHERE app_id = :app_id AND conversation_id = :conversation_id AND claim = :claim"
+)
+
+_LOGGED = text(
+    """
+    UPDATE push_notifications
+    SET status = :status, provider_status = :provider_status,
+        provider_response = :provider_response, latency_ms = :latency_ms, attempts = :attempts,
+        updated_at = now()
+    WHERE app_id = :app_id AND id = :id
+    """
+)
+
+# Devices that may speak for one person (the test push, retries).
+_PERSON_DEVICES = text(
+    """
+    SELECT d.end_user_id, d.device_id, d.push_provider, d.push_token, d.push_keys, d.timezone
     FROM devices d
     JOIN end_users u ON u.id = d.end_user_id AND u.app_id = d.app_id
     JOIN apps a ON a.id = d.app_id
@@ -109,6 +205,119 @@ class Rules:
     email_link: str | None = None
 
 
+@dataclass(frozen=True)
+class Reply:
+    seq: int
+    author: str | None
+    body: str
+    at: dt.datetime  # committed
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A conversation taken from the queue, with what its decision needs."""
+
+    conversation_id: uuid.UUID
+    person: uuid.UUID
+    email: str | None
+    read_seq: int
+    handled_seq: int
+    replies: list[Reply]  # oldest first
+    recheck: bool  # decided again after a hold
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision: str
+    reason: str
+    unread: list[Reply]
+    last_seq: int
+    wait: float | None = None  # seconds until decided again (held, quiet_hours)
+
+
+@dataclass
+class History:
+    """Pushes sent to one person lately: how many in the past hour, and when each of their
+    conversations was last pushed."""
+
+    last_hour: int = 0
+    last_sent: dict[uuid.UUID, dt.datetime] = field(default_factory=dict)
+
+
+def decide(
+    pending: Pending,
+    *,
+    rules_: Rules,
+    devices: list[Device],
+    online: bool,
+    history: History,
+    hold: float,
+    now: dt.datetime,
+) -> Decision | None:
+    """The decision about a conversation's undecided replies (see the module's docstring);
+    None when there is none to make (decided already: a repeated run)."""
+    replies = pending.replies
+    if not any(r.seq > pending.handled_seq for r in replies):
+        return None
+    unread = [r for r in replies if r.seq > pending.read_seq]
+    last_seq = replies[-1].seq
+    if not unread:
+        reason = "read during the hold" if pending.recheck else "read before a push was due"
+        return Decision("read", reason, unread, last_seq)
+    if not any(d.token for d in devices):
+        return Decision("no_device", "no device of theirs has a push token", unread, last_seq)
+    if online:
+        if not pending.recheck:
+            return Decision("held", f"online: decided again in {hold:g} s", unread, last_seq, hold)
+        return Decision(
+            "online", "still online after the hold: they see replies live", unread, last_seq
+        )
+    tz_name = next((d.timezone for d in devices if d.timezone), None)
+    tz = rules.zone(tz_name, rules_.default_timezone)
+    ends = rules.quiet_until(now, tz, rules_.quiet_hours_start, rules_.quiet_hours_end)
+    if ends is not None:
+        local = now.astimezone(tz).strftime("%H:%M")
+        return Decision(
+            "quiet_hours",
+            f"{local} in {tz.key} is within quiet hours; sent at their end if still unread",
+            unread,
+            last_seq,
+            max(0.0, (ends - now).total_seconds()),
+        )
+    if history.last_hour >= rules_.hourly_limit:
+        return Decision(
+            "rate_limited",
+            f"{history.last_hour} pushes in the last hour (limit {rules_.hourly_limit})",
+            unread,
+            last_seq,
+        )
+    last_sent = history.last_sent.get(pending.conversation_id)
+    if last_sent is not None and last_sent + dt.timedelta(seconds=rules_.collapse_seconds) > now:
+        return Decision(
+            "collapsed",
+            f"pushed {(now - last_sent).total_seconds():.0f} s ago: the notification showing "
+            f"leads to this conversation; its next push counts these replies too",
+            unread,
+            last_seq,
+        )
+    reason = f"offline{' after the hold' if pending.recheck else ''}"
+    return Decision("sent", reason, unread, last_seq)
+
+
+def _rules_of(row: Any) -> Rules:
+    if row.hourly_limit is None:  # no push_settings row: the defaults
+        return Rules()
+    return Rules(
+        row.quiet_hours_start,
+        row.quiet_hours_end,
+        row.default_timezone,
+        row.hourly_limit,
+        row.collapse_seconds,
+        row.email_fallback_minutes,
+        row.email_link,
+    )
+
+
 async def app_rules(session: AsyncSession, app_id: uuid.UUID) -> Rules:
     row = await session.get(PushSettings, app_id)
     if row is None:
@@ -124,13 +333,15 @@ async def app_rules(session: AsyncSession, app_id: uuid.UUID) -> Rules:
     )
 
 
+def _device(row: Any) -> Device:
+    return Device(row.device_id, row.push_provider, row.push_token, row.push_keys, row.timezone)
+
+
 async def devices_of(
     session: AsyncSession, app_id: uuid.UUID, end_user_id: uuid.UUID
 ) -> list[Device]:
-    rows = await session.execute(_DEVICES, {"app_id": app_id, "end_user_id": end_user_id})
-    return [
-        Device(r.device_id, r.push_provider, r.push_token, r.push_keys, r.timezone) for r in rows
-    ]
+    rows = await session.execute(_PERSON_DEVICES, {"app_id": app_id, "end_user_id": end_user_id})
+    return [_device(r) for r in rows]
 
 
 def senders_of(runtime: Runtime) -> Senders:
@@ -141,207 +352,220 @@ def senders_of(runtime: Runtime) -> Senders:
     return senders
 
 
-def _record(session: AsyncSession, **values: Any) -> uuid.UUID:
-    row_id = uuid.uuid4()
-    session.add(PushNotification(id=row_id, **values))
-    return row_id
+@dataclass(frozen=True)
+class Delivery:
+    """One notification to one device, its log row written already."""
+
+    row_id: uuid.UUID
+    device: Device
+    note: Notification
+    since: dt.datetime | None  # the first unread reply's commit (latency), None for a test push
 
 
-async def deliver(
-    run: JobRun, app_id: uuid.UUID, conversation_id: uuid.UUID, recheck: bool
-) -> None:
-    """One decision for the conversation's undecided replies (see the module's docstring)."""
+async def drain(runtime: Runtime, app_id: uuid.UUID) -> int:
+    """Decide about and send to every conversation of the app due in the queue, in rounds;
+    the number of conversations decided."""
+    total = 0
+    while True:
+        claimed = await drain_once(runtime, app_id)
+        total += claimed
+        if claimed < BATCH:
+            return total
+
+
+async def drain_once(runtime: Runtime, app_id: uuid.UUID) -> int:
+    """One round: claim up to BATCH due conversations, decide, commit, send."""
     from replyhq.push import fallback, tasks  # tasks imports this module
 
-    runtime = run.runtime
     settings = runtime.settings
-    deliveries: list[tuple[uuid.UUID, Device]] = []
-    async with run.tenant_session(app_id) as session:
-        found = (
-            await session.execute(
-                _CONVERSATION,
-                {"app_id": app_id, "conversation_id": conversation_id, "final": list(FINAL)},
+    deliveries: list[Delivery] = []
+    claim = uuid.uuid4()
+    async with runtime.db.tenant_session(app_id) as session:
+        claimed = {
+            row.conversation_id: row.recheck
+            for row in await session.execute(
+                _CLAIM,
+                {"app_id": app_id, "limit": BATCH, "claim": claim, "lease": CLAIM_SECONDS},
             )
-        ).first()
-        if found is None:
-            return  # deleted since
-        person = found.end_user_id
-        # The replies after the earlier of the two markers: those not decided yet say whether
-        # there is anything to do; every unread one goes in the text, since a notification
-        # replaces the conversation's earlier one on the device (collapse key).
-        newest_first = await session.execute(
-            _REPLIES,
-            {
-                "app_id": app_id,
-                "conversation_id": conversation_id,
-                "after": min(found.handled_seq, found.read_seq),
-            },
-        )
-        replies = list(reversed(newest_first.all()))
-        if not any(r.seq > found.handled_seq for r in replies):
-            return  # decided already (a repeated job)
-        unread = [r for r in replies if r.seq > found.read_seq]
-        last_seq = replies[-1].seq
-        base = {
-            "app_id": app_id,
-            "end_user_id": person,
-            "conversation_id": conversation_id,
-            "channel": "push",
-            "seq_to": last_seq,
-            "message_count": len(unread),
         }
-        if not unread:
-            reason = "read during the hold" if recheck else "read before a push was due"
-            _record(session, decision="read", reason=reason, **base)
-            return
-        rules_ = await app_rules(session, app_id)
-        await fallback.schedule(session, rules_, app_id, person, found.email)
-        devices = await devices_of(session, app_id, person)
-        pushable = [d for d in devices if d.token]
-        if not pushable:
-            _record(
-                session, decision="no_device", reason="no device of theirs has a push token", **base
+    if not claimed:
+        return 0
+    async with runtime.db.tenant_session(app_id) as session:
+        pending = [
+            Pending(
+                row.conversation_id,
+                row.end_user_id,
+                row.email,
+                row.read_seq,
+                row.handled_seq,
+                [
+                    Reply(seq, author, body, dt.datetime.fromtimestamp(at, dt.UTC))
+                    for seq, author, body, at in row.replies
+                ],
+                claimed[row.conversation_id],
             )
-            return
-
-        async def wait(decision: str, reason: str, delay: float) -> None:
-            _record(session, decision=decision, reason=reason, **base)
-            await enqueue(
-                session,
-                tasks.deliver,
-                delay=dt.timedelta(seconds=max(0.0, delay)),
-                queueing_lock=f"push:{conversation_id}",
-                app_id=app_id,
-                conversation_id=conversation_id,
-                seq=last_seq,
-                recheck=decision == "held",
+            for row in await session.execute(
+                _STATE, {"app_id": app_id, "ids": list(claimed), "final": list(FINAL)}
             )
-
+        ]
+        if not pending:  # deleted since (their rows went with them)
+            return len(claimed)
+        app = (await session.execute(_APP, {"app_id": app_id})).one()
+        rules_ = _rules_of(app)
+        people = list({p.person for p in pending})
+        devices: dict[uuid.UUID, list[Device]] = defaultdict(list)
+        for row in await session.execute(_DEVICES, {"app_id": app_id, "people": people}):
+            if len(devices[row.end_user_id]) < DEVICES_PER_PERSON:
+                devices[row.end_user_id].append(_device(row))
+        history: dict[uuid.UUID, History] = defaultdict(History)
+        for row in await session.execute(
+            _SENT, {"app_id": app_id, "people": people, "collapse": rules_.collapse_seconds}
+        ):
+            seen = history[row.end_user_id]
+            seen.last_hour += row.last_hour
+            seen.last_sent[row.conversation_id] = row.last_sent
         presence = PresenceStore(
             runtime.redis, settings.redis_prefix, settings.presence_ttl_seconds
         )
-        (online,) = await presence.online(app_id, "user", [person])
-        if online:
-            if not recheck:
-                hold = settings.push_hold_seconds
-                await wait("held", f"online: decided again in {hold:g} s", hold)
-            else:
-                _record(
-                    session,
-                    decision="online",
-                    reason="still online after the hold: they see replies live",
-                    **base,
-                )
-            return
+        online = dict(zip(people, await presence.online(app_id, "user", people), strict=True))
         now = dt.datetime.now(dt.UTC)
-        tz_name = next((d.timezone for d in devices if d.timezone), None)
-        tz = rules.zone(tz_name, rules_.default_timezone)
-        ends = rules.quiet_until(now, tz, rules_.quiet_hours_start, rules_.quiet_hours_end)
-        if ends is not None:
-            local = now.astimezone(tz).strftime("%H:%M")
-            await wait(
-                "quiet_hours",
-                f"{local} in {tz.key} is within quiet hours; sent at their end if still unread",
-                (ends - now).total_seconds(),
+        rows: list[dict[str, Any]] = []
+        waits: list[dict[str, Any]] = []
+        mail_to: dict[uuid.UUID, str] = {}
+        for item in pending:
+            decision = decide(
+                item,
+                rules_=rules_,
+                devices=devices.get(item.person, []),
+                online=online[item.person],
+                history=history[item.person],
+                hold=settings.push_hold_seconds,
+                now=now,
             )
-            return
-        sent_last_hour, last_sent = (
-            await session.execute(
-                select(
-                    func.count().filter(
-                        PushNotification.created_at > func.now() - dt.timedelta(hours=1)
-                    ),
-                    func.max(PushNotification.created_at).filter(
-                        PushNotification.conversation_id == conversation_id
-                    ),
-                ).where(
-                    PushNotification.app_id == app_id,
-                    PushNotification.end_user_id == person,
-                    PushNotification.channel == "push",
-                    PushNotification.parent_id.is_(None),
-                    PushNotification.decision == "sent",
-                    PushNotification.created_at
-                    > func.now() - dt.timedelta(hours=1, seconds=rules_.collapse_seconds),
-                )
-            )
-        ).one()
-        if sent_last_hour >= rules_.hourly_limit:
-            _record(
-                session,
-                decision="rate_limited",
-                reason=f"{sent_last_hour} pushes in the last hour (limit {rules_.hourly_limit})",
+            if decision is None:
+                continue  # decided already (a repeated run)
+            if decision.unread and item.email:
+                mail_to[item.person] = item.email
+            row_id = uuid.uuid4()
+            base = {
+                "app_id": app_id,
+                "end_user_id": item.person,
+                "conversation_id": item.conversation_id,
+                "channel": "push",
+                "seq_to": decision.last_seq,
+                "message_count": len(decision.unread),
+            }
+            record = {
                 **base,
-            )
-            return
-        if last_sent is not None:
-            due = last_sent + dt.timedelta(seconds=rules_.collapse_seconds)
-            if due > now:
-                await wait(
-                    "collapsed",
-                    f"pushed {(now - last_sent).total_seconds():.0f} s ago: replies until "
-                    f"{rules_.collapse_seconds} s after it go in one notification",
-                    (due - now).total_seconds(),
+                "id": row_id,
+                "parent_id": None,
+                "decision": decision.decision,
+                "reason": decision.reason,
+                "title": None,
+                "body": None,
+                "device_id": None,
+                "provider": None,
+                "status": None,
+            }
+            rows.append(record)
+            if decision.wait is not None:
+                waits.append(
+                    {
+                        "app_id": app_id,
+                        "conversation_id": item.conversation_id,
+                        "due_at": now + dt.timedelta(seconds=decision.wait),
+                        "recheck": decision.decision == "held",
+                        "claim": claim,
+                    }
                 )
-                return
-        title, body = rules.summary(found.app_name, [(r.author_name, r.body) for r in unread])
-        committed = unread[0].created_at
-        parent = _record(
-            session,
-            decision="sent",
-            reason=f"offline{' after the hold' if recheck else ''}",
-            title=title,
-            body=body,
-            **base,
-        )
-        for device in pushable:
-            row = _record(
-                session,
-                app_id=app_id,
-                end_user_id=person,
-                conversation_id=conversation_id,
-                parent_id=parent,
-                channel="push",
-                decision="delivery",
-                device_id=device.device_id,
-                provider=device.provider,
-                status="pending",
-                seq_to=last_seq,
-                message_count=len(unread),
+            if decision.decision != "sent":
+                continue
+            title, body = rules.summary(app.name, [(r.author, r.body) for r in decision.unread])
+            record.update(title=title, body=body)
+            seen = history[item.person]
+            seen.last_hour += 1  # the hourly cap counts this round's pushes too
+            seen.last_sent[item.conversation_id] = now
+            pushable = [d for d in devices[item.person] if d.token]
+            note = Notification(
+                title, body, str(item.conversation_id), {"seq": str(decision.last_seq)}
             )
-            deliveries.append((row, device))
-        creds = await credentials_store.load(session, settings, app_id)
-    # Committed: the decision stands even if the sends below are cut short (at most once).
-    note = Notification(title, body, str(conversation_id), {"seq": str(last_seq)})
-    await send_all(runtime, app_id, creds, note, deliveries, since=committed)
+            for device in pushable:
+                delivery_id = uuid.uuid4()
+                rows.append(
+                    {
+                        **base,
+                        "id": delivery_id,
+                        "parent_id": row_id,
+                        "decision": "delivery",
+                        "reason": "",
+                        "title": None,
+                        "body": None,
+                        "device_id": device.device_id,
+                        "provider": device.provider,
+                        "status": "pending",
+                    }
+                )
+                deliveries.append(Delivery(delivery_id, device, note, decision.unread[0].at))
+        if rows:
+            # Decisions first, deliveries after (their parent_id refers to them).
+            rows.sort(key=lambda r: r["parent_id"] is not None)
+            await session.execute(insert(PushNotification), rows)
+        await fallback.schedule_many(session, rules_, app_id, list(mail_to))
+        creds = await credentials_store.load(session, settings, app_id) if deliveries else {}
+        # The queue's rows last (see _CLAIM).
+        waiting = {w["conversation_id"] for w in waits}
+        done = [c for c in claimed if c not in waiting]
+        if done:
+            await session.execute(_DONE, {"app_id": app_id, "ids": done, "claim": claim})
+        if waits:
+            await session.execute(_REQUEUE, waits)
+            wakes = {math.ceil(w["due_at"].timestamp()) for w in waits}
+            for second in sorted(wakes):
+                await enqueue(
+                    session,
+                    tasks.drain,
+                    delay=dt.timedelta(seconds=max(0.0, second - time.time())),
+                    queueing_lock=f"push-wake:{app_id}:{second}",
+                    app_id=app_id,
+                )
+    # Committed: the decisions stand even if the sends below are cut short (at most once).
+    if deliveries:
+        await send_all(runtime, app_id, creds, deliveries)
+    return len(claimed)
 
 
 async def send_all(
     runtime: Runtime,
     app_id: uuid.UUID,
     creds: dict[str, credentials_store.Credentials],
-    note: Notification,
-    deliveries: list[tuple[uuid.UUID, Device]],
+    deliveries: list[Delivery],
     *,
-    since: dt.datetime | None,
     attempt: int = 1,
 ) -> list[uuid.UUID]:
-    """Send to each device at once, then log every answer; the rows' ids."""
+    """Send every delivery at once (at most SEND_CONCURRENCY in flight), then log every answer
+    in one transaction; the rows' ids."""
     senders = senders_of(runtime)
+    gate = asyncio.Semaphore(SEND_CONCURRENCY)
 
-    async def one(device: Device) -> tuple[Outcome, float]:
+    async def one(item: Delivery) -> tuple[Outcome, float]:
+        device = item.device
         assert device.token is not None and device.provider is not None
-        started = time.perf_counter()
-        outcome = await senders.send(
-            creds.get(device.provider), device.provider, device.token, device.keys, note
-        )
-        return outcome, time.perf_counter() - started
+        async with gate:
+            started = time.perf_counter()
+            outcome = await senders.send(
+                creds.get(device.provider), device.provider, device.token, device.keys, item.note
+            )
+            return outcome, time.perf_counter() - started
 
-    results = await asyncio.gather(*(one(d) for d in deliveries_devices(deliveries)))
+    results = await asyncio.gather(*(one(d) for d in deliveries))
     finished = dt.datetime.now(dt.UTC)
     from replyhq.push import tasks
 
+    updates: list[dict[str, Any]] = []
     async with runtime.db.tenant_session(app_id) as session:
-        for (row_id, device), (outcome, took) in zip(deliveries, results, strict=True):
+        for item, (outcome, took) in zip(deliveries, results, strict=True):
+            device = item.device
+            since = item.since
             latency = (finished - since).total_seconds() if since is not None else took
             status = {
                 "sent": "sent",
@@ -351,17 +575,16 @@ async def send_all(
             }[outcome.kind]
             if outcome.kind == "retry" and attempt >= runtime.settings.push_max_attempts:
                 status = "failed"
-            await session.execute(
-                update(PushNotification)
-                .where(PushNotification.app_id == app_id, PushNotification.id == row_id)
-                .values(
-                    status=status,
-                    provider_status=outcome.status,
-                    provider_response=outcome.response,
-                    latency_ms=round(latency * 1000),
-                    attempts=attempt,
-                    updated_at=func.now(),
-                )
+            updates.append(
+                {
+                    "app_id": app_id,
+                    "id": item.row_id,
+                    "status": status,
+                    "provider_status": outcome.status,
+                    "provider_response": outcome.response,
+                    "latency_ms": round(latency * 1000),
+                    "attempts": attempt,
+                }
             )
             if outcome.kind == "invalid" and device.token:
                 await tokens.forget_token(session, app_id, device.token)
@@ -371,7 +594,7 @@ async def send_all(
                     tasks.resend,
                     delay=dt.timedelta(seconds=retry_delay(runtime, outcome, attempt)),
                     app_id=app_id,
-                    notification_id=row_id,
+                    notification_id=item.row_id,
                     attempt=attempt + 1,
                     since=since,
                 )
@@ -383,11 +606,8 @@ async def send_all(
                 latency_ms=round(latency * 1000),
                 attempt=attempt,
             )
-    return [row_id for row_id, _ in deliveries]
-
-
-def deliveries_devices(deliveries: list[tuple[uuid.UUID, Device]]) -> list[Device]:
-    return [device for _, device in deliveries]
+        await session.execute(_LOGGED, updates)
+    return [item.row_id for item in deliveries]
 
 
 def retry_delay(runtime: Runtime, outcome: Outcome, attempt: int) -> float:
@@ -435,7 +655,7 @@ async def resend(
         {"seq": str(parent.seq_to)} if parent.seq_to else {},
     )
     await send_all(
-        runtime, app_id, creds, note, [(notification_id, device)], since=since, attempt=attempt
+        runtime, app_id, creds, [Delivery(notification_id, device, note, since)], attempt=attempt
     )
 
 
@@ -469,6 +689,7 @@ async def send_test(run: JobRun, app_id: uuid.UUID, notification_id: uuid.UUID) 
         )
         devices = {d.device_id: d for d in await devices_of(session, app_id, parent.end_user_id)}
         creds = await credentials_store.load(session, runtime.settings, app_id)
+        note = Notification(parent.title or "", parent.body or "", None, {"test": "true"})
         deliveries = []
         for row in pending:
             device = devices.get(row.device_id or "")
@@ -476,6 +697,5 @@ async def send_test(run: JobRun, app_id: uuid.UUID, notification_id: uuid.UUID) 
                 row.status = "cancelled"
                 row.provider_response = "the device no longer has a push token"
             else:
-                deliveries.append((row.id, device))
-    note = Notification(parent.title or "", parent.body or "", None, {"test": "true"})
-    await send_all(runtime, app_id, creds, note, deliveries, since=None)
+                deliveries.append(Delivery(row.id, device, note, None))
+    await send_all(runtime, app_id, creds, deliveries)

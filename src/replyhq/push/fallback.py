@@ -2,8 +2,8 @@
 `email_fallback_minutes` after the first of them gets one e-mail with every reply they have not
 read (across their conversations), never one they have read, and never the same reply twice.
 
-push.deliver schedules `push.email_fallback` for the person (one waiting per person: replies
-arriving meanwhile join the same e-mail); the job looks at read markers when it runs."""
+A drain (delivery.py) schedules `push.email_fallback` for the person (one waiting per person:
+replies arriving meanwhile join the same e-mail); the job looks at read markers when it runs."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from replyhq.jobs.defer import enqueue
+from replyhq.jobs.defer import enqueue_unique
 from replyhq.jobs.registry import JobRun
 from replyhq.mail.service import InvalidRecipient, send_mail
 from replyhq.push.models import PushNotification
@@ -41,24 +41,20 @@ _UNREAD = text(
 )
 
 
-async def schedule(
-    session: AsyncSession,
-    rules: Rules,
-    app_id: uuid.UUID,
-    end_user_id: uuid.UUID,
-    email: str | None,
+async def schedule_many(
+    session: AsyncSession, rules: Rules, app_id: uuid.UUID, people: list[uuid.UUID]
 ) -> None:
-    if not email or rules.email_fallback_minutes <= 0:
+    """Schedule the e-mail of each of these people (who have an e-mail address) unless one
+    waits already, in one statement."""
+    if not people or rules.email_fallback_minutes <= 0:
         return
     from replyhq.push import tasks
 
-    await enqueue(
+    await enqueue_unique(
         session,
         tasks.email_fallback,
+        [(f"push-mail:{p}", {"app_id": app_id, "end_user_id": p}) for p in people],
         delay=dt.timedelta(minutes=rules.email_fallback_minutes),
-        queueing_lock=f"push-mail:{end_user_id}",
-        app_id=app_id,
-        end_user_id=end_user_id,
     )
 
 

@@ -151,3 +151,27 @@ class PushNotification(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
+
+
+class PushQueue(Base):
+    """A conversation whose agent replies await a push decision (delivery.py): put here by the
+    replies' trigger (migration 0110), due now or at the end of a hold or of quiet hours, taken
+    by the app's drain (`claim`)."""
+
+    __tablename__ = "push_queue"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["conversation_id", "app_id"],
+            ["conversations.id", "conversations.app_id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_push_queue_due", "app_id", "due_at"),
+    )
+
+    app_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    recheck: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    claim: Mapped[uuid.UUID | None] = mapped_column(Uuid)

@@ -14,6 +14,7 @@ provider's answer is kept verbatim (cut at 2,000 characters) for the delivery lo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import email.utils
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
+import aiohttp
 import httpx
 import jwt
 from py_vapid import Vapid02
@@ -72,14 +74,77 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
-def _answer(response: httpx.Response) -> str:
+@dataclass(frozen=True)
+class Answer:
+    """A provider's HTTP answer, whichever client carried it."""
+
+    status_code: int
+    headers: Any  # case-insensitive mapping
+    text: str
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> Answer:
+        return cls(response.status_code, response.headers, response.text)
+
+
+class Unreachable(Exception):
+    pass
+
+
+class Http:
+    """HTTP/1.1 with pooled keep-alive connections (aiohttp: a quarter of httpx's CPU per
+    request, which bounded how many pushes a worker sends per second), for FCM and Web Push.
+    Made on first use, inside the worker's event loop."""
+
+    def __init__(self, connections: int) -> None:
+        self.connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def post(
+        self,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        json_body: Any = None,
+        form: dict[str, str] | None = None,
+        content: bytes | None = None,
+        seconds: float,
+    ) -> Answer:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.connections),
+                json_serialize=json.dumps,
+            )
+        try:
+            async with self._session.post(
+                url,
+                headers=headers,
+                json=json_body,
+                data=form if form is not None else content,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=seconds),
+            ) as response:
+                text = await response.text(errors="replace")
+                return Answer(response.status, response.headers, text)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise Unreachable(f"{type(error).__name__}: {error}") from error
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def _answer(response: Answer) -> str:
     head = f"HTTP {response.status_code}"
     if response.headers.get("apns-id"):
         head += f" apns-id: {response.headers['apns-id']}"
     return f"{head} {response.text}".strip()[:RESPONSE_CHARS]
 
 
-def _transient(response: httpx.Response) -> Outcome | None:
+def _transient(response: Answer) -> Outcome | None:
     if response.status_code == 429 or response.status_code >= 500:
         return Outcome(
             "retry",
@@ -90,20 +155,31 @@ def _transient(response: httpx.Response) -> Outcome | None:
     return None
 
 
-def _unreachable(error: httpx.HTTPError) -> Outcome:
+def _unreachable(error: Exception) -> Outcome:
     return Outcome("retry", None, f"{type(error).__name__}: {error}"[:RESPONSE_CHARS])
 
 
 class FcmSender:
-    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, http: Http) -> None:
         self.settings = settings
         self.http = http
         self._tokens: dict[str, tuple[str, float]] = {}  # credentials version → (token, expiry)
+        self._fetching: dict[str, asyncio.Lock] = {}
 
     async def access_token(self, credentials: Credentials) -> str:
         cached = self._tokens.get(credentials.version)
         if cached is not None and cached[1] > time.time() + 60:
             return cached[0]
+        # One exchange per service account at a time: the many sends of a round that find no
+        # token all wait for the first one's.
+        lock = self._fetching.setdefault(credentials.version, asyncio.Lock())
+        async with lock:
+            cached = self._tokens.get(credentials.version)
+            if cached is not None and cached[1] > time.time() + 60:
+                return cached[0]
+            return await self._exchange(credentials)
+
+    async def _exchange(self, credentials: Credentials) -> str:
         account = json.loads(credentials.secret)
         now = int(time.time())
         headers = {"kid": account["private_key_id"]} if account.get("private_key_id") else None
@@ -121,11 +197,11 @@ class FcmSender:
         )
         response = await self.http.post(
             self.settings.fcm_token_url,
-            data={
+            form={
                 "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
                 "assertion": assertion,
             },
-            timeout=self.settings.push_timeout_seconds,
+            seconds=self.settings.push_timeout_seconds,
         )
         if response.status_code != 200:
             raise TokenRefused(response)
@@ -142,7 +218,7 @@ class FcmSender:
             return outcome or Outcome(
                 "failed", refused.response.status_code, _answer(refused.response)
             )
-        except httpx.HTTPError as error:
+        except Unreachable as error:
             return _unreachable(error)
         project = quote(credentials.details["project_id"], safe="")
         url = f"{self.settings.fcm_base_url.rstrip('/')}/v1/projects/{project}/messages:send"
@@ -169,11 +245,11 @@ class FcmSender:
         try:
             response = await self.http.post(
                 url,
-                json=message,
+                json_body=message,
                 headers={"Authorization": f"Bearer {access}"},
-                timeout=self.settings.push_timeout_seconds,
+                seconds=self.settings.push_timeout_seconds,
             )
-        except httpx.HTTPError as error:
+        except Unreachable as error:
             return _unreachable(error)
         if response.status_code == 200:
             return Outcome("sent", 200, _answer(response))
@@ -188,12 +264,12 @@ class FcmSender:
 
 
 class TokenRefused(Exception):
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: Answer) -> None:
         super().__init__(f"token endpoint answered {response.status_code}")
         self.response = response
 
 
-def _fcm_error_codes(response: httpx.Response) -> set[str]:
+def _fcm_error_codes(response: Answer) -> set[str]:
     try:
         error = response.json().get("error", {})
     except ValueError:
@@ -257,11 +333,13 @@ class ApnsSender:
                 "apns-collapse-id": note.collapse_key,
             }
             try:
-                response = await self._client(base).post(
-                    f"{base.rstrip('/')}/3/device/{token}",
-                    json=payload,
-                    headers=headers,
-                    timeout=self.settings.push_timeout_seconds,
+                response = Answer.of(
+                    await self._client(base).post(
+                        f"{base.rstrip('/')}/3/device/{token}",
+                        json=payload,
+                        headers=headers,
+                        timeout=self.settings.push_timeout_seconds,
+                    )
                 )
             except httpx.HTTPError as error:
                 return _unreachable(error)
@@ -287,17 +365,37 @@ class ApnsSender:
             await client.aclose()
 
 
-def _apns_reason(response: httpx.Response) -> str:
+def _apns_reason(response: Answer) -> str:
     try:
         return str(response.json().get("reason", ""))
     except ValueError:
         return ""
 
 
+VAPID_SECONDS = 12 * 3600  # a VAPID JWT's lifetime (RFC 8292 allows up to 24 hours)
+
+
 class WebPushSender:
-    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, http: Http) -> None:
         self.settings = settings
         self.http = http
+        # (credentials version, push service origin) → (Authorization header, expiry)
+        self._signed: dict[tuple[str, str], tuple[str, float]] = {}
+
+    def authorization(self, credentials: Credentials, audience: str) -> str:
+        """The VAPID Authorization header for one push service, signed again when its JWT has
+        less than an hour left."""
+        key = (credentials.version, audience)
+        cached = self._signed.get(key)
+        if cached is not None and cached[1] > time.time() + 3600:
+            return cached[0]
+        expires = int(time.time()) + VAPID_SECONDS
+        vapid = Vapid02.from_pem(credentials.secret)
+        signed = vapid.sign(
+            {"aud": audience, "sub": credentials.details["subject"], "exp": expires}
+        )
+        self._signed[key] = (str(signed["Authorization"]), float(expires))
+        return str(signed["Authorization"])
 
     async def send(
         self, credentials: Credentials, endpoint: str, keys: dict[str, str], note: Notification
@@ -309,16 +407,8 @@ class WebPushSender:
             json.dumps(message).encode(), content_encoding="aes128gcm"
         )
         parts = urlsplit(endpoint)
-        vapid = Vapid02.from_pem(credentials.secret)
-        signed = vapid.sign(
-            {
-                "aud": f"{parts.scheme}://{parts.netloc}",
-                "sub": credentials.details["subject"],
-                "exp": int(time.time()) + 12 * 3600,
-            }
-        )
         headers = {
-            "Authorization": signed["Authorization"],
+            "Authorization": self.authorization(credentials, f"{parts.scheme}://{parts.netloc}"),
             "Content-Encoding": "aes128gcm",
             "Content-Type": "application/octet-stream",
             "TTL": "86400",
@@ -330,9 +420,9 @@ class WebPushSender:
                 endpoint,
                 content=encrypted["body"],
                 headers=headers,
-                timeout=self.settings.push_timeout_seconds,
+                seconds=self.settings.push_timeout_seconds,
             )
-        except httpx.HTTPError as error:
+        except Unreachable as error:
             return _unreachable(error)
         if response.status_code in (200, 201, 202):
             return Outcome("sent", response.status_code, _answer(response))
@@ -345,7 +435,9 @@ class Senders:
     """The process' senders and their connections (kept on the Runtime, closed with it)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.http = httpx.AsyncClient(follow_redirects=False)
+        # Pooled keep-alive connections, as many as a drain round sends at once
+        # (delivery.SEND_CONCURRENCY): no connection is opened per push.
+        self.http = Http(connections=32)
         self.fcm = FcmSender(settings, self.http)
         self.apns = ApnsSender(settings)
         self.webpush = WebPushSender(settings, self.http)

@@ -1,4 +1,5 @@
-"""Push jobs: decide and send (queued by the agent-reply trigger, migration 0040), retry one
+"""Push jobs: drain an app's queue of conversations awaiting a decision (queued by the
+agent-reply trigger, migration 0110, and at the end of a hold or of quiet hours), retry one
 delivery, the e-mail fallback, and the daily clean-up of the log."""
 
 from __future__ import annotations
@@ -7,7 +8,9 @@ import datetime as dt
 import uuid
 
 import structlog
+from sqlalchemy import text
 
+from replyhq.jobs.defer import enqueue_unique
 from replyhq.jobs.registry import JobRun, job
 from replyhq.push import delivery, fallback
 
@@ -17,12 +20,49 @@ log = structlog.get_logger(__name__)
 # provider's Retry-After); a job that fails anyway (database gone) is retried by the queue.
 
 
+@job("push.drain", queue="push")
+async def drain(run: JobRun, app_id: str) -> None:
+    """Decide about, and send to, every conversation of the app due in push_queue
+    (delivery.py). Several may run at once: each claims its own conversations."""
+    decided = await delivery.drain(run.runtime, uuid.UUID(app_id))
+    log.debug("push_drained", conversations=decided)
+
+
+@job("push.sweep", schedule="* * * * *", queue="push")
+async def sweep(run: JobRun, timestamp: int) -> None:
+    """Every minute: a drain for each app with conversations due and no drain coming (one whose
+    drain died while it held them, CLAIM_SECONDS before). A safety net: drains are queued by the
+    replies' trigger and by the drains themselves."""
+    async with run.system_session() as session:
+        apps = list(
+            await session.scalars(
+                text("SELECT DISTINCT app_id FROM push_queue WHERE due_at <= now()")
+            )
+        )
+    for app_id in apps:
+        async with run.tenant_session(app_id) as session:
+            await enqueue_unique(session, drain, [(f"push-drain:{app_id}", {"app_id": app_id})])
+    if apps:
+        log.info("push_queue_swept", apps=len(apps), tick=timestamp)
+
+
 @job("push.deliver", queue="push")
 async def deliver(
     run: JobRun, app_id: str, conversation_id: str, seq: int, recheck: bool = False
 ) -> None:
-    """Decide about, and send, the conversation's undecided agent replies (delivery.py)."""
-    await delivery.deliver(run, uuid.UUID(app_id), uuid.UUID(conversation_id), recheck)
+    """A job of migration 0040's trigger still waiting when 0110 replaced it: its conversation
+    joins the queue, and the app's queue is drained."""
+    async with run.tenant_session(app_id) as session:
+        await session.execute(
+            text(
+                "INSERT INTO push_queue (app_id, conversation_id, recheck) "
+                "SELECT c.app_id, c.id, :recheck FROM conversations c "
+                "WHERE c.app_id = :app_id AND c.id = :conversation_id "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"app_id": app_id, "conversation_id": conversation_id, "recheck": recheck},
+        )
+    await delivery.drain(run.runtime, uuid.UUID(app_id))
 
 
 @job("push.resend", queue="push")
