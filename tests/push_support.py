@@ -3,8 +3,9 @@ the keys a customer and a browser would hold.
 
 One ASGI app served by Hypercorn (HTTP/1.1 and HTTP/2 with prior knowledge on one port):
 - FCM: `POST /token` checks the service account's RS256 JWT (issuer, audience, scope, signature
-  with the account's public key) and hands out an access token; `POST /v1/projects/<id>/
-  messages:send` requires it;
+  with the public key of the account its issuer names, as Google does: each app has its own) and
+  hands out an access token for that account; `POST /v1/projects/<id>/messages:send` requires
+  one of that project's;
 - APNs: `POST /3/device/<token>` refuses anything but HTTP/2 and checks the ES256 provider token
   (key id, team, signature with the .p8's public key) and the topic;
 - Web Push: `POST /wp/<id>` checks the VAPID signature (RFC 8292) against the app's published
@@ -103,7 +104,9 @@ class FakeProviders:
     script: dict[str, list[tuple[int, Any, dict[str, str]]]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    access_tokens: set[str] = field(default_factory=set)
+    access_tokens: dict[str, str] = field(default_factory=dict)  # access token → project
+    # Service accounts by e-mail: (public key, key id, project); the default one is fcm_key's.
+    fcm_accounts: dict[str, tuple[rsa.RSAPublicKey, str, str]] = field(default_factory=dict)
     token_requests: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -113,18 +116,24 @@ class FakeProviders:
 
     # --- what the customer uploads ------------------------------------------------------------
 
-    def service_account(self) -> dict[str, str]:
-        pem = self.fcm_key.private_bytes(
+    def service_account(self, project: str = PROJECT_ID) -> dict[str, str]:
+        """A service account's key file: PROJECT_ID's with fcm_key, or another project's with a
+        key of its own."""
+        key = self.fcm_key if project == PROJECT_ID else rsa.generate_private_key(65537, 2048)
+        pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ).decode()
+        email = f"push@{project}.iam.gserviceaccount.com"
+        key_id = uuid.uuid4().hex[:12] if project != PROJECT_ID else "abc123"
+        self.fcm_accounts[email] = (key.public_key(), key_id, project)
         return {
             "type": "service_account",
-            "project_id": PROJECT_ID,
-            "private_key_id": "abc123",
+            "project_id": project,
+            "private_key_id": key_id,
             "private_key": pem,
-            "client_email": "push@acme-project.iam.gserviceaccount.com",
+            "client_email": email,
             "token_uri": "https://oauth2.googleapis.com/token",
         }
 
@@ -178,20 +187,34 @@ class FakeProviders:
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
         if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
             return JSONResponse({"error": "unsupported_grant_type"}, 400)
+        assertion = str(form.get("assertion"))
         try:
-            claims = jwt.decode(
-                str(form.get("assertion")),
-                self.fcm_key.public_key(),
-                algorithms=["RS256"],
-                audience=f"{self.url}/token",
-                issuer="push@acme-project.iam.gserviceaccount.com",
-            )
+            issuer = jwt.decode(assertion, options={"verify_signature": False}).get("iss")
+            header = jwt.get_unverified_header(assertion)
         except jwt.PyJWTError as error:
             self.refused.append(f"oauth: {error}")
             return JSONResponse({"error": "invalid_grant", "error_description": str(error)}, 400)
+        account = self.fcm_accounts.get(str(issuer))
+        if account is None:
+            self.refused.append(f"oauth: unknown service account {issuer}")
+            return JSONResponse({"error": "invalid_client", "error_description": "no account"}, 401)
+        public_key, key_id, project = account
+        try:
+            if header.get("kid") != key_id:
+                raise jwt.InvalidKeyError(f"kid {header.get('kid')} is not {key_id}")
+            claims = jwt.decode(
+                assertion,
+                public_key,
+                algorithms=["RS256"],
+                audience=f"{self.url}/token",
+                issuer=issuer,
+            )
+        except jwt.PyJWTError as error:
+            self.refused.append(f"oauth: {issuer}: {error}")
+            return JSONResponse({"error": "invalid_grant", "error_description": str(error)}, 400)
         assert claims["scope"] == "https://www.googleapis.com/auth/firebase.messaging"
         token = f"ya29.{uuid.uuid4().hex}"
-        self.access_tokens.add(token)
+        self.access_tokens[token] = project
         self.token_requests += 1
         return JSONResponse({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
 
@@ -200,8 +223,10 @@ class FakeProviders:
         if bearer not in self.access_tokens:
             self.refused.append("fcm: bad access token")
             return JSONResponse({"error": {"code": 401, "status": "UNAUTHENTICATED"}}, 401)
-        if request.path_params["project"] != PROJECT_ID:
-            return JSONResponse({"error": {"code": 404, "status": "NOT_FOUND"}}, 404)
+        if request.path_params["project"] != self.access_tokens[bearer]:
+            # Another project's token (Google: 403 PERMISSION_DENIED).
+            self.refused.append(f"fcm: a {self.access_tokens[bearer]} token for another project")
+            return JSONResponse({"error": {"code": 403, "status": "PERMISSION_DENIED"}}, 403)
         message = (await request.json())["message"]
         token = message["token"]
         scripted = self._next(token)
@@ -209,7 +234,8 @@ class FakeProviders:
             status, body, headers = scripted
             return JSONResponse(body, status, headers=headers)
         self._keep("fcm", token, message, request)
-        return JSONResponse({"name": f"projects/{PROJECT_ID}/messages/{uuid.uuid4().hex}"})
+        project = request.path_params["project"]
+        return JSONResponse({"name": f"projects/{project}/messages/{uuid.uuid4().hex}"})
 
     # --- APNs ---------------------------------------------------------------------------------
 

@@ -54,9 +54,10 @@ def app_settings(servers: Servers, providers: FakeProviders, smtp: SmtpServer) -
 
 @pytest.fixture(scope="module")
 async def push_app(app_settings: Settings, servers: Servers) -> AsyncIterator[FastAPI]:
-    # Every agent reply of the session's earlier tests queued a push job (a trigger does) that
-    # no worker ran: this module's worker must not start behind that backlog, nor run other
-    # modules' apps' jobs against this module's fakes (it made the first FCM tests time out).
+    # Agent replies of the session's earlier tests queued their conversations for a push (a
+    # trigger does) that no worker ran: this module's worker must not start behind that backlog,
+    # nor run other modules' apps' pushes against this module's fakes (it made the first FCM
+    # tests time out; and those apps' service accounts, unknown to this fake, were refused).
     _drop_queued_push_jobs(servers)
     application = create_app(app_settings)
     async with LifespanManager(application):
@@ -75,6 +76,7 @@ def _drop_queued_push_jobs(servers: Servers) -> None:
         connection.execute(
             "DELETE FROM procrastinate_jobs WHERE queue_name = 'push' AND status = 'todo'"
         )
+        connection.execute("DELETE FROM push_queue")  # else push.sweep drains them
 
 
 @pytest.fixture
@@ -281,6 +283,40 @@ async def test_the_fcm_access_token_is_reused_until_it_expires(
         await world.reply(conversation, f"update {n}")
         await providers.wait_for(token, n + 1)
     assert providers.token_requests - before <= 1  # one per app credentials, then cached
+
+
+async def test_each_app_gets_access_tokens_with_its_own_service_account(
+    world: World, providers: FakeProviders, make_tenant: MakeTenant, runtime_: Runtime
+) -> None:
+    """Two apps, two Firebase projects: each app's JWT is signed with its own key, and each
+    push carries an access token of its own project (the fake refuses another's, as Google
+    does). A cache of keys or tokens keyed by anything less than the app's credentials would
+    sign with, or reuse, the other app's."""
+    other = await World(world.api, await make_tenant("Globex"), providers).setup(runtime_)
+    answer = await other.api.put(
+        "/admin/api/push/credentials/fcm",
+        headers=other.owner.auth(),
+        json={"service_account": providers.service_account("globex-project")},
+    )
+    assert answer.status_code == 200, answer.text
+    await world.rules(collapse_seconds=0)
+    await other.rules(collapse_seconds=0)
+    mine, theirs = f"fcm-{uuid.uuid4().hex}", f"fcm-{uuid.uuid4().hex}"
+    acme = await world.person("android-acme", "fcm", mine)
+    globex = await other.person("android-globex", "fcm", theirs)
+    refused_before = len(providers.refused)
+    for n in range(2):  # the second time from the token caches
+        await world.reply(acme, f"acme {n}")
+        await other.reply(globex, f"globex {n}")
+        await providers.wait_for(mine, n + 1)
+        await providers.wait_for(theirs, n + 1)
+    assert providers.refused[refused_before:] == []
+    for token, project in ((mine, "acme-project"), (theirs, "globex-project")):
+        for push in providers.to(token):
+            bearer = push.headers["authorization"].removeprefix("Bearer ")
+            assert providers.access_tokens[bearer] == project
+    (delivery, *_) = await other.deliveries(globex)
+    assert "projects/globex-project/messages/" in delivery["provider_response"]
 
 
 async def test_an_iphone_gets_an_apns_push_over_http2(

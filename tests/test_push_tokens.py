@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import text
 
 from replyhq.runtime import Runtime
-from tests.conftest import Tenant, identify
+from tests.conftest import MakeTenant, Tenant, identify, start_conversation
+from tests.staff import secret as secret_key
 from tests.staff import signed_in
 
 FCM_TOKEN = "fGcmT0ken:APA91b" + "x" * 120
@@ -419,3 +420,57 @@ async def test_each_member_has_their_own_notification_preferences(
     from tests.staff import secret
 
     assert (await client.get(url, headers=secret(tenant))).status_code == 401
+
+
+async def test_a_reply_queues_a_push_only_when_something_could_reach_the_person(
+    client: httpx.AsyncClient, runtime: Runtime, make_tenant: MakeTenant
+) -> None:
+    """The agent-reply trigger (migration 0110) adds the conversation to push_queue, and a
+    push.drain job for the app, only when the app has push credentials and the person a device
+    with a push token, or the e-mail fallback is on and the person has an e-mail address: an app
+    that set up neither costs its replies nothing more than the check."""
+    tenant = await make_tenant("Quiet")
+
+    async def reply_to(device: str, **person: object) -> tuple[bool, int]:
+        await identify(client, tenant, device, user_id=device, **person)
+        cid = str((await start_conversation(client, tenant, device))["id"])
+        answer = await client.post(
+            f"/admin/api/conversations/{cid}/messages",
+            headers=secret_key(tenant),
+            json={"body": "Hi", "client_msg_id": uuid.uuid4().hex},
+        )
+        assert answer.status_code == 201, answer.text
+        async with runtime.db.system_session() as session:
+            queued = await session.scalar(
+                text("SELECT count(*) FROM push_queue WHERE conversation_id = :c"), {"c": cid}
+            )
+            drains = await session.scalar(
+                text(
+                    "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'push.drain' "
+                    "AND args->>'app_id' = :a AND status = 'todo'"
+                ),
+                {"a": str(tenant.id)},
+            )
+        return bool(queued), int(drains or 0)
+
+    token = {"push_token": FCM_TOKEN + uuid.uuid4().hex[:8], "push_provider": "fcm"}
+    # No credentials, no e-mail: nothing, even with a token.
+    assert await reply_to("no-creds-token", **token) == (False, 0)
+    assert await reply_to("no-creds-nothing") == (False, 0)
+    # An e-mail address and the fallback on (the default): queued.
+    assert await reply_to("mail", email="ann@example.com") == (True, 1)
+    owner = await signed_in(runtime, client, tenant, "OWNER")
+    off = await client.patch(
+        "/admin/api/push/settings", headers=owner.auth(), json={"email_fallback_minutes": 0}
+    )
+    assert off.status_code == 200, off.text
+    assert await reply_to("mail-off", email="bob@example.com") == (False, 1)
+    # Credentials: a person with a token is queued (one drain waits for the app, not one per
+    # reply), one without is not.
+    account = _service_account()
+    answer = await client.put(
+        "/admin/api/push/credentials/fcm", headers=owner.auth(), json={"service_account": account}
+    )
+    assert answer.status_code == 200, answer.text
+    assert await reply_to("creds-token", **token | {"push_token": FCM_TOKEN + "2"}) == (True, 1)
+    assert await reply_to("creds-no-token") == (False, 1)

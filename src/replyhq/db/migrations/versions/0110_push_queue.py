@@ -33,20 +33,18 @@ depends_on: str | Sequence[str] | None = None
 TRIGGER = """
 CREATE OR REPLACE FUNCTION replyhq_push_after_agent_reply() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-  person uuid;
-  address text;
 BEGIN
-  SELECT c.end_user_id, u.email INTO person, address
-  FROM conversations c JOIN end_users u ON u.id = c.end_user_id AND u.app_id = c.app_id
-  WHERE c.app_id = NEW.app_id AND c.id = NEW.conversation_id;
-  IF NOT (
-    (EXISTS (SELECT 1 FROM push_credentials p WHERE p.app_id = NEW.app_id)
-     AND EXISTS (SELECT 1 FROM devices d WHERE d.app_id = NEW.app_id
-                 AND d.end_user_id = person AND d.push_token IS NOT NULL))
-    OR (COALESCE(address, '') <> ''
-        AND COALESCE((SELECT s.email_fallback_minutes FROM push_settings s
-                      WHERE s.app_id = NEW.app_id), 5) > 0)
+  -- One statement (each one of PL/pgSQL costs): the app's credentials and the person's tokens,
+  -- or the e-mail fallback and the person's address.
+  IF NOT EXISTS (
+    SELECT 1 FROM conversations c JOIN end_users u ON u.id = c.end_user_id AND u.app_id = c.app_id
+    WHERE c.app_id = NEW.app_id AND c.id = NEW.conversation_id
+      AND ((EXISTS (SELECT 1 FROM push_credentials p WHERE p.app_id = NEW.app_id)
+            AND EXISTS (SELECT 1 FROM devices d WHERE d.app_id = NEW.app_id
+                        AND d.end_user_id = c.end_user_id AND d.push_token IS NOT NULL))
+           OR (COALESCE(u.email, '') <> ''
+               AND COALESCE((SELECT s.email_fallback_minutes FROM push_settings s
+                             WHERE s.app_id = NEW.app_id), 5) > 0))
   ) THEN
     RETURN NULL;  -- nothing could reach them: no push, no e-mail
   END IF;
