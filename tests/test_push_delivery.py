@@ -637,3 +637,36 @@ async def test_no_email_for_replies_already_read(
             (person,),
         ).fetchone()
     assert left == (0,)
+
+
+async def test_a_private_note_is_in_no_push_and_no_email(
+    world: World, providers: FakeProviders, smtp: SmtpServer, servers: Servers
+) -> None:
+    """Issue 19: a note written among the replies reaches neither the person's device (push)
+    nor their mailbox (the e-mail fallback); the replies around it do."""
+    address = f"cy-{uuid.uuid4().hex[:6]}@example.com"
+    token = f"fcm-{uuid.uuid4().hex}"
+    conversation = await world.person("android-note", "fcm", token, email=address)
+    person = await world.end_user_of(conversation)
+    await world.reply(conversation, "Checking with the warehouse.")
+    note = await world.api.post(
+        f"/admin/api/conversations/{conversation}/notes",
+        headers=world.owner.auth(),
+        json={"body": "SECRET-NOTE: customer flagged for fraud", "client_msg_id": "note-1"},
+    )
+    assert note.status_code == 201, note.text
+    await world.reply(conversation, "It left this morning.")
+    await providers.wait_for(token)
+    await world.decisions(conversation, until="sent")
+    pushed = " ".join(str(p.payload) for p in providers.to(token))
+    assert "Checking with the warehouse." in pushed or "It left this morning." in pushed
+    for _ in range(50):
+        if _time_passes(servers, person):
+            break
+        await asyncio.sleep(0.1)
+    (mail,) = await smtp.wait_for(address)
+    body = text_of(mail)
+    assert "Checking with the warehouse." in body and "It left this morning." in body
+    assert "SECRET-NOTE" not in body and "fraud" not in body
+    pushed = " ".join(str(p.payload) for p in providers.to(token))
+    assert "SECRET-NOTE" not in pushed and "fraud" not in pushed

@@ -1,13 +1,15 @@
 """Private notes and timeline events: staff see them (live too), placed in the conversation's seq
 order; the end user never sees a note or a staff-only event by any path that exists (HTTP
-history, conversation list and summary, socket events and sync, a send reusing a note's id), and
-their seq stays gap-free; a mentioned teammate hears of it live and by e-mail. Events say who did
+history, conversation list and summary, socket events and sync, a send reusing a note's id, the
+report export; push and the e-mail fallback: tests/test_push_delivery.py), and their seq stays
+gap-free; a mentioned teammate hears of it live and by e-mail. Events say who did
 what; the end user sees closed and reopened only."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -17,7 +19,7 @@ from replyhq.runtime import Runtime
 from tests.conftest import MakeTenant, SocketServer, Tenant, identify, start_conversation
 from tests.mail_support import PUBLIC_URL, SmtpServer, text_of
 from tests.realtime_clients import Recorder
-from tests.staff import add_staff, login, signed_in
+from tests.staff import add_staff, login, secret, signed_in
 from tests.test_protocol import check
 from tests.test_realtime_staff import agent_socket, device_socket
 
@@ -271,3 +273,29 @@ async def test_a_note_or_an_event_queues_no_push_and_no_email_a_reply_does(
     )
     assert reply.status_code == 201
     assert await queued() == 1  # the path exists, and the note did not take it
+
+
+async def test_a_note_is_in_no_export(
+    client: httpx.AsyncClient, runtime: Runtime, tenant: Tenant
+) -> None:
+    """The only export is the report's CSV (staff with reports:read; the end user's keys are
+    refused): a note is neither quoted there nor counted as a message."""
+    alice = await signed_in(runtime, client, tenant, "AGENT", name="Alice")
+    await identify(client, tenant, "phone")
+    cid = (await start_conversation(client, tenant, "phone"))["id"]
+    today = datetime.now(UTC).date().isoformat()
+    url, params = "/admin/api/reports/export.csv", {"start": today, "end": today}
+
+    async def exported() -> str:
+        response = await client.get(url, headers=secret(tenant), params=params)
+        assert response.status_code == 200, response.text
+        return response.text
+
+    before = await exported()
+    note = await _note(client, alice.auth(), cid, "SECRET-NOTE about this customer")
+    assert note.status_code == 201
+    after = await exported()
+    assert after == before and "SECRET-NOTE" not in after
+    for headers in (tenant.sdk("phone"), alice.auth()):
+        refused = await client.get(url, headers=headers, params=params)
+        assert refused.status_code in (401, 403)
