@@ -375,3 +375,26 @@ async def test_the_async_iterator_and_a_queue_that_survives_a_restart(
     third = _client(socket_server, tenant, "eve", storage=FileStorage(state))
     assert third.pending == 0 and third._cursors[cid].last_seq == 2  # read positions kept
     await third.close()
+
+
+async def test_disconnected_by_the_server_it_comes_back_and_catches_up(
+    socket_server: SocketServer, http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """python-socketio does not reconnect after the server's own disconnect (protocol section
+    2: access changed); the SDK asks again after a second, and the handshake decides."""
+    client = _client(socket_server, tenant, "fay")
+    seen: list[str] = []
+    client.on("message", lambda message: seen.append(message["body"]))
+    realtime = socket_server.app.state.realtime
+    try:
+        await client.identify()
+        cid = await client.start_conversation(body="Hi")
+        await client.connect()
+        (sid,) = [s for s, live in realtime.local.items() if live.device_id == client.device_id]
+        await realtime.sio.disconnect(sid, namespace="/")
+        await _until(lambda: client.state == "reconnecting")
+        await _agent_says(http, tenant, cid, "while cut")
+        await _until(lambda: client.connections == 2 and client.state == "connected")
+        await _until(lambda: seen == ["Hi", "while cut"])
+    finally:
+        await client.close()
