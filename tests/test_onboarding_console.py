@@ -206,6 +206,13 @@ async def test_refused_for_rate_limits(servers: Servers, recorders: list[Recorde
             assert limited["data"]["code"] == "RATE_LIMITED"
             assert limited["data"]["retry_after"] > 0
             assert limited["device_id"] == "busy"
+            # The same device's socket handshake, over its limit too.
+            device = Recorder()
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await device.connect(server.url, device_auth(owner, "busy"))
+            [handshake] = await entries_until(watcher, "connect_refused")
+            assert handshake["device_id"] == "busy"
+            assert handshake["data"]["code"] == "RATE_LIMITED"
     finally:
         for recorder in recorders:
             await recorder.close()
