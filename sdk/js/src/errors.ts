@@ -43,6 +43,7 @@ export const IDENTITY_REFUSALS = new Set([
   "IDENTITY_REQUIRED",
   "INVALID_USER_HASH",
   "USER_HASH_REQUIRED",
+  "VALIDATION_ERROR", // the auth object breaks handshake.auth.json (protocol section 2)
 ]);
 
 export function fromBody(body: unknown, status: number | null): ReplyHQError {
