@@ -1,6 +1,7 @@
 """@replyhq/sdk (sdk/js): built from its lock file, run by Node 20 against a live server
 (identify, send, receive once and in order, typing, read receipts, unread count, typed errors,
-optional routes, the offline queue across a restart, identity switch), and free of Node and DOM
+optional routes, the offline queue across a restart, a new conversation's first messages queued
+offline, events not counted unread, identity switch), and free of Node and DOM
 built-ins so that React Native bundles it (the bundle check)."""
 
 from __future__ import annotations
@@ -87,11 +88,13 @@ async def test_the_sdk_works_in_node_against_a_live_server(
         "errors",
         "optional",
         "offline_queue",
+        "new_conversation",
         "switched",
         "done",
     ]
     assert steps[2]["seqs"] == [1, 2, 3, 4, 5, 6, 7]
     assert steps[7]["seq"] == 8  # the queued message, sent once after the restart
+    assert steps[8]["seqs"] == [1, 2]  # a new conversation's first two, queued offline
 
     # Bob signed in on Ann's phone: her device's push token was withdrawn (else her
     # notifications would keep reaching the phone Bob now holds).
@@ -106,7 +109,11 @@ async def test_the_sdk_works_in_node_against_a_live_server(
     # The SDK's read marker reached the server: the agents' view shows it.
     conversations = await http.get("/admin/api/conversations", headers=staff.auth())
     assert conversations.status_code == 200, conversations.text
-    (conversation,) = [c for c in conversations.json()["items"] if c["user"]["user_id"] == "ann"]
+    (conversation,) = [
+        c
+        for c in conversations.json()["items"]
+        if c["user"]["user_id"] == "ann" and c["subject"] == "Order #42"
+    ]
     assert conversation["peer_read_seq"] >= 7
 
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { io } from "socket.io-client";
-import { ReplyHQ, ReplyHQError, memoryStorage } from "../dist/index.js";
+import { NEW_CONVERSATION, ReplyHQ, ReplyHQError, memoryStorage } from "../dist/index.js";
 
 const config = JSON.parse(process.argv[2]);
 const { url, app_id: appId, sdk_key: sdkKey, secret_key: secretKey, identity_secret: identitySecret } = config;
@@ -145,6 +145,35 @@ assert.equal(later.filter((m) => m.body === "Written offline").length, 1);
 // Messages delivered before the restart are not delivered again.
 assert.ok(later.every((m) => m.seq > 7), JSON.stringify(later.map((m) => m.seq)));
 step("offline_queue", { seq: later.at(-1).seq });
+
+// --- offline, a conversation's first messages before it exists (the web messenger's draft) -------
+again.setOnline(false);
+await until(() => again.state === "offline", "offline");
+const started = [];
+again.on("started", (created, clientMsgId) => started.push({ id: created.id, clientMsgId }));
+const firstNew = again.send(NEW_CONVERSATION, "Brand new, written offline");
+const secondNew = again.send(NEW_CONVERSATION, "And a second line");
+await until(() => again.pending.length === 2, "both queued");
+await new Promise((resolve) => setTimeout(resolve, 300));
+assert.equal(started.length, 0); // nothing goes out while offline
+again.setOnline(true);
+const [newFirst, newSecond] = await Promise.all([firstNew, secondNew]);
+assert.equal(started.length, 1);
+assert.equal(started[0].clientMsgId, newFirst.client_msg_id);
+assert.equal(newFirst.conversation_id, started[0].id);
+assert.equal(newSecond.conversation_id, started[0].id);
+const fresh = await history(started[0].id);
+assert.deepEqual(fresh.map((m) => m.body), ["Brand new, written offline", "And a second line"]);
+// A closing is a timeline event, nobody's unread message; the agent's next words are.
+await again.read(started[0].id);
+const closing = await fetch(`${url}/admin/api/conversations/${started[0].id}`, { method: "PATCH", headers: admin, body: JSON.stringify({ status: "closed" }) });
+assert.equal(closing.status, 200, await closing.text());
+await until(() => later.some((m) => m.conversation_id === started[0].id && m.kind === "event"), "the closing event");
+assert.equal(again.unreadIn(started[0].id), 0);
+await agentSays(started[0].id, "Reopened by me");
+await until(() => later.some((m) => m.body === "Reopened by me"), "the agent's message");
+assert.equal(again.unreadIn(started[0].id), 1);
+step("new_conversation", { seqs: [newFirst.seq, newSecond.seq] });
 
 // --- identity switch: nothing of Ann remains for Bob ------------------------------------------
 const annDevice = await again.device();
