@@ -56,6 +56,9 @@ export interface ClientEvents {
   conversation: (conversation: ConversationState) => void;
   typing: (event: TypingEvent) => void;
   read: (event: ReadEvent) => void;
+  /** The app's messenger settings changed (the new GET /v1/messenger body; servers that have
+   * the `messenger:settings` event). */
+  settings: (config: Record<string, unknown>) => void;
   unread: (count: number) => void;
   state: (state: ConnectionState) => void;
   /** A send the server refused (it left the queue). */
@@ -484,6 +487,9 @@ export class ReplyHQ extends Emitter<ClientEvents> {
     });
     socket.on("read", (data: ReadEvent) => {
       if (mine()) this.emit("read", data);
+    });
+    socket.on("messenger:settings", (data: Record<string, unknown>) => {
+      if (mine()) this.emit("settings", data);
     });
   }
 

@@ -46,11 +46,18 @@ export function MessengerView({
   const [config, setConfig] = useState<MessengerConfig | null>(null);
   useEffect(() => {
     let live = true;
-    void pending?.then((loaded) => live && setConfig(loaded));
+    let changed = false;
+    void pending?.then((loaded) => live && !changed && setConfig(loaded));
+    // A change saved in the dashboard while this page is open (servers that announce it).
+    const off = engine.client.on("settings", (config) => {
+      changed = true;
+      if (live) setConfig(config as unknown as MessengerConfig);
+    });
     return () => {
       live = false;
+      off();
     };
-  }, [pending]);
+  }, [pending, engine]);
   const settings = config?.settings;
   const t = translator(settings?.language);
   const left = settings?.launcher_position === "left";
