@@ -474,3 +474,53 @@ async def test_a_reply_queues_a_push_only_when_something_could_reach_the_person(
     assert answer.status_code == 200, answer.text
     assert await reply_to("creds-token", **token | {"push_token": FCM_TOKEN + "2"}) == (True, 1)
     assert await reply_to("creds-no-token") == (False, 1)
+
+
+async def test_the_sweep_drains_what_a_dead_drain_left(
+    client: httpx.AsyncClient, runtime: Runtime, make_tenant: MakeTenant
+) -> None:
+    """A drain that died after claiming a conversation leaves it claimed, due again a minute
+    later; push.sweep (every minute) queues a drain for its app."""
+    from replyhq.jobs.registry import JobRun
+    from replyhq.push import tasks
+
+    tenant = await make_tenant("Swept")
+    await identify(client, tenant, "phone", user_id="ann", email="ann@example.com")
+    cid = str((await start_conversation(client, tenant, "phone"))["id"])
+    answer = await client.post(
+        f"/admin/api/conversations/{cid}/messages",
+        headers=secret_key(tenant),
+        json={"body": "Hi", "client_msg_id": uuid.uuid4().hex},
+    )
+    assert answer.status_code == 201, answer.text
+
+    async def drains() -> int:
+        async with runtime.db.system_session() as session:
+            count = await session.scalar(
+                text(
+                    "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'push.drain' "
+                    "AND args->>'app_id' = :a AND status = 'todo'"
+                ),
+                {"a": str(tenant.id)},
+            )
+        return int(count or 0)
+
+    assert await drains() == 1
+    async with runtime.db.system_session() as session:  # the drain took it, then died
+        await session.execute(
+            text(
+                "DELETE FROM procrastinate_jobs WHERE task_name = 'push.drain' "
+                "AND args->>'app_id' = :a"
+            ),
+            {"a": str(tenant.id)},
+        )
+        await session.execute(
+            text(
+                "UPDATE push_queue SET claim = gen_random_uuid(), "
+                "due_at = now() - interval '1 second' WHERE conversation_id = :c"
+            ),
+            {"c": cid},
+        )
+    assert await drains() == 0
+    await tasks.sweep.func(JobRun(0, "push.sweep", 1, runtime), timestamp=0)
+    assert await drains() == 1
