@@ -5,6 +5,7 @@ short-lived URLs, and nobody reaches another person's or another app's file by i
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -449,3 +450,34 @@ async def test_uploads_never_sent_are_pruned(
         assert found.status_code == (200 if kept else 404)
         assert (root / str(tenant.id) / attachment["id"] / "original").exists() is kept
     assert not (root / str(tenant.id) / old["id"] / "thumbnail").exists()
+
+
+async def test_a_real_server_streams_an_upload_past_the_api_body_limit(
+    socket_server: SocketServer, http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """Through `serve`'s whole stack (uvicorn, the Socket.IO wrapper's body limit included): an
+    upload of several MB, sent in chunks, is taken; one over the limit is refused."""
+    cid = await _conversation(http, tenant, "gus")
+    document = pdf(3 * MB)
+
+    async def chunks(data: bytes) -> AsyncIterator[bytes]:
+        for start in range(0, len(data), 64 * 1024):
+            yield data[start : start + 64 * 1024]
+
+    up = await upload(http, tenant.sdk("gus"), cid, chunks(document), "big.pdf")
+    assert up.status_code == 201, up.text
+    assert (await http.get(up.json()["url"])).content == document
+    # Over the limit by its Content-Length: answered at once, before the body is sent (an
+    # HTTP client still sending would see the connection close under it).
+    host, port = socket_server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = "".join(f"{k}: {v}\r\n" for k, v in tenant.sdk("gus").items())
+    writer.write(
+        f"POST /v1/conversations/{cid}/attachments HTTP/1.1\r\nHost: {host}\r\n{head}"
+        f"Content-Type: application/pdf\r\nContent-Length: {10 * MB + 1}\r\n\r\n".encode()
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(4096), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 413"), answer
+    assert b'"code": "PAYLOAD_TOO_LARGE"' in answer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware import Middleware
@@ -93,6 +94,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level)
     configure_sentry(settings, "web")
 
+    body_limits: dict[str, Any] = {
+        # An event batch may be larger than other bodies.
+        "paths": {"/v1/events": max(MAX_BATCH_BYTES, settings.max_body_bytes)},
+        # An upload streams to storage: its own limit, enforced as it arrives.
+        "patterns": [(UPLOAD_PATH, settings.attachment_max_bytes)],
+    }
     origins = OriginGate(settings.origins)  # one per process: each refused origin reported once
     realtime = RealtimeServer(settings, redis_url, origins)
     console = Console(settings.redis_prefix)  # the test console: SDK traffic, live, for staff
@@ -152,14 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 expose_headers=EXPOSED_HEADERS,
                 max_age=86400,
             ),
-            Middleware(
-                BodyLimitMiddleware,
-                max_bytes=settings.max_body_bytes,
-                # An event batch may be larger than other bodies.
-                paths={"/v1/events": max(MAX_BATCH_BYTES, settings.max_body_bytes)},
-                # An upload streams to storage: its own limit, enforced as it arrives.
-                patterns=[(UPLOAD_PATH, settings.attachment_max_bytes)],
-            ),
+            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, **body_limits),
             # Inside the body limit: it reads the (bounded) body to look for a NUL.
             Middleware(
                 NulRefusalMiddleware,
@@ -171,6 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
     app.state.realtime = realtime
+    app.state.body_limits = body_limits  # the Socket.IO wrapper's body limit takes them too
     install_error_handlers(app)
     install_docs(app)
     install_error_shaped_openapi(app)

@@ -87,9 +87,12 @@ class RealtimeServer:
     def asgi(self, other: Any) -> Any:
         # Engine.IO's polling POSTs get the API's body limit: over it, Engine.IO itself closed
         # the socket and waited for a poll that never came, leaving the POST unanswered.
+        # The API's own larger limits (event batches, uploads) hold here too.
+        limits = getattr(getattr(other, "state", None), "body_limits", None) or {}
         return BodyLimitMiddleware(
             socketio.ASGIApp(self.sio, other_asgi_app=other, socketio_path="socket.io"),
             self.settings.max_body_bytes,
+            **limits,
         )
 
     async def start(self, runtime: Runtime) -> None:
