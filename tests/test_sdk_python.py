@@ -189,6 +189,13 @@ async def test_unread_count_identity_switch_and_logout(
         assert client.unread_count == 0 and unread[-1] == 0
         listed = await client.conversations()
         assert [(c["id"], c["unread_count"]) for c in listed] == [(ann_cid, 0)]
+        # Closing the conversation is delivered as an event, which is not unread.
+        closed = await http.patch(
+            f"/admin/api/conversations/{ann_cid}", headers=secret(tenant), json={"status": "closed"}
+        )
+        assert closed.status_code == 200, closed.text
+        await _until(lambda: seen[-1].get("kind") == "event")
+        assert client.unread_count == 0
 
         # Another person on this device: nothing of Ann's survives (her push token neither),
         # and the socket follows.

@@ -654,7 +654,8 @@ class ReplyHQClient:
             self._spawn(self.sync(message["conversation_id"]))
 
     async def _deliver(self, message: Message, cursor: _Cursor) -> None:
-        if message["sender"] != "user" and message["seq"] > cursor.counted:
+        counts = message["sender"] != "user" and message.get("kind", "message") != "event"
+        if counts and message["seq"] > cursor.counted:
             conversation_id = message["conversation_id"]
             self._unread[conversation_id] = self._unread.get(conversation_id, 0) + 1
         await self._emit("message", message)

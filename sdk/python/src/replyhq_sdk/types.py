@@ -4,7 +4,7 @@ the server), as the SDK hands them to the application."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 Sender = Literal["user", "agent", "system"]
 ConnectionState = Literal["idle", "connecting", "connected", "reconnecting", "blocked", "closed"]
@@ -29,6 +29,11 @@ class Message(TypedDict):
     body: str
     body_html: str
     created_at: str
+    # Newer servers: "event" when the conversation was closed or reopened (`data` says which;
+    # never counted unread), and the files a message carries.
+    kind: NotRequired[Literal["message", "event"]]
+    data: NotRequired[dict[str, Any] | None]
+    attachments: NotRequired[list[dict[str, Any]]]
 
 
 class Conversation(TypedDict):
