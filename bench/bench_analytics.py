@@ -17,6 +17,8 @@ The issue asks for 100,000 users and 10,000,000 events; the default here is 100,
 1,000,000 events, which load in about a minute on the shared 2-core machine (10,000,000 would
 take the machine for ten minutes and more): BENCH_ANALYTICS_USERS / BENCH_ANALYTICS_EVENTS set
 them. The figures are from a shared, noisy machine: compare ratios measured in the same run.
+BENCH_ANALYTICS_ONLY=ingest stops after the ingest rows (with where a batch's time went: the
+server's own event_queue_seconds / event_flush_seconds histograms over the measured rounds).
 """
 
 from __future__ import annotations
@@ -246,6 +248,68 @@ async def _send_round(
     return latencies
 
 
+_SERIES = ("event_queue_seconds", "event_flush_seconds", "event_flush_events")
+
+
+async def _histograms(client: httpx.AsyncClient) -> dict[str, tuple[float, float]]:
+    """(sum, count) of the ingest's histograms, from the server's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = (await client.get("/metrics")).text
+    out: dict[str, tuple[float, float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name in _SERIES:
+            values = {s.name: s.value for s in family.samples}
+            out[family.name] = (values[family.name + "_sum"], values[family.name + "_count"])
+        elif family.name == "http_request_duration_seconds":
+            # The server's own time for the ingest route (from the first byte to the answer).
+            mine = [
+                s
+                for s in family.samples
+                if s.labels.get("route") == "/v1/events" and s.labels.get("status") == "202"
+            ]
+            total = sum(s.value for s in mine if s.name.endswith("_sum"))
+            count = sum(s.value for s in mine if s.name.endswith("_count"))
+            out["server"] = (total, count)
+    return out
+
+
+def _breakdown(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
+) -> list[dict[str, Any]]:
+    """Where a batch's time went, from the server's own histograms over the measured rounds."""
+
+    def mean(name: str) -> float:
+        total = after[name][0] - before.get(name, (0.0, 0.0))[0]
+        count = after[name][1] - before.get(name, (0.0, 0.0))[1]
+        return total / count if count else 0.0
+
+    return [
+        common.row(
+            "analytics",
+            "ingest: mean request in the server",
+            mean("server") * 1000,
+            "ms",
+            note="the server's http_request_duration_seconds for POST /v1/events",
+        ),
+        common.row(
+            "analytics",
+            "ingest: mean wait in the buffer",
+            mean("event_queue_seconds") * 1000,
+            "ms",
+            note="before the request's flush was sent (the delay, and flushes ahead of it)",
+        ),
+        common.row(
+            "analytics",
+            "ingest: mean flush statement",
+            mean("event_flush_seconds") * 1000,
+            "ms",
+            note="send to commit, one round trip",
+        ),
+        common.row("analytics", "ingest: mean events per flush", mean("event_flush_events"), ""),
+    ]
+
+
 async def _measure(url: str, server: common.Server, tenant: common.Tenant) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     limits = httpx.Limits(max_connections=64)
@@ -256,12 +320,14 @@ async def _measure(url: str, server: common.Server, tenant: common.Tenant) -> li
         ingest_ms: list[float] = []
         ingest_rate: list[float] = []
         copy_rate: list[float] = []
+        before = await _histograms(client)
         for _ in range(ROUNDS):
             started = time.perf_counter()
             latencies, stored = await _ingest_round(client, headers, ROUND_SECONDS)
             ingest_ms += latencies
             ingest_rate.append(stored / (time.perf_counter() - started))
             copy_rate.append(_copy_round(common.plain(url), tenant.id, stored))
+        breakdown = _breakdown(before, await _histograms(client))
         rate, ceiling = common.median(ingest_rate), common.median(copy_rate)
         p99 = common.percentile(ingest_ms, 99)
         out += [
@@ -288,7 +354,10 @@ async def _measure(url: str, server: common.Server, tenant: common.Tenant) -> li
                 ratio=rate / ceiling,
                 note="baseline: COPY of as many rows, same run",
             ),
+            *breakdown,
         ]
+        if os.environ.get("BENCH_ANALYTICS_ONLY") == "ingest":
+            return out
 
         admin = {"X-App-Id": str(tenant.id), "X-Api-Key": tenant.secret_key}
         everything: list[float] = []

@@ -380,6 +380,13 @@ class Settings(BaseSettings):
     event_flush_max_events: int = Field(
         2000, ge=100, description="Most events one flush writes (whole requests only)."
     )
+    event_flush_concurrency: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Flushes of one app's events a process runs at once: a batch that arrives "
+        "while one is waiting for its commit starts the next rather than waiting behind it.",
+    )
     rate_limit_socket_track: str = Field(
         "100/10seconds", description="`track` events per socket (burst, then that rate)."
     )

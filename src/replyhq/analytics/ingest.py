@@ -1,10 +1,11 @@
 """Batched writes of tracked events: many requests' events in one statement per app.
 
-A request hands its events to the app's buffer and waits. A flush starts at once when none is
-running for that app (after EVENT_FLUSH_DELAY_MS, so that concurrent requests share it); events
-arriving during a flush wait for the next one, which takes everything pending (up to
-EVENT_FLUSH_MAX_EVENTS, whole requests only). So under load a flush writes many requests'
-events, and alone a request waits for one statement.
+A request hands its events to the app's buffer and waits. A flush starts at once when fewer
+than EVENT_FLUSH_CONCURRENCY are running for that app (after EVENT_FLUSH_DELAY_MS, so that
+concurrent requests share it) and takes everything pending (up to EVENT_FLUSH_MAX_EVENTS, whole
+requests only); events arriving while every flush slot is busy wait for the next one. So under
+load a flush writes many requests' events, a batch need not wait for the commit (the WAL's
+fsync) of the flush before it, and alone a request waits for one statement.
 
 Durability: one flush is one statement in one transaction (Database.tenant_statement). A request
 is answered 202 only after the transaction holding its events committed; if the process dies
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +38,13 @@ import structlog
 from replyhq.analytics import partitions
 from replyhq.db import Database
 from replyhq.errors import DeviceUnknown, DeviceUnverified
-from replyhq.observability.metrics import EVENT_FLUSH_SIZE, EVENTS_STORED, JOBS_ENQUEUED
+from replyhq.observability.metrics import (
+    EVENT_FLUSH_SECONDS,
+    EVENT_FLUSH_SIZE,
+    EVENT_QUEUE_SECONDS,
+    EVENTS_STORED,
+    JOBS_ENQUEUED,
+)
 from replyhq.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -115,12 +123,13 @@ class _Request:
     device_id: str
     rows: Sequence[Row]
     done: asyncio.Future[None]
+    queued_at: float = field(default_factory=time.perf_counter)
 
 
 @dataclass
 class _AppBuffer:
     pending: list[_Request] = field(default_factory=list)
-    flushing: asyncio.Task[None] | None = None
+    flushing: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class EventWriter:
@@ -130,6 +139,7 @@ class EventWriter:
         self.db = db
         self.delay = settings.event_flush_delay_ms / 1000
         self.max_rows = settings.event_flush_max_events
+        self.concurrency = settings.event_flush_concurrency
         self._buffers: dict[uuid.UUID, _AppBuffer] = {}
         self._closed = False
 
@@ -140,15 +150,16 @@ class EventWriter:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         buffer = self._buffers.setdefault(app_id, _AppBuffer())
         buffer.pending.append(_Request(device_id, rows, done))
-        if buffer.flushing is None:
-            buffer.flushing = asyncio.create_task(self._drain(app_id, buffer))
+        if len(buffer.flushing) < self.concurrency:
+            task = asyncio.create_task(self._drain(app_id, buffer))
+            buffer.flushing.add(task)
         # Shielded: a caller that goes away must not cancel the others' flush.
         await asyncio.shield(done)
 
     async def close(self) -> None:
         """Write what is pending and stop taking more (the process is shutting down)."""
         self._closed = True
-        tasks = [b.flushing for b in self._buffers.values() if b.flushing is not None]
+        tasks = [task for b in self._buffers.values() for task in b.flushing]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -157,16 +168,24 @@ class EventWriter:
             while buffer.pending:
                 if self.delay:
                     await asyncio.sleep(self.delay)
+                if not buffer.pending:  # another slot took them meanwhile
+                    break
                 batch = _take(buffer.pending, self.max_rows)
                 await self._flush(app_id, batch)
         finally:
-            buffer.flushing = None
-            if not buffer.pending:
+            task = asyncio.current_task()
+            if task is not None:
+                buffer.flushing.discard(task)
+            if not buffer.pending and not buffer.flushing:
                 self._buffers.pop(app_id, None)
 
     async def _flush(self, app_id: uuid.UUID, batch: list[_Request]) -> None:
+        started = time.perf_counter()
+        for request in batch:
+            EVENT_QUEUE_SECONDS.observe(started - request.queued_at)
         try:
             allowed = await self._store(app_id, batch)
+            EVENT_FLUSH_SECONDS.observe(time.perf_counter() - started)
         except BaseException as error:  # cancelled too: nobody may wait forever
             failure = error if isinstance(error, Exception) else RuntimeError("flush cancelled")
             for request in batch:

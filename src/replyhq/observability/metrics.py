@@ -80,6 +80,18 @@ EVENT_FLUSH_SIZE = Histogram(
     "Events written by one flush of an app's event buffer (one INSERT statement).",
     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000),
 )
+_FLUSH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+EVENT_FLUSH_SECONDS = Histogram(
+    "event_flush_seconds",
+    "One flush's statement: from sending it to its commit (one round trip).",
+    buckets=_FLUSH_BUCKETS,
+)
+EVENT_QUEUE_SECONDS = Histogram(
+    "event_queue_seconds",
+    "How long a request's events waited in the app's buffer before their flush was sent "
+    "(EVENT_FLUSH_DELAY_MS, and the flushes ahead of it).",
+    buckets=_FLUSH_BUCKETS,
+)
 
 # Series that exist from the start, so dashboards show 0 rather than "no data".
 for _sender in ("user", "agent", "system"):
