@@ -1,6 +1,7 @@
 """The agents' workspace in Chromium (issue 19): a private note that a colleague sees live and the
 end user never; a saved reply inserted by `/shortcut`; a label put on live and the inbox
-filtered by it; auto-assignment sharing new conversations between two agents."""
+filtered by it; auto-assignment sharing new conversations between two agents, and skipping the
+one who went away."""
 
 from __future__ import annotations
 
@@ -128,6 +129,16 @@ async def test_auto_assignment_shares_new_conversations_between_two_agents(
         await i.get_attribute("data-id") for i in await pages_[1].get_by_test_id("inbox-item").all()
     }
     assert not ada & ben
+    # Ben goes away from the sidebar: the next two conversations are both Ada's.
+    toggle = pages_[1].get_by_test_id("availability")
+    await expect(toggle).to_have_attribute("data-available", "true")
+    await toggle.click()
+    await expect(toggle).to_have_attribute("data-available", "false")
+    await expect(toggle).to_contain_text("Away")
+    for name in ("Yan", "Zoe"):
+        _conversation(demo.url, tenant, name)
+    await expect(pages_[0].get_by_test_id("inbox-item")).to_have_count(4)
+    await expect(pages_[1].get_by_test_id("inbox-item")).to_have_count(2)
     await pages_[0].get_by_test_id("inbox-item").first.click()
     await expect(pages_[0].get_by_test_id("conversation-assignee")).to_have_text(
         " · assigned to you"

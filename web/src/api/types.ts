@@ -49,6 +49,7 @@ export interface ServerEvents {
   "timeline:item": (data: { item: TimelineItem }) => void;
   "note:mention": (data: { staff_id: string; conversation_id: string; note: TimelineItem }) => void;
   "conversation:labels": (data: { conversation_id: string; labels: Label[] }) => void;
+  "agent:availability": (data: { staff_id: string; available: boolean }) => void;
   // Onboarding: a checklist step happened for the first time; the test console's traffic.
   "onboarding:step": (data: OnboardingStep) => void;
   "console:entries": (data: { entries: ConsoleEntry[] }) => void;

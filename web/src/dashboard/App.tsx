@@ -18,6 +18,7 @@ import { ConnectionBadge, UnreadTitle } from "./components";
 import { SessionStore } from "./session";
 import { DeskNotifier } from "./notify";
 import { ReportsScreen } from "./screens/Reports";
+import { AvailabilityToggle } from "./workspace";
 import { SegmentsScreen } from "./screens/Segments";
 import { MessagesScreen } from "./screens/Messages";
 
@@ -130,6 +131,7 @@ function SignedIn() {
         <div className="spacer" />
         <ConnectionBadge desk={desk} />
         <UnreadTitle desk={desk} />
+        {me.staff && <AvailabilityToggle api={api} desk={desk} staffId={me.staff.id} />}
         <div className="me" data-testid="me">
           <strong>{name}</strong>
           <span className="role" data-testid="my-role">

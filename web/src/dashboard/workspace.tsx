@@ -195,3 +195,38 @@ export function ProfileHistory({ api, conversation }: { api: Api; conversation: 
     </div>
   );
 }
+
+/** The signed-in member's availability for auto-assignment: a button that switches between
+ * available and away; kept right when it changes elsewhere (another tab: `agent:availability`). */
+export function AvailabilityToggle({ api, desk, staffId }: { api: Api; desk: Desk; staffId: string }) {
+  const [available, setAvailable] = useState<boolean | null>(null);
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    void api.GET("/admin/api/assignment/agents").then(({ data }) => {
+      const mine = data?.find((row) => row.id === staffId);
+      if (mine) setAvailable(mine.available);
+    });
+    return desk.listen("agent:availability", ({ staff_id, available: now }) => {
+      if (staff_id === staffId) setAvailable(now);
+    });
+  }, [api, desk, staffId]);
+  if (available === null) return null;
+  const toggle = async () => {
+    setBusy(true);
+    const { error } = await api.PUT("/admin/api/assignment/availability", { body: { available: !available } });
+    setBusy(false);
+    if (!error) setAvailable(!available);
+  };
+  return (
+    <button
+      className={available ? "availability available" : "availability away"}
+      data-testid="availability"
+      data-available={String(available)}
+      disabled={busy}
+      title={available ? "New conversations may be assigned to you. Click to go away." : "Away: no new conversations are assigned to you. Click to be available."}
+      onClick={() => void toggle()}
+    >
+      {available ? "● Available" : "○ Away"}
+    </button>
+  );
+}
