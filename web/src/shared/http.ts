@@ -1,6 +1,6 @@
 // fetch for the typed clients: a network failure becomes an answer like any other (status 0
 // is not allowed in a Response, so 503 with code NETWORK_ERROR), never an unhandled rejection.
-export const NETWORK_ERROR = "NETWORK_ERROR";
+const NETWORK_ERROR = "NETWORK_ERROR";
 
 export async function safeFetch(request: Request): Promise<Response> {
   try {
@@ -9,9 +9,4 @@ export async function safeFetch(request: Request): Promise<Response> {
     const body = JSON.stringify({ error: "The network is unavailable.", code: NETWORK_ERROR });
     return new Response(body, { status: 503, headers: { "Content-Type": "application/json" } });
   }
-}
-
-/** Worth trying again later: the network, the server's load, or a rate limit. */
-export function transient(status: number): boolean {
-  return status === 429 || status >= 500;
 }
