@@ -167,6 +167,9 @@ export class Messenger {
     client.on("unread", () => this.set({}));
     client.on("state", (state) => {
       this.set(state === "connected" ? { state: "connected", error: null } : { state: viewState(state), typing: {} });
+      // Back after a disconnect: the SDK syncs the messages; the list (statuses, new
+      // conversations, unread counts) is read again too.
+      if (state === "connected" && this.snapshot.ready) void this.loadConversations();
     });
     client.on("failed", (item, error) => {
       this.setTimeline(item.conversation_id, failPending(this.timeline(item.conversation_id), item.client_msg_id, serverText(error)));
