@@ -11,6 +11,7 @@ from replyhq.messaging import models as messaging_models
 from replyhq.messenger import models as messenger_models
 from replyhq.onboarding import models as onboarding_models
 from replyhq.push import models as push_models
+from replyhq.reports import models as reports_models
 from replyhq.segments import models as segments_models
 from replyhq.triggered import models as triggered_models
 from replyhq.users import models as users_models
@@ -30,6 +31,7 @@ __all__ = [
     "metadata",
     "onboarding_models",
     "push_models",
+    "reports_models",
     "segments_models",
     "triggered_models",
     "users_models",

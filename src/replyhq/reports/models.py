@@ -1,0 +1,60 @@
+"""The reports' rollups (migration 0080): per app and day in the app's time zone, kept by
+triggers in the transaction that changes the raw rows, read by replyhq.reports.service."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from sqlalchemy import (
+    CHAR,
+    CheckConstraint,
+    Date,
+    Double,
+    ForeignKey,
+    Integer,
+    SmallInteger,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from replyhq.db.base import Base
+
+# The staff_id of histogram rows with no agent (a closing while unassigned, the started counts).
+NO_AGENT = uuid.UUID(int=0)
+
+
+class ReportDayMessages(Base):
+    """Messages written per local day, in 8 shards by conversation (concurrent sends of one app
+    do not queue on one row): a day's count is the sum of its shards."""
+
+    __tablename__ = "report_day_messages"
+
+    app_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    messages: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class ReportDayHistogram(Base):
+    """A sparse histogram per (local day, metric, agent): parallel arrays of bucket, count, sum
+    and sum of squares. Metrics: 's' started (bucket: local hour), 'f' first-response seconds,
+    'r' resolution seconds (bucket: replyhq_report_bucket, 2^(1/16) wide over 1 + seconds),
+    'c' ratings (bucket: the score)."""
+
+    __tablename__ = "report_day_histograms"
+    __table_args__ = (CheckConstraint("metric IN ('s', 'f', 'r', 'c')", name="metric"),)
+
+    app_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    metric: Mapped[str] = mapped_column(CHAR(1), primary_key=True)
+    staff_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    buckets: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger), nullable=False)
+    counts: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
+    sums: Mapped[list[float]] = mapped_column(ARRAY(Double), nullable=False)
+    squares: Mapped[list[float]] = mapped_column(ARRAY(Double), nullable=False)
