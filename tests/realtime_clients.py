@@ -22,6 +22,7 @@ EVENTS = [
     "agent:availability",
     "console:entries",
     "conversation:rated",
+    "messenger:settings",
 ]
 
 

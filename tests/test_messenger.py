@@ -10,8 +10,11 @@ import httpx
 from sqlalchemy import text
 
 from replyhq.runtime import Runtime
-from tests.conftest import MakeTenant, Tenant, identify, start_conversation
+from tests.conftest import MakeTenant, SocketServer, Tenant, identify, start_conversation
+from tests.realtime_clients import Recorder
 from tests.staff import secret, signed_in
+from tests.test_protocol import check
+from tests.test_realtime_staff import agent_socket, device_socket
 
 CHROME_MAC = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -209,3 +212,36 @@ async def test_visitor_context_is_shown_to_agents(
     stranger = await signed_in(runtime, client, await make_tenant(), "ADMIN")
     hidden = await client.get(f"/admin/api/conversations/{cid}/context", headers=stranger.auth())
     assert hidden.status_code == 404
+
+
+async def test_open_messengers_hear_a_settings_change_live(
+    socket_server: SocketServer,
+    make_tenant: MakeTenant,
+    http: httpx.AsyncClient,
+    recorders: list[Recorder],
+) -> None:
+    """Every device socket of the app (identified or not, with or without a conversation) gets
+    `messenger:settings` once the change is saved: what GET /v1/messenger answers from then on.
+    Another app's devices and the agents' sockets do not."""
+    acme, other = await make_tenant("Acme"), await make_tenant("Other")
+    admin = await signed_in(socket_server.runtime, http, acme, "ADMIN")
+    await identify(http, acme, "anonymous")
+    await identify(http, acme, "known", user_id="u1", user_hash=acme.user_hash("u1"))
+    await identify(http, other, "theirs")
+    devices = [
+        await device_socket(socket_server, acme, "anonymous", recorders),
+        await device_socket(socket_server, acme, "known", recorders),
+    ]
+    spy = await device_socket(socket_server, other, "theirs", recorders)
+    agent = await agent_socket(socket_server, admin, recorders)
+    change = {"color": "#e4007c", "greeting": "Bonjour !", "language": "fr"}
+    saved = await http.patch("/admin/api/messenger", headers=admin.auth(), json=change)
+    assert saved.status_code == 200, saved.text
+    served = (await http.get("/v1/messenger", headers=acme.sdk("anonymous"))).json()
+    for socket in devices:
+        (live,) = await socket.wait_for("messenger:settings")
+        check("server", "messenger:settings", live)
+        assert live["settings"] == served["settings"]
+        assert live["availability"]["open"] is True
+    assert spy.events["messenger:settings"] == []
+    assert agent.events["messenger:settings"] == []

@@ -60,19 +60,27 @@ async def _rollups(runtime: Runtime, app_id: uuid.UUID) -> dict[Any, Any]:
     async with runtime.db.system_session() as session:
         rows = await session.execute(
             text(
+                "SELECT day, metric, NULL, buckets, counts, sums, squares "
+                "FROM report_day_histograms WHERE app_id = :app UNION ALL "
                 "SELECT day, metric, staff_id, buckets, counts, sums, squares "
-                "FROM report_day_histograms WHERE app_id = :app"
+                "FROM report_agent_histograms WHERE app_id = :app"
             ),
             {"app": app_id},
         )
-        for day, metric, staff, buckets, counts, sums, squares in rows:
+        previous: dict[Any, Any] = {}
+        for day, metric, staff, buckets, counts, sums, squares in sorted(
+            rows, key=lambda r: (r[1], str(r[2]), r[0])
+        ):
             kept = {
                 b: (n, round(s, 3), round(q, 1))
                 for b, n, s, q in zip(buckets, counts, sums, squares, strict=True)
                 if n
             }
-            if kept:
+            # An agent's running row that says no more than the day before is no information
+            # (the triggers keep a day whose values were all taken away; a rebuild has none).
+            if kept and (staff is None or previous.get((metric, staff)) != kept):
                 out[(day, metric, staff)] = kept
+            previous[(metric, staff)] = kept
         messages = await session.execute(
             text(
                 "SELECT day, shard, messages FROM report_day_messages "

@@ -47,7 +47,7 @@ TENANT_TABLES += [
     "conversation_ratings",
 ]
 # replyhq.reports' rollups (migration 0080), written by triggers from the seed's data
-TENANT_TABLES += ["report_day_messages", "report_day_histograms"]
+TENANT_TABLES += ["report_day_messages", "report_day_histograms", "report_agent_histograms"]
 
 # replyhq.attachments (migration 0070): a picture sent in the seeded conversation
 TENANT_TABLES += ["attachments"]

@@ -22,13 +22,15 @@ _log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class Event:
-    """Something clients should hear about: sent to one end user's devices and/or the agents."""
+    """Something clients should hear about: sent to one end user's devices and/or the agents, or
+    to every device of the app (`devices`: the messenger's settings)."""
 
     name: str
     app_id: uuid.UUID
     data: dict[str, Any] = field(default_factory=dict)
     end_user_id: uuid.UUID | None = None
     agents: bool = False
+    devices: bool = False
 
 
 @dataclass(frozen=True)

@@ -49,34 +49,45 @@ async def backend(demo: Demo) -> AsyncIterator[httpx.AsyncClient]:
 async def test_the_messenger_follows_a_change_saved_in_the_dashboard(
     demo: Demo, pages: Pages, runtime: Runtime, backend: httpx.AsyncClient
 ) -> None:
-    admin = await staff_for(runtime, demo.app_id, "ADMIN")
-    dashboard = await pages.new()
-    await sign_in(dashboard, demo.url, admin)
-    await dashboard.get_by_test_id("nav-settings").click()
-    await dashboard.get_by_test_id("messenger-color").fill("#e4007c")
-    await dashboard.get_by_test_id("messenger-greeting").fill("Bonjour et bienvenue !")
-    await dashboard.get_by_test_id("messenger-language").select_option("fr")
-    # The preview follows before anything is saved.
-    await expect(dashboard.get_by_test_id("preview-greeting")).to_have_text(
-        "Bonjour et bienvenue !"
-    )
-    await expect(dashboard.get_by_test_id("preview-header")).to_have_css(
-        "background-color", "rgb(228, 0, 124)"
-    )
-    await dashboard.get_by_test_id("messenger-save").click()
-    await expect(dashboard.get_by_test_id("messenger-save")).to_be_disabled()
-
     with customer_site(demo.customer_site, _shop(demo)):
+        # A visitor already has the messenger open on the customer's site, as it was.
         shop = await pages.new()
         await shop.goto(f"{demo.customer_site}/shop")
         launcher = shop.get_by_test_id("rhq-launcher")
-        await expect(launcher).to_have_css("background-color", "rgb(228, 0, 124)")
-        await expect(launcher).to_have_attribute("aria-label", "Ouvrir le chat d'assistance")
+        await expect(launcher).to_have_css("background-color", "rgb(52, 84, 209)")
         await launcher.click()
+        await expect(shop.get_by_test_id("rhq-greeting")).to_contain_text("Hi there")
+        await expect(shop.get_by_test_id("rhq-status")).to_have_attribute("data-state", "connected")
+
+        admin = await staff_for(runtime, demo.app_id, "ADMIN")
+        dashboard = await pages.new()
+        await sign_in(dashboard, demo.url, admin)
+        await dashboard.get_by_test_id("nav-settings").click()
+        await dashboard.get_by_test_id("messenger-color").fill("#e4007c")
+        await dashboard.get_by_test_id("messenger-greeting").fill("Bonjour et bienvenue !")
+        await dashboard.get_by_test_id("messenger-language").select_option("fr")
+        # The preview follows before anything is saved.
+        await expect(dashboard.get_by_test_id("preview-greeting")).to_have_text(
+            "Bonjour et bienvenue !"
+        )
+        await expect(dashboard.get_by_test_id("preview-header")).to_have_css(
+            "background-color", "rgb(228, 0, 124)"
+        )
+        await dashboard.get_by_test_id("messenger-save").click()
+        await expect(dashboard.get_by_test_id("messenger-save")).to_be_disabled()
+
+        # The open messenger follows at once (messenger:settings), without a reload.
+        await expect(launcher).to_have_css("background-color", "rgb(228, 0, 124)")
         await expect(shop.get_by_test_id("rhq-greeting")).to_contain_text("Bonjour et bienvenue !")
         await expect(shop.get_by_test_id("rhq-composer")).to_have_attribute(
             "placeholder", "Écrivez un message…"
         )
+        # And a page opened afterwards starts with them.
+        fresh = await pages.new()
+        await fresh.goto(f"{demo.customer_site}/shop")
+        later = fresh.get_by_test_id("rhq-launcher")
+        await expect(later).to_have_css("background-color", "rgb(228, 0, 124)")
+        await expect(later).to_have_attribute("aria-label", "Ouvrir le chat d'assistance")
 
 
 async def test_away_text_and_one_automatic_reply(

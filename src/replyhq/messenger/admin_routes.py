@@ -41,9 +41,10 @@ async def update_settings(
     caller: Annotated[StaffPrincipal, RequirePermission("settings:write")],
     runtime: RuntimeDep,
 ) -> MessengerSettingsOut:
-    """Change any of the settings; messengers show them from their next load."""
+    """Change any of the settings; open messengers follow at once (`messenger:settings`)."""
     async with runtime.db.tenant_session(caller.app_id) as session:
         out = await service.update_settings(session, caller.app_id, body)
+        await service.publish_settings(session, runtime.db, caller.app_id, out)
     service.forget_schedule(runtime.db, caller.app_id)
     return out
 

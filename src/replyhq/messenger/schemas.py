@@ -99,6 +99,11 @@ class MessengerConfig(BaseModel):
     expected_reply_seconds: int | None
 
 
+class MessengerSettingsChanged(MessengerConfig):
+    """To every device of the app: the team saved the messenger's settings. The payload is what
+    GET /v1/messenger answers from now on, so an open messenger follows without a reload."""
+
+
 class VisitorContextIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     page_url: Annotated[str, Field(max_length=2000), AfterValidator(_https_url)] | None = None

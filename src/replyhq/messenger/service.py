@@ -22,11 +22,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from replyhq.db import Database
+from replyhq.events import Event, record
 from replyhq.messenger import hours, i18n
 from replyhq.messenger.models import AwayReply, ConversationMetrics, MessengerSettings
 from replyhq.messenger.schemas import (
     AvailabilityOut,
     MessengerConfig,
+    MessengerSettingsChanged,
     MessengerSettingsOut,
     MessengerSettingsPatch,
 )
@@ -147,19 +149,17 @@ async def _settings(db: Database, app_id: uuid.UUID) -> MessengerSettingsOut:
     return settings
 
 
-async def messenger_config(db: Database, app_id: uuid.UUID) -> MessengerConfig:
-    """What GET /v1/messenger answers (settings read fresh: a saved change shows at once)."""
+async def _config(
+    session: AsyncSession, db: Database, app_id: uuid.UUID, settings: MessengerSettingsOut
+) -> MessengerConfig:
     now = datetime.now(UTC)
     cache = _cache(db)
-    async with db.tenant_session(app_id) as session:
-        settings = await get_settings(session, app_id)
-        hit = cache.expected.get(app_id)
-        if hit is not None and hit[0] > time.monotonic():
-            expected = hit[1]
-        else:
-            expected = await expected_reply_seconds(session, app_id, now)
-            cache.expected[app_id] = (time.monotonic() + EXPECTED_REPLY_TTL, expected)
-    cache.schedules[app_id] = (time.monotonic() + SCHEDULE_TTL, settings)
+    hit = cache.expected.get(app_id)
+    if hit is not None and hit[0] > time.monotonic():
+        expected = hit[1]
+    else:
+        expected = await expected_reply_seconds(session, app_id, now)
+        cache.expected[app_id] = (time.monotonic() + EXPECTED_REPLY_TTL, expected)
     state = availability(settings, now)
     return MessengerConfig(
         settings=settings,
@@ -168,6 +168,24 @@ async def messenger_config(db: Database, app_id: uuid.UUID) -> MessengerConfig:
         ),
         expected_reply_seconds=expected,
     )
+
+
+async def messenger_config(db: Database, app_id: uuid.UUID) -> MessengerConfig:
+    """What GET /v1/messenger answers (settings read fresh: a saved change shows at once)."""
+    async with db.tenant_session(app_id) as session:
+        settings = await get_settings(session, app_id)
+        config = await _config(session, db, app_id, settings)
+    _cache(db).schedules[app_id] = (time.monotonic() + SCHEDULE_TTL, settings)
+    return config
+
+
+async def publish_settings(
+    session: AsyncSession, db: Database, app_id: uuid.UUID, settings: MessengerSettingsOut
+) -> None:
+    """Tell every open messenger of the app (`messenger:settings`, once committed)."""
+    config = await _config(session, db, app_id, settings)
+    payload = MessengerSettingsChanged(**config.model_dump()).model_dump(mode="json")
+    record(session, Event("messenger:settings", app_id, payload, devices=True))
 
 
 def away_reply_text(settings: MessengerSettingsOut, back_at: datetime | None) -> str:

@@ -217,6 +217,11 @@ def room_of_user(app_id: uuid.UUID, end_user_id: uuid.UUID) -> str:
     return f"user:{app_id}:{end_user_id}"
 
 
+def room_of_devices(app_id: uuid.UUID) -> str:
+    """Every SDK socket of the app (the messenger's settings go to all of them)."""
+    return f"devices:{app_id}"
+
+
 def room_of_agents(app_id: uuid.UUID) -> str:
     return f"agents:{app_id}"
 

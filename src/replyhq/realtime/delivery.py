@@ -13,7 +13,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from replyhq.events import DomainEvent, Revoke
-from replyhq.realtime.base import room_of_agents, room_of_user, signin_key
+from replyhq.realtime.base import room_of_agents, room_of_devices, room_of_user, signin_key
 from replyhq.realtime.manager import Emit, RoutedRedisManager
 from replyhq.realtime.presence import PresenceStore
 from replyhq.settings import Settings
@@ -53,7 +53,9 @@ class Delivery:
             await self._revoke(event)
             return
         emits = []
-        if event.end_user_id is not None:
+        if event.devices:
+            emits.append(Emit(event.name, event.data, DEVICES, room_of_devices(event.app_id)))
+        elif event.end_user_id is not None:
             room = room_of_user(event.app_id, event.end_user_id)
             emits.append(Emit(event.name, event.data, DEVICES, room, skip_sid))
         if event.agents:

@@ -14,7 +14,15 @@ from replyhq.messaging import service as messaging
 from replyhq.messaging.schemas import MessagePage
 from replyhq.messaging.service import Participant
 from replyhq.realtime.access import Grant
-from replyhq.realtime.base import Ack, Namespace, Refused, address_of, parse, room_of_user
+from replyhq.realtime.base import (
+    Ack,
+    Namespace,
+    Refused,
+    address_of,
+    parse,
+    room_of_devices,
+    room_of_user,
+)
 from replyhq.realtime.presence import LiveSession
 from replyhq.realtime.protocol import (
     AUTH_FIELD_CODES,
@@ -57,6 +65,7 @@ class DeviceNamespace(Namespace):
         state = {"live": live, "grant": grant, "name": name, "conversations": set()}
         await self.save_session(sid, state)
         await self.enter_room(sid, room_of_user(app_id, end_user_id))
+        await self.enter_room(sid, room_of_devices(app_id))
         await self.realtime.joined(live, grant, self.namespace)
 
     async def _generation_of(self, raw_app_id: str | None) -> int:

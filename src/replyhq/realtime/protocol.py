@@ -26,7 +26,7 @@ from replyhq.messaging.schemas import (
     Sender,
     body_or_attachments,
 )
-from replyhq.messenger.schemas import ConversationRated
+from replyhq.messenger.schemas import ConversationRated, MessengerSettingsChanged
 from replyhq.web.bounds import INT4_MAX
 from replyhq.workspace.schemas import (
     AgentAvailability,
@@ -308,6 +308,7 @@ EVENTS: tuple[EventSpec, ...] = (
     EventSpec("console:entries", "server", ("/admin",), ConsoleEntriesOut),
     # The messenger's ratings (replyhq.messenger).
     EventSpec("conversation:rated", "server", BOTH, ConversationRated),
+    EventSpec("messenger:settings", "server", ("/",), MessengerSettingsChanged),
 )
 
 

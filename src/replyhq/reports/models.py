@@ -21,9 +21,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from replyhq.db.base import Base
 
-# The staff_id of histogram rows with no agent (a closing while unassigned, the started counts).
-NO_AGENT = uuid.UUID(int=0)
-
 
 class ReportDayMessages(Base):
     """Messages written per local day, in 8 shards by conversation (concurrent sends of one app
@@ -39,11 +36,19 @@ class ReportDayMessages(Base):
     messages: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
-class ReportDayHistogram(Base):
-    """A sparse histogram per (local day, metric, agent): parallel arrays of bucket, count, sum
-    and sum of squares. Metrics: 's' started (bucket: local hour), 'f' first-response seconds,
-    'r' resolution seconds (bucket: replyhq_report_bucket, 2^(1/16) wide over 1 + seconds),
-    'c' ratings (bucket: the score)."""
+class _Histogram:
+    """Parallel arrays: bucket, count, sum and sum of squares of the values in the bucket."""
+
+    buckets: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger), nullable=False)
+    counts: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
+    sums: Mapped[list[float]] = mapped_column(ARRAY(Double), nullable=False)
+    squares: Mapped[list[float]] = mapped_column(ARRAY(Double), nullable=False)
+
+
+class ReportDayHistogram(_Histogram, Base):
+    """A sparse histogram per (local day, metric). Metrics: 's' started (bucket: local hour),
+    'f' first-response seconds, 'r' resolution seconds (bucket: replyhq_report_bucket, 2^(1/8)
+    wide over 1 + seconds), 'c' ratings (bucket: the score)."""
 
     __tablename__ = "report_day_histograms"
     __table_args__ = (CheckConstraint("metric IN ('s', 'f', 'r', 'c')", name="metric"),)
@@ -53,8 +58,19 @@ class ReportDayHistogram(Base):
     )
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     metric: Mapped[str] = mapped_column(CHAR(1), primary_key=True)
+
+
+class ReportAgentHistogram(_Histogram, Base):
+    """An agent's running histogram of a metric ('f', 'r', 'c'): the row of a day holds every
+    value up to that day, so a range is the difference of two rows. Rows exist for the days the
+    agent has values."""
+
+    __tablename__ = "report_agent_histograms"
+    __table_args__ = (CheckConstraint("metric IN ('f', 'r', 'c')", name="metric"),)
+
+    app_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True
+    )
+    metric: Mapped[str] = mapped_column(CHAR(1), primary_key=True)
     staff_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    buckets: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger), nullable=False)
-    counts: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
-    sums: Mapped[list[float]] = mapped_column(ARRAY(Double), nullable=False)
-    squares: Mapped[list[float]] = mapped_column(ARRAY(Double), nullable=False)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)

@@ -699,7 +699,7 @@ export interface paths {
         head?: never;
         /**
          * Update Settings
-         * @description Change any of the settings; messengers show them from their next load.
+         * @description Change any of the settings; open messengers follow at once (`messenger:settings`).
          *
          *     **Requires** `settings:write`: roles OWNER, ADMIN; also the app's secret key.
          */
