@@ -273,7 +273,7 @@ def rows(samples: dict[str, list[float]]) -> list[dict[str, Any]]:
                 "ms",
                 goal=f"<= {GOAL_P95_MS:.0f} ms",
                 ok=p95 <= GOAL_P95_MS,
-                note="whole report: 3 rollup queries + settings + team",
+                note="whole report: one rollup statement + settings + team",
             )
         )
     out.append(

@@ -167,6 +167,23 @@ GROUP BY ROLLUP (1)
 """
 
 
+# Everything but the settings and the team's names in one round trip.
+REPORT = f"""
+SELECT 'period' AS part, metric, key AS period, NULL::uuid AS staff_id, NULL::int AS weekday,
+       NULL::int AS hour, count, total_value, high, median, p90
+FROM ({PERIODS}) AS periods
+UNION ALL
+SELECT 'agent', metric, NULL, key, NULL, NULL, count, total_value, high, median, p90
+FROM ({AGENTS}) AS agents
+UNION ALL
+SELECT 'started', 's', period, NULL, weekday, hour, started, NULL, NULL, NULL, NULL
+FROM ({STARTED}) AS started
+UNION ALL
+SELECT 'messages', 'm', period, NULL, NULL, NULL, messages, NULL, NULL, NULL, NULL
+FROM ({MESSAGES}) AS messages
+"""  # noqa: S608 (constant fragments; every value is bound)
+
+
 def _seconds(value: Any) -> float | None:
     return None if value is None else round(float(value), 1)
 
@@ -237,15 +254,21 @@ async def build_report(
     # The rollups' days are the app's days (a change of zone rebuilds them: migration 0080);
     # a week that starts before `start` counts from `start` only, as the raw rows did.
     params = {"app_id": app_id, "unit": group, "first": start, "last": end}
-    figures = _by_metric(await _rows(session, PERIODS, params))
-    started_rows = await _rows(session, STARTED, params)
-    message_rows = await _rows(session, MESSAGES, params)
+    # The estimated cost of the histograms' unnest passes PostgreSQL's JIT threshold on large
+    # apps; compiling costs more than the query itself (measured: 118 ms against 36 ms).
+    await session.execute(text("SET LOCAL jit = off"))
+    parts: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in await _rows(session, REPORT, params):
+        parts[row["part"]].append(row)
+    figures = _by_metric([{**r, "key": r["period"]} for r in parts["period"]])
+    agent_figures = _by_metric([{**r, "key": r["staff_id"]} for r in parts["agent"]])
+    started_rows = [{**r, "started": r["count"]} for r in parts["started"]]
     started = {r["period"]: r["started"] for r in started_rows if r["period"] is not None}
     started_total = next(
         (r["started"] for r in started_rows if r["period"] is None and r["weekday"] is None), 0
     )
-    messages = {r["period"]: r["messages"] for r in message_rows if r["period"] is not None}
-    messages_total = next((r["messages"] for r in message_rows if r["period"] is None), 0)
+    messages = {r["period"]: r["count"] for r in parts["messages"] if r["period"] is not None}
+    messages_total = next((r["count"] for r in parts["messages"] if r["period"] is None), 0)
     first, closing, csat = figures["f"], figures["r"], figures["c"]
 
     def period(key: date | None, day: date, new: int, written: int) -> Period:
@@ -279,7 +302,7 @@ async def build_report(
         totals=totals,
         series=series,
         busiest_hours=hours,
-        agents=await _agents(session, app_id, _by_metric(await _rows(session, AGENTS, params))),
+        agents=await _agents(session, app_id, agent_figures),
     )
 
 

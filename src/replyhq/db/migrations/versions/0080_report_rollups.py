@@ -24,7 +24,7 @@ keeps a transaction that read the old zone from writing into the new rollups. Ex
 rolled up here.
 
 Revision ID: 0080
-Revises: 0070
+Revises: 0111
 Create Date: 2026-12-03
 """
 
@@ -37,7 +37,7 @@ from alembic import op
 from replyhq.db.rls import disable_tenant_rls, enable_tenant_rls
 
 revision: str = "0080"
-down_revision: str | Sequence[str] | None = "0070"
+down_revision: str | Sequence[str] | None = "0111"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
