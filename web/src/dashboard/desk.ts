@@ -532,6 +532,23 @@ export class Desk {
     this.set({ items: { ...this.state.items, [id]: next } });
   }
 
+  /** Upload a file (docs/attachments.md) and send it as a reply; the error sentence, or null. */
+  async sendFile(conversationId: string, file: File): Promise<string | null> {
+    const uploaded = await this.api.POST("/admin/api/conversations/{conversation_id}/attachments", {
+      params: { path: { conversation_id: conversationId }, query: { filename: file.name } },
+      body: file as unknown as string,
+      bodySerializer: (body: unknown) => body as BodyInit,
+      headers: { "Content-Type": file.type || "application/octet-stream" },
+    });
+    if (!uploaded.data) return errorText(uploaded.error, "The file was not uploaded.");
+    const sent = await this.api.POST("/admin/api/conversations/{conversation_id}/messages", {
+      params: { path: { conversation_id: conversationId } },
+      body: { body: "", client_msg_id: newClientMsgId(), attachment_ids: [uploaded.data.id] },
+    });
+    if (sent.data) this.receive(sent.data);
+    return sent.error ? errorText(sent.error, "The file was not sent.") : null;
+  }
+
   async addNote(conversationId: string, body: string): Promise<string | null> {
     const { data, error } = await this.api.POST("/admin/api/conversations/{conversation_id}/notes", {
       params: { path: { conversation_id: conversationId } },

@@ -214,6 +214,7 @@ function Thread({ engine, conversationId }: { engine: Messenger; conversationId:
   const lastMine = [...messages].reverse().find((m) => m.sender === "user");
   const scroller = useRef<HTMLDivElement>(null);
   const [draft, setDraft] = useState("");
+  const [error, setError] = useState<string | null>(null);
 
   useLayoutEffect(() => {
     const el = scroller.current;
@@ -248,7 +249,7 @@ function Thread({ engine, conversationId }: { engine: Messenger; conversationId:
           </div>
         )}
         {messages.map((m) => (
-          <Bubble key={m.seq} message={m} seen={m === lastMine && agentRead >= m.seq} />
+          <Bubble key={m.seq} message={m} seen={m === lastMine && agentRead >= m.seq} fileUrl={(p) => engine.fileUrl(p)} />
         ))}
         {pending.map((p) => (
           <PendingBubble key={p.client_msg_id} pending={p} connected={connected} onRetry={() => engine.retry(conversationId, p.client_msg_id)} onDiscard={() => engine.discard(conversationId, p.client_msg_id)} />
@@ -278,6 +279,22 @@ function Thread({ engine, conversationId }: { engine: Messenger; conversationId:
           onKeyDown={onKeyDown}
           aria-label={t("message")}
         />
+        {snap.current && snap.current !== NEW && (
+          <label className="rhq-attach" title={t("attach")} aria-label={t("attach")}>
+            +
+            <input
+              type="file"
+              data-testid="rhq-attach-input"
+              hidden
+              onChange={(e) => {
+                const file = e.target.files?.[0];
+                e.target.value = "";
+                if (file) void engine.sendFile(file).then(setError);
+              }}
+            />
+          </label>
+        )}
+        {error && <p className="rhq-error" data-testid="rhq-attach-error">{error}</p>}
         <button className="rhq-send" data-testid="rhq-send" onClick={submit} disabled={!draft.trim()}>
           {t("send")}
         </button>
@@ -286,7 +303,7 @@ function Thread({ engine, conversationId }: { engine: Messenger; conversationId:
   );
 }
 
-function Bubble({ message, seen }: { message: Message; seen: boolean }) {
+function Bubble({ message, seen, fileUrl }: { message: Message; seen: boolean; fileUrl: (path: string) => string }) {
   const { t } = useUi();
   const mine = message.sender === "user";
   if (message.kind === "event") {
@@ -302,6 +319,17 @@ function Bubble({ message, seen }: { message: Message; seen: boolean }) {
       {!mine && <span className="rhq-author">{message.author.name || t("support")}</span>}
       {/* body_html is the server's sanitised rendering (nh3): safe to insert. */}
       <div className="rhq-body" dangerouslySetInnerHTML={{ __html: message.body_html }} />
+      {message.attachments?.map((a) =>
+        a.kind === "image" && a.thumbnail_url ? (
+          <a key={a.id} className="rhq-attachment" href={fileUrl(a.url)} target="_blank" rel="noopener noreferrer">
+            <img src={fileUrl(a.thumbnail_url)} alt={a.filename} data-testid="rhq-attachment-image" />
+          </a>
+        ) : (
+          <a key={a.id} className="rhq-attachment" href={fileUrl(a.url)} download={a.filename} data-testid="rhq-attachment">
+            📎 {a.filename}
+          </a>
+        ),
+      )}
       <span className="rhq-meta">
         {when(message.created_at)}
         {seen && (

@@ -232,6 +232,42 @@ export class Messenger {
     this.set({ timelines: { ...this.snapshot.timelines, [id]: timeline } });
   }
 
+  /** A server path (an attachment's signed URL) as an address this page can load. */
+  fileUrl(path: string): string {
+    return path.startsWith("/") ? this.config.baseUrl + path : path;
+  }
+
+  /** Upload a file to the open conversation and send it (docs/attachments.md); the error, or
+   * null. The message comes back through the SDK's live events. */
+  async sendFile(file: File): Promise<string | null> {
+    const conversationId = this.snapshot.current;
+    if (!conversationId || conversationId === NEW) return "Send a message first.";
+    const response = await fetch(
+      `${this.config.baseUrl}/v1/conversations/${conversationId}/attachments?filename=${encodeURIComponent(file.name)}`,
+      {
+        method: "POST",
+        headers: {
+          "X-App-Id": this.config.appId,
+          "X-Api-Key": this.config.apiKey,
+          "X-Device-Id": await this.client.device(),
+          "Content-Type": file.type || "application/octet-stream",
+        },
+        body: file,
+      },
+    ).catch(() => null);
+    const uploaded = (await response?.json().catch(() => null)) as { id?: string; error?: string } | null;
+    if (!response?.ok || !uploaded?.id) return uploaded?.error ?? "The file was not sent.";
+    try {
+      await this.client.request("POST", `/v1/conversations/${conversationId}/messages`, {
+        client_msg_id: newClientMsgId(),
+        attachment_ids: [uploaded.id],
+      });
+      return null;
+    } catch (error) {
+      return (error as Error).message || "The file was not sent.";
+    }
+  }
+
   /** For the UI layer's own calls (visitor context, ratings): this device's authenticated API. */
   request<T>(method: string, path: string, body?: unknown): Promise<T> {
     return this.client.request<T>(method, path, body);

@@ -315,12 +315,47 @@ function ConversationView({ desk, api, me, conversation, team, labels }: { desk:
             onKeyDown={onKeyDown}
             aria-label="Reply"
           />
+          {!noteMode && (
+            <label className="attach" title="Send a file or image">
+              Attach
+              <input
+                type="file"
+                data-testid="attach-input"
+                hidden
+                onChange={(e) => {
+                  const file = e.target.files?.[0];
+                  e.target.value = "";
+                  if (file) void desk.sendFile(conversation.id, file).then(setError);
+                }}
+              />
+            </label>
+          )}
           <button className="primary" data-testid="send" onClick={submit} disabled={!draft.trim()}>
             {noteMode ? "Add note" : "Send"}
           </button>
         </div>
       )}
     </section>
+  );
+}
+
+/** Images inline by their thumbnail (a click opens the file), other files as download links. */
+function Attachments({ message }: { message: Message }) {
+  if (!message.attachments?.length) return null;
+  return (
+    <div className="attachments">
+      {message.attachments.map((a) =>
+        a.kind === "image" && a.thumbnail_url ? (
+          <a key={a.id} href={a.url} target="_blank" rel="noopener noreferrer" data-testid="attachment">
+            <img src={a.thumbnail_url} alt={a.filename} data-testid="attachment-image" width={a.width && a.height && a.width < a.height ? undefined : 240} />
+          </a>
+        ) : (
+          <a key={a.id} href={a.url} download={a.filename} data-testid="attachment">
+            📎 {a.filename} ({Math.max(1, Math.round(a.size / 1024))} KB)
+          </a>
+        ),
+      )}
+    </div>
   );
 }
 
@@ -331,6 +366,7 @@ function Bubble({ message, seen }: { message: Message; seen: boolean }) {
       <span className="author">{message.author.name || (message.sender === "user" ? "Visitor" : "Agent")}</span>
       {/* body_html is the server's sanitised rendering (nh3): the only HTML we insert. */}
       <div className="body" dangerouslySetInnerHTML={{ __html: message.body_html }} />
+      <Attachments message={message} />
       <span className="meta">
         {when(message.created_at)}
         {seen && (
