@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SDK = ROOT / "sdk" / "js"
 SCRIPT = ROOT / "bench" / "node" / "sdk_receive.mjs"
 MESSAGES = 20_000
-ROUNDS = 3
+ROUNDS = 9
 
 
 def _node() -> str:
