@@ -24,6 +24,7 @@ from replyhq.accounts.permissions import (
 from replyhq.onboarding import service as onboarding_service
 from replyhq.onboarding.models import STEPS
 from replyhq.runtime import Runtime
+from tests.attachment_support import png
 from tests.conftest import MakeTenant, Tenant, identify, start_conversation
 from tests.staff import Staff, add_staff, secret, signed_in
 from tests.test_push_tokens import push_cases
@@ -105,7 +106,7 @@ class World:
     runtime: Runtime
 
 
-Case = Callable[[World], Awaitable[tuple[str, str, dict[str, object] | None]]]
+Case = Callable[[World], Awaitable[tuple[str, str, dict[str, object] | bytes | None]]]
 
 
 async def _fresh_member(world: World) -> str:
@@ -133,6 +134,69 @@ async def _saved_reply(world: World, client: httpx.AsyncClient) -> str:
     body = {"name": "Hi", "shortcut": uuid.uuid4().hex[:8], "body": "Hi {{user.name}}"}
     response = await client.post("/admin/api/saved-replies", headers=world.owner.auth(), json=body)
     return str(response.json()["id"])
+
+
+def triggered_cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
+    """Event-triggered messages (issue 16)."""
+    base = "/admin/api/triggered-messages"
+
+    def body(w: World) -> dict[str, object]:
+        return {
+            "name": "Welcome",
+            "event_name": "signed_up",
+            "sender_id": str(w.owner.id),
+            "body": "Hi",
+        }
+
+    async def _made(w: World) -> str:
+        response = await client.post(base, headers=w.owner.auth(), json=body(w))
+        return str(response.json()["id"])
+
+    async def listed(w: World) -> tuple[str, str, None]:
+        return "GET", base, None
+
+    async def create(w: World) -> tuple[str, str, dict[str, object]]:
+        return "POST", base, body(w)
+
+    async def one(w: World) -> tuple[str, str, None]:
+        return "GET", f"{base}/{await _made(w)}", None
+
+    async def stop(w: World) -> tuple[str, str, None]:
+        return "POST", f"{base}/{await _made(w)}/stop", None
+
+    return {
+        ("GET", base): listed,
+        ("POST", base): create,
+        ("GET", base + "/{triggered_message_id}"): one,
+        ("POST", base + "/{triggered_message_id}/stop"): stop,
+    }
+
+
+def attachment_cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
+    """Attachments (issue 19): upload to a conversation, read one sent in a reply."""
+    base = "/admin/api/conversations"
+
+    async def _sent(w: World) -> str:
+        owner = w.owner.auth()
+        uploaded = await client.post(
+            f"{base}/{w.conversation_id}/attachments?filename=a.png", headers=owner, content=png()
+        )
+        attachment_id = str(uploaded.json()["id"])
+        reply = {"body": "", "client_msg_id": uuid.uuid4().hex, "attachment_ids": [attachment_id]}
+        sent = await client.post(f"{base}/{w.conversation_id}/messages", headers=owner, json=reply)
+        assert sent.status_code < 300, sent.text
+        return attachment_id
+
+    async def upload(w: World) -> tuple[str, str, bytes]:
+        return "POST", f"{base}/{w.conversation_id}/attachments?filename=a.png", png()
+
+    async def read(w: World) -> tuple[str, str, None]:
+        return "GET", f"/admin/api/attachments/{await _sent(w)}", None
+
+    return {
+        ("POST", base + "/{conversation_id}/attachments"): upload,
+        ("GET", "/admin/api/attachments/{attachment_id}"): read,
+    }
 
 
 # Routes about the caller's own staff user: the secret key may call them and gets a 400.
@@ -374,6 +438,8 @@ def cases(client: httpx.AsyncClient) -> dict[tuple[str, str], Case]:
         **workspace_cases(client),
         **push_cases(client),
         **segment_cases(client),
+        **triggered_cases(client),
+        **attachment_cases(client),
         ("GET", "/admin/api/messenger"): messenger_get,
         ("PATCH", "/admin/api/messenger"): messenger_patch,
         ("GET", base + "/{conversation_id}/context"): context,
@@ -412,7 +478,9 @@ async def test_each_caller_against_each_admin_route(
     for (method, path), make in ordered:
         (permission,) = required_permissions(routes[(method, path)])
         verb, url, body = await make(world)
-        response = await client.request(verb, url, headers=headers, json=body)
+        # A file upload's body is the file's bytes; every other body is JSON.
+        payload = {"content": body} if isinstance(body, bytes) else {"json": body}
+        response = await client.request(verb, url, headers=headers, **payload)
         if allowed(role, permission):
             # This server has no Stripe key: billing's actions say so once the caller may ask
             # (tests/test_billing.py runs them with billing on).
