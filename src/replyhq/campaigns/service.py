@@ -10,6 +10,7 @@ everyone already reached, and a stop takes effect at the next chunk.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -137,31 +138,33 @@ async def send_chunk(session: AsyncSession, app_id: uuid.UUID, campaign_id: uuid
     return len(members)
 
 
+def outcome_counts(app_id: Any, conversation_id: Any, seq: Any) -> tuple[Any, Any, Any]:
+    """(sent, opened, replied) aggregates over rows recording a message sent to a person as its
+    conversation and seq: opened when the person read up to it, replied when they wrote after."""
+    opened = exists().where(
+        ReadMarker.app_id == app_id,
+        ReadMarker.conversation_id == conversation_id,
+        ReadMarker.reader_type == "user",
+        ReadMarker.last_read_seq >= seq,
+    )
+    replied = exists().where(
+        Message.app_id == app_id,
+        Message.conversation_id == conversation_id,
+        Message.sender == "user",
+        Message.seq > seq,
+    )
+    return func.count(), func.count().filter(opened), func.count().filter(replied)
+
+
 async def outcomes(
     session: AsyncSession, app_id: uuid.UUID, campaign_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, tuple[int, int, int]]:
     """(sent, opened, replied) per campaign, in one query."""
-    opened = exists().where(
-        ReadMarker.app_id == CampaignMessage.app_id,
-        ReadMarker.conversation_id == CampaignMessage.conversation_id,
-        ReadMarker.reader_type == "user",
-        ReadMarker.last_read_seq >= CampaignMessage.seq,
-    )
-    replied = exists().where(
-        Message.app_id == CampaignMessage.app_id,
-        Message.conversation_id == CampaignMessage.conversation_id,
-        Message.sender == "user",
-        Message.seq > CampaignMessage.seq,
-    )
+    sent = CampaignMessage
     rows = await session.execute(
-        select(
-            CampaignMessage.campaign_id,
-            func.count(),
-            func.count().filter(opened),
-            func.count().filter(replied),
-        )
-        .where(CampaignMessage.app_id == app_id, CampaignMessage.campaign_id.in_(campaign_ids))
-        .group_by(CampaignMessage.campaign_id)
+        select(sent.campaign_id, *outcome_counts(sent.app_id, sent.conversation_id, sent.seq))
+        .where(sent.app_id == app_id, sent.campaign_id.in_(campaign_ids))
+        .group_by(sent.campaign_id)
     )
     return {row[0]: (row[1], row[2], row[3]) for row in rows}
 

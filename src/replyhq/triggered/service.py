@@ -18,13 +18,12 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from replyhq.campaigns import service as campaigns
 from replyhq.errors import NotFound
 from replyhq.messaging import service as messaging
-from replyhq.messaging.models import Message, ReadMarker
 from replyhq.messaging.service import Participant
 from replyhq.segments import service as segments
 from replyhq.triggered.models import TriggeredMessage, TriggeredSend
@@ -184,31 +183,16 @@ async def outcomes(
     session: AsyncSession, app_id: uuid.UUID, trigger_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, tuple[int, int, int]]:
     """(sent, opened, replied) per triggered message, in one query."""
-    opened = exists().where(
-        ReadMarker.app_id == TriggeredSend.app_id,
-        ReadMarker.conversation_id == TriggeredSend.conversation_id,
-        ReadMarker.reader_type == "user",
-        ReadMarker.last_read_seq >= TriggeredSend.seq,
-    )
-    replied = exists().where(
-        Message.app_id == TriggeredSend.app_id,
-        Message.conversation_id == TriggeredSend.conversation_id,
-        Message.sender == "user",
-        Message.seq > TriggeredSend.seq,
-    )
+    sent = TriggeredSend
+    counts = campaigns.outcome_counts(sent.app_id, sent.conversation_id, sent.seq)
     rows = await session.execute(
-        select(
-            TriggeredSend.triggered_message_id,
-            func.count(),
-            func.count().filter(opened),
-            func.count().filter(replied),
-        )
+        select(sent.triggered_message_id, *counts)
         .where(
-            TriggeredSend.app_id == app_id,
-            TriggeredSend.triggered_message_id.in_(trigger_ids),
-            TriggeredSend.sent_at.is_not(None),
+            sent.app_id == app_id,
+            sent.triggered_message_id.in_(trigger_ids),
+            sent.sent_at.is_not(None),
         )
-        .group_by(TriggeredSend.triggered_message_id)
+        .group_by(sent.triggered_message_id)
     )
     return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
