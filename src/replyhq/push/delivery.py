@@ -320,17 +320,7 @@ def _rules_of(row: Any) -> Rules:
 
 async def app_rules(session: AsyncSession, app_id: uuid.UUID) -> Rules:
     row = await session.get(PushSettings, app_id)
-    if row is None:
-        return Rules()
-    return Rules(
-        row.quiet_hours_start,
-        row.quiet_hours_end,
-        row.default_timezone,
-        row.hourly_limit,
-        row.collapse_seconds,
-        row.email_fallback_minutes,
-        row.email_link,
-    )
+    return Rules() if row is None else _rules_of(row)
 
 
 def _device(row: Any) -> Device:
