@@ -55,6 +55,8 @@ from replyhq.settings import Settings
 RATE = int(os.environ.get("PUSH_BENCH_RATE", "100"))  # messages per second
 SECONDS = int(os.environ.get("PUSH_BENCH_SECONDS", "5"))
 SCRIPTED_PEOPLE = int(os.environ.get("PUSH_BENCH_PEOPLE", "10"))
+# The worker's job slots (JOB_CONCURRENCY); unset: the setting's default, 10.
+CONCURRENCY = os.environ.get("PUSH_BENCH_CONCURRENCY")
 AGENT = Participant("agent", uuid.UUID(int=0), "Sam")
 
 
@@ -84,7 +86,15 @@ def _work(overrides: dict[str, Any]) -> None:
     process, event loop and connections; SIGTERM stops it)."""
     from replyhq.jobs.cli import _work
 
-    asyncio.run(_work(Settings(**overrides), None, ["push"]))
+    profile = os.environ.get("PUSH_BENCH_PROFILE")  # a file for the worker's cProfile stats
+    if not profile:
+        asyncio.run(_work(Settings(**overrides), None, ["push"]))
+        return
+    import cProfile
+
+    with cProfile.Profile() as profiler:
+        asyncio.run(_work(Settings(**overrides), None, ["push"]))
+    profiler.dump_stats(profile)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -92,6 +102,16 @@ def _cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> tuple[float, float]:
+    """The machine's busy and total CPU seconds so far, over all cores (/proc/stat)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(n) for n in stat.readline().split()[1:]]
+    total = sum(ticks[:8])  # user nice system idle iowait irq softirq steal
+    return (total - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK"), total / os.sysconf(
+        "SC_CLK_TCK"
+    )
 
 
 async def _arrived(client: httpx.AsyncClient, url: str) -> dict[str, float]:
@@ -228,6 +248,8 @@ async def _main() -> list[dict[str, Any]]:
             "job_poll_seconds": 0.2,
             "log_level": os.environ.get("PUSH_BENCH_LOG", "WARNING"),
         }
+        if CONCURRENCY:
+            overrides["job_concurrency"] = int(CONCURRENCY)
         settings = Settings(**overrides)
         runtime = Runtime.build(settings, owner_url, svc.redis_url)
         # The replies are sent as a server would: its own connections, apart from the worker's.
@@ -248,6 +270,8 @@ async def _main() -> list[dict[str, Any]]:
             cpu = time.process_time()
             worker_cpu = _cpu_seconds(worker.pid)
             fake_cpu = _cpu_seconds(fake.pid or 0)
+            busy, total = _machine_busy()
+            wall = time.monotonic()
             latencies = await _latency(
                 sender, client, fake_url, tenant.id, people[: RATE * SECONDS]
             )
@@ -255,12 +279,17 @@ async def _main() -> list[dict[str, Any]]:
             cpu_ms = (time.process_time() - cpu) * 1000 / count
             worker_ms = (_cpu_seconds(worker.pid) - worker_cpu) * 1000 / count
             fake_ms = (_cpu_seconds(fake.pid or 0) - fake_cpu) * 1000 / count
+            busy_now, total_now = _machine_busy()
+            cores_busy = (busy_now - busy) / max(0.001, time.monotonic() - wall)
+            busy_share = (busy_now - busy) / max(0.001, total_now - total)
             p50, p99 = common.percentile(latencies, 50), common.percentile(latencies, 99)
             arrived = len(latencies)
             load = os.getloadavg()[0]
             note = (
                 f"{arrived} of {RATE * SECONDS} pushes arrived; median {p50 * 1000:.0f} ms; "
-                f"load average {load:.1f} on {os.cpu_count()} CPUs during the run"
+                f"load average {load:.1f} on {os.cpu_count()} CPUs during the run; the "
+                f"machine's CPUs {busy_share * 100:.0f} % busy ({cores_busy:.1f} cores, "
+                "everything running on it included)"
             )
             rows.append(
                 common.row(
