@@ -60,7 +60,7 @@ async def test_validation_errors_name_the_field_and_the_reason(
                 json={"client_msg_id": "c1"},
             ),
             "body",
-            "required",
+            "a message needs a body or attachment_ids",
         ),
         (
             await client.post("/setup/apps", headers=MASTER, json={"name": ""}),
@@ -89,7 +89,7 @@ async def test_validation_errors_name_the_field_and_the_reason(
                 json={"first_message": {"client_msg_id": "c1"}},
             ),
             "first_message.body",
-            "required",
+            "a message needs a body or attachment_ids",
         ),
         (
             await client.get("/v1/conversations", params={"limit": 0}, headers=tenant.sdk()),

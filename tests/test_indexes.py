@@ -100,7 +100,8 @@ def _ordered_and_bounded(plan: dict[str, Any]) -> list[str]:
         if node.get("Relation Name") == "messages" and "seq >" in where:
             problems.append(f"seq bound as a filter: {where}")
         if node.get("Relation Name") == "conversations" and "last_activity_at" in where:
-            problems.append(f"cursor as a filter: {where}")
+            used = node.get("Index Name") or [c.get("Index Name") for c in children]
+            problems.append(f"cursor as a filter ({node['Node Type']} on {used}): {where}")
         if node["Node Type"] == "Seq Scan":
             problems.append(f"Seq Scan on {node.get('Relation Name')}")
     return problems
@@ -158,6 +159,11 @@ async def test_agent_lists_read_in_index_order(
         # With sorts and sequential scans priced out, a plan that still has one has no index.
         await connection.execute(text("SET LOCAL enable_seqscan = off"))
         await connection.execute(text("SET LOCAL enable_sort = off"))
+        # Bitmap scans too: once other modules have filled the shared tables, the planner may
+        # take a bitmap of the app's rows (the seq or cursor bound left as a filter) as cheap as
+        # the ordered index on this test's handful of rows. The question is whether an index
+        # serves each list in order and bounded, not which the planner picks for a few rows.
+        await connection.execute(text("SET LOCAL enable_bitmapscan = off"))
         for statement, parameters in lists:
             explained = await connection.exec_driver_sql(
                 "EXPLAIN (FORMAT JSON) " + statement, parameters
