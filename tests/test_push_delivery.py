@@ -465,6 +465,9 @@ async def test_no_push_for_a_reply_read_during_the_hold(
     socket = await _online(socket_server, world.tenant, "android-reader", recorders)
     seq = await world.reply(conversation)
     await socket.wait_for("message:new")
+    # Read once the worker has held the push (under load it may look only after a prompt read,
+    # which is the other case: "read before a push was due").
+    assert await world.decisions(conversation, until="held") == ["held"]
     ack = await socket.call("read", {"conversation_id": conversation, "seq": seq})
     assert ack["ok"], ack
     await socket.close()  # gone before the hold ends: only the read keeps the push away
