@@ -6,6 +6,7 @@ short-lived URLs, and nobody reaches another person's or another app's file by i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -245,7 +246,8 @@ async def test_sends_with_attachments_stay_idempotent_and_gap_free(
     # Neither body nor attachments: still a clear 400.
     empty = await client.post(url, headers=tenant.sdk("dan"), json={"client_msg_id": "e"})
     assert empty.status_code == 400 and empty.json()["code"] == "VALIDATION_ERROR"
-    # A first message cannot carry attachments (there is no conversation to upload to yet).
+    # Nor can it start a conversation: refused, and no conversation is created.
+    listed = await client.get("/v1/conversations", headers=tenant.sdk("dan"))
     start = await client.post(
         "/v1/conversations",
         headers=tenant.sdk("dan"),
@@ -253,7 +255,67 @@ async def test_sends_with_attachments_stay_idempotent_and_gap_free(
             "first_message": {"body": "x", "client_msg_id": "f", "attachment_ids": [first["id"]]}
         },
     )
-    assert start.status_code == 400
+    assert start.status_code == 400 and start.json()["code"] == "INVALID_ATTACHMENT"
+    after = await client.get("/v1/conversations", headers=tenant.sdk("dan"))
+    assert len(after.json()["items"]) == len(listed.json()["items"])
+
+
+async def test_a_conversation_starts_with_a_file(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    """Uploaded before there is a conversation (POST /v1/attachments), a file is the first
+    message of a new one; only its uploader can see or send it until then."""
+    for device in ("eva", "ivo"):
+        await identify(client, tenant, device, user_id=device, user_hash=tenant.user_hash(device))
+    picture = png(64, 48)
+    up = await client.post(
+        "/v1/attachments",
+        params={"filename": "broken.png"},
+        headers=tenant.sdk("eva"),
+        content=picture,
+    )
+    assert up.status_code == 201, up.text
+    attachment = up.json()
+    assert attachment["conversation_id"] is None and attachment["message_id"] is None
+    mine = await client.get(f"/v1/attachments/{attachment['id']}", headers=tenant.sdk("eva"))
+    assert mine.status_code == 200
+    theirs = await client.get(f"/v1/attachments/{attachment['id']}", headers=tenant.sdk("ivo"))
+    assert theirs.status_code == 404
+    first = {"body": "", "client_msg_id": "first-file", "attachment_ids": [attachment["id"]]}
+    stolen = await client.post(
+        "/v1/conversations", headers=tenant.sdk("ivo"), json={"first_message": first}
+    )
+    assert stolen.status_code == 400 and stolen.json()["code"] == "INVALID_ATTACHMENT"
+
+    started = await client.post(
+        "/v1/conversations", headers=tenant.sdk("eva"), json={"first_message": first}
+    )
+    assert started.status_code == 201, started.text
+    conversation = started.json()
+    message = conversation["last_message"]
+    assert message["seq"] == 1 and message["body"] == ""
+    (sent,) = message["attachments"]
+    assert sent["id"] == attachment["id"] and sent["conversation_id"] == conversation["id"]
+    assert (await client.get(sent["thumbnail_url"])).status_code == 200
+    again = await client.post(
+        "/v1/conversations", headers=tenant.sdk("eva"), json={"first_message": first}
+    )
+    assert again.status_code == 200 and again.json()["id"] == conversation["id"]
+    assert [a["id"] for a in again.json()["last_message"]["attachments"]] == [attachment["id"]]
+
+    history = await client.get(
+        f"/admin/api/conversations/{conversation['id']}/messages", headers=secret(tenant)
+    )
+    (seen,) = history.json()["items"][0]["attachments"]
+    assert (await client.get(seen["url"])).content == picture
+
+    # An upload made before is also sendable in an existing conversation of its uploader.
+    document = await client.post("/v1/attachments", headers=tenant.sdk("eva"), content=pdf())
+    later = await client.post(
+        f"/v1/conversations/{conversation['id']}/messages",
+        headers=tenant.sdk("eva"),
+        json={"client_msg_id": "later", "attachment_ids": [document.json()["id"]]},
+    )
+    assert later.status_code == 201, later.text
+    assert later.json()["attachments"][0]["conversation_id"] == conversation["id"]
 
 
 async def test_nobody_reaches_another_persons_or_apps_files(
@@ -450,6 +512,78 @@ async def test_uploads_never_sent_are_pruned(
         assert found.status_code == (200 if kept else 404)
         assert (root / str(tenant.id) / attachment["id"] / "original").exists() is kept
     assert not (root / str(tenant.id) / old["id"] / "thumbnail").exists()
+
+
+async def _purge_jobs_waiting(runtime: Runtime) -> int:
+    async with runtime.db.system_session() as session:
+        count = await session.scalar(
+            text(
+                "SELECT count(*) FROM procrastinate_jobs "
+                "WHERE task_name = 'attachments.purge' AND status = 'todo'"
+            )
+        )
+    return int(count or 0)
+
+
+async def test_stored_files_go_with_the_conversation_or_app_that_owned_them(
+    client: httpx.AsyncClient, runtime: Runtime, make_tenant: MakeTenant
+) -> None:
+    """No route deletes an app or a conversation: an operator does, in SQL, and the cascade
+    takes the attachments' rows. Their files and thumbnails then leave the storage by a job
+    (never in the deleting transaction), the other conversation's staying until the app goes."""
+    from replyhq.attachments.tasks import purge_deleted
+    from replyhq.jobs.registry import JobRun
+
+    tenant = await make_tenant("Leaving")
+    first = await _conversation(client, tenant, "hal")
+    image = (await upload(client, tenant.sdk("hal"), first, png(40, 30))).json()
+    await client.post(
+        f"/v1/conversations/{first}/messages",
+        headers=tenant.sdk("hal"),
+        json={"client_msg_id": "img", "attachment_ids": [image["id"]]},
+    )
+    unsent = (await upload(client, tenant.sdk("hal"), first, pdf(), "u.pdf")).json()
+    second = str((await start_conversation(client, tenant, "hal", body="Again"))["id"])
+    kept = (await upload(client, secret(tenant), second, pdf(), "k.pdf", admin=True)).json()
+    app_root = local_root(runtime.settings) / str(tenant.id)
+
+    def stored() -> list[str]:
+        return sorted(str(p.relative_to(app_root)) for p in app_root.rglob("*") if p.is_file())
+
+    assert stored() == sorted(
+        [
+            f"{image['id']}/original",
+            f"{image['id']}/thumbnail",
+            f"{unsent['id']}/original",
+            f"{kept['id']}/original",
+        ]
+    )
+    run = JobRun(1, "attachments.purge", 1, runtime)
+    await purge_deleted.func(run)  # whatever earlier tests queued
+    async with runtime.db.system_session() as session:
+        await session.execute(
+            text("DELETE FROM conversations WHERE id = :id"), {"id": uuid.UUID(first)}
+        )
+    assert len(stored()) == 4  # the deletion itself touched no file
+    assert await _purge_jobs_waiting(runtime) == 1
+    await purge_deleted.func(run)
+    assert stored() == [f"{kept['id']}/original"]
+    assert not (app_root / image["id"]).exists()  # no empty folders left
+
+    # A deletion that rolls back queues nothing.
+    with contextlib.suppress(LookupError):
+        async with runtime.db.system_session() as session:
+            await session.execute(
+                text("DELETE FROM conversations WHERE id = :id"), {"id": uuid.UUID(second)}
+            )
+            raise LookupError
+    async with runtime.db.system_session() as session:
+        assert await session.scalar(text("SELECT count(*) FROM attachment_deletions")) == 0
+
+    async with runtime.db.system_session() as session:
+        await session.execute(text("DELETE FROM apps WHERE id = :id"), {"id": tenant.id})
+    await purge_deleted.func(run)
+    assert not app_root.exists()
 
 
 async def test_a_real_server_streams_an_upload_past_the_api_body_limit(

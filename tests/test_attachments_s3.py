@@ -1,7 +1,7 @@
 """Attachments on S3-compatible object storage: the real boto3 client against moto's S3 server
 (a local fake speaking the S3 protocol over HTTP). Uploads land in the bucket (a thumbnail
 beside each image), downloads stream back through the signed route, and a refused upload leaves
-no object behind."""
+no object behind; a deleted app's objects leave the bucket."""
 
 from __future__ import annotations
 
@@ -12,10 +12,19 @@ import boto3
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from moto.server import ThreadedMotoServer
+from sqlalchemy import text
 
 from tests.attachment_support import image_size, pdf, png
-from tests.conftest import Servers, free_port, identify, make_settings, start_conversation
+from tests.conftest import (
+    MakeTenant,
+    Servers,
+    free_port,
+    identify,
+    make_settings,
+    start_conversation,
+)
 from tests.conftest import Tenant as _Tenant
 from tests.staff import secret
 
@@ -47,7 +56,7 @@ def _keys(endpoint: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-async def s3_client(servers: Servers, s3_endpoint: str) -> AsyncIterator[httpx.AsyncClient]:
+async def s3_app(servers: Servers, s3_endpoint: str) -> AsyncIterator[FastAPI]:
     from replyhq.app import create_app
 
     settings = make_settings(
@@ -61,9 +70,14 @@ async def s3_client(servers: Servers, s3_endpoint: str) -> AsyncIterator[httpx.A
     )
     app = create_app(settings)
     async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
+        yield app
+
+
+@pytest.fixture(scope="module")
+async def s3_client(s3_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=s3_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
 
 
 async def test_uploads_and_downloads_go_through_s3(
@@ -132,3 +146,35 @@ async def test_uploads_and_downloads_go_through_s3(
     )
     assert large.status_code == 413
     assert _keys(s3_endpoint) == keys
+
+
+async def test_a_deleted_apps_objects_leave_the_bucket(
+    s3_app: FastAPI, s3_client: httpx.AsyncClient, s3_endpoint: str, make_tenant: MakeTenant
+) -> None:
+    from replyhq.attachments.tasks import purge_deleted
+    from replyhq.jobs.registry import JobRun
+
+    runtime = s3_app.state.runtime
+    tenant, other = await make_tenant("Leaving"), await make_tenant("Staying")
+    for app in (tenant, other):
+        await identify(s3_client, app, "ann")
+        cid = (await start_conversation(s3_client, app, "ann"))["id"]
+        for data in (png(60, 40), pdf()):
+            up = await s3_client.post(
+                f"/v1/conversations/{cid}/attachments",
+                headers=app.sdk("ann"),
+                content=data,
+            )
+            assert up.status_code == 201, up.text
+    run = JobRun(1, "attachments.purge", 1, runtime)
+    await purge_deleted.func(run)  # whatever earlier tests queued
+
+    def of(app: _Tenant) -> list[str]:
+        return [k for k in _keys(s3_endpoint) if k.startswith(f"{app.id}/")]
+
+    assert len(of(tenant)) == len(of(other)) == 3  # two originals and a thumbnail each
+    async with runtime.db.system_session() as session:
+        await session.execute(text("DELETE FROM apps WHERE id = :id"), {"id": tenant.id})
+    assert len(of(tenant)) == 3  # not in the deleting transaction: by the job
+    await purge_deleted.func(run)
+    assert of(tenant) == [] and len(of(other)) == 3

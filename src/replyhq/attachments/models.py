@@ -9,6 +9,7 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     ForeignKeyConstraint,
+    Identity,
     Index,
     Integer,
     String,
@@ -49,7 +50,8 @@ class Attachment(Base):
     app_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False
     )
-    conversation_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    # None: an end user's upload before the conversation exists (its first message's).
+    conversation_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     # The message that carries it; None while uploaded and not yet sent.
     message_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("messages.id", ondelete="CASCADE")
@@ -66,3 +68,15 @@ class Attachment(Base):
     has_thumbnail: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
     storage_key: Mapped[str] = mapped_column(String(255), nullable=False)
     created_at: Mapped[datetime] = created_at()
+
+
+class AttachmentDeletion(Base):
+    """A stored object whose attachment row was deleted, awaiting removal from the storage
+    backend by `attachments.purge`; queued by the attachments table's delete trigger (migration
+    0130), whatever deleted the row. Storage keys only: no row-level security."""
+
+    __tablename__ = "attachment_deletions"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), nullable=False)
+    queued_at: Mapped[datetime] = created_at()

@@ -30,7 +30,9 @@ from replyhq.web.deps import RuntimeDep, SDKApp
 
 # Upload paths: the body limit middleware gives them ATTACHMENT_MAX_BYTES and the NUL check
 # leaves their (binary) bodies alone (app.py).
-UPLOAD_PATH = re.compile(r"^/(?:v1|admin/api)/conversations/[^/]+/attachments$")
+UPLOAD_PATH = re.compile(
+    r"^/(?:v1/(?:conversations/[^/]+/)?|admin/api/conversations/[^/]+/)attachments$"
+)
 
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -58,7 +60,7 @@ async def _upload(
     runtime: Runtime,
     request: Request,
     app_id: uuid.UUID,
-    conversation_id: uuid.UUID,
+    conversation_id: uuid.UUID | None,
     uploader: service.Uploader,
     filename: str | None,
 ) -> AttachmentOut:
@@ -99,6 +101,19 @@ async def upload_as_user(
         )
     uploader = service.Uploader("user", end_user_id)
     return await _upload(runtime, request, caller.app_id, conversation_id, uploader, filename)
+
+
+@sdk_router.post("/v1/attachments", status_code=status.HTTP_201_CREATED, openapi_extra=_UPLOAD_BODY)
+async def upload_before_a_conversation(
+    request: Request, caller: SDKApp, runtime: RuntimeDep, filename: Filename = None
+) -> AttachmentOut:
+    """Upload a file or image before there is a conversation to put it in: send it as a new
+    conversation's first message (POST /v1/conversations {first_message: {attachment_ids}}),
+    or in any of the caller's conversations. Same limits as an upload to a conversation."""
+    async with runtime.db.tenant_session(caller.app_id) as session:
+        end_user_id, _ = await device_user(session, caller.app_id, caller.device_id)
+    uploader = service.Uploader("user", end_user_id)
+    return await _upload(runtime, request, caller.app_id, None, uploader, filename)
 
 
 @sdk_router.get("/v1/attachments/{attachment_id}")

@@ -15,7 +15,10 @@ class AttachmentOut(BaseModel):
     Fresh ones: GET /v1/attachments/{id} (end user) or /admin/api/attachments/{id} (staff)."""
 
     id: uuid.UUID
-    conversation_id: uuid.UUID
+    conversation_id: uuid.UUID | None = Field(
+        description="None for an upload made before its conversation (POST /v1/attachments), "
+        "until it is sent."
+    )
     message_id: uuid.UUID | None = Field(description="The message carrying it; None until sent.")
     filename: str
     content_type: str = Field(description="As found in the file's bytes, not its name.")

@@ -19,11 +19,11 @@ from typing import Literal
 
 import filetype
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from replyhq.attachments import signing
-from replyhq.attachments.models import Attachment
+from replyhq.attachments.models import Attachment, AttachmentDeletion
 from replyhq.attachments.schemas import AttachmentOut
 from replyhq.attachments.storage import Storage
 from replyhq.db import Database
@@ -216,13 +216,13 @@ async def upload(
     storage: Storage,
     settings: Settings,
     app_id: uuid.UUID,
-    conversation_id: uuid.UUID,
+    conversation_id: uuid.UUID | None,
     uploader: Uploader,
     filename: str | None,
     chunks: AsyncIterator[bytes],
 ) -> AttachmentOut:
-    """Store an upload for the conversation (whose access the caller has checked). No database
-    connection is held while the bytes arrive."""
+    """Store an upload for the conversation (whose access the caller has checked), or for the
+    uploader's next one (None). No database connection is held while the bytes arrive."""
     attachment_id = uuid.uuid4()
     key = f"{app_id}/{attachment_id}"
     spool = storage.spool_dir / f"{attachment_id}.part"
@@ -283,21 +283,24 @@ async def attach(
     uploader: Uploader,
 ) -> list[AttachmentOut]:
     """Give the uploads `attachment_ids` to a new message, in the given order. 400 (and the
-    caller's transaction rolls back) unless each is an unsent upload of this uploader in this
-    conversation."""
+    caller's transaction rolls back) unless each is an unsent upload of this uploader to this
+    conversation or to none yet (which it then joins)."""
     wanted = list(dict.fromkeys(attachment_ids))
     rows = list(
         await session.scalars(
             update(Attachment)
             .where(
                 Attachment.app_id == app_id,
-                Attachment.conversation_id == conversation_id,
+                or_(
+                    Attachment.conversation_id == conversation_id,
+                    Attachment.conversation_id.is_(None),
+                ),
                 Attachment.id.in_(wanted),
                 Attachment.message_id.is_(None),
                 Attachment.uploader_type == uploader.kind,
                 Attachment.uploader_id == uploader.id,
             )
-            .values(message_id=message_id)
+            .values(message_id=message_id, conversation_id=conversation_id)
             .returning(Attachment)
         )
     )
@@ -348,16 +351,16 @@ async def get(
     uploader: Uploader | None = None,
 ) -> Attachment:
     """The attachment if the caller may see it, else 404. For an end user (`end_user_id`): one
-    in their own conversation, sent, or their own upload."""
+    in their own conversation, sent, or their own upload (in no conversation yet, perhaps)."""
     from replyhq.messaging.models import Conversation
 
     stmt = select(Attachment).where(Attachment.app_id == app_id, Attachment.id == attachment_id)
     if end_user_id is not None:
-        stmt = stmt.join(
+        stmt = stmt.outerjoin(
             Conversation,
             (Conversation.id == Attachment.conversation_id)
             & (Conversation.app_id == Attachment.app_id),
-        ).where(Conversation.end_user_id == end_user_id)
+        ).where(or_(Conversation.end_user_id == end_user_id, Attachment.conversation_id.is_(None)))
     row = await session.scalar(stmt)
     if row is None or (
         row.message_id is None
@@ -379,18 +382,43 @@ async def for_download(
     return row
 
 
-async def delete_unsent(db: Database, storage: Storage, settings: Settings) -> int:
+async def delete_unsent(db: Database, settings: Settings) -> int:
     """Delete uploads never sent in a message, older than ATTACHMENT_PENDING_HOURS (all apps:
-    a housekeeping job's system session)."""
+    a housekeeping job's system session); their objects are queued for `purge_deleted`."""
     before = datetime.now(UTC) - timedelta(hours=settings.attachment_pending_hours)
     async with db.system_session() as session:
-        rows = list(
-            await session.execute(
-                delete(Attachment)
-                .where(Attachment.message_id.is_(None), Attachment.created_at < before)
-                .returning(Attachment.storage_key, Attachment.has_thumbnail)
+        deleted = await session.execute(
+            delete(Attachment).where(
+                Attachment.message_id.is_(None), Attachment.created_at < before
             )
         )
-    keys = [f"{k}/original" for k, _ in rows] + [f"{k}/thumbnail" for k, t in rows if t]
-    await storage.delete(keys)
-    return len(rows)
+    return int(deleted.rowcount or 0)  # type: ignore[attr-defined]
+
+
+PURGE_BATCH = 1000  # S3's DeleteObjects takes at most 1,000 keys
+
+
+async def purge_deleted(db: Database, storage: Storage) -> int:
+    """Remove from storage the objects of deleted attachments (queued by the table's delete
+    trigger, migration 0130), a batch per transaction; how many. A batch the storage fails to
+    delete stays queued (the transaction rolls back) for the job's next run."""
+    purged = 0
+    while True:
+        async with db.system_session() as session:
+            queued = (
+                select(AttachmentDeletion.id)
+                .order_by(AttachmentDeletion.id)
+                .limit(PURGE_BATCH)
+                .with_for_update(skip_locked=True)
+            )
+            keys = list(
+                await session.scalars(
+                    delete(AttachmentDeletion)
+                    .where(AttachmentDeletion.id.in_(queued.scalar_subquery()))
+                    .returning(AttachmentDeletion.key)
+                )
+            )
+            await storage.delete(keys)
+        purged += len(keys)
+        if len(keys) < PURGE_BATCH:
+            return purged

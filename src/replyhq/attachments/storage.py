@@ -5,6 +5,7 @@ neither ever holds a whole file in memory, and both stream a download in chunks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
@@ -65,7 +66,14 @@ class LocalStorage:
 
     async def delete(self, keys: list[str]) -> None:
         for key in keys:
-            self._path(key).unlink(missing_ok=True)
+            path = self._path(key)
+            path.unlink(missing_ok=True)
+            # The attachment's folder, then the app's, once empty (an app deleted leaves none).
+            for folder in (path.parent, path.parent.parent):
+                if folder == self.root:
+                    break
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
     async def aclose(self) -> None:
         return None
@@ -139,9 +147,14 @@ class S3Storage:
         return StreamingResponse(chunks(), media_type=content_type, headers=sized)
 
     async def delete(self, keys: list[str]) -> None:
-        if keys:
-            objects = {"Objects": [{"Key": k} for k in keys], "Quiet": True}
-            await asyncio.to_thread(self.client.delete_objects, Bucket=self.bucket, Delete=objects)
+        for start in range(0, len(keys), 1000):  # DeleteObjects' most per request
+            objects = {"Objects": [{"Key": k} for k in keys[start : start + 1000]], "Quiet": True}
+            done = await asyncio.to_thread(
+                self.client.delete_objects, Bucket=self.bucket, Delete=objects
+            )
+            if done.get("Errors"):  # a missing key is no error: these are real failures
+                first = done["Errors"][0]
+                raise RuntimeError(f"S3 kept {len(done['Errors'])} objects: {first}")
 
     async def aclose(self) -> None:
         self.client.close()

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from replyhq.attachments import service as attachments
 from replyhq.billing import service as billing
-from replyhq.errors import BadRequest
 from replyhq.messaging import service, summaries
 from replyhq.messaging.schemas import (
     ConversationIn,
@@ -47,12 +47,6 @@ async def start_conversation(
     """Start a conversation; a retried first message (same client_msg_id) answers 200 with the
     conversation the first attempt created."""
     first = body.first_message
-    if first is not None and first.attachment_ids:
-        raise BadRequest(
-            "Start the conversation first, then upload to it and send the attachments.",
-            code="VALIDATION_ERROR",
-            details=[{"field": "first_message.attachment_ids", "reason": "no conversation yet"}],
-        )
     async with runtime.db.tenant_session(caller.app_id) as session:
         user = await _end_user(session, caller)
         await billing.may_start_conversation(session, runtime.settings, caller.app_id)  # 402
@@ -62,8 +56,13 @@ async def start_conversation(
             user,
             subject=body.subject,
             first_message=(first.body, first.client_msg_id) if first else None,
+            attachment_ids=first.attachment_ids if first else (),
         )
         out = await summaries.conversation_summary(session, caller.app_id, conversation_id, user)
+        if first is not None and first.attachment_ids and out.last_message is not None:
+            # The first message as a send answers it: with its attachments (lists leave them out).
+            found = await attachments.of_messages(session, caller.app_id, [out.last_message.id])
+            out.last_message.attachments = found.get(out.last_message.id, [])
     if not created:
         response.status_code = status.HTTP_200_OK
     elif first is not None:

@@ -159,9 +159,11 @@ async def start_conversation(
     *,
     subject: str | None,
     first_message: tuple[str, str] | None,
+    attachment_ids: Sequence[uuid.UUID] = (),
 ) -> tuple[uuid.UUID, bool]:
     """Open a conversation for the end user `author`; (id, created). A retried first message
-    (same client_msg_id) finds the conversation its first attempt created."""
+    (same client_msg_id) finds the conversation its first attempt created. The first message
+    may carry the author's uploads made before the conversation (POST /v1/attachments)."""
     if first_message is not None:
         _, client_msg_id = first_message
         # Serialise retries of one first message so they cannot both create a conversation.
@@ -209,7 +211,15 @@ async def start_conversation(
     )
     if first_message is not None:
         body, client_msg_id = first_message
-        await send_message(session, app_id, conversation_id, author, body, client_msg_id)
+        await send_message(
+            session,
+            app_id,
+            conversation_id,
+            author,
+            body,
+            client_msg_id,
+            attachment_ids=attachment_ids,
+        )
     return conversation_id, True
 
 
@@ -295,13 +305,16 @@ async def send_message(
     client_msg_id: str,
     *,
     end_user_id: uuid.UUID | None = None,
+    attachment_ids: Sequence[uuid.UUID] = (),
 ) -> tuple[Message, bool]:
     """Store a message once; (message, created). A repeated client_msg_id returns the original.
     One statement (messaging/statements.py), in the caller's transaction."""
     sql = statements.send(from_device=False, owner="any" if end_user_id is None else "given")
-    params = _send_params(app_id, conversation_id, author.kind, body, client_msg_id)
+    params = _send_params(
+        app_id, conversation_id, author.kind, body, client_msg_id, bool(attachment_ids)
+    )
     params.update(author_id=author.id, author_name=author.name, end_user_id=end_user_id)
-    row, _ = await _send_in_session(session, app_id, sql, params, ())
+    row, _ = await _send_in_session(session, app_id, sql, params, attachment_ids)
     message = Message(
         id=row["id"],
         app_id=app_id,

@@ -1942,6 +1942,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/attachments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload Before A Conversation
+         * @description Upload a file or image before there is a conversation to put it in: send it as a new
+         *     conversation's first message (POST /v1/conversations {first_message: {attachment_ids}}),
+         *     or in any of the caller's conversations. Same limits as an upload to a conversation.
+         */
+        post: operations["upload_before_a_conversation_v1_attachments_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/attachments/{attachment_id}": {
         parameters: {
             query?: never;
@@ -2459,9 +2481,9 @@ export interface components {
             content_type: string;
             /**
              * Conversation Id
-             * Format: uuid
+             * @description None for an upload made before its conversation (POST /v1/attachments), until it is sent.
              */
-            conversation_id: string;
+            conversation_id: string | null;
             /**
              * Created At
              * Format: date-time
@@ -7603,6 +7625,47 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AppWithKeys"];
+                };
+            };
+            /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    upload_before_a_conversation_v1_attachments_post: {
+        parameters: {
+            query?: {
+                /** @description The file's name, shown. */
+                filename?: string | null;
+            };
+            header?: {
+                "x-app-id"?: string | null;
+                "x-api-key"?: string | null;
+                "x-device-id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The file's bytes (its type is read from them, not from Content-Type). */
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttachmentOut"];
                 };
             };
             /** @description Invalid input (`VALIDATION_ERROR` or `MALFORMED_JSON`, with `details`). */
