@@ -1,12 +1,14 @@
 """@replyhq/sdk (sdk/js): built from its lock file, run by Node 20 against a live server
 (identify, send, receive once and in order, typing, read receipts, unread count, typed errors,
 optional routes, the offline queue across a restart, a new conversation's first messages queued
-offline, events not counted unread, identity switch), and free of Node and DOM
+offline, events not counted unread, attachments: uploads sent in a message and as a new
+conversation's first, identity switch), and free of Node and DOM
 built-ins so that React Native bundles it (the bundle check)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import fcntl
 import json
 import shutil
@@ -18,6 +20,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from tests.attachment_support import png
 from tests.conftest import SocketServer, Tenant
 from tests.staff import signed_in
 
@@ -61,6 +64,7 @@ async def test_the_sdk_works_in_node_against_a_live_server(
         "secret_key": tenant.secret_key,
         "identity_secret": tenant.identity_secret,
         "agent_token": staff.access,
+        "png": base64.b64encode(png(60, 40)).decode(),
     }
     process = await asyncio.create_subprocess_exec(
         node_sdk,
@@ -89,6 +93,7 @@ async def test_the_sdk_works_in_node_against_a_live_server(
         "optional",
         "offline_queue",
         "new_conversation",
+        "attachments",
         "switched",
         "done",
     ]

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from tests.attachment_support import png
 from tests.conftest import SocketServer, Tenant
 from tests.staff import secret
 
@@ -289,6 +290,45 @@ async def test_errors_carry_the_apis_codes(
         await offline.identify()
     assert network.value.code == "NETWORK_ERROR" and network.value.transient
     await offline.close()
+
+
+async def test_attachments_uploaded_sent_and_started_with(
+    socket_server: SocketServer, http: httpx.AsyncClient, tenant: Tenant, tmp_path: Path
+) -> None:
+    from replyhq_sdk import ReplyHQError
+
+    client = _client(socket_server, tenant, "di")
+    try:
+        await client.identify()
+        # A conversation that starts with a file, from a path (streamed, not read whole).
+        receipt = tmp_path / "receipt.txt"
+        receipt.write_text("Order 1234 was charged twice\n")
+        upfront = await client.upload(receipt)
+        assert upfront["conversation_id"] is None and upfront["filename"] == "receipt.txt"
+        cid = await client.start_conversation(attachment_ids=[upfront["id"]])
+        await client.connect()
+        (first,) = await client.history(cid)
+        assert [a["id"] for a in first.get("attachments", [])] == [upfront["id"]]
+        download = await http.get(client.file_url(first["attachments"][0]["url"]))
+        assert download.text == receipt.read_text()
+
+        # An image to the conversation, sent through the queue with an empty body.
+        image = await client.upload(png(50, 40), filename="photo.png", conversation_id=cid)
+        assert image["kind"] == "image" and image["conversation_id"] == cid
+        sent = await client.send(cid, "", attachment_ids=[image["id"]])
+        assert [a["id"] for a in sent.get("attachments", [])] == [image["id"]]
+        fresh = await client.attachment(image["id"])
+        assert fresh["message_id"] == sent["id"]
+        assert (await http.get(client.file_url(str(fresh["thumbnail_url"])))).status_code == 200
+
+        with pytest.raises(ReplyHQError) as refused:
+            await client.upload(b"MZ\x90\x00" + bytes(500), conversation_id=cid)
+        assert refused.value.code == "UNSUPPORTED_ATTACHMENT_TYPE"
+        with pytest.raises(ReplyHQError) as reused:
+            await client.send(cid, "", attachment_ids=[image["id"]])
+        assert reused.value.code == "INVALID_ATTACHMENT"
+    finally:
+        await client.close()
 
 
 async def test_push_token_and_track_are_feature_detected(

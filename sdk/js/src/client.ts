@@ -6,6 +6,7 @@ import { fromBody, IDENTITY_REFUSALS, ReplyHQError, TRANSIENT } from "./errors";
 import { defaultStorage, loadJson, saveJson, type Storage } from "./storage";
 import type {
   Ack,
+  Attachment,
   ConnectionState,
   Conversation,
   ConversationState,
@@ -17,6 +18,7 @@ import type {
   SdkFetch,
   SdkFetchResponse,
   TypingEvent,
+  UploadData,
 } from "./types";
 
 export interface ReplyHQOptions {
@@ -41,6 +43,8 @@ export interface OutgoingMessage {
   conversation_id: string;
   body: string;
   client_msg_id: string;
+  /** Uploads (upload()) the message carries. */
+  attachment_ids?: string[];
 }
 
 /** send()'s conversation id for a conversation that does not exist yet: the queued message
@@ -97,6 +101,16 @@ function newId(): string {
   let id = "";
   for (let i = 0; i < 32; i++) id += Math.floor(Math.random() * 16).toString(16);
   return id;
+}
+
+/** A request body sent as it is (an upload's bytes), not as JSON. */
+class Bytes {
+  constructor(readonly data: UploadData) {}
+}
+
+/** A message's attachment_ids, only when it has some (older servers know no such field). */
+function attachments(ids: string[] | undefined): { attachment_ids?: string[] } {
+  return ids?.length ? { attachment_ids: ids } : {};
 }
 
 function sleep(ms: number): Promise<void> {
@@ -202,12 +216,13 @@ export class ReplyHQ extends Emitter<ClientEvents> {
       response = await this.fetcher(this.options.url + path, {
         method,
         headers: {
-          "Content-Type": "application/json",
+          // An upload's type is read from its bytes by the server, never from this header.
+          "Content-Type": body instanceof Bytes ? "application/octet-stream" : "application/json",
           "X-App-Id": this.options.appId,
           "X-Api-Key": this.options.sdkKey,
           "X-Device-Id": this.deviceId,
         },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        ...(body === undefined ? {} : { body: body instanceof Bytes ? body.data : JSON.stringify(body) }),
       });
     } catch (error) {
       throw new ReplyHQError("NETWORK_ERROR", String(error));
@@ -333,12 +348,15 @@ export class ReplyHQ extends Emitter<ClientEvents> {
     return page.items;
   }
 
-  /** A new conversation; with `body`, its first message (idempotent: a retry creates nothing). */
-  async startConversation(options: { subject?: string; body?: string } = {}): Promise<Conversation> {
+  /** A new conversation; with `body` or `attachmentIds` (uploads made with upload() and no
+   * conversation), its first message (idempotent: a retry creates nothing). */
+  async startConversation(options: { subject?: string; body?: string; attachmentIds?: string[] } = {}): Promise<Conversation> {
     const clientMsgId = newId();
     const body: Record<string, unknown> = {};
     if (options.subject !== undefined) body.subject = options.subject;
-    if (options.body !== undefined) body.first_message = { body: options.body, client_msg_id: clientMsgId };
+    if (options.body !== undefined || options.attachmentIds?.length) {
+      body.first_message = { body: options.body ?? "", client_msg_id: clientMsgId, ...attachments(options.attachmentIds) };
+    }
     const conversation = await this.http<Conversation>("POST", "/v1/conversations", body);
     if (!this.cursors.has(conversation.id)) this.cursors.set(conversation.id, { lastSeq: 0, early: new Map() });
     this.unread.set(conversation.id, 0);
@@ -352,6 +370,32 @@ export class ReplyHQ extends Emitter<ClientEvents> {
    * identify again when the device's identity lapsed. */
   request<T>(method: string, path: string, body?: unknown): Promise<T> {
     return this.http<T>(method, path, body);
+  }
+
+  // --- attachments (docs/attachments.md) ------------------------------------------------------
+
+  /** Upload a file or image (a browser's File or Blob, or bytes; at most the server's
+   * ATTACHMENT_MAX_BYTES, 10 MB by default, of an allowed type as found in its bytes) to one of
+   * the person's conversations, or with no `conversationId` for a conversation not started yet.
+   * Then send it: send(conversationId, body, { attachmentIds: [attachment.id] }), or as a new
+   * conversation's first message (send(NEW_CONVERSATION, ...) or startConversation()). Refusals
+   * reject with the server's code (ATTACHMENT_TOO_LARGE, UNSUPPORTED_ATTACHMENT_TYPE, ...). */
+  upload(data: UploadData, options: { filename?: string; conversationId?: string } = {}): Promise<Attachment> {
+    const filename = options.filename ?? (data as { name?: unknown }).name;
+    const query = typeof filename === "string" ? `?filename=${encodeURIComponent(filename)}` : "";
+    const conversation = options.conversationId && options.conversationId !== NEW_CONVERSATION ? options.conversationId : null;
+    const path = conversation ? `/v1/conversations/${encodeURIComponent(conversation)}/attachments` : "/v1/attachments";
+    return this.http<Attachment>("POST", path + query, new Bytes(data));
+  }
+
+  /** An attachment of the person's with fresh signed URLs (a message's expire after minutes). */
+  attachment(id: string): Promise<Attachment> {
+    return this.http<Attachment>("GET", `/v1/attachments/${encodeURIComponent(id)}`);
+  }
+
+  /** An attachment's `url` or `thumbnail_url` (a path on the server) as a full address. */
+  fileUrl(path: string): string {
+    return path.startsWith("/") ? this.options.url + path : path;
   }
 
   /** Earlier messages (scroll-back): the `limit` just before `beforeSeq` (default: the latest). */
@@ -637,11 +681,17 @@ export class ReplyHQ extends Emitter<ClientEvents> {
   // --- sending -----------------------------------------------------------------------------
 
   /** Queue a message (kept in storage while offline); resolves with the stored message once the
-   * server has it, exactly once whatever the retries. Rejects when the server refuses it. */
-  async send(conversationId: string, body: string, options: { clientMsgId?: string } = {}): Promise<Message> {
+   * server has it, exactly once whatever the retries. Rejects when the server refuses it. With
+   * `attachmentIds` (uploads, see upload()) the body may be empty. */
+  async send(conversationId: string, body: string, options: { clientMsgId?: string; attachmentIds?: string[] } = {}): Promise<Message> {
     await this.loaded;
     // A retry of a refused message may reuse its client_msg_id: the server stores it once.
-    const item: OutgoingMessage = { conversation_id: conversationId, body, client_msg_id: options.clientMsgId ?? newId() };
+    const item: OutgoingMessage = {
+      conversation_id: conversationId,
+      body,
+      client_msg_id: options.clientMsgId ?? newId(),
+      ...attachments(options.attachmentIds),
+    };
     const stored = new Promise<Message>((resolve, reject) => this.waiters.set(item.client_msg_id, { resolve, reject }));
     this.outbox.push(item);
     await this.saveOutbox();
@@ -697,7 +747,7 @@ export class ReplyHQ extends Emitter<ClientEvents> {
     let conversation: Conversation;
     try {
       conversation = await this.http<Conversation>("POST", "/v1/conversations", {
-        first_message: { body: item.body, client_msg_id: item.client_msg_id },
+        first_message: { body: item.body, client_msg_id: item.client_msg_id, ...attachments(item.attachment_ids) },
       });
     } catch (error) {
       const failure = error instanceof ReplyHQError ? error : new ReplyHQError("NETWORK_ERROR", String(error));

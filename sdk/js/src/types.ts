@@ -17,7 +17,35 @@ export interface Message {
   kind?: "message" | "event";
   /** What an event is about (e.g. { type: "closed" }). */
   data?: Record<string, unknown> | null;
+  /** Files and images it carries (servers with attachments: docs/attachments.md). */
+  attachments?: Attachment[];
 }
+
+/** A file or image (docs/attachments.md). `url` and `thumbnail_url` are signed paths on the
+ * server (fileUrl() makes them addresses) that work until `urls_expire_at`; attachment(id) gives
+ * fresh ones. */
+export interface Attachment {
+  id: string;
+  /** null for an upload made before its conversation, until it is sent. */
+  conversation_id: string | null;
+  /** The message carrying it; null until sent. */
+  message_id: string | null;
+  filename: string;
+  /** As found in the file's bytes, not its name. */
+  content_type: string;
+  size: number;
+  /** image: show it inline (its thumbnail); file: a download link. */
+  kind: "image" | "file";
+  width: number | null;
+  height: number | null;
+  url: string;
+  thumbnail_url: string | null;
+  urls_expire_at: string;
+  created_at: string;
+}
+
+/** What upload() sends: a browser's File or Blob (Blob-like: React Native's too), or bytes. */
+export type UploadData = ArrayBuffer | Uint8Array | { readonly size: number; readonly type: string };
 
 export interface Conversation {
   id: string;
@@ -94,5 +122,5 @@ export interface SdkFetchResponse {
 
 export type SdkFetch = (
   url: string,
-  init: { method: string; headers: Record<string, string>; body?: string },
+  init: { method: string; headers: Record<string, string>; body?: string | UploadData },
 ) => Promise<SdkFetchResponse>;

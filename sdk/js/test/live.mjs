@@ -175,6 +175,34 @@ await until(() => later.some((m) => m.body === "Reopened by me"), "the agent's m
 assert.equal(again.unreadIn(started[0].id), 1);
 step("new_conversation", { seqs: [newFirst.seq, newSecond.seq] });
 
+// --- attachments: an image in a message, a conversation started with a file -------------------
+const picture = new Blob([Buffer.from(config.png, "base64")], { type: "image/png" }); // a browser's File is one
+const image = await again.upload(picture, { conversationId: started[0].id, filename: "photo.png" });
+assert.equal(image.kind, "image");
+assert.equal(image.conversation_id, started[0].id);
+assert.equal(image.message_id, null);
+const withImage = await again.send(started[0].id, "", { attachmentIds: [image.id] });
+assert.deepEqual(withImage.attachments.map((a) => a.id), [image.id]);
+const thumbnail = await fetch(again.fileUrl(withImage.attachments[0].thumbnail_url));
+assert.equal(thumbnail.status, 200);
+assert.equal(thumbnail.headers.get("content-type"), "image/webp");
+assert.equal((await again.attachment(image.id)).message_id, withImage.id);
+// Uploaded before its conversation exists, a file is the first message of a new one (queued).
+const receipt = "Order 1234 was charged twice\n";
+const upfront = await again.upload(new TextEncoder().encode(receipt), { filename: "receipt.txt" });
+assert.equal(upfront.conversation_id, null);
+const opening = await again.send(NEW_CONVERSATION, "", { attachmentIds: [upfront.id] });
+assert.equal(opening.seq, 1);
+assert.equal(started.length, 2);
+assert.equal(opening.conversation_id, started[1].id);
+assert.deepEqual(opening.attachments.map((a) => [a.filename, a.content_type]), [["receipt.txt", "text/plain"]]);
+assert.equal(await (await fetch(again.fileUrl(opening.attachments[0].url))).text(), receipt);
+const seenByAgent = await history(started[1].id);
+assert.deepEqual(seenByAgent[0].attachments.map((a) => a.id), [upfront.id]);
+await assert.rejects(again.upload(new Uint8Array([0x4d, 0x5a, 0x90, 0])), (error) => error instanceof ReplyHQError && error.code === "UNSUPPORTED_ATTACHMENT_TYPE");
+await assert.rejects(again.send(started[1].id, "", { attachmentIds: [image.id] }), (error) => error.code === "INVALID_ATTACHMENT");
+step("attachments", { image: image.id, first: opening.conversation_id });
+
 // --- identity switch: nothing of Ann remains for Bob ------------------------------------------
 const annDevice = await again.device();
 assert.equal((await again.registerPushToken({ provider: "fcm", token: "fcm-token-of-ann" })).supported, true);

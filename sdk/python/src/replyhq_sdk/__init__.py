@@ -7,6 +7,7 @@ from replyhq_sdk.errors import ReplyHQError
 from replyhq_sdk.storage import FileStorage, MemoryStorage, Storage
 from replyhq_sdk.sync import ReplyHQSyncClient
 from replyhq_sdk.types import (
+    Attachment,
     ConnectionState,
     Conversation,
     ConversationState,
@@ -19,6 +20,7 @@ from replyhq_sdk.types import (
 
 __all__ = [
     "KEEP",
+    "Attachment",
     "ConnectionState",
     "Conversation",
     "ConversationState",

@@ -19,10 +19,12 @@ import inspect
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, cast
+from urllib.parse import urlencode
 
 import aiohttp
 import socketio
@@ -30,6 +32,7 @@ import socketio
 from replyhq_sdk.errors import IDENTITY_REFUSALS, REIDENTIFY, TRANSIENT, ReplyHQError
 from replyhq_sdk.storage import MemoryStorage, Storage
 from replyhq_sdk.types import (
+    Attachment,
     ConnectionState,
     Conversation,
     ConversationState,
@@ -82,13 +85,17 @@ class _Outgoing:
     conversation_id: str
     body: str
     client_msg_id: str
+    attachment_ids: list[str] = field(default_factory=list)
 
-    def payload(self) -> dict[str, str]:
-        return {
+    def payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {
             "conversation_id": self.conversation_id,
             "body": self.body,
             "client_msg_id": self.client_msg_id,
         }
+        if self.attachment_ids:  # only then: older servers know no such field
+            payload["attachment_ids"] = self.attachment_ids
+        return payload
 
 
 class ReplyHQClient:
@@ -247,8 +254,15 @@ class ReplyHQClient:
     # --- HTTP ----------------------------------------------------------------------------------
 
     async def _request(
-        self, method: str, path: str, json: Any = None, retried: bool = False
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        retried: bool = False,
+        *,
+        data: bytes | BinaryIO | None = None,
     ) -> Any:
+        """A call to the device API; `data`: a body sent as it is (an upload), not JSON."""
         if self._http is None:
             self._http = aiohttp.ClientSession()
         generation = self._generation
@@ -257,9 +271,14 @@ class ReplyHQClient:
             "X-Api-Key": self._sdk_key,
             "X-Device-Id": self.device_id,
         }
+        if data is not None:
+            # The server reads an upload's type from its bytes, never from this header.
+            headers["Content-Type"] = "application/octet-stream"
+            if not isinstance(data, bytes):
+                data.seek(0)  # a retry sends the whole file again
         try:
             async with self._http.request(
-                method, self.base_url + path, json=json, headers=headers
+                method, self.base_url + path, json=json, data=data, headers=headers
             ) as response:
                 is_json = response.content_type == "application/json"
                 body = await response.json() if is_json else {}
@@ -273,7 +292,7 @@ class ReplyHQClient:
         # The device's identity lapsed (protocol section 2): identify again, once.
         if error.code in REIDENTIFY and not retried and generation == self._generation:
             await self._post_identify({})
-            result: Any = await self._request(method, path, json, retried=True)
+            result: Any = await self._request(method, path, json, retried=True, data=data)
             return result
         raise error
 
@@ -375,12 +394,22 @@ class ReplyHQClient:
 
     # --- conversations -------------------------------------------------------------------------
 
-    async def start_conversation(self, subject: str | None = None, body: str | None = None) -> str:
-        """A new conversation's id; with `body`, its first message (idempotent by its
-        client_msg_id: a retry creates nothing)."""
+    async def start_conversation(
+        self,
+        subject: str | None = None,
+        body: str | None = None,
+        *,
+        attachment_ids: Sequence[str] = (),
+    ) -> str:
+        """A new conversation's id; with `body` or `attachment_ids` (uploads made by upload()
+        without a conversation), its first message (idempotent by its client_msg_id: a retry
+        creates nothing)."""
         payload: dict[str, Any] = {"subject": subject}
-        if body is not None:
-            payload["first_message"] = {"body": body, "client_msg_id": uuid.uuid4().hex}
+        if body is not None or attachment_ids:
+            first: dict[str, Any] = {"body": body or "", "client_msg_id": uuid.uuid4().hex}
+            if attachment_ids:
+                first["attachment_ids"] = list(attachment_ids)
+            payload["first_message"] = first
         conversation = await self._request("POST", "/v1/conversations", payload)
         conversation_id: str = conversation["id"]
         self._cursor(conversation_id)
@@ -418,6 +447,47 @@ class ReplyHQClient:
             f"/v1/conversations/{conversation_id}/messages?before_seq={before}&limit={limit}",
         )
         return cast(list[Message], page["items"])
+
+    # --- attachments (docs/attachments.md) -----------------------------------------------------
+
+    async def upload(
+        self,
+        file: bytes | BinaryIO | Path,
+        *,
+        filename: str | None = None,
+        conversation_id: str | None = None,
+    ) -> Attachment:
+        """Upload a file or image (bytes, a binary file object, or a path: a file is streamed,
+        never read into memory whole) to one of the person's conversations, or with no
+        `conversation_id` for a conversation not started yet. At most the server's
+        ATTACHMENT_MAX_BYTES (10 MB by default), of an allowed type as found in its bytes:
+        refusals raise ReplyHQError (ATTACHMENT_TOO_LARGE, UNSUPPORTED_ATTACHMENT_TYPE, ...).
+        Then send it: send(conversation_id, body, attachment_ids=[attachment["id"]]), or
+        start_conversation(attachment_ids=[...])."""
+        path = (
+            f"/v1/conversations/{conversation_id}/attachments"
+            if conversation_id
+            else "/v1/attachments"
+        )
+        if isinstance(file, Path):
+            with file.open("rb") as opened:
+                return await self.upload(
+                    opened, filename=filename or file.name, conversation_id=conversation_id
+                )
+        name = filename or Path(str(getattr(file, "name", "") or "")).name or None
+        query = "" if name is None else "?" + urlencode({"filename": name})
+        attachment: Attachment = await self._request("POST", path + query, data=file)
+        return attachment
+
+    async def attachment(self, attachment_id: str) -> Attachment:
+        """An attachment of the person's, with fresh signed URLs (a message's expire after
+        minutes)."""
+        found: Attachment = await self._request("GET", f"/v1/attachments/{attachment_id}")
+        return found
+
+    def file_url(self, path: str) -> str:
+        """An attachment's `url` or `thumbnail_url` (a path on the server) as a full address."""
+        return self.base_url + path if path.startswith("/") else path
 
     async def rating(self, conversation_id: str) -> dict[str, Any]:
         """`{closing, can_rate, rating}`: whether the latest closing may be rated."""
@@ -707,11 +777,14 @@ class ReplyHQClient:
 
     # --- sending -------------------------------------------------------------------------------
 
-    async def send(self, conversation_id: str, body: str) -> Message:
+    async def send(
+        self, conversation_id: str, body: str, *, attachment_ids: Sequence[str] = ()
+    ) -> Message:
         """Queue a message (kept in storage while offline); returns the stored message once
         the server has it, exactly once whatever the retries. Raises ReplyHQError when the
-        server refuses it (e.g. VALIDATION_ERROR, CONVERSATION_NOT_FOUND)."""
-        outgoing = _Outgoing(conversation_id, body, uuid.uuid4().hex)
+        server refuses it (e.g. VALIDATION_ERROR, CONVERSATION_NOT_FOUND, INVALID_ATTACHMENT).
+        With `attachment_ids` (uploads, see upload()) the body may be empty."""
+        outgoing = _Outgoing(conversation_id, body, uuid.uuid4().hex, list(attachment_ids))
         done: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._waiters[outgoing.client_msg_id] = done
         self._cursor(conversation_id)

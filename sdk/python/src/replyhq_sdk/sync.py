@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, Literal, TypeVar
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, TypeVar
 
 from replyhq_sdk.client import KEEP, Event, ReplyHQClient
 from replyhq_sdk.storage import Storage
-from replyhq_sdk.types import Conversation, EndUser, Feature, Message
+from replyhq_sdk.types import Attachment, Conversation, EndUser, Feature, Message
 
 T = TypeVar("T")
 
@@ -77,8 +78,33 @@ class ReplyHQSyncClient:
     def logout(self) -> None:
         self._run(self.client.logout())
 
-    def start_conversation(self, subject: str | None = None, body: str | None = None) -> str:
-        return self._run(self.client.start_conversation(subject, body))
+    def start_conversation(
+        self,
+        subject: str | None = None,
+        body: str | None = None,
+        *,
+        attachment_ids: Sequence[str] = (),
+    ) -> str:
+        return self._run(
+            self.client.start_conversation(subject, body, attachment_ids=attachment_ids)
+        )
+
+    def upload(
+        self,
+        file: bytes | BinaryIO | Path,
+        *,
+        filename: str | None = None,
+        conversation_id: str | None = None,
+    ) -> Attachment:
+        return self._run(
+            self.client.upload(file, filename=filename, conversation_id=conversation_id)
+        )
+
+    def attachment(self, attachment_id: str) -> Attachment:
+        return self._run(self.client.attachment(attachment_id))
+
+    def file_url(self, path: str) -> str:
+        return self.client.file_url(path)
 
     def conversations(self) -> list[Conversation]:
         return self._run(self.client.conversations())
@@ -91,9 +117,11 @@ class ReplyHQSyncClient:
     def connect(self) -> None:
         self._run(self.client.connect())
 
-    def send(self, conversation_id: str, body: str) -> Message:
+    def send(
+        self, conversation_id: str, body: str, *, attachment_ids: Sequence[str] = ()
+    ) -> Message:
         """Waits until the server has stored the message (queued and retried meanwhile)."""
-        return self._run(self.client.send(conversation_id, body))
+        return self._run(self.client.send(conversation_id, body, attachment_ids=attachment_ids))
 
     def messages(self) -> Iterator[Message]:
         """Every message delivered from now on, in order; each wait is at most `timeout`."""

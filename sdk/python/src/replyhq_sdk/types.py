@@ -19,6 +19,25 @@ class Author(TypedDict):
     name: str | None
 
 
+class Attachment(TypedDict):
+    """A file or image (docs/attachments.md). `url` and `thumbnail_url` are signed paths on the
+    server (file_url() makes them addresses) that work until `urls_expire_at`."""
+
+    id: str
+    conversation_id: str | None  # None for an upload made before its conversation, until sent
+    message_id: str | None  # None until sent
+    filename: str
+    content_type: str  # as found in the file's bytes
+    size: int
+    kind: Literal["image", "file"]  # image: shown inline (its thumbnail); file: a download
+    width: int | None
+    height: int | None
+    url: str
+    thumbnail_url: str | None
+    urls_expire_at: str
+    created_at: str
+
+
 class Message(TypedDict):
     id: str
     conversation_id: str
@@ -33,7 +52,7 @@ class Message(TypedDict):
     # never counted unread), and the files a message carries.
     kind: NotRequired[Literal["message", "event"]]
     data: NotRequired[dict[str, Any] | None]
-    attachments: NotRequired[list[dict[str, Any]]]
+    attachments: NotRequired[list[Attachment]]
 
 
 class Conversation(TypedDict):
