@@ -1,6 +1,7 @@
 """Attachments in two real browsers: the end user attaches an image in the messenger and the agent
 sees it inline by its thumbnail in the dashboard, live; the agent attaches one back and the end
-user sees it inline too. The thumbnails are loaded images (served by their signed URLs)."""
+user sees it inline too; a visitor starts a conversation with an image. The thumbnails are loaded
+images (served by their signed URLs)."""
 
 from __future__ import annotations
 
@@ -64,4 +65,25 @@ async def test_an_image_from_each_side_is_seen_inline_on_the_other(
     assert await _loaded(user, image) == (320, 240)
     assert await image.get_attribute("alt") == "return-label.jpg"
     await expect(agent.get_by_test_id("attachment-image")).to_have_count(2)
+    assert pages.errors == []
+
+
+async def test_a_visitor_starts_a_conversation_with_an_image(
+    demo: Demo, pages: Pages, runtime: Runtime
+) -> None:
+    """No message first: the file is the new conversation's first message."""
+    agent = await pages.new()
+    await sign_in(agent, demo.url, await staff_for(runtime, demo.app_id, "AGENT"))
+    user = await pages.new()
+    await open_messenger(user, demo.url)
+    await user.get_by_test_id("rhq-attach-input").set_input_files(
+        {"name": "first.png", "mimeType": "image/png", "buffer": png(900, 600, "navy")}
+    )
+    assert await _loaded(user, user.get_by_test_id("rhq-attachment-image")) == (320, 213)
+    await expect(user.get_by_test_id("rhq-attach-error")).to_have_count(0)
+
+    await agent.get_by_test_id("inbox-item").first.click()
+    image = agent.get_by_test_id("attachment-image")
+    assert await _loaded(agent, image) == (320, 213)
+    assert await image.get_attribute("alt") == "first.png"
     assert pages.errors == []

@@ -279,21 +279,19 @@ function Thread({ engine, conversationId }: { engine: Messenger; conversationId:
           onKeyDown={onKeyDown}
           aria-label={t("message")}
         />
-        {snap.current && snap.current !== NEW && (
-          <label className="rhq-attach" title={t("attach")} aria-label={t("attach")}>
-            +
-            <input
-              type="file"
-              data-testid="rhq-attach-input"
-              hidden
-              onChange={(e) => {
-                const file = e.target.files?.[0];
-                e.target.value = "";
-                if (file) void engine.sendFile(file).then(setError);
-              }}
-            />
-          </label>
-        )}
+        <label className="rhq-attach" title={t("attach")} aria-label={t("attach")}>
+          +
+          <input
+            type="file"
+            data-testid="rhq-attach-input"
+            hidden
+            onChange={(e) => {
+              const file = e.target.files?.[0];
+              e.target.value = "";
+              if (file) void engine.sendFile(file).then(setError);
+            }}
+          />
+        </label>
         {error && <p className="rhq-error" data-testid="rhq-attach-error">{error}</p>}
         <button className="rhq-send" data-testid="rhq-send" onClick={submit} disabled={!draft.trim()}>
           {t("send")}

@@ -234,37 +234,20 @@ export class Messenger {
 
   /** A server path (an attachment's signed URL) as an address this page can load. */
   fileUrl(path: string): string {
-    return path.startsWith("/") ? this.config.baseUrl + path : path;
+    return this.client.fileUrl(path);
   }
 
-  /** Upload a file to the open conversation and send it (docs/attachments.md); the error, or
-   * null. The message comes back through the SDK's live events. */
+  /** Upload a file and send it in the open conversation, or as the first message of a new one
+   * (docs/attachments.md); the error, or null. The message comes back through the SDK's events. */
   async sendFile(file: File): Promise<string | null> {
-    const conversationId = this.snapshot.current;
-    if (!conversationId || conversationId === NEW) return "Send a message first.";
-    const response = await fetch(
-      `${this.config.baseUrl}/v1/conversations/${conversationId}/attachments?filename=${encodeURIComponent(file.name)}`,
-      {
-        method: "POST",
-        headers: {
-          "X-App-Id": this.config.appId,
-          "X-Api-Key": this.config.apiKey,
-          "X-Device-Id": await this.client.device(),
-          "Content-Type": file.type || "application/octet-stream",
-        },
-        body: file,
-      },
-    ).catch(() => null);
-    const uploaded = (await response?.json().catch(() => null)) as { id?: string; error?: string } | null;
-    if (!response?.ok || !uploaded?.id) return uploaded?.error ?? "The file was not sent.";
+    const conversationId = this.snapshot.current ?? NEW;
     try {
-      await this.client.request("POST", `/v1/conversations/${conversationId}/messages`, {
-        client_msg_id: newClientMsgId(),
-        attachment_ids: [uploaded.id],
-      });
+      const attachment = await this.client.upload(file, { conversationId });
+      if (conversationId === NEW) this.set({ current: NEW });
+      await this.client.send(conversationId, "", { attachmentIds: [attachment.id] });
       return null;
     } catch (error) {
-      return (error as Error).message || "The file was not sent.";
+      return error instanceof ReplyHQError ? serverText(error) : "The file was not sent.";
     }
   }
 
