@@ -173,6 +173,7 @@ function SignedIn() {
             me={me}
             conversationId={route.screen === "inbox" ? route.conversationId : null}
             profile={route.screen === "inbox" && Boolean(route.profile)}
+            at={route.screen === "inbox" ? route.at : undefined}
           />
         )}
       </main>

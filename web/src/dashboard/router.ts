@@ -1,4 +1,5 @@
-// A few screens under /dashboard/: inbox[/<conversation id>[/profile]], team, settings, account,
+// A few screens under /dashboard/: inbox[/<conversation id>[/profile]][?at=<seq>: opened at that
+// message, e.g. from a search result], team, settings, account,
 // login, invite, and the screens e-mailed links open (forgot-password, reset-password,
 // confirm-email). On a phone the inbox's list, conversation and profile are separate screens.
 import { useSyncExternalStore } from "react";
@@ -6,7 +7,7 @@ import { useSyncExternalStore } from "react";
 const BASE = "/dashboard";
 
 export type Route =
-  | { screen: "inbox"; conversationId: string | null; profile?: boolean }
+  | { screen: "inbox"; conversationId: string | null; profile?: boolean; at?: number }
   | { screen: "team" }
   | { screen: "settings" }
   | { screen: "billing" }
@@ -24,7 +25,9 @@ export type Route =
   | { screen: "segments" }
   | { screen: "messages" };
 
-export function parse(pathname: string): Route {
+/** A dashboard path, with its query (`?at=`) if any. */
+export function parse(path: string): Route {
+  const [pathname = "", search = ""] = path.split("?");
   const parts = pathname.replace(/^\/dashboard\/?/, "").split("/").filter(Boolean);
   switch (parts[0]) {
     case "team":
@@ -53,7 +56,8 @@ export function parse(pathname: string): Route {
       return { screen: parts[0] };
     default:
       if (parts[0] !== "inbox" || !parts[1]) return { screen: "inbox", conversationId: null };
-      return { screen: "inbox", conversationId: parts[1], profile: parts[2] === "profile" };
+      const at = Number(new URLSearchParams(search).get("at"));
+      return { screen: "inbox", conversationId: parts[1], profile: parts[2] === "profile", ...(at > 0 ? { at } : {}) };
   }
 }
 
@@ -61,7 +65,7 @@ export function href(route: Route): string {
   switch (route.screen) {
     case "inbox":
       if (!route.conversationId) return `${BASE}/inbox`;
-      return `${BASE}/inbox/${route.conversationId}${route.profile ? "/profile" : ""}`;
+      return `${BASE}/inbox/${route.conversationId}${route.profile ? "/profile" : ""}${route.at ? `?at=${route.at}` : ""}`;
     default:
       return `${BASE}/${route.screen}`;
   }
@@ -70,11 +74,15 @@ export function href(route: Route): string {
 const listeners = new Set<() => void>();
 window.addEventListener("popstate", () => listeners.forEach((l) => l()));
 
+function here(): string {
+  return location.pathname + location.search;
+}
+
 export function navigate(route: Route, replace = false): void {
   const url = href(route);
-  if (url === location.pathname) return;
+  if (url === here()) return;
   if (replace) history.replaceState(history.state, "", url);
-  else history.pushState({ from: location.pathname }, "", url);
+  else history.pushState({ from: here() }, "", url);
   listeners.forEach((l) => l());
 }
 
@@ -92,7 +100,7 @@ export function useRoute(): Route {
       listeners.add(l);
       return () => listeners.delete(l);
     },
-    () => location.pathname,
+    here,
   );
   return parse(path);
 }

@@ -7,6 +7,7 @@ import { displayName, OnlineDot, when } from "../components";
 import type { Desk } from "../desk";
 import { goUp, navigate } from "../router";
 import { ItemLine, LabelChips, ProfileHistory, LabelFilter, placeItems, ReplyPicker, renderReply, shortcutMatches, useLabels, useSavedReplies } from "../workspace";
+import { SearchBox, SearchResults } from "../search";
 import { VisitorPanel } from "./VisitorPanel";
 
 const FILTERS: { id: InboxFilter; label: string }[] = [
@@ -21,10 +22,11 @@ function pane(conversationId: string | null, profile: boolean): string {
   return conversationId === null ? "pane-list" : profile ? "pane-profile" : "pane-conversation";
 }
 
-export function InboxScreen({ desk, api, me, conversationId, profile = false }: { desk: Desk; api: Api; me: Me; conversationId: string | null; profile?: boolean }) {
+export function InboxScreen({ desk, api, me, conversationId, profile = false, at }: { desk: Desk; api: Api; me: Me; conversationId: string | null; profile?: boolean; at?: number | undefined }) {
   const state = useSyncExternalStore(desk.subscribe, desk.getState);
   const team = useAssignees(api, me);
   const labels = useLabels(api);
+  const [q, setQ] = useState("");
 
   useEffect(() => {
     void desk.select(conversationId);
@@ -34,6 +36,31 @@ export function InboxScreen({ desk, api, me, conversationId, profile = false }: 
   return (
     <div className={`inbox ${pane(conversationId, profile)}`}>
       <section className="list" aria-label="Conversations">
+        <SearchBox q={q} onChange={setQ} />
+        {q.trim() ? (
+          <SearchResults api={api} me={me} q={q} team={team} labels={labels} conversationId={conversationId} />
+        ) : (
+          <InboxList desk={desk} me={me} labels={labels} conversationId={conversationId} />
+        )}
+      </section>
+      {selected ? (
+        <>
+          <ConversationView key={selected.id} desk={desk} api={api} me={me} conversation={selected} team={team} labels={labels} at={at} />
+          <ProfilePanel api={api} me={me} conversation={selected} online={state.online[selected.end_user_id]} />
+        </>
+      ) : (
+        <section className="empty">
+          <p className="muted">{conversationId ? "Loading the conversation…" : "Choose a conversation."}</p>
+        </section>
+      )}
+    </div>
+  );
+}
+
+function InboxList({ desk, me, labels, conversationId }: { desk: Desk; me: Me; labels: Label[]; conversationId: string | null }) {
+  const state = useSyncExternalStore(desk.subscribe, desk.getState);
+  return (
+    <>
         <div className="filters" role="tablist">
           {FILTERS.map((f) => (
             <button key={f.id} role="tab" aria-selected={state.filter === f.id} className={state.filter === f.id ? "active" : ""} data-testid={`filter-${f.id}`} onClick={() => void desk.setFilter(f.id)}>
@@ -54,18 +81,7 @@ export function InboxScreen({ desk, api, me, conversationId, profile = false }: 
             Load more
           </button>
         )}
-      </section>
-      {selected ? (
-        <>
-          <ConversationView key={selected.id} desk={desk} api={api} me={me} conversation={selected} team={team} labels={labels} />
-          <ProfilePanel api={api} me={me} conversation={selected} online={state.online[selected.end_user_id]} />
-        </>
-      ) : (
-        <section className="empty">
-          <p className="muted">{conversationId ? "Loading the conversation…" : "Choose a conversation."}</p>
-        </section>
-      )}
-    </div>
+    </>
   );
 }
 
@@ -133,7 +149,7 @@ function draftKey(me: Me, conversationId: string): string {
   return `replyhq:dashboard:draft:${me.staff?.id ?? me.app_id}:${conversationId}`;
 }
 
-function ConversationView({ desk, api, me, conversation, team, labels }: { desk: Desk; api: Api; me: Me; conversation: InboxConversation; team: Assignee[]; labels: Label[] }) {
+function ConversationView({ desk, api, me, conversation, team, labels, at }: { desk: Desk; api: Api; me: Me; conversation: InboxConversation; team: Assignee[]; labels: Label[]; at: number | undefined }) {
   const state = useSyncExternalStore(desk.subscribe, desk.getState);
   const replies = useSavedReplies(api, me);
   const [noteMode, setNoteMode] = useState(false);
@@ -166,6 +182,22 @@ function ConversationView({ desk, api, me, conversation, team, labels }: { desk:
     else if (previousHeight.current) el.scrollTop += el.scrollHeight - previousHeight.current;
     previousHeight.current = el.scrollHeight;
   }, [messages.length, pending.length, typing, firstSeq]);
+
+  // Opened at a message (a search result): earlier pages until it is held, then it is shown.
+  const [found, setFound] = useState<number | null>(null);
+  const loaded = messages.length > 0;
+  useEffect(() => {
+    if (!at || !loaded) return;
+    if (firstSeq > at) {
+      void desk.loadOlder(conversation.id);
+      return;
+    }
+    const element = scroller.current?.querySelector(`[data-seq="${at}"]`);
+    if (!element) return;
+    stick.current = false;
+    element.scrollIntoView({ block: "center" });
+    setFound(at);
+  }, [desk, conversation.id, at, firstSeq, loaded]);
 
   const onScroll = (event: UIEvent<HTMLDivElement>) => {
     const el = event.currentTarget;
@@ -282,7 +314,7 @@ function ConversationView({ desk, api, me, conversation, team, labels }: { desk:
         ))}
         {messages.map((m) => (
           <Fragment key={m.seq}>
-            <Bubble message={m} seen={m === lastAgent && userRead >= m.seq} />
+            <Bubble message={m} seen={m === lastAgent && userRead >= m.seq} found={m.seq === found} />
             {(placed.after[m.seq] ?? []).map((item) => (
               <ItemLine key={item.id} item={item} />
             ))}
@@ -359,10 +391,17 @@ function Attachments({ message }: { message: Message }) {
   );
 }
 
-function Bubble({ message, seen }: { message: Message; seen: boolean }) {
+function Bubble({ message, seen, found = false }: { message: Message; seen: boolean; found?: boolean }) {
   const side = message.sender === "user" ? "theirs" : message.sender === "agent" ? "mine" : "system";
   return (
-    <div className={`bubble ${side}`} data-testid="message" data-seq={message.seq} data-sender={message.sender} data-client-msg-id={message.client_msg_id}>
+    <div
+      className={`bubble ${side}${found ? " found" : ""}`}
+      data-testid="message"
+      data-seq={message.seq}
+      data-sender={message.sender}
+      data-client-msg-id={message.client_msg_id}
+      data-found={found ? "yes" : undefined}
+    >
       <span className="author">{message.author.name || (message.sender === "user" ? "Visitor" : "Agent")}</span>
       {/* body_html is the server's sanitised rendering (nh3): the only HTML we insert. */}
       <div className="body" dangerouslySetInnerHTML={{ __html: message.body_html }} />
