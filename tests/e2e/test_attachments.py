@@ -24,13 +24,19 @@ async def _loaded(page: Any, image: Any) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-async def test_an_image_from_each_side_is_seen_inline_on_the_other(
-    demo: Demo, pages: Pages, runtime: Runtime
-) -> None:
+async def _agent_and_visitor(demo: Demo, pages: Pages, runtime: Runtime) -> tuple[Any, Any]:
+    """An agent signed in to the dashboard, and a visitor with the messenger open."""
     agent = await pages.new()
     await sign_in(agent, demo.url, await staff_for(runtime, demo.app_id, "AGENT"))
     user = await pages.new()
     await open_messenger(user, demo.url)
+    return agent, user
+
+
+async def test_an_image_from_each_side_is_seen_inline_on_the_other(
+    demo: Demo, pages: Pages, runtime: Runtime
+) -> None:
+    agent, user = await _agent_and_visitor(demo, pages, runtime)
     await user_send(user, "My parcel arrived broken")
     item = agent.get_by_test_id("inbox-item").filter(has_text="My parcel arrived broken")
     await item.click()
@@ -72,10 +78,7 @@ async def test_a_visitor_starts_a_conversation_with_an_image(
     demo: Demo, pages: Pages, runtime: Runtime
 ) -> None:
     """No message first: the file is the new conversation's first message."""
-    agent = await pages.new()
-    await sign_in(agent, demo.url, await staff_for(runtime, demo.app_id, "AGENT"))
-    user = await pages.new()
-    await open_messenger(user, demo.url)
+    agent, user = await _agent_and_visitor(demo, pages, runtime)
     await user.get_by_test_id("rhq-attach-input").set_input_files(
         {"name": "first.png", "mimeType": "image/png", "buffer": png(900, 600, "navy")}
     )

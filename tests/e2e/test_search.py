@@ -39,9 +39,7 @@ async def test_search_opens_a_result_at_its_message(
     demo: Demo, pages: Pages, runtime: Runtime, make_tenant: MakeTenant
 ) -> None:
     tenant = await make_tenant("Search desk")
-    ann = _person(
-        demo.url, tenant, "Ann", "Hello", f"My parcel never arrived {TRAP}", "Order 1234"
-    )
+    ann = _person(demo.url, tenant, "Ann", "Hello", f"My parcel never arrived {TRAP}", "Order 1234")
     # 60 more messages: the match is no longer in the latest page of history.
     with httpx.Client(base_url=f"{demo.url}/admin/api", headers=secret(tenant)) as admin:
         for n in range(60):
