@@ -44,6 +44,18 @@ $(SDK_JS_BUILT): $(SDK_JS_DEPS) $(shell find sdk/js/src sdk/js/scripts -type f 2
 
 sdk-js: $(SDK_JS_BUILT)
 
+# The Python SDK's wheel (sdk/python, replyhq-sdk), which the server hands out at
+# /sdk/python/<wheel> so that the dashboard's Python quickstart installs it from the customer's
+# own server with pip. Built with the venv's pinned setuptools, offline.
+SDK_PY_DIR := src/replyhq/static/sdk
+SDK_PY_BUILT := $(SDK_PY_DIR)/.built
+
+$(SDK_PY_BUILT): $(STAMP) sdk/python/pyproject.toml $(shell find sdk/python/src -type f -not -name '*.pyc' 2>/dev/null)
+	rm -rf $(SDK_PY_DIR) sdk/python/build
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir $(SDK_PY_DIR) ./sdk/python
+	rm -rf sdk/python/build
+	touch $@
+
 $(WEB_DEPS): web/package.json web/package-lock.json
 	mkdir -p $(WEB_STAMPS)
 	cd web && npm ci --no-audit --no-fund --loglevel=error
@@ -65,7 +77,7 @@ web: $(WEB_BUILT)
 web-test: $(WEB_DEPS)
 	cd web && npx vitest run
 
-dev: $(STAMP) $(WEB_BUILT)
+dev: $(STAMP) $(WEB_BUILT) $(SDK_PY_BUILT)
 	$(BIN)/replyhq serve --demo
 
 # The browser tests drive Debian's Chromium (Playwright never downloads a browser).
@@ -75,7 +87,7 @@ $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "note: $(CHROMIUM) is missing (sudo apt-get install chromium); browser tests will be skipped"; fi
 
-test: $(STAMP) $(NODE_STAMP) $(WEB_BUILT) web-test $(SDK_JS_BUILT) $(CHROMIUM)
+test: $(STAMP) $(NODE_STAMP) $(WEB_BUILT) $(SDK_PY_BUILT) web-test $(SDK_JS_BUILT) $(CHROMIUM)
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -94,4 +106,4 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .replyhq-data bench/results web/node_modules $(WEB_STAMPS) src/replyhq/static/dashboard src/replyhq/static/widget.js $(WEB_BUILT)
+	rm -rf $(VENV) .replyhq-data bench/results web/node_modules $(WEB_STAMPS) src/replyhq/static/dashboard src/replyhq/static/widget.js $(WEB_BUILT) $(SDK_PY_DIR)

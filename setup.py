@@ -1,5 +1,6 @@
 """Package build hook: the wheel ships the dashboard and messenger compiled from web/ into
-replyhq/static/ (built here with npm; installing or running the package needs no Node).
+replyhq/static/ (built here with npm; installing or running the package needs no Node), and the
+Python SDK's own wheel (sdk/python) in replyhq/static/sdk/, which the server hands out.
 
 Everything else about the package is in pyproject.toml. Editable installs (`make dev`,
 `make test`) skip this: the Makefile builds web/ when its sources change.
@@ -7,6 +8,7 @@ Everything else about the package is in pyproject.toml. Editable installs (`make
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from setuptools import setup
@@ -14,6 +16,7 @@ from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 WEB = ROOT / "web"
+SDK_PYTHON = ROOT / "sdk" / "python"
 
 
 class BuildPyWithWeb(build_py):
@@ -25,6 +28,11 @@ class BuildPyWithWeb(build_py):
             if not (WEB / "node_modules").is_dir():
                 subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=WEB, check=True)
             subprocess.run([npm, "run", "build"], cwd=WEB, check=True)
+        if not self.editable_mode and (SDK_PYTHON / "pyproject.toml").is_file():
+            wheels = ROOT / "src" / "replyhq" / "static" / "sdk"
+            shutil.rmtree(wheels, ignore_errors=True)
+            pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+            subprocess.run([*pip_wheel, "--wheel-dir", str(wheels), str(SDK_PYTHON)], check=True)
         super().run()
 
 

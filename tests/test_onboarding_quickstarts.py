@@ -7,13 +7,17 @@ steps it says it waits for. iOS, Android, React Native and Flutter are marked no
 from __future__ import annotations
 
 import asyncio
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from replyhq.onboarding.quickstarts import KEY
+from replyhq.web.static import python_sdk_wheel
 from tests.conftest import SocketServer
 from tests.newcomers import Newcomer, sign_up
 from tests.test_sdk_js import built_sdk
@@ -64,20 +68,64 @@ async def test_the_survey_platform_comes_first_and_only_some_are_run(
 
 
 async def test_the_python_quickstart_runs_verbatim(
-    socket_server: SocketServer, http: httpx.AsyncClient
+    socket_server: SocketServer, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
+    if python_sdk_wheel() is None:
+        pytest.fail("the Python SDK's wheel is not built: `make test` builds it (make dev too)")
     owner = await sign_up(http)
     python = await quickstart(http, owner, "python")
-    [_, run] = python["steps"]  # type: ignore[misc]
+    [install, run] = python["steps"]  # type: ignore[misc]
+    # The install step fetches the wheel from this server; its dependencies are the tests' own
+    # (no network here), and it goes to a directory of its own, which the run then imports from.
+    pip, verb, wheel_url = shlex.split(install["code"])
+    assert (pip, verb) == ("pip", "install") and wheel_url.startswith(socket_server.url)
+    target = tmp_path / "site"
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            target,
+            wheel_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
     assert run["language"] == "python" and run["waits_for"] == "first_message"
     code = filled(run["code"], owner)
     assert socket_server.url in code and owner.app_id in code
+    installed = {**os.environ, "PYTHONPATH": str(target)}
     done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        subprocess.run,
+        [sys.executable, "-c", f"{code}\nimport replyhq_sdk; print(replyhq_sdk.__file__)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=installed,
     )
     assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith(str(target))  # the SDK the server handed out ran
     reached = await steps(http, owner)
     assert reached["sdk_installed"] and reached["first_message"]
+
+
+async def test_the_python_sdk_wheel_is_only_the_one_built(http: httpx.AsyncClient) -> None:
+    wheel = python_sdk_wheel()
+    if wheel is None:
+        pytest.fail("the Python SDK's wheel is not built: `make test` builds it (make dev too)")
+    served = await http.get(f"/sdk/python/{wheel}")
+    assert served.status_code == 200 and served.content[:2] == b"PK"  # a zip, as wheels are
+    for other in ("replyhq_sdk-0.0.1-py3-none-any.whl", "..%2F..%2Fsettings.py", ".built"):
+        missing = await http.get(f"/sdk/python/{other}")
+        assert missing.status_code == 404, other
+        assert missing.json()["code"] == "NOT_FOUND"
 
 
 async def test_the_curl_quickstart_runs_verbatim(

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from replyhq.web.static import python_sdk_wheel
+
 KEY = "YOUR_SDK_KEY"
 
 
@@ -94,9 +96,10 @@ _PYTHON = Quickstart(
     "/docs/realtime#python-sdk",
     (
         Step(
-            "The SDK is replyhq.sdk, in the replyhq Python package (the server's own).",
-            "text",
-            "pip install replyhq",
+            "Install the SDK (replyhq-sdk; it needs python-socketio and aiohttp): this server"
+            " hands out its wheel.",
+            "sh",
+            "pip install {python_sdk}",
             None,
         ),
         Step(
@@ -104,7 +107,7 @@ _PYTHON = Quickstart(
             "python",
             """import asyncio
 
-from replyhq.sdk import ReplyHQClient
+from replyhq_sdk import ReplyHQClient
 
 
 async def main() -> None:
@@ -264,6 +267,10 @@ QUICKSTARTS: tuple[Quickstart, ...] = (
 
 def for_app(app_id: str, url: str, first: str | None) -> list[Quickstart]:
     """Every quickstart, filled in; the survey's platform first."""
+    url = url.rstrip("/")
+    wheel = python_sdk_wheel()
+    # Without the built wheel (a source checkout before `make`), the SDK's own directory.
+    python_sdk = f"{url}/sdk/python/{wheel}" if wheel else "./sdk/python"
     filled = [
         Quickstart(
             q.platform,
@@ -274,7 +281,7 @@ def for_app(app_id: str, url: str, first: str | None) -> list[Quickstart]:
                 Step(
                     s.title,
                     s.language,
-                    s.code.format(app_id=app_id, url=url.rstrip("/")),
+                    s.code.format(app_id=app_id, url=url, python_sdk=python_sdk),
                     s.waits_for,
                 )
                 for s in q.steps

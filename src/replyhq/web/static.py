@@ -1,5 +1,6 @@
 """The browser faces: the dashboard (/dashboard, a single-page app), the web messenger
-(/widget.js) and, in development with `serve --demo`, a demo page (/demo) wired to the demo app.
+(/widget.js) and, in development with `serve --demo`, a demo page (/demo) wired to the demo app;
+and the Python SDK's wheel (/sdk/python/<wheel>), which the Python quickstart installs with pip.
 
 The files are built from web/ (TypeScript) into replyhq/static/ by `make dev`, `make test` and the
 package build; serving them needs no Node.
@@ -22,6 +23,7 @@ from replyhq.settings import Settings
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 DASHBOARD = STATIC / "dashboard"
+SDK_WHEELS = STATIC / "sdk"
 DEMO_ENV = "REPLYHQ_DEMO"  # set by `replyhq serve --demo`
 
 router = APIRouter(include_in_schema=False)
@@ -103,6 +105,26 @@ async def widget() -> Response:
     return FileResponse(
         script,
         media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def python_sdk_wheel() -> str | None:
+    """The file name of the Python SDK's wheel this server hands out, once built."""
+    found = sorted(SDK_WHEELS.glob("replyhq_sdk-*-py3-none-any.whl"))
+    return found[-1].name if found else None
+
+
+@router.get("/sdk/python/{name}")
+async def python_sdk(name: str) -> Response:
+    wheel = python_sdk_wheel()
+    if wheel is None:
+        raise _not_built("Python SDK")
+    if name != wheel:
+        raise NotFound(f"This server hands out the Python SDK as /sdk/python/{wheel}.")
+    return FileResponse(
+        SDK_WHEELS / wheel,
+        media_type="application/zip",
         headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
     )
 
