@@ -21,11 +21,13 @@ export class DeskNotifier {
   }
 
   async update(changes: Partial<NotificationPrefs>): Promise<NotificationPrefs> {
+    const before = this.prefs;
+    this.prefs = { ...before, ...changes }; // in effect from the click, not from the answer
     if (changes.desktop && typeof Notification !== "undefined" && Notification.permission === "default") {
       await Notification.requestPermission();
     }
     const { data } = await this.api.PATCH("/admin/me/notifications", { body: changes });
-    if (data) this.prefs = data;
+    this.prefs = data ?? before; // as stored; unchanged when the server refused
     return this.prefs;
   }
 
