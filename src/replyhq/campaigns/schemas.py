@@ -18,7 +18,15 @@ class CampaignIn(BaseModel):
     body: Body
 
 
-class CampaignOut(BaseModel):
+class Outcomes(BaseModel):
+    """What became of a message sent to people: campaigns and event-triggered messages alike."""
+
+    sent: int = Field(description="People it was sent to (once each).")
+    opened: int = Field(description="Of them, those who read it.")
+    replied: int = Field(description="Of them, those who wrote back after it.")
+
+
+class CampaignOut(Outcomes):
     id: uuid.UUID
     name: str
     segment_id: uuid.UUID | None
@@ -28,9 +36,6 @@ class CampaignOut(BaseModel):
     status: str = Field(description="sending, stopped or done.")
     created_at: datetime
     finished_at: datetime | None
-    sent: int = Field(description="People it was sent to (once each).")
-    opened: int = Field(description="Of them, those who read it.")
-    replied: int = Field(description="Of them, those who wrote back after it.")
 
 
 class CampaignList(BaseModel):

@@ -10,20 +10,23 @@ everyone already reached, and a stop takes effect at the next chunk.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from replyhq.accounts.models import StaffUser
 from replyhq.campaigns.models import Campaign, CampaignMessage
-from replyhq.campaigns.schemas import CampaignIn, CampaignOut
+from replyhq.campaigns.schemas import CampaignIn, CampaignOut, Outcomes
 from replyhq.errors import BadRequest, NotFound
 from replyhq.messaging import service as messaging
 from replyhq.messaging.models import Message, ReadMarker
 from replyhq.messaging.service import Participant
 from replyhq.segments import service as segments
 from replyhq.users.models import EndUser
+
+OutT = TypeVar("OutT", bound=Outcomes)
 
 CHUNK = 100
 
@@ -169,35 +172,26 @@ async def outcomes(
     return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
+def with_outcomes(
+    model: type[OutT], rows: Sequence[Any], counts: dict[uuid.UUID, tuple[int, int, int]]
+) -> list[OutT]:
+    """Each row as `model` says, with its (sent, opened, replied): the fields the model has
+    beside Outcomes' are read from the row."""
+    fields = [k for k in model.model_fields if k not in Outcomes.model_fields]
+    return [
+        model(
+            **{k: getattr(row, k) for k in fields},
+            **dict(zip(Outcomes.model_fields, counts.get(row.id, (0, 0, 0)), strict=True)),
+        )
+        for row in rows
+    ]
+
+
 async def described(
     session: AsyncSession, app_id: uuid.UUID, campaigns: list[Campaign]
 ) -> list[CampaignOut]:
     counts = await outcomes(session, app_id, [c.id for c in campaigns])
-    out = []
-    for campaign in campaigns:
-        sent, opened, replied = counts.get(campaign.id, (0, 0, 0))
-        out.append(
-            CampaignOut(
-                **{k: getattr(campaign, k) for k in _FIELDS},
-                sent=sent,
-                opened=opened,
-                replied=replied,
-            )
-        )
-    return out
-
-
-_FIELDS = (
-    "id",
-    "name",
-    "segment_id",
-    "sender_id",
-    "sender_name",
-    "body",
-    "status",
-    "created_at",
-    "finished_at",
-)
+    return with_outcomes(CampaignOut, campaigns, counts)
 
 
 async def list_campaigns(session: AsyncSession, app_id: uuid.UUID) -> list[Campaign]:

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from replyhq.analytics.schemas import EventName
+from replyhq.campaigns.schemas import Outcomes
 from replyhq.messaging.schemas import Body
 from replyhq.segments.schemas import QUERY_DOC
 
@@ -26,7 +27,7 @@ class TriggeredMessageIn(BaseModel):
     body: Body
 
 
-class TriggeredMessageOut(BaseModel):
+class TriggeredMessageOut(Outcomes):
     id: uuid.UUID
     name: str
     event_name: str
@@ -37,9 +38,6 @@ class TriggeredMessageOut(BaseModel):
     status: str = Field(description="active or stopped.")
     created_at: datetime
     stopped_at: datetime | None
-    sent: int = Field(description="People it was sent to (once each).")
-    opened: int = Field(description="Of them, those who read it.")
-    replied: int = Field(description="Of them, those who wrote back after it.")
 
 
 class TriggeredMessageList(BaseModel):

@@ -197,33 +197,8 @@ async def outcomes(
     return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
-_FIELDS = (
-    "id",
-    "name",
-    "event_name",
-    "condition",
-    "sender_id",
-    "sender_name",
-    "body",
-    "status",
-    "created_at",
-    "stopped_at",
-)
-
-
 async def described(
     session: AsyncSession, app_id: uuid.UUID, triggers: list[TriggeredMessage]
 ) -> list[TriggeredMessageOut]:
     counts = await outcomes(session, app_id, [t.id for t in triggers])
-    out = []
-    for trigger in triggers:
-        sent, opened, replied = counts.get(trigger.id, (0, 0, 0))
-        out.append(
-            TriggeredMessageOut(
-                **{k: getattr(trigger, k) for k in _FIELDS},
-                sent=sent,
-                opened=opened,
-                replied=replied,
-            )
-        )
-    return out
+    return campaigns.with_outcomes(TriggeredMessageOut, triggers, counts)
