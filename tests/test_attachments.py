@@ -318,6 +318,21 @@ async def test_a_conversation_starts_with_a_file(client: httpx.AsyncClient, tena
     assert later.json()["attachments"][0]["conversation_id"] == conversation["id"]
 
 
+async def test_a_visitor_who_signs_in_keeps_their_unsent_uploads(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    await identify(client, tenant, "lea-phone")  # an anonymous visitor
+    upfront = await client.post("/v1/attachments", headers=tenant.sdk("lea-phone"), content=pdf())
+    assert upfront.status_code == 201, upfront.text
+    await identify(client, tenant, "lea-phone", user_id="lea", user_hash=tenant.user_hash("lea"))
+    first = {"client_msg_id": "after-sign-in", "attachment_ids": [upfront.json()["id"]]}
+    started = await client.post(
+        "/v1/conversations", headers=tenant.sdk("lea-phone"), json={"first_message": first}
+    )
+    assert started.status_code == 201, started.text
+    assert started.json()["last_message"]["attachments"][0]["id"] == upfront.json()["id"]
+
+
 async def test_nobody_reaches_another_persons_or_apps_files(
     client: httpx.AsyncClient, runtime: Runtime, make_tenant: MakeTenant
 ) -> None:

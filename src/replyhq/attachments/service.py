@@ -320,6 +320,22 @@ async def attach(
     return [out(r, expires) for r in sorted(rows, key=lambda r: order[r.id])]
 
 
+async def adopt_uploads(
+    session: AsyncSession, app_id: uuid.UUID, *, from_user: uuid.UUID, to_user: uuid.UUID
+) -> None:
+    """A visitor who signs in keeps the uploads they had not sent yet (theirs to send now)."""
+    await session.execute(
+        update(Attachment)
+        .where(
+            Attachment.app_id == app_id,
+            Attachment.message_id.is_(None),
+            Attachment.uploader_type == "user",
+            Attachment.uploader_id == from_user,
+        )
+        .values(uploader_id=to_user)
+    )
+
+
 async def of_messages(
     session: AsyncSession, app_id: uuid.UUID, message_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[AttachmentOut]]:

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from replyhq.apps.models import App
+from replyhq.attachments import service as attachments
 from replyhq.errors import BadRequest, DeviceUnknown, DeviceUnverified, Unauthorized
 from replyhq.events import Event, Revoke, record
 from replyhq.messaging import service as messaging
@@ -223,8 +224,10 @@ def _check_attribute_count(user: EndUser) -> None:
 async def _adopt_anonymous(
     session: AsyncSession, app_id: uuid.UUID, *, anonymous: EndUser, into: EndUser
 ) -> None:
-    """A visitor who signs in keeps the conversations they had as a visitor on this device."""
+    """A visitor who signs in keeps the conversations they had as a visitor on this device, and
+    their uploads not sent yet."""
     await messaging.move_conversations(session, app_id, from_user=anonymous.id, to_user=into.id)
+    await attachments.adopt_uploads(session, app_id, from_user=anonymous.id, to_user=into.id)
     await session.execute(
         delete(EndUser).where(EndUser.app_id == app_id, EndUser.id == anonymous.id)
     )
