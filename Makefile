@@ -50,10 +50,8 @@ sdk-js: $(SDK_JS_BUILT)
 SDK_PY_DIR := src/replyhq/static/sdk
 SDK_PY_BUILT := $(SDK_PY_DIR)/.built
 
-$(SDK_PY_BUILT): $(STAMP) sdk/python/pyproject.toml $(shell find sdk/python/src -type f -not -name '*.pyc' 2>/dev/null)
-	rm -rf $(SDK_PY_DIR) sdk/python/build
-	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir $(SDK_PY_DIR) ./sdk/python
-	rm -rf sdk/python/build
+$(SDK_PY_BUILT): $(STAMP) scripts/build_python_sdk.py sdk/python/pyproject.toml $(shell find sdk/python/src -type f -not -name '*.pyc' 2>/dev/null)
+	$(BIN)/python scripts/build_python_sdk.py $(SDK_PY_DIR) >/dev/null
 	touch $@
 
 $(WEB_DEPS): web/package.json web/package-lock.json

@@ -17,6 +17,7 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 WEB = ROOT / "web"
 SDK_PYTHON = ROOT / "sdk" / "python"
+BUILD_SDK = ROOT / "scripts" / "build_python_sdk.py"
 
 
 class BuildPyWithWeb(build_py):
@@ -30,9 +31,7 @@ class BuildPyWithWeb(build_py):
             subprocess.run([npm, "run", "build"], cwd=WEB, check=True)
         if not self.editable_mode and (SDK_PYTHON / "pyproject.toml").is_file():
             wheels = ROOT / "src" / "replyhq" / "static" / "sdk"
-            shutil.rmtree(wheels, ignore_errors=True)
-            pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
-            subprocess.run([*pip_wheel, "--wheel-dir", str(wheels), str(SDK_PYTHON)], check=True)
+            subprocess.run([sys.executable, str(BUILD_SDK), str(wheels)], check=True)
         super().run()
 
 
