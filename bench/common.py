@@ -102,10 +102,29 @@ def throwaway_database(label: str) -> Iterator[str]:
         upgrade(url, Settings())
         yield url
     finally:
-        with psycopg.connect(base, autocommit=True) as connection:
-            connection.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop_database(name)
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(services().postgres_url, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@contextlib.contextmanager
+def kept_database(name: str) -> Iterator[str]:
+    """The database `name` beside the base one, made if missing and brought up to the newest
+    migration, never dropped: for data that takes minutes to generate, reused by later runs."""
+    base = services().postgres_url
+    with psycopg.connect(base, autocommit=True) as connection:
+        if not connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone():
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    upgrade(url, Settings())
+    yield url
 
 
 def database(owner_url: str, **pool: Any) -> Database:

@@ -188,9 +188,12 @@ def _event_predicate(predicate: Predicate) -> Condition:
 
 
 def _json(document: Any, key: str, operator: str, value: Any) -> Condition:
-    """`operator` on the JSON value under `key` of a JSONB column (missing: matches nothing).
-    Never NULL, so that NOT of it (the negative operators) matches the missing values."""
-    return func.coalesce(_json_positive(document, key, operator, value), false())
+    """`operator` on the JSON value under `key` of a NOT NULL JSONB column (missing: matches
+    nothing). Never NULL, so that NOT of it (the negative operators) matches the missing values:
+    containment (equals, in) of a non-null document never is, and stays bare so that the GIN
+    index can answer it; the others are wrapped in coalesce."""
+    positive = _json_positive(document, key, operator, value)
+    return positive if operator in ("equals", "in") else func.coalesce(positive, false())
 
 
 def _json_positive(document: Any, key: str, operator: str, value: Any) -> Condition:
