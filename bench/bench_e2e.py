@@ -9,7 +9,8 @@ this machine is shared and absolute figures drift from minute to minute. Systems
 - `rhq`: `replyhq serve` of this tree (rate limits on, raised; JSON access log to a file);
 - more ReplyHQ variants from BENCH_E2E_VARIANTS, e.g.
   `rhq-old-pool:DB_POOL_SIZE=20,DB_MAX_OVERFLOW=10` (settings) or
-  `before:PYTHONPATH=/tmp/before/src` (another source tree: a `git archive` of an older commit).
+  `before:PYTHONPATH=/tmp/before/src` (another source tree: a `git archive` of an older commit),
+  `rhq-2:WORKERS=2` (`serve --workers 2`, beside one process in the same run).
 
 Per system and offered rate: achieved msg/s, e2e p50/p99 (send to receive), lost, duplicated,
 HTTP errors, server CPU per message (read from /proc between the generator's "sending" and
@@ -69,6 +70,7 @@ class System:
     stop: Any
     app_file: Path | None = None  # ReplyHQ: the app the generator uses (login as its owner)
     runs: list[dict[str, Any]] = field(default_factory=list)
+    workers: int = 1
 
     def cpu_seconds(self) -> float:
         return sum(common._cpu_seconds(pid) for pid in self.pids())
@@ -214,7 +216,9 @@ def replyhq(
         )
         try:
             pids = lambda: common._tree(server.process.pid)  # noqa: E731
-            yield System(name, server.url, url, pids, server.stop, app_file=app_file)
+            yield System(
+                name, server.url, url, pids, server.stop, app_file=app_file, workers=workers
+            )
         finally:
             server.stop()
             if server.problems:
@@ -266,7 +270,7 @@ def offer(system: System, rate: int, seconds: int, profile: Path | None = None) 
 
 def _variants() -> list[tuple[str, dict[str, str]]]:
     raw = os.environ.get("BENCH_E2E_VARIANTS", "")
-    variants = [("rhq", {})]
+    variants: list[tuple[str, dict[str, str]]] = [("rhq", {})]
     for spec in filter(None, (s.strip() for s in raw.split(";"))):
         name, _, pairs = spec.partition(":")
         env = dict(p.split("=", 1) for p in pairs.split(",") if p)
@@ -302,7 +306,8 @@ def run() -> list[dict[str, Any]]:
         if os.environ.get("BENCH_E2E_NODE", "1") != "0":
             systems.append(stack.enter_context(node_reference(tmp)))
         for name, extra in _variants():
-            systems.append(stack.enter_context(replyhq(name, tmp, workers, extra)))
+            count = int(extra.pop("WORKERS", workers))
+            systems.append(stack.enter_context(replyhq(name, tmp, count, extra)))
         # A first run each, not counted: pools fill (a new Redis connection costs redis-py a
         # package-metadata lookup), caches and the JIT (Node) warm up.
         for system in systems:
@@ -333,9 +338,7 @@ def run() -> list[dict[str, Any]]:
                         f"load {os.getloadavg()[0]:.1f}"
                     )
     shutil.rmtree(tmp, ignore_errors=True)
-    return _rows(systems, rates, workers) + _profile_rows(
-        profiled, rates[0], samples, cpu_per_message
-    )
+    return _rows(systems, rates) + _profile_rows(profiled, rates[0], samples, cpu_per_message)
 
 
 def _profile_rows(
@@ -358,14 +361,14 @@ def _profile_rows(
     ]
 
 
-def _rows(systems: list[System], rates: list[int], workers: int) -> list[dict[str, Any]]:
+def _rows(systems: list[System], rates: list[int]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     node = next((s for s in systems if s.name == "node"), None)
     for system in systems:
         for rate in rates:
             mine = _summary(system, rate)
             ref = _summary(node, rate) if node is not None and system is not node else None
-            name = f"e2e {system.name}" + (f" x{workers}" if system.name != "node" else "")
+            name = f"e2e {system.name}" + (f" x{system.workers}" if system.name != "node" else "")
             metrics = [
                 ("achieved", f"msg/s offered {rate}", "msg/s"),
                 ("p99", f"e2e p99 @{rate}", "ms"),
