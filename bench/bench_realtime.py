@@ -1057,6 +1057,17 @@ def parts() -> list[str]:
     return chosen or list(PARTS)
 
 
+def managers() -> list[str]:
+    """BENCH_REALTIME_MANAGERS=routed: the fan-out part with only those Redis managers (both,
+    stock then routed, unset)."""
+    chosen = [m.strip() for m in os.environ.get("BENCH_REALTIME_MANAGERS", "").split(",")]
+    chosen = [m for m in chosen if m]
+    unknown = set(chosen) - {"stock", "routed"}
+    if unknown:
+        raise ValueError(f"BENCH_REALTIME_MANAGERS: unknown {sorted(unknown)}")
+    return chosen or ["stock", "routed"]
+
+
 async def _measure(owner_url: str | None, chosen: list[str]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     if "presence" in chosen:
@@ -1073,7 +1084,7 @@ async def _measure(owner_url: str | None, chosen: list[str]) -> list[dict[str, A
     if "fanout" in chosen:
         say(f"fan-out: {FANOUT_CLIENTS:,} sockets on bare Node")
         node = await fanout_node()
-        for manager in ("stock", "routed"):
+        for manager in managers():
             say(f"fan-out: {FANOUT_CLIENTS:,} sockets on two ReplyHQ processes, {manager} manager")
             rows += _fanout_rows(manager, await fanout_replyhq(owner_url, data, manager), node)
         rows.append(
