@@ -10,12 +10,15 @@ this machine is shared and absolute figures drift from minute to minute. Systems
 - more ReplyHQ variants from BENCH_E2E_VARIANTS, e.g.
   `rhq-old-pool:DB_POOL_SIZE=20,DB_MAX_OVERFLOW=10` (settings) or
   `before:PYTHONPATH=/tmp/before/src` (another source tree: a `git archive` of an older commit),
-  `rhq-2:WORKERS=2` (`serve --workers 2`, beside one process in the same run).
+  `rhq-2:WORKERS=2` (`serve --workers 2`, beside one process in the same run),
+  `no-rollups:SQL=ALTER TABLE messages DISABLE TRIGGER report_messages_inserted` (a statement
+  run on that variant's database, as its owner, once migrated).
 
 Per system and offered rate: achieved msg/s, e2e p50/p99 (send to receive), lost, duplicated,
 HTTP errors, server CPU per message (read from /proc between the generator's "sending" and
 "sent" marks), and from pg_stat_database the database's active time per message and the
-connections opened per second (pool churn). The ceiling is the
+connections opened per second (pool churn), and what its backends were doing (pg_stat_activity
+sampled every 100 ms: on CPU, or waiting for a lock or the WAL). The ceiling is the
 achieved rate at an offered rate above it (1,000 msg/s); latency is read at 200 msg/s.
 
 Knobs: BENCH_E2E_ROUNDS (3), BENCH_E2E_SECONDS (8), BENCH_E2E_RATES ("1000,200"),
@@ -34,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -203,6 +207,10 @@ def replyhq(
         )
         app_file = tmp / f"{name}-app.json"
         app_file.write_text(json.dumps(app))
+        statement = extra.pop("SQL", "")  # a variant's change to its database, as the owner
+        if statement:
+            with psycopg.connect(common.plain(url), autocommit=True) as connection:
+                connection.execute(statement.encode())
         if database_env is not None:
             extra = {**extra, **database_env(url)}
         server = common.start_server(
@@ -225,6 +233,44 @@ def replyhq(
                 _log(f"{name} logged: {server.problems}")
 
 
+class WaitSampler:
+    """What the system's database backends are doing, sampled from pg_stat_activity every
+    100 ms over the timed part: "CPU" (active, no wait event), a wait event (`Lock:tuple`,
+    `IO:WALSync`, ...) or idle states are not counted. Tells lock queues from CPU."""
+
+    def __init__(self, owner_url: str) -> None:
+        self.name = make_url(owner_url).database
+        self.counts: Counter[str] = Counter()
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        with psycopg.connect(common.services().postgres_url, autocommit=True) as connection:
+            while not self._stop.wait(0.1):
+                rows = connection.execute(
+                    "SELECT wait_event_type, wait_event FROM pg_stat_activity "
+                    "WHERE datname = %s AND state = 'active' AND pid <> pg_backend_pid()",
+                    (self.name,),
+                ).fetchall()
+                self.samples += 1
+                for kind, event in rows:
+                    self.counts["CPU" if kind is None else f"{kind}:{event}"] += 1
+
+    def summary(self) -> str:
+        """Backends active on average, by what they were doing (top 4)."""
+        n = max(1, self.samples)
+        top = ", ".join(f"{k} {v / n:.2f}" for k, v in self.counts.most_common(4))
+        return f"{sum(self.counts.values()) / n:.2f} active ({top})"
+
+
 def offer(system: System, rate: int, seconds: int, profile: Path | None = None) -> dict[str, Any]:
     """One run of the generator against `system`; its JSON line, with the server's CPU.
     `profile`: where py-spy writes the server's stacks over the timed part (one process)."""
@@ -241,12 +287,17 @@ def offer(system: System, rate: int, seconds: int, profile: Path | None = None) 
     )
     assert process.stderr is not None and process.stdout is not None
     marks: dict[str, tuple[float, tuple[float, int, int]]] = {}
+    sampler = WaitSampler(system.owner_url)
     spy: subprocess.Popen[bytes] | None = None
     other: list[str] = []
     for text_line in process.stderr:  # "sending" and "sent" bound the timed part
         mark = text_line.strip()
         if mark in ("sending", "sent"):
             marks[mark] = (system.cpu_seconds(), _database_stats(system.owner_url))
+            if mark == "sending":
+                sampler.start()
+            else:
+                sampler.stop()
             if mark == "sending" and profile is not None:
                 spy = profile_parts.start(system.pids()[0], seconds + 1, profile)
         else:
@@ -265,6 +316,7 @@ def offer(system: System, rate: int, seconds: int, profile: Path | None = None) 
     result["db_active_ms"] = (db1[0] - db0[0]) / sent
     result["db_sessions_per_s"] = (db1[1] - db0[1]) / max(1e-9, sent / result["achieved_rate"])
     result["db_connections"] = db1[2]
+    result["db_backends"] = sampler.summary()
     return result
 
 
@@ -335,6 +387,7 @@ def run() -> list[dict[str, Any]]:
                         f"cpu {result['server_cpu_ms']:.2f} ms/msg, db active "
                         f"{result['db_active_ms']:.2f} ms/msg, connections opened "
                         f"{result['db_sessions_per_s']:.1f}/s, held {result['db_connections']}, "
+                        f"backends {result['db_backends']}, "
                         f"load {os.getloadavg()[0]:.1f}"
                     )
     shutil.rmtree(tmp, ignore_errors=True)

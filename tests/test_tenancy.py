@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from replyhq.db import Database
 from replyhq.db.models import metadata
+from replyhq.messaging import statements
 from replyhq.runtime import Runtime
 from tests.conftest import MakeTenant, Servers, Tenant, identify, start_conversation
 from tests.test_accounts_tenancy import ACCOUNT_TABLES
@@ -473,12 +474,8 @@ class RoundTrips:
             writer.close()
 
 
-async def test_tenant_statement_is_one_round_trip(
-    servers: Servers, runtime: Runtime, two_tenants: tuple[Tenant, Tenant, object, object]
-) -> None:
-    """The binding, the statement and their one Sync go out together and come back together,
-    also once psycopg prepares the statement (after five runs)."""
-    a, _, _, _ = two_tenants
+async def _counted(servers: Servers, runtime: Runtime) -> tuple[RoundTrips, Database]:
+    """A pool of one connection through a RoundTrips proxy."""
     url = make_url(servers.database_url)
     proxy = RoundTrips(url)
     port = await proxy.start()
@@ -489,6 +486,16 @@ async def test_tenant_statement_is_one_round_trip(
         runtime.settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0}),
         through_proxy,
     )
+    return proxy, single
+
+
+async def test_tenant_statement_is_one_round_trip(
+    servers: Servers, runtime: Runtime, two_tenants: tuple[Tenant, Tenant, object, object]
+) -> None:
+    """The binding, the statement and their one Sync go out together and come back together,
+    also once psycopg prepares the statement (after five runs)."""
+    a, _, _, _ = two_tenants
+    proxy, single = await _counted(servers, runtime)
     sql = "SELECT count(*) AS n FROM messages WHERE sender = 'user'"
     try:
         await single.tenant_statement(a.id, sql, {})  # connects
@@ -529,3 +536,77 @@ async def test_tenant_statement_that_fails_or_is_cancelled_leaks_nothing(
         assert (count, autocommit) == (0, False)
     finally:
         await single.dispose()
+
+
+def _send_params(app_id: uuid.UUID, conversation_id: object, device_id: str) -> dict[str, object]:
+    return {
+        "app_id": app_id,
+        "conversation_id": conversation_id,
+        "device_id": device_id,
+        "message_id": uuid.uuid4(),
+        "client_msg_id": uuid.uuid4().hex,
+        "kind": "user",
+        "body": "hello",
+        "body_html": "<p>hello</p>",
+        "writable": True,
+    }
+
+
+async def test_send_function_is_the_send_statement(db: Database) -> None:
+    """replyhq_send_from_device (migration 0180) runs the statement of messaging/statements.py:
+    a statement changed without a migration that renders the function again fails here."""
+    async with db.engine.connect() as connection:
+        source = (
+            await connection.execute(
+                text("SELECT prosrc FROM pg_proc WHERE proname = :name"),
+                {"name": statements.SEND_FROM_DEVICE},
+            )
+        ).scalar_one()
+    assert source == statements.send_from_device_body()
+
+
+async def test_send_function_binds_only_its_tenant_and_leaves_nothing_bound(
+    servers: Servers,
+    runtime: Runtime,
+    two_tenants: tuple[Tenant, Tenant, dict[str, object], object],
+) -> None:
+    """The function binds the tenant it is given, for its own transaction only: app A naming
+    B's conversation (or A's device) finds nothing and writes nothing, one command, one round
+    trip, and the pooled connection is handed back with nothing bound."""
+    a, b, conversation_a, _ = two_tenants
+    proxy, single = await _counted(servers, runtime)
+    call = statements.SEND_FROM_DEVICE_CALL
+    try:
+        pid, _, _ = await _unbound_view(single)
+        (row,) = await single.tenant_function(
+            call, _send_params(b.id, conversation_a["id"], "device-a")
+        )
+        assert (row["found"], row["created"]) == (False, False)
+        trips = []
+        for _ in range(7):
+            before = proxy.count
+            (row,) = await single.tenant_function(
+                call, _send_params(a.id, conversation_a["id"], "device-a")
+            )
+            trips.append(proxy.count - before)
+            assert (row["found"], row["created"]) == (True, True)
+        # One round trip a call; once per connection, at its fifth run, psycopg prepares the
+        # call first (outside a pipeline, a round trip of its own).
+        assert sorted(trips) == [1] * 6 + [2]
+        assert (await _unbound_view(single)) == (pid, 0, False)
+        rows = await single.tenant_statement(
+            b.id,
+            "SELECT count(*) AS n FROM messages WHERE conversation_id = %(c)s",
+            {"c": conversation_a["id"]},
+        )
+        assert rows == [{"n": 0}]  # B still sees none of A's messages
+        mine = await single.tenant_statement(
+            a.id,
+            "SELECT seq FROM messages WHERE conversation_id = %(c)s ORDER BY seq",
+            {"c": conversation_a["id"]},
+        )
+        seqs = [r["seq"] for r in mine]
+        assert seqs == list(range(1, len(seqs) + 1))  # gap-free, none written for B's call
+    finally:
+        await single.dispose()
+        await proxy.close()

@@ -420,15 +420,15 @@ async def send_device_message(
 
     Shielded: once sent, the statement commits whatever happens to the caller, so a caller that
     goes away (cancelled) must not take the stored message's events with it."""
-    sql = statements.send(from_device=True, owner="sender")
     params = _send_params(
         app_id, conversation_id, "user", body, client_msg_id, bool(attachment_ids)
     )
     params["device_id"] = device_id
     if attachment_ids:
+        sql = statements.send(from_device=True, owner="sender")
         sending = _send_with_attachments(db, app_id, sql, params, attachment_ids)
-    else:
-        sending = _send_alone(db, app_id, sql, params)
+    else:  # the same statement as one function call that binds the tenant (migration 0180)
+        sending = _send_alone(db, app_id, statements.SEND_FROM_DEVICE_CALL, params, bound=True)
     out, created = await asyncio.shield(sending)
     if created:  # outside office hours: the away reply (a dict look-up while the team is in)
         await messenger.after_user_message(db, app_id, conversation_id)
@@ -458,11 +458,15 @@ async def send_agent_message(
 
 
 async def _send_alone(
-    db: Database, app_id: uuid.UUID, sql: str, params: dict[str, Any]
+    db: Database, app_id: uuid.UUID, sql: str, params: dict[str, Any], *, bound: bool = False
 ) -> tuple[MessageOut, bool]:
-    """A send statement run as its own transaction; its events emitted once it committed."""
+    """A send statement run as its own transaction; its events emitted once it committed.
+    `bound`: the statement binds the tenant itself (Database.tenant_function)."""
     for _ in range(2):  # the second time with a snapshot that sees a concurrent retry's message
-        (row,) = await db.tenant_statement(app_id, sql, params)
+        if bound:
+            (row,) = await db.tenant_function(sql, params)
+        else:
+            (row,) = await db.tenant_statement(app_id, sql, params)
         if row["sender_id"] is None:  # only a device's sender can be missing
             raise DeviceUnknown()
         if not row["sender_allowed"]:  # nor be refused

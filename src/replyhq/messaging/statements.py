@@ -17,6 +17,7 @@ How the guarantees hold (READ COMMITTED, as every transaction here):
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 # Who sends: the end user behind a device (the SDK), or an author the caller names; `allowed`:
@@ -97,3 +98,74 @@ def send(*, from_device: bool, owner: str) -> str:
     or "any" (an agent's reply). One row: see the columns of the final SELECT."""
     sender = _DEVICE_SENDER if from_device else _GIVEN_SENDER
     return _SEND.format(sender=sender, owner=_OWNERS[owner])
+
+
+# The SDK's send (a device's end user, their own conversation) as one server-side function that
+# binds its tenant first (migration 0180): one command instead of tenant_statement's pipeline of
+# two, which cost the hot path psycopg's pipeline machinery (Database.tenant_function). plpgsql
+# caches the statement's plan per connection as a prepared statement would.
+SEND_FROM_DEVICE = "replyhq_send_from_device"
+_PARAMETERS = (
+    ("app_id", "uuid"),
+    ("conversation_id", "uuid"),
+    ("device_id", "text"),
+    ("message_id", "uuid"),
+    ("client_msg_id", "text"),
+    ("kind", "text"),
+    ("body", "text"),
+    ("body_html", "text"),
+    ("writable", "boolean"),
+)
+# The final SELECT's columns (the function's row type, `replyhq_sent`), with their types.
+SENT_COLUMNS = (
+    ("sender_id", "uuid"),
+    ("sender_name", "varchar"),
+    ("sender_allowed", "boolean"),
+    ("found", "boolean"),
+    ("end_user_id", "uuid"),
+    ("subject", "varchar"),
+    ("status", "varchar"),
+    ("assignee_id", "uuid"),
+    ("conversation_created_at", "timestamptz"),
+    ("created", "boolean"),
+    ("id", "uuid"),
+    ("seq", "integer"),
+    ("sender", "varchar"),
+    ("author_id", "uuid"),
+    ("author_name", "varchar"),
+    ("body", "text"),
+    ("body_html", "text"),
+    ("created_at", "timestamptz"),
+)
+_ARGUMENTS = ", ".join(f"%({name})s" for name, _ in _PARAMETERS)
+SEND_FROM_DEVICE_CALL = f"SELECT * FROM {SEND_FROM_DEVICE}({_ARGUMENTS})"  # noqa: S608 (constant)
+
+
+def send_from_device_body() -> str:
+    """The function's body: send(from_device=True, owner="sender") after the tenant binding,
+    its parameters `p_<name>`. tests/test_tenancy.py checks the database's function against
+    this text, so a changed statement needs a migration that runs send_from_device_function()
+    again."""
+    statement = re.sub(r"%\((\w+)\)s", r"p_\1", send(from_device=True, owner="sender"))
+    return (
+        "\nBEGIN\n"
+        "PERFORM set_config('app.current_tenant', p_app_id::text, true);\n"
+        f"RETURN QUERY {statement.strip()};\n"
+        "END\n"
+    )
+
+
+def send_from_device_function() -> str:
+    """CREATE OR REPLACE FUNCTION for SEND_FROM_DEVICE (not SECURITY DEFINER: it runs as the
+    caller, so RLS applies with the tenant it binds)."""
+    arguments = ", ".join(f"p_{name} {kind}" for name, kind in _PARAMETERS)
+    return (
+        f"CREATE OR REPLACE FUNCTION {SEND_FROM_DEVICE}({arguments}) "
+        "RETURNS SETOF replyhq_sent LANGUAGE plpgsql VOLATILE AS $send$"
+        f"{send_from_device_body()}$send$"
+    )
+
+
+def sent_type() -> str:
+    columns = ", ".join(f"{name} {kind}" for name, kind in SENT_COLUMNS)
+    return f"CREATE TYPE replyhq_sent AS ({columns})"
