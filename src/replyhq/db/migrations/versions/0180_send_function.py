@@ -10,7 +10,7 @@ exactly as before. The text is replyhq.messaging.statements' (rendered at upgrad
 tests/test_tenancy.py fails if the statement changes without a migration that renders it again.
 
 Revision ID: 0180
-Revises: 0080
+Revises: 0131
 Create Date: 2026-12-03
 """
 
@@ -21,7 +21,7 @@ from alembic import op
 from replyhq.messaging import statements
 
 revision: str = "0180"
-down_revision: str | Sequence[str] | None = "0080"
+down_revision: str | Sequence[str] | None = "0131"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
