@@ -190,8 +190,10 @@ def _event_predicate(predicate: Predicate) -> Condition:
 def _json(document: Any, key: str, operator: str, value: Any) -> Condition:
     """`operator` on the JSON value under `key` of a NOT NULL JSONB column (missing: matches
     nothing). Never NULL, so that NOT of it (the negative operators) matches the missing values:
-    containment (equals, in) of a non-null document never is, and stays bare so that the GIN
-    index can answer it; the others are wrapped in coalesce."""
+    containment (equals, in) of a non-null document never is, and stays bare; the others are
+    wrapped in coalesce. (The GIN index on attributes answers containment for the owner only:
+    under row-level security PostgreSQL puts no operator that is not leakproof, as @> is not,
+    into an index scan below the policy.)"""
     positive = _json_positive(document, key, operator, value)
     return positive if operator in ("equals", "in") else func.coalesce(positive, false())
 
