@@ -12,7 +12,7 @@ this machine is shared and absolute figures drift from minute to minute. Systems
   `before:PYTHONPATH=/tmp/before/src` (another source tree: a `git archive` of an older commit),
   `rhq-2:WORKERS=2` (`serve --workers 2`, beside one process in the same run),
   `no-rollups:SQL=ALTER TABLE messages DISABLE TRIGGER report_messages_inserted` (a statement
-  run on that variant's database, as its owner, once migrated).
+  run on that variant's database, as its owner, once migrated; `{database}` is its name).
 
 Per system and offered rate: achieved msg/s, e2e p50/p99 (send to receive), lost, duplicated,
 HTTP errors, server CPU per message (read from /proc between the generator's "sending" and
@@ -207,7 +207,8 @@ def replyhq(
         )
         app_file = tmp / f"{name}-app.json"
         app_file.write_text(json.dumps(app))
-        statement = extra.pop("SQL", "")  # a variant's change to its database, as the owner
+        # A variant's change to its database, as the owner; `{database}` stands for its name.
+        statement = extra.pop("SQL", "").replace("{database}", f'"{make_url(url).database}"')
         if statement:
             with psycopg.connect(common.plain(url), autocommit=True) as connection:
                 connection.execute(statement.encode())
