@@ -1,4 +1,4 @@
-"""The message POST answered by web/hot.py answers exactly as FastAPI's route does.
+"""The message POST and /v1/events answered by web/hot.py answer exactly as FastAPI's routes do.
 
 A `Content-Type: application/x.same+json` request is parsed as JSON by FastAPI but is not one the
 fast path takes, so the same request can be answered both ways and the answers compared.
@@ -13,10 +13,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
+from replyhq.analytics import routes as analytics_routes
 from replyhq.messaging import routes as messaging_routes
 from replyhq.web import hot
-from replyhq.web.hot import HotRoutes, send_route
+from replyhq.web.hot import HotRoutes, hot_route
 from tests.conftest import Tenant, identify, start_conversation
 
 SLOW = {"Content-Type": "application/x.same+json"}  # FastAPI's own route answers it
@@ -179,12 +181,76 @@ async def test_access_log_metrics_and_request_id_name_the_route(
     )
 
 
-def test_the_route_takes_what_the_fast_path_gives(app: FastAPI) -> None:
-    """Fails when an upgrade or an edit changes the route function's parameters: the fast path
-    would turn itself off (and the message POST lose its speed) without this."""
-    route = send_route(app)
+def test_the_routes_take_what_the_fast_path_gives(app: FastAPI) -> None:
+    """Fails when an upgrade or an edit changes a route function's parameters: the fast path
+    would turn itself off (and the route lose its speed) without this."""
+    route = hot_route(app, hot.SEND)
     assert route is not None
     assert route.endpoint is messaging_routes.send_message
     assert route.path == "/v1/conversations/{conversation_id}/messages"
     assert route.status_code == 201
-    assert hot._SEND_PARAMETERS == ("conversation_id", "body", "caller", "runtime", "response")
+    assert hot.SEND.parameters == ("conversation_id", "body", "caller", "runtime", "response")
+    route = hot_route(app, hot.TRACK)
+    assert route is not None
+    assert route.endpoint is analytics_routes.track_events
+    assert route.path == "/v1/events"
+    assert route.status_code == 202
+    assert hot.TRACK.parameters == ("body", "caller", "runtime")
+
+
+# --- POST /v1/events -------------------------------------------------------------------------
+
+
+async def _stored_events(client: httpx.AsyncClient, tenant: Tenant) -> list[str]:
+    runtime = client._transport.app.state.runtime  # type: ignore[attr-defined]
+    async with runtime.db.tenant_session(tenant.id) as session:
+        rows = await session.execute(text("SELECT name FROM events ORDER BY name"))
+        return list(rows.scalars())
+
+
+async def test_a_tracked_batch_answers_as_fastapi_does(
+    client: httpx.AsyncClient, tenant: Tenant, taken: list[str]
+) -> None:
+    await identify(client, tenant)
+    sdk = tenant.sdk()
+    fast = await _post(
+        client, "/v1/events", sdk, b'{"events": [{"name": "a"}, {"name": "b"}]}', FAST
+    )
+    slow = await _post(
+        client, "/v1/events", sdk, b'{"events": [{"name": "c"}, {"name": "d"}]}', SLOW
+    )
+    assert taken == ["/v1/events"]
+    assert fast.status_code == 202
+    _same(fast, slow)
+    assert fast.content == slow.content == b'{"accepted":2}'
+    assert await _stored_events(client, tenant) == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize(
+    "case", ["unknown device", "wrong key", "no device", "timestamp too old", "too many events"]
+)
+async def test_tracking_refusals_answer_as_fastapi_does(
+    client: httpx.AsyncClient, tenant: Tenant, case: str, taken: list[str]
+) -> None:
+    await identify(client, tenant)
+    sdk = tenant.sdk()
+    events: list[dict[str, Any]] = [{"name": "x"}]
+    if case == "unknown device":
+        sdk = tenant.sdk("never-identified")
+    elif case == "wrong key":
+        sdk = {**sdk, "X-Api-Key": "rhq_sdk_wrong"}
+    elif case == "no device":
+        del sdk["X-Device-Id"]
+    elif case == "timestamp too old":
+        events = [{"name": "x"}, {"name": "y", "timestamp": "2001-01-01T00:00:00Z"}]
+    elif case == "too many events":
+        events = [{"name": "x"}] * 101
+    content = json.dumps({"events": events}).encode()
+    fast = await _post(client, "/v1/events", sdk, content, FAST)
+    slow = await _post(client, "/v1/events", sdk, content, SLOW)
+    # The model refuses 101 events: FastAPI answers that one, with the body replayed.
+    assert taken == ([] if case == "too many events" else ["/v1/events"])
+    assert fast.status_code in (400, 401)
+    _same(fast, slow)
+    assert fast.content == slow.content
+    assert await _stored_events(client, tenant) == []

@@ -166,7 +166,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 on_refused={"/admin/login": count_refused_login},
                 binary=[UPLOAD_PATH],
             ),
-            # Innermost: the message POST answered without FastAPI's per-request work.
+            # Innermost: the message POST and /v1/events answered without FastAPI's
+            # per-request work.
             Middleware(HotRoutes),
         ],
     )

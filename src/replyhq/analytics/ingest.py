@@ -15,10 +15,12 @@ store the event twice (at least once, as every analytics pipeline without client
 
 The same statement resolves each device to its end user (refusing a device that has not
 identified, or may not speak for its user, as a message send does) and adds the events to the
-per-user daily counts and the app's event-name catalog, so segment conditions on "did X N times
-in D days" read the counts and never the raw events; and it claims the people that the app's
-active event-triggered messages on those names should reach, queueing the job that sends them
-(replyhq.triggered), so a trigger costs ingest one index lookup and never a message send.
+per-user daily counts, so segment conditions on "did X N times in D days" read the counts and
+never the raw events (the dashboard's catalog of event names counts them there too, when asked:
+no row is written by every flush of an app, so its concurrent flushes do not queue on a row
+lock held until the commit); and it claims the people that the app's active event-triggered
+messages on those names should reach, queueing the job that sends them (replyhq.triggered), so
+a trigger costs ingest one index lookup and never a message send.
 """
 
 from __future__ import annotations
@@ -83,11 +85,6 @@ WITH batch AS (
   FROM stored GROUP BY 2, 3, 4 ORDER BY 2, 3, 4  -- one lock order for every writer
   ON CONFLICT (app_id, name, day, end_user_id)
   DO UPDATE SET count = c.count + excluded.count, last_at = greatest(c.last_at, excluded.last_at)
-), named AS (
-  INSERT INTO event_names AS n (app_id, name, count, last_at)
-  SELECT %(app_id)s, name, count(*), max(occurred_at) FROM stored GROUP BY 2 ORDER BY 2
-  ON CONFLICT (app_id, name)
-  DO UPDATE SET count = n.count + excluded.count, last_at = greatest(n.last_at, excluded.last_at)
 ), triggered AS (
   -- Event-triggered messages (replyhq.triggered): claim each (trigger, person) once; the
   -- primary key is what makes it once per person across concurrent batches and processes.

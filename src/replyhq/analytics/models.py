@@ -1,4 +1,5 @@
-"""Tracked events, their per-user daily rollups and the app's catalog of event names.
+"""Tracked events and their per-user daily rollups (the app's catalog of event names is summed
+from the rollups: analytics.service.catalog).
 
 `events` and `event_daily_counts` are partitioned by UTC day (migration 0030): neither has a
 primary key of its own worth mapping, so they are Core tables; SQL names the parents only.
@@ -6,15 +7,10 @@ primary key of its own worth mapping, so they are Core tables; SQL names the par
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
-
 from sqlalchemy import (
-    BigInteger,
     Column,
     Date,
     DateTime,
-    ForeignKey,
     Integer,
     String,
     Table,
@@ -22,7 +18,6 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
 
 from replyhq.db.base import Base
 
@@ -52,16 +47,3 @@ event_daily_counts = Table(
     Column("count", Integer, nullable=False),
     Column("last_at", DateTime(timezone=True), nullable=False),
 )
-
-
-class EventName(Base):
-    """Every event name an app has sent, with how many times: the dashboard's event picker."""
-
-    __tablename__ = "event_names"
-
-    app_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True
-    )
-    name: Mapped[str] = mapped_column(String(MAX_EVENT_NAME), primary_key=True)
-    count: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

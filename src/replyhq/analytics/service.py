@@ -9,7 +9,7 @@ from sqlalchemy import func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from replyhq.analytics.ingest import EventWriter, Row, to_json
-from replyhq.analytics.models import EventName
+from replyhq.analytics.models import event_daily_counts
 from replyhq.analytics.partitions import cutoff
 from replyhq.analytics.schemas import (
     MAX_FUTURE_DAYS,
@@ -86,12 +86,16 @@ async def track(
 
 
 async def catalog(session: AsyncSession, app_id: uuid.UUID) -> CatalogOut:
-    """Event names (with how many were tracked) and attribute keys (with how many users have
-    each): what the segment builder offers."""
+    """Event names (with how many are kept, and the latest) and attribute keys (with how many
+    users have each): what the segment builder offers. Names are counted from the daily counts
+    when asked, rather than kept in a row that every flush of the app would update."""
+    counts = event_daily_counts.c
+    total = func.sum(counts.count)
     names = await session.execute(
-        select(EventName.name, EventName.count, EventName.last_at)
-        .where(EventName.app_id == app_id)
-        .order_by(EventName.count.desc(), EventName.name)
+        select(counts.name, total, func.max(counts.last_at))
+        .where(counts.app_id == app_id)
+        .group_by(counts.name)
+        .order_by(total.desc(), counts.name)
         .limit(CATALOG_LIMIT)
     )
     keys_of = func.jsonb_object_keys(EndUser.attributes).table_valued("key").render_derived("k")
