@@ -1,17 +1,25 @@
 """Analytics (issue 16): event ingest and segment previews at scale, on this machine.
 
 A throwaway database built by the real migrations gets one measured app with USERS end users
-(attributes, a device each) and EVENTS events over the last 30 days (with their daily counts and
-catalog, as ingest keeps them), written by generate_series in SQL, plus a second app whose rows
+(attributes, a device each) and EVENTS events over the last 30 days (with their daily counts, as
+ingest keeps them), written by generate_series in SQL, plus a second app whose rows
 the policies must filter out. Then, against a real `replyhq serve` process:
 
-- ingest: CONCURRENCY clients each POST /v1/events batches of BATCH events; p50/p99 of a batch's
-  round trip (answered once committed) and events/s, alternating with a COPY of the same number
-  of rows into `events` (the bulk-load ceiling, in the same run, same tables and indexes);
+- ingest: CONCURRENCY clients each POST /v1/events batches of BATCH events as fast as they are
+  answered (closed loop; the devices of DEVICES end users in turn); p50/p99 of a batch's round
+  trip (answered once committed) and events/s, alternating with a COPY of the same number of rows
+  into `events` (the bulk-load ceiling, in the same run, same tables and indexes); then batches
+  at a fixed RATE a second (open loop: the latency of a batch at a given load, not of a queue);
 - segment preview p95 for five representative queries (POST /admin/api/segments/preview: the
   count and a sample of 20, as the runtime role under RLS);
-- the message POST (the SDK's hot path) alone and with ingest running beside it, alternating:
-  p50 and the ratio.
+- the message POST (the SDK's hot path) alone and with ingest running beside it (at RATE, or
+  the closed loop when RATE is 0), alternating: p50 and the ratio.
+
+BENCH_ANALYTICS_BEFORE=<another tree's src> (e.g. a git worktree of main) starts a second server
+from that tree on the same database: every round is run on both, alternating, and this tree's
+figures are given against it (BENCH_ANALYTICS_AFTER_ENV="NAME=value,...": settings of this tree's
+server only). BENCH_ANALYTICS_ROUNDS / _ROUND_SECONDS / _DEVICES / _RATE set the
+rounds (3 of 6 s), the devices (1,000) and the open-loop rate (100 batches/s, 0: none).
 
 The issue asks for 100,000 users and 10,000,000 events; the default here is 100,000 users and
 1,000,000 events: BENCH_ANALYTICS_USERS / BENCH_ANALYTICS_EVENTS set them. The load is SQL only
@@ -19,18 +27,21 @@ The issue asks for 100,000 users and 10,000,000 events; the default here is 100,
 the quiet 2-core machine. BENCH_ANALYTICS_DB=<name> keeps the generated data in that database
 between runs (made again only when it holds other sizes): the next run starts measuring at once.
 The figures are from a shared machine: compare ratios measured in the same run.
-BENCH_ANALYTICS_ONLY=ingest stops after the ingest rows (with where a batch's time went: the
-server's own event_queue_seconds / event_flush_seconds histograms over the measured rounds);
-BENCH_ANALYTICS_ONLY=preview measures the previews alone. `python -m bench.segment_plans`
+BENCH_ANALYTICS_ONLY=ingest skips the previews (the ingest rows come with where a batch's time
+went: the server's own event_queue_seconds / event_flush_seconds histograms over the closed-loop
+rounds); BENCH_ANALYTICS_ONLY=preview measures the previews alone. `python -m bench.segment_plans`
 times the previews in process and prints their plans (EXPLAIN ANALYZE, as the runtime role).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,8 +66,23 @@ NAMES = [
 ]
 BATCH = 10
 CONCURRENCY = 16
-ROUNDS = 3
-ROUND_SECONDS = 6.0
+ROUNDS = int(os.environ.get("BENCH_ANALYTICS_ROUNDS", "3"))
+ROUND_SECONDS = float(os.environ.get("BENCH_ANALYTICS_ROUND_SECONDS", "6"))
+# Devices (each its own end user) the ingest clients take in turn: an app's traffic comes from
+# many people, whose daily counts are different rows.
+DEVICES = int(os.environ.get("BENCH_ANALYTICS_DEVICES", "1000"))
+# Batches a second of the open-loop ingest rounds (0: none), and the load beside the message POST.
+RATE = float(os.environ.get("BENCH_ANALYTICS_RATE", "100"))
+# Another source tree's `src` (e.g. a git worktree of main): its server is measured too, in
+# alternating rounds on the same database, and this tree's figures are given against it.
+BEFORE = os.environ.get("BENCH_ANALYTICS_BEFORE", "")
+# Settings of this tree's server only ("NAME=value,..."): with BEFORE set to this tree's own src,
+# an A/B of a setting in one run.
+AFTER_ENV = dict(
+    pair.split("=", 1)
+    for pair in os.environ.get("BENCH_ANALYTICS_AFTER_ENV", "").split(",")
+    if pair
+)
 PREVIEW_ROUNDS = 15
 
 
@@ -131,15 +157,9 @@ def _load(owner_url: str, app_id: uuid.UUID, other_id: uuid.UUID, users: int, ev
                 """,
                 {"app": str(app)},
             )
-            db.execute(
-                "INSERT INTO event_names (app_id, name, count, last_at) SELECT app_id, name, "
-                "sum(count), max(last_at) FROM event_daily_counts WHERE app_id = %(app)s "
-                "GROUP BY 1, 2",
-                {"app": str(app)},
-            )
         db.commit()
     with psycopg.connect(owner_url, autocommit=True) as db:
-        db.execute("VACUUM ANALYZE end_users, devices, events, event_daily_counts, event_names")
+        db.execute("VACUUM ANALYZE end_users, devices, events, event_daily_counts")
     return time.perf_counter() - started
 
 
@@ -216,25 +236,62 @@ QUERIES: dict[str, dict[str, Any]] = {
 }
 
 
+def _batch() -> dict[str, Any]:
+    return {"events": [{"name": "tap", "properties": {"n": i}} for i in range(BATCH)]}
+
+
 async def _ingest_round(
     client: httpx.AsyncClient, headers: list[dict[str, str]], seconds: float
 ) -> tuple[list[float], int]:
+    """CONCURRENCY clients, each posting a batch as soon as its last one was answered (closed
+    loop), the devices taken in turn: (latencies in ms, events stored)."""
     latencies: list[float] = []
     stored = 0
     deadline = time.perf_counter() + seconds
+    turn = iter(range(1 << 62))
 
-    async def one(h: dict[str, str]) -> None:
+    async def one() -> None:
         nonlocal stored
         while time.perf_counter() < deadline:
-            body = {"events": [{"name": "tap", "properties": {"n": i}} for i in range(BATCH)]}
+            h = headers[next(turn) % len(headers)]
             started = time.perf_counter()
-            response = await client.post("/v1/events", headers=h, json=body)
+            response = await client.post("/v1/events", headers=h, json=_batch())
             latencies.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 202, response.text
             stored += BATCH
 
-    await asyncio.gather(*[one(h) for h in headers])
+    await asyncio.gather(*[one() for _ in range(CONCURRENCY)])
     return latencies, stored
+
+
+async def _open_round(
+    client: httpx.AsyncClient, headers: list[dict[str, str]], rate: float, seconds: float
+) -> tuple[list[float], int]:
+    """Batches sent at `rate` a second whatever the answers (open loop), the devices in turn:
+    each latency counts from when its batch was due, so a server (or client) falling behind
+    shows as latency rather than as fewer samples. (latencies in ms, batches that were late
+    to leave by more than 5 ms)."""
+    latencies: list[float] = []
+    late = 0
+    tasks: list[asyncio.Task[None]] = []
+    start = time.perf_counter()
+    count = int(rate * seconds)
+
+    async def one(h: dict[str, str], due: float) -> None:
+        response = await client.post("/v1/events", headers=h, json=_batch())
+        latencies.append((time.perf_counter() - due) * 1000)
+        assert response.status_code == 202, response.text
+
+    for n in range(count):
+        due = start + n / rate
+        wait = due - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        elif wait < -0.005:
+            late += 1
+        tasks.append(asyncio.create_task(one(headers[n % len(headers)], due)))
+    await asyncio.gather(*tasks)
+    return latencies, late
 
 
 def _copy_round(owner_url: str, app_id: uuid.UUID, rows: int) -> float:
@@ -300,9 +357,11 @@ async def _histograms(client: httpx.AsyncClient) -> dict[str, tuple[float, float
 
 
 def _breakdown(
-    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
+    label: str, before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
 ) -> list[dict[str, Any]]:
     """Where a batch's time went, from the server's own histograms over the measured rounds."""
+
+    prefix = f"{label}: " if label else ""
 
     def mean(name: str) -> float:
         total = after[name][0] - before.get(name, (0.0, 0.0))[0]
@@ -312,26 +371,28 @@ def _breakdown(
     return [
         common.row(
             "analytics",
-            "ingest: mean request in the server",
+            prefix + "ingest: mean request in the server",
             mean("server") * 1000,
             "ms",
             note="the server's http_request_duration_seconds for POST /v1/events",
         ),
         common.row(
             "analytics",
-            "ingest: mean wait in the buffer",
+            prefix + "ingest: mean wait in the buffer",
             mean("event_queue_seconds") * 1000,
             "ms",
             note="before the request's flush was sent (the delay, and flushes ahead of it)",
         ),
         common.row(
             "analytics",
-            "ingest: mean flush statement",
+            prefix + "ingest: mean flush statement",
             mean("event_flush_seconds") * 1000,
             "ms",
             note="send to commit, one round trip",
         ),
-        common.row("analytics", "ingest: mean events per flush", mean("event_flush_events"), ""),
+        common.row(
+            "analytics", prefix + "ingest: mean events per flush", mean("event_flush_events"), ""
+        ),
     ]
 
 
@@ -379,62 +440,137 @@ async def _previews(client: httpx.AsyncClient, tenant: common.Tenant) -> list[di
     return out
 
 
-async def _measure(url: str, server: common.Server, tenant: common.Tenant) -> list[dict[str, Any]]:
+@dataclass
+class _Target:
+    """A server measured: this tree's, or (BENCH_ANALYTICS_BEFORE) the tree it is compared to."""
+
+    label: str
+    client: httpx.AsyncClient
+    closed_ms: list[float] = field(default_factory=list)
+    closed_rate: list[float] = field(default_factory=list)
+    open_ms: list[float] = field(default_factory=list)
+    late: int = 0
+    alone: list[float] = field(default_factory=list)
+    beside: list[float] = field(default_factory=list)
+    before: dict[str, tuple[float, float]] = field(default_factory=dict)
+    breakdown: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _in_turn(targets: list[_Target], round_: int) -> list[_Target]:
+    """The targets in this round's order (alternating, so neither always goes first)."""
+    return targets if round_ % 2 == 0 else targets[::-1]
+
+
+def _ingest_rows(t: _Target, versus: _Target | None, copy_rate: float) -> list[dict[str, Any]]:
+    """The ingest rows of one target: against `versus` (the tree compared to) when given, else
+    the p99 against the issue's seed."""
+    prefix = f"{t.label}: " if t.label else ""
+
+    def p50(x: _Target) -> float:
+        return common.percentile(x.closed_ms, 50)
+
+    def p99(x: _Target) -> float:
+        return common.percentile(x.closed_ms, 99)
+
+    def open_p99(x: _Target) -> float:
+        return common.percentile(x.open_ms, 99)
+
+    def rate(x: _Target) -> float:
+        return common.median(x.closed_rate)
+
+    def vs(figure: Callable[[_Target], float], seed: float | None = None) -> dict[str, Any]:
+        other = figure(versus) if versus else seed
+        return {"baseline": other, "ratio": figure(t) / other} if other else {}
+
+    loop = f"{CONCURRENCY} clients"
+    rows = [
+        common.row(
+            "analytics", f"{prefix}ingest batch of {BATCH} p50, {loop}", p50(t), "ms", **vs(p50)
+        ),
+        common.row(
+            "analytics",
+            f"{prefix}ingest batch of {BATCH} p99, {loop}",
+            p99(t),
+            "ms",
+            **vs(p99, 50.0),
+            goal="<= 10 ms (seed 50)",
+            ok=p99(t) <= 10,
+            note=f"closed loop over HTTP, {DEVICES} devices in turn",
+        ),
+        common.row(
+            "analytics",
+            f"{prefix}ingest events/s, {loop}",
+            rate(t),
+            "events/s",
+            baseline=copy_rate,
+            ratio=rate(t) / copy_rate,
+            note="baseline: COPY of as many rows, same run"
+            + (f"; {rate(t) / rate(versus):.2f}x the {versus.label} tree" if versus else ""),
+        ),
+    ]
+    if t.open_ms:
+        rows.append(
+            common.row(
+                "analytics",
+                f"{prefix}ingest batch of {BATCH} p99 at {RATE:g} batches/s",
+                open_p99(t),
+                "ms",
+                **vs(open_p99),
+                goal="<= 10 ms (seed 50)",
+                ok=open_p99(t) <= 10,
+                note=f"open loop ({RATE * BATCH:,.0f} events/s offered); p50 "
+                f"{common.percentile(t.open_ms, 50):.1f} ms; {t.late} batches left late",
+            )
+        )
+    return rows + t.breakdown
+
+
+async def _measure(
+    url: str, servers: list[tuple[str, common.Server]], tenant: common.Tenant
+) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     limits = httpx.Limits(max_connections=64)
-    async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        targets = [
+            _Target(
+                label,
+                await stack.enter_async_context(
+                    httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits)
+                ),
+            )
+            for label, server in servers
+        ]
+        client = targets[0].client  # this tree's server, for the previews
         if os.environ.get("BENCH_ANALYTICS_ONLY") == "preview":
             return await _previews(client, tenant)
-        headers = [tenant.headers(f"d{i}") for i in range(1, CONCURRENCY + 1)]
-        # Warm up: key cache, connections, plans.
-        await _ingest_round(client, headers, 1.0)
-        ingest_ms: list[float] = []
-        ingest_rate: list[float] = []
+        headers = [tenant.headers(f"d{i}") for i in range(1, DEVICES + 1)]
+        for t in targets:  # warm up: key cache, connections, plans
+            await _ingest_round(t.client, headers, 1.0)
+            t.before = await _histograms(t.client)
         copy_rate: list[float] = []
-        before = await _histograms(client)
-        for _ in range(ROUNDS):
-            started = time.perf_counter()
-            latencies, stored = await _ingest_round(client, headers, ROUND_SECONDS)
-            ingest_ms += latencies
-            ingest_rate.append(stored / (time.perf_counter() - started))
-            copy_rate.append(_copy_round(common.plain(url), tenant.id, stored))
-        breakdown = _breakdown(before, await _histograms(client))
-        rate, ceiling = common.median(ingest_rate), common.median(copy_rate)
-        p99 = common.percentile(ingest_ms, 99)
-        out += [
-            common.row(
-                "analytics", f"ingest batch of {BATCH} p50", common.percentile(ingest_ms, 50), "ms"
-            ),
-            common.row(
-                "analytics",
-                f"ingest batch of {BATCH} p99",
-                p99,
-                "ms",
-                baseline=50.0,
-                ratio=p99 / 50.0,
-                goal="<= 10 ms (seed 50)",
-                ok=p99 <= 10,
-                note=f"{CONCURRENCY} concurrent clients over HTTP",
-            ),
-            common.row(
-                "analytics",
-                "ingest events/s",
-                rate,
-                "events/s",
-                baseline=ceiling,
-                ratio=rate / ceiling,
-                note="baseline: COPY of as many rows, same run",
-            ),
-            *breakdown,
-        ]
-        if os.environ.get("BENCH_ANALYTICS_ONLY") == "ingest":
-            return out
+        for round_ in range(ROUNDS):
+            for t in _in_turn(targets, round_):
+                started = time.perf_counter()
+                latencies, stored = await _ingest_round(t.client, headers, ROUND_SECONDS)
+                t.closed_ms += latencies
+                t.closed_rate.append(stored / (time.perf_counter() - started))
+                copy_rate.append(_copy_round(common.plain(url), tenant.id, stored))
+            for t in _in_turn(targets, round_) if RATE else []:
+                latencies, late = await _open_round(t.client, headers, RATE, ROUND_SECONDS)
+                t.open_ms += latencies
+                t.late += late
+        for t in targets:
+            t.breakdown = _breakdown(t.label, t.before, await _histograms(t.client))
+        versus = targets[1] if len(targets) > 1 else None
+        out += _ingest_rows(targets[0], versus, common.median(copy_rate))
+        if versus:
+            out += _ingest_rows(versus, None, common.median(copy_rate))
 
-        out += await _previews(client, tenant)
-
+        # The message POST alone and with ingest beside it (open loop at RATE batches/s when
+        # set, else the closed loop), alternating, for each tree.
         sends = []
         for i in range(4):
-            h = tenant.headers(f"d{CONCURRENCY + 1 + i}")
+            h = tenant.headers(f"d{DEVICES + 1 + i}")
             made = await client.post(
                 "/v1/conversations",
                 headers=h,
@@ -442,26 +578,38 @@ async def _measure(url: str, server: common.Server, tenant: common.Tenant) -> li
             )
             assert made.status_code == 201, made.text
             sends.append((h, made.json()["id"]))
-        alone: list[float] = []
-        beside: list[float] = []
-        for _ in range(ROUNDS):
-            alone += await _send_round(client, sends, ROUND_SECONDS / 2)
-            busy = asyncio.create_task(_ingest_round(client, headers, ROUND_SECONDS / 2))
-            beside += await _send_round(client, sends, ROUND_SECONDS / 2)
-            await busy
-        a, b = common.percentile(alone, 50), common.percentile(beside, 50)
-        out += [
-            common.row("analytics", "message POST p50 alone", a, "ms"),
-            common.row(
-                "analytics",
-                "message POST p50 beside ingest",
-                b,
-                "ms",
-                baseline=a,
-                ratio=b / a,
-                note=f"{CONCURRENCY} ingest clients on the same 2 cores",
-            ),
-        ]
+        half = ROUND_SECONDS / 2
+        for round_ in range(ROUNDS):
+            for t in _in_turn(targets, round_):
+                t.alone += await _send_round(t.client, sends, half)
+                busy = asyncio.create_task(
+                    _open_round(t.client, headers, RATE, half)
+                    if RATE
+                    else _ingest_round(t.client, headers, half)
+                )
+                t.beside += await _send_round(t.client, sends, half)
+                await busy
+        load = f"ingest at {RATE:g} batches/s" if RATE else f"{CONCURRENCY} ingest clients"
+        for t in targets:
+            prefix = f"{t.label}: " if t.label else ""
+            a, b = common.percentile(t.alone, 50), common.percentile(t.beside, 50)
+            out += [
+                common.row("analytics", f"{prefix}message POST p50 alone", a, "ms"),
+                common.row(
+                    "analytics",
+                    f"{prefix}message POST p50 beside ingest",
+                    b,
+                    "ms",
+                    baseline=a,
+                    ratio=b / a,
+                    note=f"{load} on the same 2 cores; p99 "
+                    f"{common.percentile(t.alone, 99):.1f} alone, "
+                    f"{common.percentile(t.beside, 99):.1f} beside",
+                ),
+            ]
+        if os.environ.get("BENCH_ANALYTICS_ONLY") == "ingest":
+            return out
+        out += await _previews(client, tenant)
     return out
 
 
@@ -502,6 +650,10 @@ def _kept_name(users: int, events: int) -> str | None:
     return name
 
 
+def prefix() -> str:
+    return common.redis_prefix("analytics")
+
+
 def run() -> list[dict[str, Any]]:
     users = int(os.environ.get("BENCH_ANALYTICS_USERS", "100000"))
     events = int(os.environ.get("BENCH_ANALYTICS_EVENTS", "1000000"))
@@ -532,11 +684,19 @@ def run() -> list[dict[str, Any]]:
             if keep:
                 _remember(common.plain(url), tenant, users, events)
         services = common.services()
-        server = common.start_server(url, services.redis_url, common.redis_prefix("analytics"))
+        redis_url = services.redis_url
+        this = common.start_server(url, redis_url, prefix(), **AFTER_ENV)
+        servers = [("after" if BEFORE else "", this)]
         try:
-            out = common.run_async(_measure(url, server, tenant))
+            if BEFORE:
+                before = common.start_server(url, redis_url, prefix(), PYTHONPATH=BEFORE)
+                servers.append(("before", before))
+            load_before = os.getloadavg()
+            out = common.run_async(_measure(url, servers, tenant))
+            load_after = os.getloadavg()
         finally:
-            server.stop()
+            for _, server in servers:
+                server.stop()
     return [
         common.row(
             "analytics",
@@ -547,6 +707,13 @@ def run() -> list[dict[str, Any]]:
         ),
         common.row("analytics", "load (SQL) + daily counts", load_seconds, "s", note=load_note),
         *out,
+        common.row(
+            "analytics",
+            "load average (1 min) at the end",
+            load_after[0],
+            "",
+            note=f"{load_before[0]:.2f} at the start of the measurement",
+        ),
     ]
 
 
