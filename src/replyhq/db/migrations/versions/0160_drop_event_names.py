@@ -8,7 +8,7 @@ The dashboard's catalog now sums `event_daily_counts` when asked (replyhq.analyt
 from the daily counts (of the days still kept).
 
 Revision ID: 0160
-Revises: 0131
+Revises: 0180
 Create Date: 2026-12-03
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from replyhq.db.rls import disable_tenant_rls, enable_tenant_rls
 
 revision: str = "0160"
-down_revision: str | Sequence[str] | None = "0131"
+down_revision: str | Sequence[str] | None = "0180"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
