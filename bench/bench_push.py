@@ -104,6 +104,39 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _named_cpu(*names: str) -> dict[int, float]:
+    """CPU seconds so far of every process with one of these names (PostgreSQL's backends and
+    helpers, Redis): the database's share of the machine, which /proc/<pid>/stat of our own
+    processes leaves out."""
+    found: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                raw = stat.read()
+        except OSError:
+            continue
+        name = raw[raw.find("(") + 1 : raw.rfind(")")]
+        if name in names:
+            fields = raw.rsplit(")", 1)[1].split()
+            found[int(entry)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two _named_cpu readings (processes started meanwhile count
+    from zero; those that ended are lost)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def _jobs_queued(owner_url: str) -> int:
+    """Jobs queued so far in the database (procrastinate's id sequence): drains and wakes."""
+    with psycopg.connect(owner_url) as connection:
+        row = connection.execute("SELECT last_value FROM procrastinate_jobs_id_seq").fetchone()
+    return int(row[0]) if row else 0
+
+
 def _machine_busy() -> tuple[float, float]:
     """The machine's busy and total CPU seconds so far, over all cores (/proc/stat)."""
     with open("/proc/stat") as stat:
@@ -270,6 +303,8 @@ async def _main() -> list[dict[str, Any]]:
             cpu = time.process_time()
             worker_cpu = _cpu_seconds(worker.pid)
             fake_cpu = _cpu_seconds(fake.pid or 0)
+            database_cpu = _named_cpu("postgres", "redis-server")
+            jobs = _jobs_queued(owner_url)
             busy, total = _machine_busy()
             wall = time.monotonic()
             latencies = await _latency(
@@ -280,13 +315,17 @@ async def _main() -> list[dict[str, Any]]:
             worker_ms = (_cpu_seconds(worker.pid) - worker_cpu) * 1000 / count
             fake_ms = (_cpu_seconds(fake.pid or 0) - fake_cpu) * 1000 / count
             busy_now, total_now = _machine_busy()
+            database_ms = _spent(database_cpu, _named_cpu("postgres", "redis-server")) * 1000
+            database_ms /= count
+            jobs = _jobs_queued(owner_url) - jobs
             cores_busy = (busy_now - busy) / max(0.001, time.monotonic() - wall)
             busy_share = (busy_now - busy) / max(0.001, total_now - total)
-            p50, p99 = common.percentile(latencies, 50), common.percentile(latencies, 99)
+            p50, p95, p99 = (common.percentile(latencies, q) for q in (50, 95, 99))
             arrived = len(latencies)
             load = os.getloadavg()[0]
             note = (
-                f"{arrived} of {RATE * SECONDS} pushes arrived; median {p50 * 1000:.0f} ms; "
+                f"{arrived} of {RATE * SECONDS} pushes arrived; median {p50 * 1000:.0f} ms, "
+                f"p95 {p95 * 1000:.0f} ms; "
                 f"load average {load:.1f} on {os.cpu_count()} CPUs during the run; the "
                 f"machine's CPUs {busy_share * 100:.0f} % busy ({cores_busy:.1f} cores, "
                 "everything running on it included)"
@@ -311,7 +350,8 @@ async def _main() -> list[dict[str, Any]]:
                     worker_ms,
                     "ms",
                     note=f"the `replyhq worker` process: about {1000 / max(worker_ms, 0.01):.0f} "
-                    "pushes/s per core, PostgreSQL's and the provider's share apart",
+                    f"pushes/s per core, PostgreSQL's and the provider's share apart; {jobs} "
+                    "push jobs for them",
                 )
             )
             rows.append(
@@ -321,6 +361,15 @@ async def _main() -> list[dict[str, Any]]:
                     cpu_ms,
                     "ms",
                     note=f"the fake FCM's process: {fake_ms:.2f} ms per push",
+                )
+            )
+            rows.append(
+                common.row(
+                    "push",
+                    "CPU per push: PostgreSQL and Redis (their processes)",
+                    database_ms,
+                    "ms",
+                    note="the replies' sends and the worker's statements, every backend",
                 )
             )
             if not SCRIPTED_PEOPLE:

@@ -9,7 +9,7 @@ see every tenant: no setting the runtime role can change by SQL widens what it s
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -180,12 +180,22 @@ class Database:
         A connection the server dropped while it sat in the pool (a restart, a failover) fails
         before the statement runs; it is run once more on a fresh connection. Its callers'
         statements are safe to repeat anyway (a send is idempotent by client_msg_id)."""
+        (rows,) = await self.tenant_statements(app_id, [(sql, params)])
+        return rows
+
+    async def tenant_statements(
+        self, app_id: uuid.UUID, statements: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[list[dict[str, Any]]]:
+        """Like tenant_statement, for several statements run in order in one transaction and
+        one round trip (each sees what the ones before it did); each one's rows ([] for a
+        statement that returns none). The callers' statements must be safe to repeat (a
+        dropped connection)."""
         try:
-            return await self._statement_once(app_id, sql, params)
+            return await self._statements_once(app_id, statements)
         except psycopg.OperationalError as error:
             if not dropped(error):
                 raise
-            return await self._statement_once(app_id, sql, params)
+            return await self._statements_once(app_id, statements)
 
     async def tenant_function(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """tenant_statement for a statement that binds its tenant itself: a call of one of our
@@ -193,15 +203,16 @@ class Database:
         one command, without the pipeline (whose machinery cost more CPU than the round trip).
         Its own transaction as tenant_statement's, with the same clean-up and retry."""
         try:
-            return await self._statement_once(None, sql, params)
+            (rows,) = await self._statements_once(None, [(sql, params)])
         except psycopg.OperationalError as error:
             if not dropped(error):
                 raise
-            return await self._statement_once(None, sql, params)
+            (rows,) = await self._statements_once(None, [(sql, params)])
+        return rows
 
-    async def _statement_once(
-        self, app_id: uuid.UUID | None, sql: str, params: Mapping[str, Any]
-    ) -> list[dict[str, Any]]:
+    async def _statements_once(
+        self, app_id: uuid.UUID | None, statements: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[list[dict[str, Any]]]:
         entry = await self.engine.raw_connection()
         connection: psycopg.AsyncConnection[Any] = entry.driver_connection  # type: ignore[assignment]
         clean = False
@@ -210,14 +221,22 @@ class Database:
             # The pipeline's exit sends the one Sync and reads every result; a pipeline.sync()
             # inside the block would be answered, and then the exit would send a second Sync
             # and wait for its reply: a second round trip.
-            cursor = connection.cursor(row_factory=dict_row)
-            if app_id is None:  # the statement binds its tenant (tenant_function)
-                await cursor.execute(sql, params)
+            cursors = []
+            if app_id is None:  # one statement that binds its tenant (tenant_function)
+                ((sql, params),) = statements
+                cursors.append(connection.cursor(row_factory=dict_row))
+                await cursors[0].execute(sql, params)
             else:
                 async with connection.pipeline():
                     await connection.execute(_BIND_TENANT_DRIVER, (str(app_id),))
-                    await cursor.execute(sql, params)
-            rows = await cursor.fetchall()
+                    for sql, params in statements:
+                        cursor = connection.cursor(row_factory=dict_row)
+                        await cursor.execute(sql, params)
+                        cursors.append(cursor)
+            rows = [
+                await cursor.fetchall() if cursor.description is not None else []
+                for cursor in cursors
+            ]
             await connection.set_autocommit(False)  # as SQLAlchemy expects its connections
             clean = True
         except psycopg.Error as error:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,15 +165,31 @@ async def load(
     session: AsyncSession, settings: Settings, app_id: uuid.UUID
 ) -> dict[str, Credentials]:
     """Every provider's decrypted credentials of the app (one query)."""
-    found: dict[str, Credentials] = {}
-    for row in await session.scalars(select(PushCredential).where(PushCredential.app_id == app_id)):
-        found[row.provider] = Credentials(
-            row.provider,
-            crypto.decrypt(settings.push_credentials_key, row.secret),
-            dict(row.details),
-            f"{app_id}:{row.provider}:{row.updated_at.timestamp()}",
+    rows = await session.execute(
+        select(
+            PushCredential.provider,
+            PushCredential.secret,
+            PushCredential.details,
+            PushCredential.updated_at,
+        ).where(PushCredential.app_id == app_id)
+    )
+    return of_rows(settings, app_id, [row._mapping for row in rows])
+
+
+def of_rows(
+    settings: Settings, app_id: uuid.UUID, rows: Iterable[Mapping[Any, Any]]
+) -> dict[str, Credentials]:
+    """Every provider's decrypted credentials from push_credentials rows (provider, secret,
+    details, updated_at)."""
+    return {
+        row["provider"]: Credentials(
+            row["provider"],
+            crypto.decrypt(settings.push_credentials_key, row["secret"]),
+            dict(row["details"]),
+            f"{app_id}:{row['provider']}:{row['updated_at'].timestamp()}",
         )
-    return found
+        for row in rows
+    }
 
 
 async def vapid_public_key(session: AsyncSession, app_id: uuid.UUID) -> str | None:

@@ -39,14 +39,15 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import structlog
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from replyhq.jobs.defer import enqueue
+from replyhq.jobs.defer import enqueue, enqueue_unique
 from replyhq.jobs.registry import JobRun
 from replyhq.push import credentials as credentials_store
 from replyhq.push import rules, tokens
@@ -60,40 +61,45 @@ log = structlog.get_logger(__name__)
 FINAL = ("sent", "read", "online", "no_device", "rate_limited", "collapsed", "failed")
 BATCH = 200  # conversations claimed per round of a drain
 CLAIM_SECONDS = 60
+DRAIN_SECONDS = 20  # a drain's rounds, at most, before it hands over to a new job
 SEND_CONCURRENCY = 16  # sends in flight at once per round (more cost httpcore more CPU)
 DEVICES_PER_PERSON = 20
 
-# The conversations due, claimed in a transaction of their own (a new reply meanwhile clears the
-# claim). The claim lasts CLAIM_SECONDS: a drain that dies leaves them due again then. FOR UPDATE,
-# not SKIP LOCKED: a reply being stored locks its conversation's row (its trigger's ON CONFLICT)
-# and, having found it waiting, queues no drain; skipped, it would wait for the next reply. The
-# waits are a send's commit, or another drain's claim (after which the row is no longer due).
-# The decision's transaction removes each row, or sets when it is due again, as its last
-# statements: it takes the conversations' locks (the log's foreign keys) before the queue's rows,
-# in the order a reply's send does, so that the two never deadlock.
-_CLAIM = text(
-    """
-    UPDATE push_queue q SET claim = :claim, due_at = now() + make_interval(secs => :lease)
+# A round's first transaction, one round trip (Database.tenant_statements): claim the
+# conversations due, then read what their decisions need, each statement seeing the claim.
+# The claim lasts CLAIM_SECONDS: a drain that dies leaves them due again then. FOR UPDATE, not
+# SKIP LOCKED: a reply being stored locks its conversation's row (its trigger's ON CONFLICT) and,
+# having found it waiting, queues no drain; skipped, it would wait for the next reply. The waits
+# are a send's commit, or another drain's claim (after which the row is no longer due). The
+# statements after the claim see every reply committed before it: a reply committing meanwhile
+# waits for this transaction on the claimed row, then finds it claimed (its trigger makes it due
+# again, and the decision's transaction leaves it). The decision's transaction removes each
+# row, or sets when it is due again, as its last statements: it takes the conversations' locks
+# (the log's foreign keys) before the queue's rows, in the order a reply's send does, so that
+# the two never deadlock.
+_CLAIM = """
+    UPDATE push_queue q SET claim = %(claim)s, due_at = now() + make_interval(secs => %(lease)s)
     FROM (SELECT conversation_id FROM push_queue
-          WHERE app_id = :app_id AND due_at <= now()
-          ORDER BY due_at LIMIT :limit FOR UPDATE) due
-    WHERE q.app_id = :app_id AND q.conversation_id = due.conversation_id
-    RETURNING q.conversation_id, q.recheck
-    """
-)
+          WHERE app_id = %(app_id)s AND due_at <= now()
+          ORDER BY due_at LIMIT %(limit)s FOR UPDATE) due
+    WHERE q.app_id = %(app_id)s AND q.conversation_id = due.conversation_id
+    RETURNING q.conversation_id
+"""
 
-_DONE = text(
-    "DELETE FROM push_queue "
-    "WHERE app_id = :app_id AND conversation_id = ANY(:ids) AND claim = :claim"
-)
+# The people of the claimed conversations.
+_CLAIMED_PEOPLE = """
+    SELECT c.end_user_id FROM push_queue q
+    JOIN conversations c ON c.app_id = q.app_id AND c.id = q.conversation_id
+    WHERE q.app_id = %(app_id)s AND q.claim = %(claim)s
+"""
 
 # Per claimed conversation: the person, their read marker, what was decided already, and the
 # agent replies after the earlier of the two (newest 100).
-_STATE = text(
-    """
-    SELECT c.id AS conversation_id, c.end_user_id, u.email, k.read_seq, k.handled_seq,
-           r.replies
-    FROM conversations c
+_STATE = """
+    SELECT c.id AS conversation_id, q.recheck, c.end_user_id, u.email, k.read_seq,
+           k.handled_seq, r.replies
+    FROM push_queue q
+    JOIN conversations c ON c.app_id = q.app_id AND c.id = q.conversation_id
     JOIN end_users u ON u.id = c.end_user_id AND u.app_id = c.app_id
     CROSS JOIN LATERAL (
       SELECT COALESCE((SELECT m.last_read_seq FROM read_markers m
@@ -102,7 +108,7 @@ _STATE = text(
              COALESCE((SELECT max(p.seq_to) FROM push_notifications p
                        WHERE p.app_id = c.app_id AND p.conversation_id = c.id
                          AND p.channel = 'push' AND p.parent_id IS NULL
-                         AND p.decision = ANY(:final)), 0) AS handled_seq
+                         AND p.decision = ANY(%(final)s)), 0) AS handled_seq
     ) k
     CROSS JOIN LATERAL (
       SELECT COALESCE(json_agg(json_build_array(x.seq, x.author_name, x.body,
@@ -113,46 +119,49 @@ _STATE = text(
               AND seq > LEAST(k.read_seq, k.handled_seq)
             ORDER BY seq DESC LIMIT 100) x
     ) r
-    WHERE c.app_id = :app_id AND c.id = ANY(:ids)
-    """
-)
+    WHERE q.app_id = %(app_id)s AND q.claim = %(claim)s
+"""
 
-_APP = text(
-    """
+_APP = """
     SELECT a.name, s.quiet_hours_start, s.quiet_hours_end, s.default_timezone, s.hourly_limit,
            s.collapse_seconds, s.email_fallback_minutes, s.email_link
     FROM apps a LEFT JOIN push_settings s ON s.app_id = a.id
-    WHERE a.id = :app_id
-    """
-)
+    WHERE a.id = %(app_id)s
+"""
 
 # Devices that may speak for the person (users.service.may_speak): only those receive their
 # notifications. Newest first: the person's time zone is their latest device's.
-_DEVICES = text(
-    """
+_DEVICES = f"""
     SELECT d.end_user_id, d.device_id, d.push_provider, d.push_token, d.push_keys, d.timezone
     FROM devices d
     JOIN end_users u ON u.id = d.end_user_id AND u.app_id = d.app_id
     JOIN apps a ON a.id = d.app_id
-    WHERE d.app_id = :app_id AND d.end_user_id = ANY(:people)
+    WHERE d.app_id = %(app_id)s AND d.end_user_id IN ({_CLAIMED_PEOPLE})
       AND (d.verified OR NOT (u.verified OR a.identity_verification_required))
     ORDER BY d.end_user_id, d.last_seen_at DESC
-    """
-)
+"""  # noqa: S608 (constant fragments; every value is bound)
 
-# Pushes sent to these people in the past hour (and the collapse window before it), per
-# conversation.
-_SENT = text(
-    """
+# Pushes sent to these people in the past hour (and the longest collapse window, an hour,
+# before it), per conversation.
+_SENT = f"""
     SELECT end_user_id, conversation_id,
            count(*) FILTER (WHERE created_at > now() - interval '1 hour') AS last_hour,
            max(created_at) AS last_sent
     FROM push_notifications
-    WHERE app_id = :app_id AND end_user_id = ANY(:people) AND channel = 'push'
+    WHERE app_id = %(app_id)s AND end_user_id IN ({_CLAIMED_PEOPLE}) AND channel = 'push'
       AND parent_id IS NULL AND decision = 'sent'
-      AND created_at > now() - make_interval(secs => 3600 + :collapse)
+      AND created_at > now() - interval '2 hours'
     GROUP BY end_user_id, conversation_id
-    """
+"""  # noqa: S608 (constant fragments; every value is bound)
+
+_CREDENTIALS = """
+    SELECT provider, secret, details, updated_at FROM push_credentials
+    WHERE app_id = %(app_id)s
+"""
+
+_DONE = text(
+    "DELETE FROM push_queue "
+    "WHERE app_id = :app_id AND conversation_id = ANY(:ids) AND claim = :claim"
 )
 
 _REQUEUE = text(
@@ -304,34 +313,30 @@ def decide(
     return Decision("sent", reason, unread, last_seq)
 
 
-def _rules_of(row: Any) -> Rules:
-    if row.hourly_limit is None:  # no push_settings row: the defaults
+def _rules_of(values: Mapping[str, Any]) -> Rules:
+    if values["hourly_limit"] is None:  # no push_settings row: the defaults
         return Rules()
-    return Rules(
-        row.quiet_hours_start,
-        row.quiet_hours_end,
-        row.default_timezone,
-        row.hourly_limit,
-        row.collapse_seconds,
-        row.email_fallback_minutes,
-        row.email_link,
-    )
+    return Rules(**{f.name: values[f.name] for f in fields(Rules)})
 
 
 async def app_rules(session: AsyncSession, app_id: uuid.UUID) -> Rules:
     row = await session.get(PushSettings, app_id)
-    return Rules() if row is None else _rules_of(row)
+    return (
+        Rules() if row is None else _rules_of({f.name: getattr(row, f.name) for f in fields(Rules)})
+    )
 
 
-def _device(row: Any) -> Device:
-    return Device(row.device_id, row.push_provider, row.push_token, row.push_keys, row.timezone)
+def _device(row: Mapping[Any, Any]) -> Device:
+    return Device(
+        row["device_id"], row["push_provider"], row["push_token"], row["push_keys"], row["timezone"]
+    )
 
 
 async def devices_of(
     session: AsyncSession, app_id: uuid.UUID, end_user_id: uuid.UUID
 ) -> list[Device]:
     rows = await session.execute(_PERSON_DEVICES, {"app_id": app_id, "end_user_id": end_user_id})
-    return [_device(r) for r in rows]
+    return [_device(r._mapping) for r in rows]
 
 
 def senders_of(runtime: Runtime) -> Senders:
@@ -352,15 +357,61 @@ class Delivery:
     since: dt.datetime | None  # the first unread reply's commit (latency), None for a test push
 
 
+class Drains:
+    """The apps this process is draining, each with whether a drain job of it came meanwhile.
+    One drain per app and process at a time: a drain job that finds one running leaves its work
+    to it (which takes one more round) and returns, so that the rounds grow with the rate rather
+    than the drains multiplying, each paying a round's fixed cost for a few pushes."""
+
+    def __init__(self) -> None:
+        self.again: dict[uuid.UUID, bool] = {}
+
+    async def aclose(self) -> None:
+        pass
+
+
+def drains_of(runtime: Runtime) -> Drains:
+    drains = runtime.resources.get("push-drains")
+    if drains is None:
+        drains = runtime.resources["push-drains"] = Drains()
+    assert isinstance(drains, Drains)
+    return drains
+
+
 async def drain(runtime: Runtime, app_id: uuid.UUID) -> int:
-    """Decide about and send to every conversation of the app due in the queue, in rounds;
-    the number of conversations decided."""
+    """Decide about and send to every conversation of the app due in the queue, in rounds,
+    until a round finds fewer than BATCH and no drain job of the app came during it; the number
+    of conversations decided. Past DRAIN_SECONDS a drain hands over to a new job (a worker
+    stopping waits for its running jobs)."""
+    drains = drains_of(runtime)
+    if app_id in drains.again:
+        # The drain running takes one more round, which sees what this job was queued for
+        # (committed before the job was). No await between its last look at the flag and
+        # its leaving: a job never finds it leaving.
+        drains.again[app_id] = True
+        return 0
+    drains.again[app_id] = False
+    started = time.monotonic()
     total = 0
-    while True:
-        claimed = await drain_once(runtime, app_id)
-        total += claimed
-        if claimed < BATCH:
-            return total
+    try:
+        while True:
+            drains.again[app_id] = False
+            claimed = await drain_once(runtime, app_id)
+            total += claimed
+            if claimed < BATCH and not drains.again[app_id]:
+                return total
+            if time.monotonic() - started > DRAIN_SECONDS:
+                await _hand_over(runtime, app_id)
+                return total
+    finally:
+        del drains.again[app_id]
+
+
+async def _hand_over(runtime: Runtime, app_id: uuid.UUID) -> None:
+    from replyhq.push import tasks
+
+    async with runtime.db.tenant_session(app_id) as session:
+        await enqueue_unique(session, tasks.drain, [(f"push-drain:{app_id}", {"app_id": app_id})])
 
 
 async def drain_once(runtime: Runtime, app_id: uuid.UUID) -> int:
@@ -370,141 +421,146 @@ async def drain_once(runtime: Runtime, app_id: uuid.UUID) -> int:
     settings = runtime.settings
     deliveries: list[Delivery] = []
     claim = uuid.uuid4()
-    async with runtime.db.tenant_session(app_id) as session:
-        claimed = {
-            row.conversation_id: row.recheck
-            for row in await session.execute(
-                _CLAIM,
-                {"app_id": app_id, "limit": BATCH, "claim": claim, "lease": CLAIM_SECONDS},
-            )
-        }
-    if not claimed:
-        return 0
-    async with runtime.db.tenant_session(app_id) as session:
-        pending = [
-            Pending(
-                row.conversation_id,
-                row.end_user_id,
-                row.email,
-                row.read_seq,
-                row.handled_seq,
-                [
-                    Reply(seq, author, body, dt.datetime.fromtimestamp(at, dt.UTC))
-                    for seq, author, body, at in row.replies
-                ],
-                claimed[row.conversation_id],
-            )
-            for row in await session.execute(
-                _STATE, {"app_id": app_id, "ids": list(claimed), "final": list(FINAL)}
-            )
-        ]
-        if not pending:  # deleted since (their rows went with them)
-            return len(claimed)
-        app = (await session.execute(_APP, {"app_id": app_id})).one()
-        rules_ = _rules_of(app)
-        people = list({p.person for p in pending})
-        devices: dict[uuid.UUID, list[Device]] = defaultdict(list)
-        for row in await session.execute(_DEVICES, {"app_id": app_id, "people": people}):
-            if len(devices[row.end_user_id]) < DEVICES_PER_PERSON:
-                devices[row.end_user_id].append(_device(row))
-        history: dict[uuid.UUID, History] = defaultdict(History)
-        for row in await session.execute(
-            _SENT, {"app_id": app_id, "people": people, "collapse": rules_.collapse_seconds}
-        ):
-            seen = history[row.end_user_id]
-            seen.last_hour += row.last_hour
-            seen.last_sent[row.conversation_id] = row.last_sent
-        presence = PresenceStore(
-            runtime.redis, settings.redis_prefix, settings.presence_ttl_seconds
+    params = {
+        "app_id": app_id,
+        "claim": claim,
+        "limit": BATCH,
+        "lease": CLAIM_SECONDS,
+        "final": list(FINAL),
+    }
+    (
+        claimed,
+        states,
+        (app,),
+        device_rows,
+        sent_rows,
+        credential_rows,
+    ) = await runtime.db.tenant_statements(
+        app_id,
+        [
+            (_CLAIM, params),
+            (_STATE, params),
+            (_APP, params),
+            (_DEVICES, params),
+            (_SENT, params),
+            (_CREDENTIALS, params),
+        ],
+    )
+    if not states:  # none claimed, or deleted since (their rows went with them)
+        return len(claimed)
+    pending = [
+        Pending(
+            row["conversation_id"],
+            row["end_user_id"],
+            row["email"],
+            row["read_seq"],
+            row["handled_seq"],
+            [
+                Reply(seq, author, body, dt.datetime.fromtimestamp(at, dt.UTC))
+                for seq, author, body, at in row["replies"]
+            ],
+            row["recheck"],
         )
-        online = dict(zip(people, await presence.online(app_id, "user", people), strict=True))
-        now = dt.datetime.now(dt.UTC)
-        rows: list[dict[str, Any]] = []
-        waits: list[dict[str, Any]] = []
-        mail_to: dict[uuid.UUID, str] = {}
-        for item in pending:
-            decision = decide(
-                item,
-                rules_=rules_,
-                devices=devices.get(item.person, []),
-                online=online[item.person],
-                history=history[item.person],
-                hold=settings.push_hold_seconds,
-                now=now,
+        for row in states
+    ]
+    rules_ = _rules_of(app)
+    people = list({p.person for p in pending})
+    devices: dict[uuid.UUID, list[Device]] = defaultdict(list)
+    for row in device_rows:
+        if len(devices[row["end_user_id"]]) < DEVICES_PER_PERSON:
+            devices[row["end_user_id"]].append(_device(row))
+    history: dict[uuid.UUID, History] = defaultdict(History)
+    for row in sent_rows:
+        seen = history[row["end_user_id"]]
+        seen.last_hour += row["last_hour"]
+        seen.last_sent[row["conversation_id"]] = row["last_sent"]
+    presence = PresenceStore(runtime.redis, settings.redis_prefix, settings.presence_ttl_seconds)
+    online = dict(zip(people, await presence.online(app_id, "user", people), strict=True))
+    now = dt.datetime.now(dt.UTC)
+    rows: list[dict[str, Any]] = []
+    waits: list[dict[str, Any]] = []
+    mail_to: dict[uuid.UUID, str] = {}
+    for item in pending:
+        decision = decide(
+            item,
+            rules_=rules_,
+            devices=devices.get(item.person, []),
+            online=online[item.person],
+            history=history[item.person],
+            hold=settings.push_hold_seconds,
+            now=now,
+        )
+        if decision is None:
+            continue  # decided already (a repeated run)
+        if decision.unread and item.email:
+            mail_to[item.person] = item.email
+        row_id = uuid.uuid4()
+        base = {
+            "app_id": app_id,
+            "end_user_id": item.person,
+            "conversation_id": item.conversation_id,
+            "channel": "push",
+            "seq_to": decision.last_seq,
+            "message_count": len(decision.unread),
+        }
+        record = {
+            **base,
+            "id": row_id,
+            "parent_id": None,
+            "decision": decision.decision,
+            "reason": decision.reason,
+            "title": None,
+            "body": None,
+            "device_id": None,
+            "provider": None,
+            "status": None,
+        }
+        rows.append(record)
+        if decision.wait is not None:
+            waits.append(
+                {
+                    "app_id": app_id,
+                    "conversation_id": item.conversation_id,
+                    "due_at": now + dt.timedelta(seconds=decision.wait),
+                    "recheck": decision.decision == "held",
+                    "claim": claim,
+                }
             )
-            if decision is None:
-                continue  # decided already (a repeated run)
-            if decision.unread and item.email:
-                mail_to[item.person] = item.email
-            row_id = uuid.uuid4()
-            base = {
-                "app_id": app_id,
-                "end_user_id": item.person,
-                "conversation_id": item.conversation_id,
-                "channel": "push",
-                "seq_to": decision.last_seq,
-                "message_count": len(decision.unread),
-            }
-            record = {
-                **base,
-                "id": row_id,
-                "parent_id": None,
-                "decision": decision.decision,
-                "reason": decision.reason,
-                "title": None,
-                "body": None,
-                "device_id": None,
-                "provider": None,
-                "status": None,
-            }
-            rows.append(record)
-            if decision.wait is not None:
-                waits.append(
-                    {
-                        "app_id": app_id,
-                        "conversation_id": item.conversation_id,
-                        "due_at": now + dt.timedelta(seconds=decision.wait),
-                        "recheck": decision.decision == "held",
-                        "claim": claim,
-                    }
-                )
-            if decision.decision != "sent":
-                continue
-            title, body = rules.summary(app.name, [(r.author, r.body) for r in decision.unread])
-            record.update(title=title, body=body)
-            seen = history[item.person]
-            seen.last_hour += 1  # the hourly cap counts this round's pushes too
-            seen.last_sent[item.conversation_id] = now
-            pushable = [d for d in devices[item.person] if d.token]
-            note = Notification(
-                title, body, str(item.conversation_id), {"seq": str(decision.last_seq)}
+        if decision.decision != "sent":
+            continue
+        title, body = rules.summary(app["name"], [(r.author, r.body) for r in decision.unread])
+        record.update(title=title, body=body)
+        seen = history[item.person]
+        seen.last_hour += 1  # the hourly cap counts this round's pushes too
+        seen.last_sent[item.conversation_id] = now
+        pushable = [d for d in devices[item.person] if d.token]
+        note = Notification(title, body, str(item.conversation_id), {"seq": str(decision.last_seq)})
+        for device in pushable:
+            delivery_id = uuid.uuid4()
+            rows.append(
+                {
+                    **base,
+                    "id": delivery_id,
+                    "parent_id": row_id,
+                    "decision": "delivery",
+                    "reason": "",
+                    "title": None,
+                    "body": None,
+                    "device_id": device.device_id,
+                    "provider": device.provider,
+                    "status": "pending",
+                }
             )
-            for device in pushable:
-                delivery_id = uuid.uuid4()
-                rows.append(
-                    {
-                        **base,
-                        "id": delivery_id,
-                        "parent_id": row_id,
-                        "decision": "delivery",
-                        "reason": "",
-                        "title": None,
-                        "body": None,
-                        "device_id": device.device_id,
-                        "provider": device.provider,
-                        "status": "pending",
-                    }
-                )
-                deliveries.append(Delivery(delivery_id, device, note, decision.unread[0].at))
+            deliveries.append(Delivery(delivery_id, device, note, decision.unread[0].at))
+    async with runtime.db.tenant_session(app_id) as session:
         if rows:
             # Decisions first, deliveries after (their parent_id refers to them).
             rows.sort(key=lambda r: r["parent_id"] is not None)
             await session.execute(insert(PushNotification), rows)
         await fallback.schedule_many(session, rules_, app_id, list(mail_to))
-        creds = await credentials_store.load(session, settings, app_id) if deliveries else {}
         # The queue's rows last (see _CLAIM).
         waiting = {w["conversation_id"] for w in waits}
-        done = [c for c in claimed if c not in waiting]
+        done = [r["conversation_id"] for r in claimed if r["conversation_id"] not in waiting]
         if done:
             await session.execute(_DONE, {"app_id": app_id, "ids": done, "claim": claim})
         if waits:
@@ -520,6 +576,7 @@ async def drain_once(runtime: Runtime, app_id: uuid.UUID) -> int:
                 )
     # Committed: the decisions stand even if the sends below are cut short (at most once).
     if deliveries:
+        creds = credentials_store.of_rows(settings, app_id, credential_rows)
         await send_all(runtime, app_id, creds, deliveries)
     return len(claimed)
 
