@@ -386,8 +386,8 @@ def drains_of(runtime: Runtime) -> Drains:
 
 async def drain(runtime: Runtime, app_id: uuid.UUID) -> int:
     """Decide about and send to every conversation of the app due in the queue, in rounds,
-    until a round finds fewer than BATCH and no drain job of the app came during it; the number
-    of conversations decided. Past DRAIN_SECONDS a drain hands over to a new job (a worker
+    until a round finds none and no drain job of the app came during it; the number of
+    conversations decided. Past DRAIN_SECONDS a drain hands over to a new job (a worker
     stopping waits for its running jobs)."""
     drains = drains_of(runtime)
     if app_id in drains.again:
@@ -404,10 +404,12 @@ async def drain(runtime: Runtime, app_id: uuid.UUID) -> int:
             drains.again[app_id] = False
             claimed = await drain_once(runtime, app_id)
             total += claimed
-            if 0 < claimed < BATCH:
-                await asyncio.sleep(GATHER_SECONDS)
-            if claimed < BATCH and not drains.again[app_id]:
+            if not claimed and not drains.again[app_id]:
                 return total
+            if claimed < BATCH:
+                # A reply whose trigger found a drain job waiting queued none, and that job may
+                # have run before the reply committed: the next round, a little later, takes it.
+                await asyncio.sleep(GATHER_SECONDS)
             if time.monotonic() - started > DRAIN_SECONDS:
                 await _hand_over(runtime, app_id)
                 return total
