@@ -27,6 +27,7 @@ import os
 import signal
 import time
 import uuid
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -387,7 +388,10 @@ async def _main() -> list[dict[str, Any]]:
             await asyncio.sleep(2)
             # Only the scripted people's pushes (each person has a token of their own).
             answer = await client.get(f"{fake_url}/bench/received")
-            sent = sum(1 for token, _ in answer.json() if token in mine)
+            per_person = Counter(token for token, _ in answer.json() if token in mine)
+            sent = sum(per_person.values())
+            # Each person needs 2 (the burst's, the later reply's): fewer is a push lost.
+            short = sum(1 for token in mine if per_person[token] < 2)
             naive, needed = 10 * len(scripted), 2 * len(scripted)
             prevented = (naive - sent) / (naive - needed)
             rows.append(
@@ -397,10 +401,11 @@ async def _main() -> list[dict[str, Any]]:
                     prevented * 100,
                     "%",
                     goal="> 90 %",
-                    ok=prevented > 0.9,
+                    ok=prevented > 0.9 and not short,
                     note=f"{len(scripted)} people: {sent} pushes sent where every reply would "
                     f"make {naive} and {needed} are needed (a collapsed update, which replaces "
-                    "the notification already shown, counts as redundant here)",
+                    f"the notification already shown, counts as redundant here); {short} "
+                    "people got fewer than the 2 they needed",
                 )
             )
         finally:
