@@ -556,13 +556,14 @@ async def test_send_function_is_the_send_statement(db: Database) -> None:
     """replyhq_send_from_device (migration 0180) runs the statement of messaging/statements.py:
     a statement changed without a migration that renders the function again fails here."""
     async with db.engine.connect() as connection:
-        source = (
+        source, config = (
             await connection.execute(
-                text("SELECT prosrc FROM pg_proc WHERE proname = :name"),
+                text("SELECT prosrc, proconfig FROM pg_proc WHERE proname = :name"),
                 {"name": statements.SEND_FROM_DEVICE},
             )
-        ).scalar_one()
+        ).one()
     assert source == statements.send_from_device_body()
+    assert config == ["plan_cache_mode=force_custom_plan"]  # planned per call (migration 0181)
 
 
 async def test_send_function_binds_only_its_tenant_and_leaves_nothing_bound(
