@@ -9,7 +9,7 @@ rounds), against 0.2-0.6 with a plan made per call: ceiling 382 / 260 / 300 msg/
 The setting is the function's own: nothing else changes.
 
 Revision ID: 0181
-Revises: 0180
+Revises: 0160
 Create Date: 2026-12-03
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 from replyhq.messaging import statements
 
 revision: str = "0181"
-down_revision: str | Sequence[str] | None = "0180"
+down_revision: str | Sequence[str] | None = "0160"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
