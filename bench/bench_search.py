@@ -10,22 +10,36 @@ role, RLS on), in rounds that take the query classes in turn. The search indexes
 the rows are written (as a restore would), and the per-message triggers (push, metrics: agents'
 replies queue jobs) are off during the load; the figures are from a shared, noisy 2-core machine.
 
-BENCH_SEARCH_MESSAGES changes the count (default 1,000,000).
+BENCH_SEARCH_MESSAGES changes the count (default 1,000,000), BENCH_SEARCH_ROUNDS the rounds (30).
+BENCH_SEARCH_KEEP=1 keeps the generated database (replyhq_bench_search_<count>_kept) for the next
+run, which then skips the load (drop it by hand when the load itself changes).
+BENCH_SEARCH_BASELINE=<git revision> runs that revision's search too, query by query in turn
+with the current one, on the same data: the table's baseline and ratio (new / old).
+BENCH_SEARCH_EXPLAIN=1 prints EXPLAIN (ANALYZE, BUFFERS) of each class's slowest query, as the
+runtime role under row-level security.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
+import subprocess
 import time
+import types
 import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import text
+from psycopg import sql
+from sqlalchemy import event
 
 from bench import common
+from replyhq.db import Database
 from replyhq.search import service
+from replyhq.settings import Settings
 
 PER_CONVERSATION = 50
 ROUNDS = 30
@@ -172,47 +186,124 @@ def _load(owner_url: str, app_id: uuid.UUID, other_id: uuid.UUID, messages: int)
     return time.monotonic() - started
 
 
+Search = Callable[..., Awaitable[list[Any]]]
+
+
+def _baseline(ref: str) -> Search:
+    """`ref`'s search_messages (a git revision's replyhq/search/service.py, loaded beside the
+    current one): the same queries on the same data, interleaved, for the ratio."""
+    source = subprocess.run(
+        ["git", "show", f"{ref}:src/replyhq/search/service.py"],
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    module = types.ModuleType(f"search_service_at_{ref}")
+    exec(compile(source, f"{ref}:service.py", "exec"), module.__dict__)  # noqa: S102
+    found: Search = module.search_messages
+    return found
+
+
+async def _search(search: Search, db: Database, app_id: uuid.UUID, q: str, **filters: Any) -> int:
+    """One search as the route runs it (in a tenant transaction, or given the Database where the
+    service opens its own); how many hits."""
+    if next(iter(inspect.signature(search).parameters)) == "session":
+        async with db.tenant_session(app_id) as session:
+            return len(await search(session, app_id, q, **filters))
+    return len(await search(db, app_id, q, **filters))
+
+
+def _filters(name: str) -> dict[str, Any]:
+    return {"status": "open"} if name == "with filters" else {}
+
+
 async def _measure(
-    owner_url: str, app_id: uuid.UUID
-) -> tuple[dict[str, list[float]], dict[str, str]]:
+    owner_url: str, app_id: uuid.UUID, searches: dict[str, Search], rounds: int
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, tuple[float, str]]]:
+    """Each search's milliseconds per query class, the searches taking turns on every query;
+    and each class's slowest query (of the current search) with its time."""
     db = common.database(owner_url)
-    samples: dict[str, list[float]] = {name: [] for name in CLASSES}
-    hits: dict[str, list[int]] = {name: [] for name in CLASSES}
+    samples = {who: {name: [] for name in CLASSES} for who in searches}
+    slowest: dict[str, tuple[float, str]] = {}
     rng = random.Random(19)
     try:
-        async with db.tenant_session(app_id) as session:  # warm the caches and plans
-            for queries in CLASSES.values():
-                await service.search_messages(session, app_id, queries[0])
-        for _ in range(ROUNDS):
+        for search in searches.values():  # warm the caches, connections and plans
+            for name, queries in CLASSES.items():
+                await _search(search, db, app_id, queries[0], **_filters(name))
+        turns = list(searches.items())
+        for _ in range(rounds):
             for name, queries in CLASSES.items():
                 q = rng.choice(queries)
-                filters: dict[str, Any] = {"status": "open"} if name == "with filters" else {}
-                began = time.perf_counter()
-                async with db.tenant_session(app_id) as session:
-                    found = await service.search_messages(session, app_id, q, **filters)
-                samples[name].append((time.perf_counter() - began) * 1000)
-                hits[name].append(len(found))
-        plans = {}
-        for word in ("refund", "w4500"):  # a common word, a rare one: the route's own SQL
-            async with db.tenant_session(app_id) as session:
-                await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-                explained = await session.execute(
-                    text("EXPLAIN " + service._sql([], ("message", "note"))),
-                    {
-                        "app_id": app_id,
-                        "q": word,
-                        "pool": service.POOL,
-                        "limit": 20,
-                        "short": 280,
-                        "whole": "",
-                        "headline": "",
-                    },
-                )
-                plans[word] = "\n".join(explained.scalars())
-        plan = plans
+                # Who goes first alternates: the second finds the first one's blocks cached.
+                turns.reverse()
+                for who, search in turns:
+                    began = time.perf_counter()
+                    await _search(search, db, app_id, q, **_filters(name))
+                    ms = (time.perf_counter() - began) * 1000
+                    samples[who][name].append(ms)
+                    if who == "new" and ms > slowest.get(name, (0.0, ""))[0]:
+                        slowest[name] = (ms, q)
     finally:
         await db.dispose()
-    return samples, plan
+    return samples, slowest
+
+
+def _explain(owner_url: str, app_id: uuid.UUID, search: Search, queries: dict[str, str]) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of every search statement that `search` runs for `queries`
+    (class: q), as the runtime role under row-level security: auto_explain, set for that role in
+    this database for the while, sends each plan to the client as a notice."""
+    role = Settings().database_app_role
+    settings = {
+        "session_preload_libraries": "auto_explain",
+        "auto_explain.log_min_duration": "0",
+        "auto_explain.log_analyze": "on",
+        "auto_explain.log_buffers": "on",
+        "auto_explain.log_level": "notice",
+    }
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        for name, value in settings.items():
+            owner.execute(
+                sql.SQL("ALTER ROLE {} IN DATABASE {} SET {} = {}").format(
+                    sql.Identifier(role),
+                    sql.Identifier(owner.info.dbname),
+                    sql.Identifier(*name.split(".")),
+                    sql.Literal(value),
+                )
+            )
+    plans: list[str] = []
+    shown: list[str] = []
+
+    async def explain() -> None:
+        db = common.database(owner_url, pool_size=1)
+
+        def listen(connection: Any, _record: Any) -> None:
+            connection.driver_connection.add_notice_handler(
+                lambda notice: plans.append(notice.message_primary or "")
+            )
+
+        event.listen(db.engine.sync_engine, "connect", listen)
+        try:
+            for name, q in queries.items():
+                await _search(search, db, app_id, q, **_filters(name))  # warm
+                first = len(plans)
+                await _search(search, db, app_id, q, **_filters(name))
+                shown.append(f"== {name}: {q!r}")
+                # The search's statements, not the tenant binding's.
+                shown.extend(plan for plan in plans[first:] if "tsquery" in plan)
+        finally:
+            await db.dispose()
+
+    try:
+        common.run_async(explain())
+    finally:
+        with psycopg.connect(owner_url, autocommit=True) as owner:
+            owner.execute(
+                sql.SQL("ALTER ROLE {} IN DATABASE {} RESET ALL").format(
+                    sql.Identifier(role), sql.Identifier(owner.info.dbname)
+                )
+            )
+    return "\n".join(shown)
 
 
 def _match_counts(owner_url: str, app_id: uuid.UUID) -> dict[str, int]:
@@ -229,67 +320,80 @@ def _match_counts(owner_url: str, app_id: uuid.UUID) -> dict[str, int]:
     return counts
 
 
-def _scans(plan: str) -> str:
-    """The plan's scans of messages, in short."""
-    return " | ".join(
-        line.strip().removeprefix("->  ").split("  (")[0]
-        for line in plan.splitlines()
-        if "Scan" in line and ("messages" in line or "ix_messages" in line)
-    )[:300]
-
-
 def run() -> list[dict[str, Any]]:
     messages = int(os.environ.get("BENCH_SEARCH_MESSAGES", "1000000"))
-    with common.throwaway_database("search") as url:
+    rounds = int(os.environ.get("BENCH_SEARCH_ROUNDS", str(ROUNDS)))
+    keep = os.environ.get("BENCH_SEARCH_KEEP", "") not in ("", "0")
+    baseline = os.environ.get("BENCH_SEARCH_BASELINE")
+    searches: dict[str, Search] = {"new": service.search_messages}
+    if baseline:
+        searches["old"] = _baseline(baseline)
+    with common.kept_database(f"search_{messages}", keep) as (url, comment):
+        load_seconds = float("nan")
+        if comment:  # a kept database's data: its apps
+            app_id, other_id = (uuid.UUID(part) for part in comment.split())
+        else:
 
-        async def tenants() -> tuple[uuid.UUID, uuid.UUID]:
-            db = common.database(url)
-            try:
-                first = await common.create_tenant(db, "Searched", rounds=4)
-                second = await common.create_tenant(db, "Other", rounds=4)
-            finally:
-                await db.dispose()
-            return first.id, second.id
+            async def tenants() -> tuple[uuid.UUID, uuid.UUID]:
+                db = common.database(url)
+                try:
+                    first = await common.create_tenant(db, "Searched", rounds=4)
+                    second = await common.create_tenant(db, "Other", rounds=4)
+                finally:
+                    await db.dispose()
+                return first.id, second.id
 
-        app_id, other_id = common.run_async(tenants())
-        load_seconds = _load(url, app_id, other_id, messages)
+            app_id, other_id = common.run_async(tenants())
+            load_seconds = _load(url, app_id, other_id, messages)
+            with psycopg.connect(url, autocommit=True) as owner:
+                owner.execute(
+                    sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                        sql.Identifier(owner.info.dbname), sql.Literal(f"{app_id} {other_id}")
+                    )
+                )
         counts = _match_counts(url, app_id)
-        samples, plan = common.run_async(_measure(url, app_id))
-    common_plan, rare_plan = plan["refund"], plan["w4500"]
-    walks = "Index Only Scan using ix_messages_search_recent" in common_plan
-    gin = "Bitmap Index Scan on ix_messages_search " in rare_plan + " "
-    everything = [s for values in samples.values() for s in values]
+        samples, slowest = common.run_async(_measure(url, app_id, searches, rounds))
+        if os.environ.get("BENCH_SEARCH_EXPLAIN"):
+            queries = {name: q for name, (_, q) in slowest.items()}
+            print(_explain(url, app_id, service.search_messages, queries), flush=True)
     out = [
         common.row("search", "messages of the app", float(messages), "messages"),
-        common.row("search", "load + index", load_seconds, "s"),
-        common.row(
-            "search",
-            "common word: index-only walk, newest first",
-            1.0 if walks else 0.0,
-            "bool",
-            ok=walks,
-            note=_scans(common_plan),
-        ),
-        common.row(
-            "search",
-            "rare word: GIN index under RLS",
-            1.0 if gin else 0.0,
-            "bool",
-            ok=gin,
-            note=_scans(rare_plan),
-        ),
+        common.row("search", "load + index (n/a: kept from an earlier run)", load_seconds, "s"),
     ]
-    for name, values in samples.items():
+    for name in CLASSES:
         for q in (50, 95):
+            value = common.percentile(samples["new"][name], q)
+            old = common.percentile(samples["old"][name], q) if baseline else None
             out.append(
                 common.row(
                     "search",
                     f"{name} p{q}",
-                    common.percentile(values, q),
+                    value,
                     "ms",
-                    note=f"first query matches {counts[name]:,} messages" if q == 50 else None,
+                    baseline=old,
+                    ratio=value / old if old else None,
+                    note=f"first query matches {counts[name]:,} messages; slowest "
+                    f"{slowest[name][1]!r} {slowest[name][0]:.1f} ms"
+                    if q == 50
+                    else None,
                 )
             )
+    everything = [s for values in samples["new"].values() for s in values]
     p95 = common.percentile(everything, 95)
-    out.append(common.row("search", "all queries p95", p95, "ms", goal="<= 50 ms", ok=p95 <= 50))
+    old_p95 = (
+        common.percentile([s for v in samples["old"].values() for s in v], 95) if baseline else None
+    )
+    out.append(
+        common.row(
+            "search",
+            "all queries p95",
+            p95,
+            "ms",
+            baseline=old_p95,
+            ratio=p95 / old_p95 if old_p95 else None,
+            goal="<= 50 ms",
+            ok=p95 <= 50,
+            note=f"baseline: {baseline}" if baseline else None,
+        )
+    )
     return out

@@ -149,9 +149,8 @@ async def test_long_messages_are_found_and_ranked_among_the_newest(
     # Only the newest matches are ranked (service.POOL of each search).
     from replyhq.search import service
 
-    async with runtime.db.tenant_session(tenant.id) as session:
-        few = await service.search_messages(session, tenant.id, "unicorn", limit=1)
-        assert [str(h.conversation_id) for h in few] == [short_cid]
+    few = await service.search_messages(runtime.db, tenant.id, "unicorn", limit=1)
+    assert [str(h.conversation_id) for h in few] == [short_cid]
 
 
 async def test_end_users_are_found_by_name_email_or_user_id(

@@ -43,20 +43,19 @@ async def search_messages(
     the best of the newest 100 matches, each with a highlighted snippet, its conversation's
     status and assignee, and its end user. Staff only (notes are never an end user's)."""
     assignee_id, unassigned = assignee_filter(caller, assignee)
-    async with runtime.db.tenant_session(caller.app_id) as session:
-        hits = await service.search_messages(
-            session,
-            caller.app_id,
-            q,
-            status=status,
-            assignee_id=assignee_id,
-            unassigned=unassigned,
-            label_id=label,
-            since=since,
-            until=until,
-            kinds=(kind,) if kind else ("message", "note"),
-            limit=limit,
-        )
+    hits = await service.search_messages(
+        runtime.db,
+        caller.app_id,
+        q,
+        status=status,
+        assignee_id=assignee_id,
+        unassigned=unassigned,
+        label_id=label,
+        since=since,
+        until=until,
+        kinds=(kind,) if kind else ("message", "note"),
+        limit=limit,
+    )
     return MessageHits(items=hits)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from replyhq.db import Database
 from replyhq.search.schemas import MessageHit, SearchUser
 
 # ts_headline's markers: control characters stripped from the body first, replaced by <mark>.
@@ -38,23 +39,24 @@ _WHOLE = f"StartSel={_START}, StopSel={_STOP}, HighlightAll=true"
 POOL = 100
 SHORT = 400  # bytes; migration 0120's indexes say the same
 
-_TSQUERY = "websearch_to_tsquery('simple', :q)"
+_CUSTOM_PLAN = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)"
+_TSQUERY = "websearch_to_tsquery('simple', %(q)s)"
 
 _BRANCH = """
     (SELECT '{kind}'::text AS kind, x.id, x.conversation_id, x.created_at, x.search
      FROM {table} x {join}
-     WHERE x.app_id = :app_id AND x.kind = '{kind}' AND octet_length(x.body) {size}
+     WHERE x.app_id = %(app_id)s AND x.kind = '{kind}' AND octet_length(x.body) {size}
        AND x.search @@ {tsquery} {filters}
      ORDER BY x.created_at DESC
-     LIMIT :pool)"""
+     LIMIT %(pool)s)"""
 
 _MESSAGES = """
 WITH hits AS ({branches}),
 best AS (
     SELECT h.kind, h.id, h.conversation_id, h.created_at, ts_rank_cd(h.search, {tsquery}) AS rank
-    FROM (SELECT * FROM hits ORDER BY created_at DESC LIMIT :pool) h
+    FROM (SELECT * FROM hits ORDER BY created_at DESC LIMIT %(pool)s) h
     ORDER BY rank DESC, h.created_at DESC, h.id
-    LIMIT :limit
+    LIMIT %(limit)s
 )
 SELECT b.kind, b.id, b.conversation_id, b.created_at, b.rank,
        coalesce(m.seq, t.after_seq) AS seq,
@@ -65,13 +67,14 @@ SELECT b.kind, b.id, b.conversation_id, b.created_at, b.rank,
            replace(replace(replace(translate(coalesce(m.body, t.body), E'\\x02\\x03', ''),
                '&', '&amp;'), '<', '&lt;'), '>', '&gt;'),
            {tsquery},
-           CASE WHEN length(coalesce(m.body, t.body)) <= :short THEN :whole ELSE :headline END
+           CASE WHEN length(coalesce(m.body, t.body)) <= %(short)s
+                THEN %(whole)s ELSE %(headline)s END
        ) AS snippet,
        c.status, c.assignee_id, u.id AS end_user_id, u.external_id, u.name, u.email
 FROM best b
-LEFT JOIN messages m ON b.kind = 'message' AND m.id = b.id AND m.app_id = :app_id
-LEFT JOIN timeline_items t ON b.kind = 'note' AND t.id = b.id AND t.app_id = :app_id
-JOIN conversations c ON c.id = b.conversation_id AND c.app_id = :app_id
+LEFT JOIN messages m ON b.kind = 'message' AND m.id = b.id AND m.app_id = %(app_id)s
+LEFT JOIN timeline_items t ON b.kind = 'note' AND t.id = b.id AND t.app_id = %(app_id)s
+JOIN conversations c ON c.id = b.conversation_id AND c.app_id = %(app_id)s
 JOIN end_users u ON u.id = c.end_user_id AND u.app_id = c.app_id
 ORDER BY b.rank DESC, b.created_at DESC, b.id
 """
@@ -79,13 +82,13 @@ ORDER BY b.rank DESC, b.created_at DESC, b.id
 _JOIN = "JOIN conversations c ON c.id = x.conversation_id AND c.app_id = x.app_id"
 
 _FILTERS = {
-    "status": "AND c.status = :status",
-    "assignee": "AND c.assignee_id = :assignee_id",
+    "status": "AND c.status = %(status)s",
+    "assignee": "AND c.assignee_id = %(assignee_id)s",
     "unassigned": "AND c.assignee_id IS NULL",
     "label": "AND EXISTS (SELECT FROM conversation_labels l "
-    "WHERE l.conversation_id = c.id AND l.label_id = :label_id)",
-    "since": "AND x.created_at >= :since",
-    "until": "AND x.created_at < :until",
+    "WHERE l.conversation_id = c.id AND l.label_id = %(label_id)s)",
+    "since": "AND x.created_at >= %(since)s",
+    "until": "AND x.created_at < %(until)s",
 }
 _ON_CONVERSATION = frozenset({"status", "assignee", "unassigned", "label"})
 
@@ -111,7 +114,7 @@ def _snippet(headline: str) -> str:
 
 
 async def search_messages(
-    session: AsyncSession,
+    db: Database,
     app_id: uuid.UUID,
     q: str,
     *,
@@ -125,7 +128,8 @@ async def search_messages(
     limit: int = 20,
 ) -> list[MessageHit]:
     """The app's messages and private notes (`kinds`; notes are for its staff only) matching
-    `q`: the best `limit` of the newest POOL matches, each with its conversation and end user."""
+    `q`: the best `limit` of the newest POOL matches, each with its conversation and end user.
+    One statement, as a transaction of its own bound to the app (one round trip)."""
     params: dict[str, Any] = {
         "app_id": app_id,
         "q": q,
@@ -150,11 +154,11 @@ async def search_messages(
     params.update(
         status=status, assignee_id=assignee_id, label_id=label_id, since=since, until=until
     )
-    # Plan with the words' own frequencies (a common word walks the newest-first index, a rare
-    # one takes the GIN index), also once the driver has prepared the statement: a generic plan
-    # would guess one frequency for every query.
-    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-    rows = (await session.execute(text(_sql(used, kinds)), params)).mappings().all()
+    # Planned with the words' own frequencies every time (a common word walks the newest-first
+    # index, a rare one takes the GIN index), also once the driver has prepared the statement:
+    # a generic plan would guess one frequency for every query. The setting lasts for the
+    # transaction, which is this one round trip.
+    _, rows = await db.tenant_statements(app_id, [(_CUSTOM_PLAN, {}), (_sql(used, kinds), params)])
     return [
         MessageHit(
             kind=row["kind"],
