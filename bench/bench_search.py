@@ -320,6 +320,23 @@ def _match_counts(owner_url: str, app_id: uuid.UUID) -> dict[str, int]:
     return counts
 
 
+def _kept_apps(name: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """The apps of the kept database `name` if an earlier run loaded it whole (its comment, set
+    once the load is done); one that a run left half loaded is dropped."""
+    with psycopg.connect(common.services().postgres_url, autocommit=True) as connection:
+        found = connection.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            (name,),
+        ).fetchone()
+    if found is None:
+        return None
+    if found[0] is None:
+        common.drop_database(name)
+        return None
+    app_id, other_id = found[0].split()
+    return uuid.UUID(app_id), uuid.UUID(other_id)
+
+
 def run() -> list[dict[str, Any]]:
     messages = int(os.environ.get("BENCH_SEARCH_MESSAGES", "1000000"))
     rounds = int(os.environ.get("BENCH_SEARCH_ROUNDS", str(ROUNDS)))
@@ -328,10 +345,13 @@ def run() -> list[dict[str, Any]]:
     searches: dict[str, Search] = {"new": service.search_messages}
     if baseline:
         searches["old"] = _baseline(baseline)
-    with common.kept_database(f"search_{messages}", keep) as (url, comment):
+    name = f"replyhq_bench_search_{messages}_kept"
+    kept = _kept_apps(name) if keep else None
+    place = common.kept_database(name) if keep else common.throwaway_database("search")
+    with place as url:
         load_seconds = float("nan")
-        if comment:  # a kept database's data: its apps
-            app_id, other_id = (uuid.UUID(part) for part in comment.split())
+        if kept:
+            app_id, other_id = kept
         else:
 
             async def tenants() -> tuple[uuid.UUID, uuid.UUID]:

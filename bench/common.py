@@ -127,35 +127,6 @@ def kept_database(name: str) -> Iterator[str]:
     yield url
 
 
-@contextlib.contextmanager
-def kept_database(label: str, keep: bool) -> Iterator[tuple[str, str | None]]:
-    """Like throwaway_database, or with `keep` a database named after `label` that outlives the
-    run (brought to the migrations' head each time): its owner URL and its comment, which the
-    bench sets (COMMENT ON DATABASE) once its data is whole; one left without a comment (a run
-    stopped half way) is made anew."""
-    if not keep:
-        with throwaway_database(label) as url:
-            yield url, None
-        return
-    base = services().postgres_url
-    name = f"replyhq_bench_{label}_kept"
-    with psycopg.connect(base, autocommit=True) as connection:
-        found = connection.execute(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
-            (name,),
-        ).fetchone()
-        if found is not None and found[0] is None:  # a run stopped before its data was whole
-            connection.execute(
-                sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-            found = None
-        if found is None:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    upgrade(url, Settings())
-    yield url, found[0] if found else None
-
-
 def database(owner_url: str, **pool: Any) -> Database:
     """The server's own Database (runtime role, RLS applies) on `owner_url`'s database."""
     return Database(
