@@ -5,10 +5,11 @@ conversations of 50 messages each (1,000,000) and a private note in each (20,000
 generate_series in SQL, plus a second app whose rows the tenant policy must filter out. Bodies
 are 8 to 19 words drawn from a Zipf-like vocabulary (a few words are in most messages, most
 words in few), so queries range from a handful of hits to hundreds of thousands. The search runs
-as the server runs it (replyhq.search.service inside Database.tenant_session, as the runtime
+as the server runs it (replyhq.search.service, its one statement as the runtime
 role, RLS on), in rounds that take the query classes in turn. The search indexes are built after
 the rows are written (as a restore would), and the per-message triggers (push, metrics: agents'
-replies queue jobs) are off during the load; the figures are from a shared, noisy 2-core machine.
+replies queue jobs) are off during the load. Figures mean something only on a quiet machine
+(docs/benchmarks.md).
 
 BENCH_SEARCH_MESSAGES changes the count (default 1,000,000), BENCH_SEARCH_ROUNDS the rounds (30).
 BENCH_SEARCH_KEEP=1 keeps the generated database (replyhq_bench_search_<count>_kept) for the next
