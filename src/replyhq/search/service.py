@@ -1,7 +1,8 @@
 """Search within one app: messages by PostgreSQL full-text search (the `messages.search`
 tsvector, GIN-indexed; migration 0050), ranked, with highlighted snippets and filters; end users
-by name, e-mail or user id. Every query runs in the caller's tenant transaction, so row-level
-security bounds it to the app even without its `app_id =`.
+by name, e-mail or user id. Every query runs in a transaction bound to the app (the message
+search in one of its own, Database.tenant_statements; the user search in the caller's), so
+row-level security bounds it to the app even without its `app_id =`.
 
 The text configuration is 'simple' (no stemming, no stop words): messages come in every
 language, and a word matches as written. The query is `websearch_to_tsquery`'s syntax: words
