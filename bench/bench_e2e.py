@@ -208,7 +208,11 @@ def replyhq(
         app_file = tmp / f"{name}-app.json"
         app_file.write_text(json.dumps(app))
         # A variant's change to its database, as the owner; `{database}` stands for its name.
-        statement = extra.pop("SQL", "").replace("{database}", f'"{make_url(url).database}"')
+        # SQL_FILE: statements in a file (a function's text has commas, which SQL cannot hold).
+        statement = extra.pop("SQL", "") or (
+            Path(extra.pop("SQL_FILE")).read_text() if "SQL_FILE" in extra else ""
+        )
+        statement = statement.replace("{database}", f'"{make_url(url).database}"')
         if statement:
             with psycopg.connect(common.plain(url), autocommit=True) as connection:
                 connection.execute(statement.encode())

@@ -6,6 +6,7 @@ bucket width."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -81,14 +82,16 @@ async def _rollups(runtime: Runtime, app_id: uuid.UUID) -> dict[Any, Any]:
             if kept and (staff is None or previous.get((metric, staff)) != kept):
                 out[(day, metric, staff)] = kept
             previous[(metric, staff)] = kept
+        # A day's message count is the sum of its rows (migration 0200: how it is split among
+        # them depends on which transactions ran at once).
         messages = await session.execute(
             text(
-                "SELECT day, shard, messages FROM report_day_messages "
-                "WHERE app_id = :app AND messages <> 0"
+                "SELECT day, sum(messages) FROM report_day_messages WHERE app_id = :app "
+                "GROUP BY day HAVING sum(messages) <> 0"
             ),
             {"app": app_id},
         )
-        out.update({(day, "messages", shard): n for day, shard, n in messages})
+        out.update({(day, "messages"): n for day, n in messages})
     return out
 
 
@@ -282,3 +285,34 @@ async def test_deleting_an_app_takes_its_rollups(
     assert await _rollups(runtime, tenant.id)
     await _system(runtime, "DELETE FROM apps WHERE id = :id", id=tenant.id)
     assert await _rollups(runtime, tenant.id) == {}
+
+
+async def test_a_send_does_not_wait_for_day_counter_rows_another_transaction_holds(
+    client: httpx.AsyncClient, runtime: Runtime, make_tenant: MakeTenant
+) -> None:
+    """Concurrent senders of one app each count into a row of the day no other transaction
+    holds (migration 0200), so a send never queues behind another's commit for it; the day's
+    count stays exact."""
+    tenant = await make_tenant()
+    await identify(client, tenant, "d1")
+    cid = (await start_conversation(client, tenant, "d1"))["id"]
+    async with runtime.db.system_session() as holder:  # as senders still committing would
+        held = await holder.execute(
+            text("SELECT shard FROM report_day_messages WHERE app_id = :app FOR UPDATE"),
+            {"app": tenant.id},
+        )
+        assert held.all()
+        await asyncio.wait_for(_user_writes(client, tenant, "d1", cid), timeout=10)
+        # Taking a message away never makes a row: with every row held it waits for one.
+        await holder.execute(
+            text("SELECT shard FROM report_day_messages WHERE app_id = :app FOR UPDATE"),
+            {"app": tenant.id},
+        )
+        deleting = asyncio.create_task(
+            _system(runtime, "DELETE FROM messages WHERE conversation_id = :id AND seq = 1", id=cid)
+        )
+        await asyncio.sleep(0.2)
+        assert not deleting.done()
+    await asyncio.wait_for(deleting, timeout=10)
+    report = await _check_against_raw(client, runtime, tenant)
+    assert report["totals"]["messages"] == 1

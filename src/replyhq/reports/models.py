@@ -23,8 +23,9 @@ from replyhq.db.base import Base
 
 
 class ReportDayMessages(Base):
-    """Messages written per local day, in 8 shards by conversation (concurrent sends of one app
-    do not queue on one row): a day's count is the sum of its shards."""
+    """Messages written per local day, in as many rows as the day had concurrent senders: a
+    message counts into a row no other transaction holds (migration 0200), so concurrent sends
+    of one app do not queue on one row. A day's count is the sum of its rows."""
 
     __tablename__ = "report_day_messages"
 
