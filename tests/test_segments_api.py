@@ -438,6 +438,41 @@ async def test_a_segment_never_counts_another_apps_users(
     assert (await _preview(http, world["other_admin"], did)).json()["count"] == 0
 
 
+async def test_events_of_a_dropped_day_no_longer_count(
+    http: httpx.AsyncClient, socket_server: SocketServer, make_tenant: MakeTenant, servers: Servers
+) -> None:
+    """Once retention has dropped the day of someone's last `open`, they did not open, with or
+    without a timeframe (the latest occurrence is trusted only within the days kept)."""
+    tenant = await make_tenant("Retained")
+    old = NOW - timedelta(days=29)
+    gone = await _person(http, tenant, "gone", [{"name": "open", "timestamp": old.isoformat()}])
+    here = await _person(
+        http,
+        tenant,
+        "here",
+        [
+            {"name": "open", "timestamp": old.isoformat()},
+            {"name": "open", "timestamp": _ago(days=3)},
+        ],
+    )
+    agent = await signed_in(socket_server.runtime, http, tenant, "AGENT")
+
+    async def who(**condition: Any) -> set[str]:
+        query = _q({"type": "event", "eventName": "open", **condition})
+        response = await _preview(http, agent, query)
+        assert response.status_code == 200, response.text
+        return {u["id"] for u in response.json()["sample"]}
+
+    month = {"type": "relative", "value": 30, "unit": "days"}
+    assert await who() == await who(timeframe=month) == {gone, here}
+    day = old.astimezone(UTC).date()
+    with psycopg.connect(servers.database_url, autocommit=True) as owner:
+        owner.execute(f"DROP TABLE events_{day:%Y%m%d}, event_daily_counts_{day:%Y%m%d}")
+        owner.execute("SELECT replyhq_ensure_event_partitions(%s, %s)", (day, day))
+    assert await who() == await who(timeframe=month) == {here}
+    assert await who(timeframe=month, operator="not_exists") == {gone}
+
+
 async def test_saved_segments_and_their_members(
     http: httpx.AsyncClient, world: dict[str, Any]
 ) -> None:

@@ -35,7 +35,7 @@ TENANT_TABLES = [
     "timeline_items",
     "assignment_settings",
 ]
-TENANT_TABLES += ["events", "event_daily_counts", "segments"]
+TENANT_TABLES += ["events", "event_daily_counts", "event_latest", "segments"]
 TENANT_TABLES += ["campaigns", "campaign_messages"]  # a campaign sent to the seeded user
 TENANT_TABLES += ["triggered_messages", "triggered_message_sends"]  # and a triggered message
 # The messenger's (seeded below: settings with office hours that are never in, so the first

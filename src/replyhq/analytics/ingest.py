@@ -14,13 +14,14 @@ accepted event is therefore never lost; a retry after a 202 that never reached t
 store the event twice (at least once, as every analytics pipeline without client event ids).
 
 The same statement resolves each device to its end user (refusing a device that has not
-identified, or may not speak for its user, as a message send does) and adds the events to the
-per-user daily counts, so segment conditions on "did X N times in D days" read the counts and
-never the raw events (the dashboard's catalog of event names counts them there too, when asked:
-no row is written by every flush of an app, so its concurrent flushes do not queue on a row
-lock held until the commit); and it claims the people that the app's active event-triggered
-messages on those names should reach, queueing the job that sends them (replyhq.triggered), so
-a trigger costs ingest one index lookup and never a message send.
+identified, or may not speak for its user, as a message send does), adds the events to the
+per-user daily counts and to each person's latest occurrence of each name, so segment
+conditions on "did X (N times) in D days" read those and never the raw events (the dashboard's
+catalog of event names counts them there too, when asked: no row is written by every flush of
+an app, so its concurrent flushes do not queue on a row lock held until the commit); and it
+claims the people that the app's active event-triggered messages on those names should reach,
+queueing the job that sends them (replyhq.triggered), so a trigger costs ingest one index lookup
+and never a message send.
 """
 
 from __future__ import annotations
@@ -85,6 +86,13 @@ WITH batch AS (
   FROM stored GROUP BY 2, 3, 4 ORDER BY 2, 3, 4  -- one lock order for every writer
   ON CONFLICT (app_id, name, day, end_user_id)
   DO UPDATE SET count = c.count + excluded.count, last_at = greatest(c.last_at, excluded.last_at)
+), latest AS (
+  -- When each person last did each name ("did X in the last D days" reads one row per person).
+  INSERT INTO event_latest AS l (app_id, name, end_user_id, last_at)
+  SELECT %(app_id)s, name, end_user_id, max(occurred_at)
+  FROM stored GROUP BY 2, 3 ORDER BY 2, 3
+  ON CONFLICT (app_id, name, end_user_id)
+  DO UPDATE SET last_at = excluded.last_at WHERE l.last_at < excluded.last_at
 ), triggered AS (
   -- Event-triggered messages (replyhq.triggered): claim each (trigger, person) once; the
   -- primary key is what makes it once per person across concurrent batches and processes.

@@ -1,5 +1,5 @@
-"""Tracked events and their per-user daily rollups (the app's catalog of event names is summed
-from the rollups: analytics.service.catalog).
+"""Tracked events, their per-user daily rollups and each user's latest occurrence of a name (the
+app's catalog of event names is summed from the daily rollups: analytics.service.catalog).
 
 `events` and `event_daily_counts` are partitioned by UTC day (migration 0030): neither has a
 primary key of its own worth mapping, so they are Core tables; SQL names the parents only.
@@ -45,5 +45,16 @@ event_daily_counts = Table(
     Column("day", Date, primary_key=True),
     Column("end_user_id", Uuid, primary_key=True),
     Column("count", Integer, nullable=False),
+    Column("last_at", DateTime(timezone=True), nullable=False),
+)
+
+# When each end user last did each event name (migration 0190), maintained by the ingest flush:
+# "did / did not do X in the last D days" reads one row per user who did X.
+event_latest = Table(
+    "event_latest",
+    Base.metadata,
+    Column("app_id", Uuid, primary_key=True),
+    Column("name", String(MAX_EVENT_NAME), primary_key=True),
+    Column("end_user_id", Uuid, primary_key=True),
     Column("last_at", DateTime(timezone=True), nullable=False),
 )

@@ -5,8 +5,10 @@ a bound parameter. Nothing is ever formatted into SQL text.
 
 Event conditions become `end_users.id IN (SELECT end_user_id ... )` over the per-user daily
 counts when they can (no field, a timeframe in days or none): "did X at least N times in D
-days" never reads raw events. A timeframe of D days means the UTC calendar days from D-1 days ago
-to today (what the daily counts can answer exactly), one of H hours the last H hours.
+days" never reads raw events; without a count, "did X in D days" reads each user's latest
+occurrence of X instead (one row per user, not per day). A timeframe of D days means the UTC
+calendar days from D-1 days ago to today (what the daily counts can answer exactly), one of H
+hours the last H hours.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    DateTime,
     Select,
     and_,
     bindparam,
+    cast,
     exists,
     false,
     func,
@@ -29,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from replyhq.analytics.models import event_daily_counts, events
+from replyhq.analytics.models import event_daily_counts, event_latest, events
 from replyhq.segments.dsl import (
     NEGATIONS,
     AttributeCondition,
@@ -118,6 +122,8 @@ class _Compiler:
     def event_users(self, node: EventCondition) -> Select[Any]:
         """End users with at least one matching event (grouped by user when counted)."""
         timeframe = node.timeframe
+        if node.count is None and _from_counts(node):
+            return self.latest_users(node)
         if _from_counts(node):
             stmt = select(event_daily_counts.c.end_user_id).where(
                 event_daily_counts.c.app_id == self.app_id,
@@ -138,6 +144,26 @@ class _Compiler:
                 event_daily_counts.c.end_user_id if _from_counts(node) else events.c.end_user_id
             )
             stmt = stmt.group_by(column)
+        return stmt
+
+    def latest_users(self, node: EventCondition) -> Select[Any]:
+        """End users whose latest `eventName` is in the timeframe and in a day still kept: the
+        users with a daily count of it in the timeframe (the days kept are contiguous up to
+        today, retention dropping the oldest, so the latest is kept exactly when any is)."""
+        latest = event_latest.c
+        counts = event_daily_counts.c
+        oldest_kept = (
+            select(func.min(counts.day))
+            .where(counts.app_id == self.app_id, counts.name == node.event_name)
+            .scalar_subquery()
+        )
+        stmt = select(latest.end_user_id).where(
+            latest.app_id == self.app_id,
+            latest.name == node.event_name,
+            latest.last_at >= func.timezone("UTC", cast(oldest_kept, DateTime())),
+        )
+        if node.timeframe is not None:
+            stmt = stmt.where(latest.last_at >= window_start(node.timeframe, self.now))
         return stmt
 
 
