@@ -157,9 +157,17 @@ def _load(owner_url: str, app_id: uuid.UUID, other_id: uuid.UUID, users: int, ev
                 """,
                 {"app": str(app)},
             )
+            db.execute(
+                """
+                INSERT INTO event_latest (app_id, name, end_user_id, last_at)
+                SELECT app_id, name, end_user_id, max(last_at) FROM event_daily_counts
+                WHERE app_id = %(app)s GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+                """,
+                {"app": str(app)},
+            )
         db.commit()
     with psycopg.connect(owner_url, autocommit=True) as db:
-        db.execute("VACUUM ANALYZE end_users, devices, events, event_daily_counts")
+        db.execute("VACUUM ANALYZE end_users, devices, events, event_daily_counts, event_latest")
     return time.perf_counter() - started
 
 

@@ -5,8 +5,8 @@ a bound parameter. Nothing is ever formatted into SQL text.
 
 Event conditions become `end_users.id IN (SELECT end_user_id ... )` over the per-user daily
 counts when they can (no field, a timeframe in days or none): "did X at least N times in D
-days" never reads raw events; without a count, "did X in D days" reads each user's latest
-occurrence of X instead (one row per user, not per day). A timeframe of D days means the UTC
+days" never reads raw events; "did not do X in D days" reads each user's latest occurrence
+of X instead (one row per user, not per day). A timeframe of D days means the UTC
 calendar days from D-1 days ago to today (what the daily counts can answer exactly), one of H
 hours the last H hours.
 """
@@ -108,8 +108,15 @@ class _Compiler:
     # --- on what they did --------------------------------------------------------------------
 
     def event(self, node: EventCondition) -> Condition:
-        people = self.event_users(node)
         count = node.count
+        if count is None and node.negated and _from_counts(node):
+            # Did not: NOT IN is one hash of the users, built from a row per user rather than
+            # per day. (Did, at the top of a query, is pulled up into a join, and on this
+            # table's unique key PostgreSQL then probed it once per user in created_at order,
+            # costed for the sample's 20 rather than the count over all: 4 times slower than
+            # the daily counts' hash.)
+            return not_(EndUser.id.in_(self.latest_users(node)))
+        people = self.event_users(node)
         if count is None:
             member = EndUser.id.in_(people)
             return not_(member) if node.negated else member
@@ -122,8 +129,6 @@ class _Compiler:
     def event_users(self, node: EventCondition) -> Select[Any]:
         """End users with at least one matching event (grouped by user when counted)."""
         timeframe = node.timeframe
-        if node.count is None and _from_counts(node):
-            return self.latest_users(node)
         if _from_counts(node):
             stmt = select(event_daily_counts.c.end_user_id).where(
                 event_daily_counts.c.app_id == self.app_id,
