@@ -9,7 +9,7 @@ hours (replyhq.segments.compile). Tenant-owned like the daily counts; backfilled
 daily counts in one statement.
 
 Revision ID: 0190
-Revises: 0181
+Revises: 0200
 Create Date: 2026-12-03
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 from replyhq.db.rls import disable_tenant_rls, enable_tenant_rls
 
 revision: str = "0190"
-down_revision: str | Sequence[str] | None = "0181"
+down_revision: str | Sequence[str] | None = "0200"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
