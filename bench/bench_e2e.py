@@ -16,16 +16,20 @@ this machine is shared and absolute figures drift from minute to minute. Systems
 
 Per system and offered rate: achieved msg/s, e2e p50/p99 (send to receive), lost, duplicated,
 HTTP errors, server CPU per message (read from /proc between the generator's "sending" and
-"sent" marks), and from pg_stat_database the database's active time per message and the
-connections opened per second (pool churn), and what its backends were doing (pg_stat_activity
-sampled every 100 ms: on CPU, or waiting for a lock or the WAL). The ceiling is the
+"sent" marks), and from pg_stat_database the database's active time per message (and its
+backends' CPU, from /proc) and the connections opened per second (pool churn), and what its
+backends were doing (pg_stat_activity sampled every 100 ms: on CPU, or waiting for a lock or
+the WAL). The ceiling is the
 achieved rate at an offered rate above it (1,000 msg/s); latency is read at 200 msg/s.
 
 Knobs: BENCH_E2E_ROUNDS (3), BENCH_E2E_SECONDS (8), BENCH_E2E_RATES ("1000,200"),
 BENCH_E2E_WORKERS (1), BENCH_E2E_VARIANTS (";"-separated `name:KEY=V,KEY=V`), BENCH_E2E_NODE=0
 (no Node reference), BENCH_E2E_PROFILE=<system> (py-spy samples that system's server at the first
 rate and splits its CPU per message by part: bench/profile_parts.py; BENCH_E2E_PROFILE_KEEP=<dir>
-keeps the raw stacks, for a flame graph).
+keeps the raw stacks, for a flame graph), BENCH_E2E_WAL_DETAIL=1 (the first round's WAL at the
+first rate by relation and record type, per message, read with pg_walinspect). Every run reports
+the cluster's WAL per message (bytes, records, full-page images, flushes: pg_stat_wal and the WAL
+position), which is the system's own while it runs alone.
 """
 
 from __future__ import annotations
@@ -99,19 +103,86 @@ def _database(label: str, *, migrate: bool) -> Iterator[str]:
             )
 
 
-def _database_stats(owner_url: str) -> tuple[float, int, int]:
-    """The database's (active milliseconds, sessions opened, connections now), from
-    pg_stat_database: its backends' time executing statements, churned backends included (the
-    CPU of a closed backend is gone from /proc). Flushed by backends about once a second."""
+@dataclass(frozen=True)
+class DatabaseStats:
+    """What the database had done at a moment: its backends' active milliseconds, sessions
+    opened and connections now (pg_stat_database, this system's database), and the cluster's
+    WAL: position (bytes, exact), records, full-page images and flushes (pg_stat_wal). The
+    WAL is the whole cluster's, so a run measures its own only when it runs alone (the bench's
+    CPU lock; the other systems are idle between their runs)."""
+
+    active_ms: float
+    sessions: int
+    connections: int
+    wal_lsn: str
+    wal_bytes: int
+    wal_records: int
+    wal_fpi: int
+    wal_syncs: int
+    backend_cpu: dict[int, float]  # this database's backends: process id -> CPU seconds
+
+
+def _backend_cpu_ms(before: DatabaseStats, after: DatabaseStats) -> float:
+    """The CPU milliseconds this database's backends used between two moments (one opened
+    meanwhile counts whole: a fixed pool opens none)."""
+    return 1000 * sum(
+        seconds - before.backend_cpu.get(pid, 0.0) for pid, seconds in after.backend_cpu.items()
+    )
+
+
+def _database_stats(owner_url: str) -> DatabaseStats:
+    """This system's database and the cluster's WAL now. pg_stat_database and pg_stat_wal are
+    flushed by backends about once a second; the WAL position is exact."""
     name = make_url(owner_url).database
     with psycopg.connect(common.services().postgres_url, autocommit=True) as connection:
         connection.execute("SELECT pg_stat_clear_snapshot()")
         row = connection.execute(
-            "SELECT active_time, sessions, numbackends FROM pg_stat_database WHERE datname = %s",
+            "SELECT d.active_time, d.sessions, d.numbackends, pg_current_wal_lsn()::text,"
+            " pg_current_wal_lsn() - '0/0'::pg_lsn, w.wal_records, w.wal_fpi, w.wal_sync"
+            " FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = %s",
             (name,),
         ).fetchone()
+        pids = connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        ).fetchall()
     assert row is not None
-    return float(row[0]), int(row[1]), int(row[2])
+    cpu = {pid: common._cpu_seconds(pid) for (pid,) in pids}
+    return DatabaseStats(
+        float(row[0]), int(row[1]), int(row[2]), row[3], int(row[4]), *map(int, row[5:]), cpu
+    )
+
+
+def wal_detail(owner_url: str, start: str, end: str, sent: int) -> list[tuple[Any, ...]]:
+    """The WAL written between two positions, by relation (the record's first block; none for a
+    commit) and record type, per message sent: (relation, resource manager, record type,
+    records/msg, bytes/msg, of them full-page images/msg). Reads the WAL with pg_walinspect,
+    created in the system's own database (a superuser's), whose names it resolves."""
+    with psycopg.connect(common.plain(owner_url), autocommit=True) as connection:
+        connection.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        rows = connection.execute(
+            """
+            SELECT COALESCE(pg_filenode_relation(0, w.node)::text, w.node::text, '-') AS relation,
+                   w.resource_manager, w.record_type, count(*)::float / %(n)s,
+                   sum(w.record_length)::float / %(n)s, sum(w.fpi_length)::float / %(n)s
+            FROM (SELECT substring(block_ref FROM 'rel [0-9]+/[0-9]+/([0-9]+)')::oid AS node, *
+                  FROM pg_get_wal_records_info(%(start)s::pg_lsn, %(end)s::pg_lsn)) w
+            GROUP BY 1, 2, 3 ORDER BY 5 DESC
+            """,
+            {"start": start, "end": end, "n": sent},
+        ).fetchall()
+    return [tuple(r) for r in rows]
+
+
+def _print_wal_detail(name: str, rate: int, rows: list[tuple[Any, ...]]) -> None:
+    total = sum(r[4] for r in rows)
+    _log(f"WAL of {name} @{rate} by relation and record, per message ({total:,.0f} bytes):")
+    for relation, manager, kind, count, size, fpi in rows:
+        if size >= 0.005 * total:
+            _log(
+                f"  {relation:<45} {manager}/{kind:<20} {count:6.2f} rec {size:8.1f} B"
+                f"  (FPI {fpi:7.1f} B)"
+            )
 
 
 @contextlib.contextmanager
@@ -276,9 +347,12 @@ class WaitSampler:
         return f"{sum(self.counts.values()) / n:.2f} active ({top})"
 
 
-def offer(system: System, rate: int, seconds: int, profile: Path | None = None) -> dict[str, Any]:
+def offer(
+    system: System, rate: int, seconds: int, profile: Path | None = None, *, wal: bool = False
+) -> dict[str, Any]:
     """One run of the generator against `system`; its JSON line, with the server's CPU.
-    `profile`: where py-spy writes the server's stacks over the timed part (one process)."""
+    `profile`: where py-spy writes the server's stacks over the timed part (one process);
+    `wal`: print the run's WAL by relation and record type (wal_detail)."""
     command = ["node", str(NODE_DIR / "loadgen.cjs"), system.url, MASTER, str(USERS)]
     command += [str(LISTENERS), str(AGENTS), str(rate), str(seconds)]
     env = dict(os.environ)
@@ -291,7 +365,7 @@ def offer(system: System, rate: int, seconds: int, profile: Path | None = None) 
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
     )
     assert process.stderr is not None and process.stdout is not None
-    marks: dict[str, tuple[float, tuple[float, int, int]]] = {}
+    marks: dict[str, tuple[float, DatabaseStats]] = {}
     sampler = WaitSampler(system.owner_url)
     spy: subprocess.Popen[bytes] | None = None
     other: list[str] = []
@@ -318,10 +392,21 @@ def offer(system: System, rate: int, seconds: int, profile: Path | None = None) 
     (cpu0, db0), (cpu1, db1) = marks["sending"], marks["sent"]
     sent = max(1, result["sent"] - result["http_errors"])
     result["server_cpu_ms"] = (cpu1 - cpu0) * 1000 / sent
-    result["db_active_ms"] = (db1[0] - db0[0]) / sent
-    result["db_sessions_per_s"] = (db1[1] - db0[1]) / max(1e-9, sent / result["achieved_rate"])
-    result["db_connections"] = db1[2]
+    result["db_active_ms"] = (db1.active_ms - db0.active_ms) / sent
+    result["db_cpu_ms"] = _backend_cpu_ms(db0, db1) / sent
+    result["db_sessions_per_s"] = (db1.sessions - db0.sessions) / max(
+        1e-9, sent / result["achieved_rate"]
+    )
+    result["db_connections"] = db1.connections
     result["db_backends"] = sampler.summary()
+    result["wal_bytes"] = (db1.wal_bytes - db0.wal_bytes) / sent
+    result["wal_records"] = (db1.wal_records - db0.wal_records) / sent
+    result["wal_fpi"] = (db1.wal_fpi - db0.wal_fpi) / sent
+    result["wal_syncs"] = (db1.wal_syncs - db0.wal_syncs) / sent
+    if wal:
+        _print_wal_detail(
+            system.name, rate, wal_detail(system.owner_url, db0.wal_lsn, db1.wal_lsn, sent)
+        )
     return result
 
 
@@ -343,7 +428,10 @@ def _summary(system: System, rate: int) -> dict[str, float]:
         "p99": common.median([r["e2e_ms"]["p99"] or float("nan") for r in runs]),
         "cpu": common.median([r["server_cpu_ms"] for r in runs]),
         "db": common.median([r["db_active_ms"] for r in runs]),
+        "dbcpu": common.median([r["db_cpu_ms"] for r in runs]),
         "opened": common.median([r["db_sessions_per_s"] for r in runs]),
+        "wal": common.median([r["wal_bytes"] for r in runs]),
+        "syncs": common.median([r["wal_syncs"] for r in runs]),
         "bad": sum(r["lost"] + r["duplicates"] + r["http_errors"] for r in runs),
     }
 
@@ -357,6 +445,7 @@ def run() -> list[dict[str, Any]]:
     tmp = Path(tempfile.mkdtemp(prefix="replyhq-bench-e2e-"))
     systems: list[System] = []
     profiled = os.environ.get("BENCH_E2E_PROFILE", "")
+    wal_detail_wanted = os.environ.get("BENCH_E2E_WAL_DETAIL", "0") != "0"
     samples: Counter[str] = Counter()
     cpu_per_message: list[float] = []
     with contextlib.ExitStack() as stack:
@@ -376,7 +465,8 @@ def run() -> list[dict[str, Any]]:
                 for system in order:
                     spied = system.name == profiled and rate == rates[0]
                     stacks = tmp / f"{system.name}-{number}-{rate}.txt" if spied else None
-                    result = offer(system, rate, seconds, stacks)
+                    detail = wal_detail_wanted and number == 0 and rate == rates[0]
+                    result = offer(system, rate, seconds, stacks, wal=detail)
                     if stacks is not None and stacks.exists():
                         samples.update(profile_parts.parts(stacks.read_text()))
                         keep = os.environ.get("BENCH_E2E_PROFILE_KEEP")  # a directory
@@ -390,8 +480,12 @@ def run() -> list[dict[str, Any]]:
                         f"e2e p99 {result['e2e_ms']['p99']} ms, lost {result['lost']}, "
                         f"dup {result['duplicates']}, errors {result['http_errors']}, "
                         f"cpu {result['server_cpu_ms']:.2f} ms/msg, db active "
-                        f"{result['db_active_ms']:.2f} ms/msg, connections opened "
+                        f"{result['db_active_ms']:.2f} ms/msg (CPU {result['db_cpu_ms']:.2f}), "
+                        "connections opened "
                         f"{result['db_sessions_per_s']:.1f}/s, held {result['db_connections']}, "
+                        f"WAL {result['wal_bytes']:,.0f} B/msg ({result['wal_records']:.1f} "
+                        f"records, {result['wal_fpi']:.2f} FPI, {result['wal_syncs']:.2f} "
+                        f"flushes), "
                         f"backends {result['db_backends']}, "
                         f"load {os.getloadavg()[0]:.1f}"
                     )
@@ -432,7 +526,10 @@ def _rows(systems: list[System], rates: list[int]) -> list[dict[str, Any]]:
                 ("p99", f"e2e p99 @{rate}", "ms"),
                 ("cpu", f"server CPU/msg @{rate}", "ms"),
                 ("db", f"database active/msg @{rate}", "ms"),
+                ("dbcpu", f"database backends' CPU/msg @{rate}", "ms"),
                 ("opened", f"DB connections opened @{rate}", "/s"),
+                ("wal", f"WAL bytes/msg @{rate}", "B"),
+                ("syncs", f"WAL flushes/msg @{rate}", ""),
             ]
             for key, metric, unit in metrics:
                 base = ref[key] if ref else None
