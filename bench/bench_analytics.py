@@ -157,11 +157,23 @@ def _load(owner_url: str, app_id: uuid.UUID, other_id: uuid.UUID, users: int, ev
                 """,
                 {"app": str(app)},
             )
+            # Each person's latest of each name, with their counts of the 32 days up to it
+            # (recent[k]: the latest day and the k-1 before it; migration 0210).
             db.execute(
                 """
-                INSERT INTO event_latest (app_id, name, end_user_id, last_at)
-                SELECT app_id, name, end_user_id, max(last_at) FROM event_daily_counts
-                WHERE app_id = %(app)s GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+                INSERT INTO event_latest (app_id, name, end_user_id, last_at, recent)
+                SELECT s.app_id, s.name, s.end_user_id, s.last_at,
+                       array_agg(
+                         (SELECT sum(x.count)::integer
+                          FROM unnest(s.days, s.counts) AS x (day, count) WHERE x.day > s.top - k)
+                         ORDER BY k)
+                FROM (
+                  SELECT app_id, name, end_user_id, max(last_at) AS last_at, max(day) AS top,
+                         min(day) AS bottom, array_agg(day) AS days, array_agg(count) AS counts
+                  FROM event_daily_counts WHERE app_id = %(app)s GROUP BY 1, 2, 3
+                ) AS s,
+                generate_series(1, least(32, s.top - s.bottom + 1)) AS k
+                GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3
                 """,
                 {"app": str(app)},
             )

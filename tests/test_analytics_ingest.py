@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from replyhq.analytics import partitions
@@ -112,6 +114,46 @@ async def test_bad_batches_are_refused_and_store_nothing(
     if field is not None:
         assert field in {d["field"] for d in error["details"]}
     assert await _events(db, tenant) == []
+
+
+@pytest.fixture(scope="module")
+def owner(servers: Servers) -> Any:
+    with psycopg.connect(servers.database_url, autocommit=True) as connection:
+        yield connection
+
+
+DAY = datetime(2026, 12, 4, tzinfo=UTC).date()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    batches=st.lists(st.lists(st.integers(0, 70), min_size=1, max_size=8), min_size=1, max_size=5)
+)
+def test_recent_counts_merge_batches_into_the_counts_of_32_days(
+    owner: Any, batches: list[list[int]]
+) -> None:
+    """event_latest.recent as the flush keeps it (migration 0210): each batch's days counted by
+    replyhq_recent_counts and merged in arrival order by replyhq_merge_recent give, for every
+    k <= 32, the number of events on the latest day and the k-1 days before it."""
+    recent: list[int] | None = None
+    anchor = None
+    for days_ago in batches:
+        days = [DAY - timedelta(days=n) for n in days_ago]
+        (counted,) = owner.execute("SELECT replyhq_recent_counts(%s::date[])", (days,)).fetchone()
+        if recent is None:
+            recent, anchor = counted, max(days)
+        else:
+            (recent,) = owner.execute(
+                "SELECT replyhq_merge_recent(%s, %s, %s, %s)",
+                (recent, anchor, counted, max(days)),
+            ).fetchone()
+            anchor = max(anchor, max(days))
+        assert recent is not None and 1 <= len(recent) <= 32
+    assert recent is not None and anchor is not None
+    every = [DAY - timedelta(days=n) for batch in batches for n in batch]
+    for k in range(1, 33):
+        expected = sum(1 for d in every if (anchor - d).days < k)
+        assert recent[min(k, len(recent)) - 1] == expected, (k, recent)
 
 
 async def test_a_batch_up_to_64_kb_is_accepted(

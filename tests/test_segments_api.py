@@ -464,13 +464,20 @@ async def test_events_of_a_dropped_day_no_longer_count(
         return {u["id"] for u in response.json()["sample"]}
 
     month = {"type": "relative", "value": 30, "unit": "days"}
+    twice = {"operator": "gte", "value": 2}
     assert await who() == await who(timeframe=month) == {gone, here}
+    # Counted within 31 days from each person's recent counts (event_latest.recent), which
+    # still hold the dropped day: they must count from the oldest day kept.
+    assert await who(timeframe=month, count=twice) == {here}
     day = old.astimezone(UTC).date()
     with psycopg.connect(servers.database_url, autocommit=True) as owner:
         owner.execute(f"DROP TABLE events_{day:%Y%m%d}, event_daily_counts_{day:%Y%m%d}")
         owner.execute("SELECT replyhq_ensure_event_partitions(%s, %s)", (day, day))
     assert await who() == await who(timeframe=month) == {here}
     assert await who(timeframe=month, operator="not_exists") == {gone}
+    assert await who(timeframe=month, count=twice) == set()
+    assert await who(timeframe=month, count={"operator": "equals", "value": 1}) == {here}
+    assert await who(timeframe=month, count={"operator": "lt", "value": 1}) == {gone}
 
 
 async def test_saved_segments_and_their_members(

@@ -102,9 +102,15 @@ async def _seed(
                     "timestamp": at.isoformat(),
                 }
             )
-        if events:
+        # In two requests (two flushes) at a random cut, so that a person's second batch is
+        # merged into the rollups of the first (event_latest.recent: replyhq_merge_recent), in
+        # any order of their times.
+        cut = rng.randint(0, len(events))
+        for part in (events[:cut], events[cut:]):
+            if not part:
+                continue
             tracked = await client.post(
-                "/v1/events", headers=tenant.sdk(f"p{i}-d0"), json={"events": events}
+                "/v1/events", headers=tenant.sdk(f"p{i}-d0"), json={"events": part}
             )
             assert tracked.status_code == 202, tracked.text
 

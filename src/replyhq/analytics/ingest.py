@@ -15,7 +15,8 @@ store the event twice (at least once, as every analytics pipeline without client
 
 The same statement resolves each device to its end user (refusing a device that has not
 identified, or may not speak for its user, as a message send does), adds the events to the
-per-user daily counts and to each person's latest occurrence of each name, so segment
+per-user daily counts and to each person's latest occurrence of each name (with their counts of
+its last 32 days), so segment
 conditions on "did X (N times) in D days" read those and never the raw events (the dashboard's
 catalog of event names counts them there too, when asked: no row is written by every flush of
 an app, so its concurrent flushes do not queue on a row lock held until the commit); and it
@@ -87,12 +88,17 @@ WITH batch AS (
   ON CONFLICT (app_id, name, day, end_user_id)
   DO UPDATE SET count = c.count + excluded.count, last_at = greatest(c.last_at, excluded.last_at)
 ), latest AS (
-  -- When each person last did each name ("did X in the last D days" reads one row per person).
-  INSERT INTO event_latest AS l (app_id, name, end_user_id, last_at)
-  SELECT %(app_id)s, name, end_user_id, max(occurred_at)
+  -- When each person last did each name, and how many times in the 32 days up to that day
+  -- (migration 0210): "did X (N times) in the last D days" reads one row per person.
+  INSERT INTO event_latest AS l (app_id, name, end_user_id, last_at, recent)
+  SELECT %(app_id)s, name, end_user_id, max(occurred_at),
+         replyhq_recent_counts(array_agg((occurred_at AT TIME ZONE 'UTC')::date))
   FROM stored GROUP BY 2, 3 ORDER BY 2, 3
   ON CONFLICT (app_id, name, end_user_id)
-  DO UPDATE SET last_at = excluded.last_at WHERE l.last_at < excluded.last_at
+  DO UPDATE SET last_at = greatest(l.last_at, excluded.last_at),
+    recent = replyhq_merge_recent(
+      l.recent, (l.last_at AT TIME ZONE 'UTC')::date,
+      excluded.recent, (excluded.last_at AT TIME ZONE 'UTC')::date)
 ), triggered AS (
   -- Event-triggered messages (replyhq.triggered): claim each (trigger, person) once; the
   -- primary key is what makes it once per person across concurrent batches and processes.

@@ -17,7 +17,7 @@ from sqlalchemy import (
     Uuid,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from replyhq.db.base import Base
 
@@ -46,10 +46,13 @@ event_daily_counts = Table(
     Column("end_user_id", Uuid, primary_key=True),
     Column("count", Integer, nullable=False),
     Column("last_at", DateTime(timezone=True), nullable=False),
+    Column("recent", ARRAY(Integer), nullable=False),
 )
 
-# When each end user last did each event name (migration 0190), maintained by the ingest flush:
-# "did / did not do X in the last D days" reads one row per user who did X.
+# When each end user last did each event name (migration 0190), and how many times on that UTC
+# day and the days before it (`recent[k]`: that day and the k-1 before, k <= 32; past the
+# array's end, its last element; migration 0210), maintained by the ingest flush: "did not do X
+# in the last D days" and "did X N times in the last D days" read one row per user who did X.
 event_latest = Table(
     "event_latest",
     Base.metadata,
@@ -57,4 +60,5 @@ event_latest = Table(
     Column("name", String(MAX_EVENT_NAME), primary_key=True),
     Column("end_user_id", Uuid, primary_key=True),
     Column("last_at", DateTime(timezone=True), nullable=False),
+    Column("recent", ARRAY(Integer), nullable=False),
 )

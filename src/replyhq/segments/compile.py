@@ -5,8 +5,9 @@ a bound parameter. Nothing is ever formatted into SQL text.
 
 Event conditions become `end_users.id IN (SELECT end_user_id ... )` over the per-user daily
 counts when they can (no field, a timeframe in days or none): "did X at least N times in D
-days" never reads raw events; "did not do X in D days" reads each user's latest occurrence
-of X instead (one row per user, not per day). A timeframe of D days means the UTC
+days" never reads raw events; "did not do X in D days", and "did X N times in D days" for D up
+to 31, read each user's latest occurrence of X instead (one row per user, not per day, holding
+their counts of the 32 days up to it). A timeframe of D days means the UTC
 calendar days from D-1 days ago to today (what the daily counts can answer exactly), one of H
 hours the last H hours.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Date,
     DateTime,
     Select,
     and_,
@@ -116,6 +118,18 @@ class _Compiler:
             # costed for the sample's 20 rather than the count over all: 4 times slower than
             # the daily counts' hash.)
             return not_(EndUser.id.in_(self.latest_users(node)))
+        if count is not None and _from_recent(node):
+            # How many in the window: one subscript of each person's recent counts rather than
+            # grouping their daily counts (a row per day they did it).
+            total = self.recent_total(node)
+            if _holds(count.operator, 0, count.value):
+                failing = self.latest_users(node).where(
+                    not_(_compare(count.operator, total, count.value))
+                )
+                return not_(EndUser.id.in_(failing))
+            return EndUser.id.in_(
+                self.latest_users(node).where(_compare(count.operator, total, count.value))
+            )
         people = self.event_users(node)
         if count is None:
             member = EndUser.id.in_(people)
@@ -151,25 +165,40 @@ class _Compiler:
             stmt = stmt.group_by(column)
         return stmt
 
+    def oldest_kept(self, node: EventCondition) -> Any:
+        """The first day of the daily counts of `eventName` still kept (NULL: none is)."""
+        counts = event_daily_counts.c
+        return (
+            select(func.min(counts.day))
+            .where(counts.app_id == self.app_id, counts.name == node.event_name)
+            .scalar_subquery()
+        )
+
     def latest_users(self, node: EventCondition) -> Select[Any]:
         """End users whose latest `eventName` is in the timeframe and in a day still kept: the
         users with a daily count of it in the timeframe (the days kept are contiguous up to
         today, retention dropping the oldest, so the latest is kept exactly when any is)."""
         latest = event_latest.c
-        counts = event_daily_counts.c
-        oldest_kept = (
-            select(func.min(counts.day))
-            .where(counts.app_id == self.app_id, counts.name == node.event_name)
-            .scalar_subquery()
-        )
         stmt = select(latest.end_user_id).where(
             latest.app_id == self.app_id,
             latest.name == node.event_name,
-            latest.last_at >= func.timezone("UTC", cast(oldest_kept, DateTime())),
+            latest.last_at >= func.timezone("UTC", cast(self.oldest_kept(node), DateTime())),
         )
         if node.timeframe is not None:
             stmt = stmt.where(latest.last_at >= window_start(node.timeframe, self.now))
         return stmt
+
+    def recent_total(self, node: EventCondition) -> ColumnElement[Any]:
+        """For a row of latest_users(node), how many `eventName` its user did in the timeframe
+        and the days kept: `recent[k]` counts the anchor (the UTC day of `last_at`) and the k-1
+        days before it, its last element everything further back it holds (migration 0210)."""
+        assert node.timeframe is not None
+        latest = event_latest.c
+        first = first_day(node.timeframe, self.now)
+        start = func.greatest(first, self.oldest_kept(node), type_=Date)
+        anchor = cast(func.timezone("UTC", latest.last_at), Date)
+        days = anchor - start + 1
+        return latest.recent[func.least(days, func.cardinality(latest.recent))]
 
 
 def _devices(*conditions: Condition) -> Condition:
@@ -196,6 +225,21 @@ def _last_seen(operator: str, value: Any) -> Condition:
 
 def _from_counts(node: EventCondition) -> bool:
     return node.predicate is None and (node.timeframe is None or node.timeframe.unit == "days")
+
+
+# The longest timeframe (days) event_latest.recent answers: it holds 32 days counted back from
+# its anchor, which may be tomorrow (an event's timestamp may be a day ahead).
+RECENT_DAYS = 31
+
+
+def _from_recent(node: EventCondition) -> bool:
+    timeframe = node.timeframe
+    return (
+        node.predicate is None
+        and timeframe is not None
+        and timeframe.unit == "days"
+        and timeframe.value <= RECENT_DAYS
+    )
 
 
 def _total(node: EventCondition) -> ColumnElement[Any]:
