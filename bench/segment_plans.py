@@ -2,7 +2,9 @@
 with `explain` the plans of the statements each ran (EXPLAIN (ANALYZE, BUFFERS), as the runtime
 role under RLS, in a tenant transaction like the route's).
 
-    BENCH_ANALYTICS_DB=<name> python -m bench.segment_plans [explain] [ROUNDS]
+    BENCH_ANALYTICS_DB=<name> python -m bench.segment_plans [explain] [ROUNDS] [LABEL...]
+
+(LABEL: the start of a query's label, e.g. `nested`: only those queries.)
 
 It calls whichever `replyhq.segments.service` is importable: PYTHONPATH=<another checkout>/src
 times another version's previews on the same data in the same run (docs/analytics.md compares
@@ -26,7 +28,7 @@ from bench.bench_analytics import QUERIES, _kept
 from replyhq.segments import service
 
 
-async def _main(explain: bool, rounds: int) -> None:
+async def _main(explain: bool, rounds: int, only: list[str]) -> None:
     name = os.environ["BENCH_ANALYTICS_DB"]
     base = common.services().postgres_url
     url = make_url(base).set(database=name).render_as_string(hide_password=False)
@@ -44,6 +46,8 @@ async def _main(explain: bool, rounds: int) -> None:
     print(f"{service.__file__}  load: {os.getloadavg()}")
     try:
         for label, query in QUERIES.items():
+            if only and not any(label.startswith(start) for start in only):
+                continue
             times = []
             count = None
             for _ in range(rounds):
@@ -92,4 +96,5 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     explain = "explain" in args
     rounds = int(next((a for a in args if a.isdigit()), "10"))
-    asyncio.run(_main(explain, rounds))
+    only = [a for a in args if a != "explain" and not a.isdigit()]
+    asyncio.run(_main(explain, rounds, only))

@@ -293,7 +293,7 @@ def _partitions(servers: Servers, parent: str) -> list[str]:
 
 
 async def test_retention_drops_old_partitions_and_makes_the_coming_ones(
-    servers: Servers, db: Database
+    servers: Servers, db: Database, tenant: Tenant
 ) -> None:
     today = datetime.now(UTC).date()
     old = today - timedelta(days=95)
@@ -301,8 +301,23 @@ async def test_retention_drops_old_partitions_and_makes_the_coming_ones(
     with psycopg.connect(servers.database_url, autocommit=True) as owner:
         owner.execute("SELECT replyhq_ensure_event_partitions(%s, %s)", (old, old))
     assert f"events_{old:%Y%m%d}" in _partitions(servers, "events")
+    # Latest occurrences (with their recent counts) in a dropped day and in a kept one.
+    latest = "SELECT name FROM event_latest WHERE app_id = %s ORDER BY name"
+    with psycopg.connect(servers.database_url) as owner:
+        owner.execute("SELECT set_config('app.current_tenant', %s, true)", (str(tenant.id),))
+        for name, day in (("gone", old), ("kept", kept)):
+            owner.execute(
+                "INSERT INTO event_latest (app_id, name, end_user_id, last_at, recent) "
+                "VALUES (%s, %s, gen_random_uuid(), %s, '{1}')",
+                (tenant.id, name, datetime.combine(day, datetime.min.time(), UTC)),
+            )
+        assert owner.execute(latest, (tenant.id,)).fetchall() == [("gone",), ("kept",)]
 
     made, dropped = await partitions.maintain(db, 90)
+
+    with psycopg.connect(servers.database_url) as owner:
+        owner.execute("SELECT set_config('app.current_tenant', %s, true)", (str(tenant.id),))
+        assert owner.execute(latest, (tenant.id,)).fetchall() == [("kept",)]
 
     events = _partitions(servers, "events")
     counts = _partitions(servers, "event_daily_counts")

@@ -1,13 +1,16 @@
 """Day partitions of `events` and `event_daily_counts`: made ahead, dropped after retention.
 
 Both go through the SECURITY DEFINER functions of migration 0030 (the runtime and system roles
-have no DDL rights); those clamp whatever they are asked to a sane range.
+have no DDL rights); those clamp whatever they are asked to a sane range. When days are dropped,
+so are the `event_latest` rows (with their recent counts) of people whose latest occurrence was
+in one: segment queries already ignore them (they count from the oldest day kept), and the
+table stays one row per person and name seen within retention.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import text
 
@@ -18,6 +21,8 @@ AHEAD_DAYS = 3  # partitions made ahead of today (an accepted timestamp reaches 
 
 _ENSURE = text("SELECT replyhq_ensure_event_partitions(:first, :last)")
 _DROP = text("SELECT replyhq_drop_event_partitions(:before)")
+# Rollup rows, not raw events: at most one per person and event name.
+_TRIM_LATEST = text("DELETE FROM event_latest WHERE last_at < :before")
 
 
 def utc_today(now: datetime | None = None) -> date:
@@ -39,8 +44,13 @@ async def maintain(db: Database, retention_days: int) -> tuple[int, int]:
             await session.scalar(_ENSURE, {"first": first, "last": today + timedelta(AHEAD_DAYS)})
             or 0
         )
+    first_kept = cutoff(retention_days)
     async with db.system_session() as session:
-        dropped = int(await session.scalar(_DROP, {"before": cutoff(retention_days)}) or 0)
+        dropped = int(await session.scalar(_DROP, {"before": first_kept}) or 0)
+    if dropped:
+        async with db.system_session() as session:
+            before = datetime.combine(first_kept, time.min, UTC)
+            await session.execute(_TRIM_LATEST, {"before": before})
     return made, dropped
 
 
