@@ -3,13 +3,14 @@
 Only SQLAlchemy constructs over a fixed set of columns; every value, JSON key and event name is
 a bound parameter. Nothing is ever formatted into SQL text.
 
-Event conditions become `end_users.id IN (SELECT end_user_id ... )` over the per-user daily
-counts when they can (no field, a timeframe in days or none): "did X at least N times in D
-days" never reads raw events; "did not do X in D days", and "did X N times in D days" for D up
-to 31, read each user's latest occurrence of X instead (one row per user, not per day, holding
-their counts of the 32 days up to it). A timeframe of D days means the UTC
-calendar days from D-1 days ago to today (what the daily counts can answer exactly), one of H
-hours the last H hours.
+Event conditions without a property field (a timeframe in days or none) never read raw events:
+"did / did not do X in D days" reads each user's latest occurrence of X (event_latest: one row
+per user, not one per day they did it), "did X N times in D days" for D up to 31 the counts of
+the 32 days up to it that the same row holds, and longer windows the per-user daily counts.
+Conditions on an event's properties, or within hours, read `events`. A timeframe of D days means
+the UTC calendar days from D-1 days ago to today (what the daily counts can answer exactly), one
+of H hours the last H hours. Every "the user is one of these" is a subquery hashed once and
+probed per user (`_member`), whatever the planner estimates.
 """
 
 from __future__ import annotations
