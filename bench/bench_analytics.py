@@ -9,7 +9,10 @@ the policies must filter out. Then, against a real `replyhq serve` process:
   answered (closed loop; the devices of DEVICES end users in turn); p50/p99 of a batch's round
   trip (answered once committed) and events/s, alternating with a COPY of the same number of rows
   into `events` (the bulk-load ceiling, in the same run, same tables and indexes); then batches
-  at a fixed RATE a second (open loop: the latency of a batch at a given load, not of a queue);
+  at a fixed RATE a second (open loop: the latency of a batch at a given load, not of a queue).
+  The batches come from bench/node/events_load.cjs, a Node process of its own, for every tree
+  measured (httpx in this process cost the shared cores as much CPU per batch as the server,
+  and its event loop's stalls were counted as the server's latency: see bench.ingest_stages);
 - segment preview p95 for five representative queries (POST /admin/api/segments/preview: the
   count and a sample of 20, as the runtime role under RLS);
 - the message POST (the SDK's hot path) alone and with ingest running beside it (at RATE, or
@@ -37,12 +40,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -256,8 +261,34 @@ QUERIES: dict[str, dict[str, Any]] = {
 }
 
 
-def _batch() -> dict[str, Any]:
-    return {"events": [{"name": "tap", "properties": {"n": i}} for i in range(BATCH)]}
+NODE_LOAD = Path(__file__).parent / "node" / "events_load.cjs"
+
+
+async def _node_load(
+    client: httpx.AsyncClient, headers: list[dict[str, str]], spec: dict[str, Any]
+) -> dict[str, Any]:
+    """bench/node/events_load.cjs against `client`'s server: batches of BATCH events from a
+    process of its own (in Node: the generator's CPU on the shared cores is a fraction of what
+    httpx in this process cost, and this process' event loop no longer delays the requests)."""
+    spec = {
+        "base_url": str(client.base_url).rstrip("/"),
+        "headers": headers,
+        "batch": BATCH,
+        **spec,
+    }
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        str(NODE_LOAD),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await process.communicate(json.dumps(spec).encode())
+    if process.returncode:
+        raise RuntimeError(f"events_load.cjs exited with {process.returncode}")
+    result: dict[str, Any] = json.loads(out)
+    if result["failed"]:
+        raise AssertionError(result["failed"])  # a batch answered other than 202
+    return result
 
 
 async def _ingest_round(
@@ -265,23 +296,9 @@ async def _ingest_round(
 ) -> tuple[list[float], int]:
     """CONCURRENCY clients, each posting a batch as soon as its last one was answered (closed
     loop), the devices taken in turn: (latencies in ms, events stored)."""
-    latencies: list[float] = []
-    stored = 0
-    deadline = time.perf_counter() + seconds
-    turn = iter(range(1 << 62))
-
-    async def one() -> None:
-        nonlocal stored
-        while time.perf_counter() < deadline:
-            h = headers[next(turn) % len(headers)]
-            started = time.perf_counter()
-            response = await client.post("/v1/events", headers=h, json=_batch())
-            latencies.append((time.perf_counter() - started) * 1000)
-            assert response.status_code == 202, response.text
-            stored += BATCH
-
-    await asyncio.gather(*[one() for _ in range(CONCURRENCY)])
-    return latencies, stored
+    spec = {"mode": "closed", "clients": CONCURRENCY, "seconds": seconds}
+    result = await _node_load(client, headers, spec)
+    return result["latencies"], result["stored"]
 
 
 async def _open_round(
@@ -291,27 +308,8 @@ async def _open_round(
     each latency counts from when its batch was due, so a server (or client) falling behind
     shows as latency rather than as fewer samples. (latencies in ms, batches that were late
     to leave by more than 5 ms)."""
-    latencies: list[float] = []
-    late = 0
-    tasks: list[asyncio.Task[None]] = []
-    start = time.perf_counter()
-    count = int(rate * seconds)
-
-    async def one(h: dict[str, str], due: float) -> None:
-        response = await client.post("/v1/events", headers=h, json=_batch())
-        latencies.append((time.perf_counter() - due) * 1000)
-        assert response.status_code == 202, response.text
-
-    for n in range(count):
-        due = start + n / rate
-        wait = due - time.perf_counter()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        elif wait < -0.005:
-            late += 1
-        tasks.append(asyncio.create_task(one(headers[n % len(headers)], due)))
-    await asyncio.gather(*tasks)
-    return latencies, late
+    result = await _node_load(client, headers, {"mode": "open", "rate": rate, "seconds": seconds})
+    return result["latencies"], result["late"]
 
 
 def _copy_round(owner_url: str, app_id: uuid.UUID, rows: int) -> float:

@@ -296,14 +296,21 @@ def server_env(owner_url: str, redis_url: str, prefix: str, **extra: str) -> dic
 
 
 def start_server(
-    owner_url: str, redis_url: str, prefix: str, *, workers: int = 1, **env: str
+    owner_url: str,
+    redis_url: str,
+    prefix: str,
+    *,
+    workers: int = 1,
+    module: str = "replyhq.cli",
+    **env: str,
 ) -> Server:
-    """`replyhq serve` in its own process on 127.0.0.1; returns once /healthz answers."""
+    """`replyhq serve` in its own process on 127.0.0.1; returns once /healthz answers.
+    (`module`: another entry point taking the same arguments, e.g. bench/stage_server.py.)"""
     tmp = Path(tempfile.mkdtemp(prefix="replyhq-bench-server-"))
     port = free_port()
     log = tmp / "server.log"
     environment = server_env(owner_url, redis_url, prefix, DATA_DIR=str(tmp / "data"), **env)
-    command = [sys.executable, "-m", "replyhq.cli", "serve", "--host", HOST, "--port", str(port)]
+    command = [sys.executable, "-m", module, "serve", "--host", HOST, "--port", str(port)]
     command += ["--workers", str(workers), "--no-migrate"]
     process = subprocess.Popen(
         command, env=environment, stdout=log.open("wb"), stderr=subprocess.STDOUT
