@@ -146,6 +146,9 @@ async def test_a_room_spread_over_two_servers_gets_each_emit_once(
     bob_b = await _open(clients, b, "bob")
 
     await ann_a.call("emit", {"room": "ann", "text": "one"})
+    # "one" reaches b through Redis, "two" is b's own: emits of two servers have no order
+    # between them (a conversation's order is its seq), so b gets "one" before "two" is sent.
+    await _settle()
     await ann_b.call("emit", {"room": "ann", "text": "two", "skip_me": True})
     await _settle()
     assert ann_a.news == ["one", "two"]
