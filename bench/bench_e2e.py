@@ -95,7 +95,9 @@ def _database(label: str, *, migrate: bool) -> Iterator[str]:
     with psycopg.connect(base, autocommit=True) as connection:
         connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+        url = make_url(base).set(database=name).render_as_string(hide_password=False)
+        with common.autovacuum_stand_in(url):  # the Node reference's tables, as ours
+            yield url
     finally:
         with psycopg.connect(base, autocommit=True) as connection:
             connection.execute(

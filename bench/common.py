@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -100,9 +101,49 @@ def throwaway_database(label: str) -> Iterator[str]:
     url = make_url(base).set(database=name).render_as_string(hide_password=False)
     try:
         upgrade(url, Settings())
-        yield url
+        with autovacuum_stand_in(url):
+            yield url
     finally:
         drop_database(name)
+
+
+# autovacuum's rule for analysing a table: rows changed since its last ANALYZE above
+# autovacuum_analyze_threshold (50) + autovacuum_analyze_scale_factor (0.1) x its rows.
+_DUE_FOR_ANALYZE = """
+SELECT s.schemaname, s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+WHERE c.relkind = 'r' AND s.n_mod_since_analyze > 50 + 0.1 * greatest(c.reltuples, 0)
+"""
+
+
+@contextlib.contextmanager
+def autovacuum_stand_in(url: str, every_seconds: float = 5.0) -> Iterator[None]:
+    """A benchmark measures the product as deployed, where autovacuum analyses tables as they
+    grow (docs/operations.md requires it: the send's cached plan follows the statistics). Where
+    the cluster runs without it (this machine's does), analyse what autovacuum would have, every
+    few seconds, for as long as the database is in use."""
+    with psycopg.connect(plain(url), autocommit=True) as connection:
+        if connection.execute("SHOW autovacuum").fetchone() == ("on",):
+            yield
+            return
+    stop = threading.Event()
+
+    def analyse() -> None:
+        with psycopg.connect(plain(url), autocommit=True) as connection:
+            while not stop.wait(every_seconds):
+                for schema, table in connection.execute(_DUE_FOR_ANALYZE).fetchall():
+                    connection.execute(
+                        sql.SQL("ANALYZE {}.{}").format(
+                            sql.Identifier(schema), sql.Identifier(table)
+                        )
+                    )
+
+    thread = threading.Thread(target=analyse, name="autovacuum-stand-in", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=60)
 
 
 def drop_database(name: str) -> None:

@@ -89,9 +89,15 @@ def _run(
 
 
 def _migrate(database_url: str) -> None:
-    from replyhq.db.migrate import upgrade
+    from replyhq.db.migrate import autovacuum_is_on, upgrade
 
     upgrade(database_url, get_settings())
+    if not autovacuum_is_on(database_url):
+        print(
+            "replyhq: warning: autovacuum is off: turn it on, or run ANALYZE on a schedule "
+            "(docs/operations.md); without current statistics a send reads its whole app",
+            file=sys.stderr,
+        )
 
 
 # --- serve / migrate -----------------------------------------------------------------------

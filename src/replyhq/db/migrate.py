@@ -6,7 +6,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from replyhq.settings import Settings
 
@@ -30,3 +32,15 @@ def alembic_config(owner_url: str, settings: Settings) -> Config:
 
 def upgrade(owner_url: str, settings: Settings) -> None:
     command.upgrade(alembic_config(owner_url, settings), "heads")
+
+
+def autovacuum_is_on(owner_url: str) -> bool:
+    """The send keeps PostgreSQL's cached plan (migration 0230), which is right only while the
+    tables' statistics follow their growth: autovacuum's ANALYZE, or a scheduled one."""
+    url = make_url(owner_url).set(drivername="postgresql+psycopg")
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return bool(connection.execute(text("SHOW autovacuum")).scalar_one() == "on")
+    finally:
+        engine.dispose()

@@ -141,13 +141,6 @@ _ARGUMENTS = ", ".join(f"%({name})s" for name, _ in _PARAMETERS)
 SEND_FROM_DEVICE_CALL = f"SELECT * FROM {SEND_FROM_DEVICE}({_ARGUMENTS})"  # noqa: S608 (constant)
 
 
-# Planned for each call's values (migration 0181). The generic plan PostgreSQL settled on, made
-# while the tables were small, cost the database more CPU per send as they grew: in `bench e2e`
-# its backends' on-CPU share rose 0.7 -> 2.0 -> 3.4 over three rounds with it, and stayed at
-# 0.2-0.6 planned per call (docs/benchmarks.md, issue 21).
-CUSTOM_PLANS = "plan_cache_mode = force_custom_plan"
-
-
 def send_from_device_body() -> str:
     """The function's body: send(from_device=True, owner="sender") after the tenant binding,
     its parameters `p_<name>`. tests/test_tenancy.py checks the database's function against
@@ -168,7 +161,7 @@ def send_from_device_function() -> str:
     arguments = ", ".join(f"p_{name} {kind}" for name, kind in _PARAMETERS)
     return (
         f"CREATE OR REPLACE FUNCTION {SEND_FROM_DEVICE}({arguments}) "
-        f"RETURNS SETOF replyhq_sent LANGUAGE plpgsql VOLATILE SET {CUSTOM_PLANS} AS $send$"
+        f"RETURNS SETOF replyhq_sent LANGUAGE plpgsql VOLATILE AS $send$"
         f"{send_from_device_body()}$send$"
     )
 
