@@ -244,13 +244,17 @@ def _send_params(
     }
 
 
-def _found(row: Mapping[str, Any], *, writable: bool) -> bool:
+def _settled(row: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
     """Whether a send statement stored or found the message; False when it must run again (a
     retry of this client_msg_id committed while it waited for the lock). Raises its refusals."""
+    if row["sender_id"] is None:  # only a device's sender can be missing
+        raise DeviceUnknown()
+    if not row["sender_allowed"]:  # nor be refused
+        raise DeviceUnverified()
     if not row["found"]:
         raise NotFound("No such conversation.", code="CONVERSATION_NOT_FOUND")
     if row["id"] is None:
-        if writable:
+        if params["writable"]:
             return False
         raise BadRequest(
             "A message needs a body.",
@@ -309,11 +313,9 @@ async def send_message(
 ) -> tuple[Message, bool]:
     """Store a message once; (message, created). A repeated client_msg_id returns the original.
     One statement (messaging/statements.py), in the caller's transaction."""
-    sql = statements.send(from_device=False, owner="any" if end_user_id is None else "given")
-    params = _send_params(
-        app_id, conversation_id, author.kind, body, client_msg_id, bool(attachment_ids)
+    sql, params = _authored(
+        app_id, conversation_id, author, body, client_msg_id, end_user_id, attachment_ids
     )
-    params.update(author_id=author.id, author_name=author.name, end_user_id=end_user_id)
     row, _ = await _send_in_session(session, app_id, sql, params, attachment_ids)
     message = Message(
         id=row["id"],
@@ -345,11 +347,7 @@ async def _send_in_session(
     connection = await session.connection()
     for _ in range(2):  # the second time with a snapshot that sees a concurrent retry's message
         row = dict((await connection.exec_driver_sql(sql, params)).mappings().one())
-        if row["sender_id"] is None:  # only a device's sender can be missing
-            raise DeviceUnknown()
-        if not row["sender_allowed"]:  # nor be refused
-            raise DeviceUnverified()
-        if _found(row, writable=params["writable"]):
+        if _settled(row, params):
             break
     else:
         raise RuntimeError("a send found neither its message nor room to store it")
@@ -380,13 +378,30 @@ async def send_in_session(
 ) -> tuple[MessageOut, bool]:
     """send_message answering the stored message itself, with its attachments (an agent's
     HTTP reply: any conversation of the app)."""
-    sql = statements.send(from_device=False, owner="any")
+    sql, params = _authored(
+        app_id, conversation_id, author, body, client_msg_id, None, attachment_ids
+    )
+    row, out = await _send_in_session(session, app_id, sql, params, attachment_ids)
+    return out, bool(row["created"])
+
+
+def _authored(
+    app_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    author: Participant,
+    body: str,
+    client_msg_id: str,
+    end_user_id: uuid.UUID | None,
+    attachment_ids: Sequence[uuid.UUID],
+) -> tuple[str, dict[str, Any]]:
+    """The send statement and its parameters for a named author (not a device): into any
+    conversation of the app, or only into `end_user_id`'s when given."""
+    sql = statements.send(from_device=False, owner="any" if end_user_id is None else "given")
     params = _send_params(
         app_id, conversation_id, author.kind, body, client_msg_id, bool(attachment_ids)
     )
-    params.update(author_id=author.id, author_name=author.name, end_user_id=None)
-    row, out = await _send_in_session(session, app_id, sql, params, attachment_ids)
-    return out, bool(row["created"])
+    params.update(author_id=author.id, author_name=author.name, end_user_id=end_user_id)
+    return sql, params
 
 
 async def _send_with_attachments(
@@ -446,13 +461,10 @@ async def send_agent_message(
 ) -> tuple[MessageOut, bool]:
     """send_message for an agent's reply (any conversation of the app, or 404) as
     send_device_message sends: one statement that is its own transaction, shielded alike."""
-    sql = statements.send(from_device=False, owner="any")
-    params = _send_params(
-        app_id, conversation_id, author.kind, body, client_msg_id, bool(attachment_ids)
+    sql, params = _authored(
+        app_id, conversation_id, author, body, client_msg_id, None, attachment_ids
     )
-    params.update(author_id=author.id, author_name=author.name)
     if attachment_ids:
-        params["end_user_id"] = None
         return await asyncio.shield(_send_with_attachments(db, app_id, sql, params, attachment_ids))
     return await asyncio.shield(_send_alone(db, app_id, sql, params))
 
@@ -467,11 +479,7 @@ async def _send_alone(
             (row,) = await db.tenant_function(sql, params)
         else:
             (row,) = await db.tenant_statement(app_id, sql, params)
-        if row["sender_id"] is None:  # only a device's sender can be missing
-            raise DeviceUnknown()
-        if not row["sender_allowed"]:  # nor be refused
-            raise DeviceUnverified()
-        if _found(row, writable=params["writable"]):
+        if _settled(row, params):
             break
     else:
         raise RuntimeError("a send found neither its message nor room to store it")
