@@ -371,13 +371,12 @@ class Settings(BaseSettings):
         "dropped, a day's partition at a time.",
     )
     event_flush_delay_ms: float = Field(
-        2.0,
+        0.0,
         ge=0,
         le=1000,
-        description="How long an event batch waits for others to join it before one INSERT "
-        "writes them all (a flush starts at once when none is running). `0`: a lower latency "
-        "at a moderate load, fewer events per flush when saturated "
-        "([analytics.md](analytics.md#benchmark)).",
+        description="How long a flush waits for more event batches to join it before one "
+        "INSERT writes them all. `0`: at once; batches that arrive while the app's flushes are "
+        "running join the next one ([analytics.md](analytics.md#benchmark)).",
     )
     event_flush_max_events: int = Field(
         2000, ge=100, description="Most events one flush writes (whole requests only)."

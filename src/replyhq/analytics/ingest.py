@@ -1,9 +1,9 @@
 """Batched writes of tracked events: many requests' events in one statement per app.
 
-A request hands its events to the app's buffer and waits. A flush starts at once when fewer
-than EVENT_FLUSH_CONCURRENCY are running for that app (after EVENT_FLUSH_DELAY_MS, so that
-concurrent requests share it) and takes everything pending (up to EVENT_FLUSH_MAX_EVENTS, whole
-requests only); events arriving while every flush slot is busy wait for the next one. So under
+A request hands its events to the app's buffer and waits. A flush starts when fewer than
+EVENT_FLUSH_CONCURRENCY are running for that app (after EVENT_FLUSH_DELAY_MS, 0 by default) and
+takes everything pending (up to EVENT_FLUSH_MAX_EVENTS, whole requests only); events arriving
+while every flush slot is busy wait for the next one. So under
 load a flush writes many requests' events, a batch need not wait for the commit (the WAL's
 fsync) of the flush before it, and alone a request waits for one statement.
 
