@@ -149,7 +149,12 @@ def _load(owner_url: str, app_id: uuid.UUID, other_id: uuid.UUID, users: int, ev
                 {"app": str(app), "n": share, "users": count, "names": NAMES},
             )
         for _, definition in indexes:
-            db.execute(definition)  # the catalog's own text
+            # The catalog's own text, but for ONLY: pg_get_indexdef gives a partitioned index as
+            # `ON ONLY public.events`, which makes it on the parent alone, invalid, and builds
+            # none on the partitions (the datasets made before 2026-12-04 20:40 had no index on
+            # `events` at all); without ONLY it is built on every partition, as the migrations
+            # made it.
+            db.execute(definition.replace(" ON ONLY ", " ON ", 1))
         for app, _, _ in apps:
             db.execute("SELECT set_config('app.current_tenant', %s, true)", (str(app),))
             # In the primary key's order: each partition's index grows at its right edge.
