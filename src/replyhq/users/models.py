@@ -28,6 +28,8 @@ class EndUser(Base):
     __table_args__ = (
         UniqueConstraint("app_id", "external_id"),
         UniqueConstraint("id", "app_id"),
+        # Newest first, a page at a time (segment samples and members; migration 0240).
+        Index("ix_end_users_newest", "app_id", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
