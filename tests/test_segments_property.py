@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import httpx
 import psycopg
@@ -20,8 +21,11 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, select, text
 
 from replyhq.db.session import runtime_url
+from replyhq.runtime import Runtime
+from replyhq.segments import service
 from replyhq.segments.compile import compile_query
 from replyhq.segments.dsl import parse
+from replyhq.segments.schemas import SAMPLE_SIZE
 from replyhq.settings import Settings
 from replyhq.users.models import EndUser
 from tests import segment_oracle as oracle
@@ -291,8 +295,9 @@ def _group(children: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dic
 QUERIES = _group(st.recursive(st.one_of(_attribute(), _event()), _group, max_leaves=4))
 
 
-def _selected(data: Dataset, raw: dict[str, Any]) -> set[uuid.UUID]:
-    condition = compile_query(parse(raw, data.now), data.app_id, data.now)
+def _selected(data: Dataset, raw: dict[str, Any], correlated: bool = False) -> set[uuid.UUID]:
+    query = parse(raw, data.now)
+    condition = compile_query(query, data.app_id, data.now, correlated=correlated)
     with data.engine.begin() as connection:
         connection.execute(
             text("SELECT set_config('app.current_tenant', :t, true)"), {"t": str(data.app_id)}
@@ -314,6 +319,28 @@ def test_compiled_sql_selects_what_the_evaluator_selects(
     query = parse(raw, data.now)
     expected = {u.id for u in data.users if oracle.selects(query, u, data.now)}
     assert _selected(data, raw) == expected
+    # The same condition with every membership a correlated lookup (a preview's sample).
+    assert _selected(data, raw, correlated=True) == expected
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(raw=QUERIES, batch=st.one_of(st.none(), st.integers(1, 60)))
+async def test_a_preview_counts_and_samples_what_the_evaluator_selects(
+    data: Dataset, runtime: Runtime, raw: dict[str, Any], batch: int | None
+) -> None:
+    """The preview's count is how many the evaluator selects, and its sample their newest 20
+    (created_at, then id, descending), through either path of the sample: the `batch` newest
+    users tested one by one (falling back to the whole segment when they hold too few), or the
+    whole segment at once (None); the dataset is too small for the preview to choose a batch
+    by itself."""
+    query = parse(raw, data.now)
+    chosen = [u for u in data.users if oracle.selects(query, u, data.now)]
+    chosen.sort(key=lambda u: (u.created_at, u.id), reverse=True)
+    with mock.patch.object(service, "_batch", return_value=batch):
+        async with runtime.db.tenant_session(data.app_id) as session:
+            found = await service.preview(session, data.app_id, raw, 5000, now=data.now)
+    assert found.count == len(chosen)
+    assert [u.id for u in found.sample] == [u.id for u in chosen[:SAMPLE_SIZE]]
 
 
 def test_the_dataset_exercises_the_operators(data: Dataset) -> None:

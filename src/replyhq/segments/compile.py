@@ -10,7 +10,9 @@ the 32 days up to it that the same row holds, and longer windows the per-user da
 Conditions on an event's properties, or within hours, read `events`. A timeframe of D days means
 the UTC calendar days from D-1 days ago to today (what the daily counts can answer exactly), one
 of H hours the last H hours. Every "the user is one of these" is a subquery hashed once and
-probed per user (`_member`), whatever the planner estimates.
+probed per user (`_member`), whatever the planner estimates; or, compiled `correlated` for a
+query that reads a few users (a preview's sample from the newest ones), a correlated EXISTS
+that looks each of them up by index where an index allows it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    exists,
     false,
     func,
     not_,
@@ -52,9 +55,13 @@ from replyhq.users.models import Device, EndUser
 Condition = ColumnElement[bool]
 
 
-def compile_query(query: Group, app_id: uuid.UUID, now: datetime) -> Condition:
-    """The condition `end_users` rows of the segment meet (with `EndUser.app_id == app_id`)."""
-    return _Compiler(app_id, now).node(query)
+def compile_query(
+    query: Group, app_id: uuid.UUID, now: datetime, *, correlated: bool = False
+) -> Condition:
+    """The condition `end_users` rows of the segment meet (with `EndUser.app_id == app_id`).
+    `correlated`: the same condition (the same rows, the same parameters) with every membership
+    a correlated EXISTS rather than a hashed IN, for a statement that reads a few users."""
+    return _Compiler(app_id, now, correlated).node(query)
 
 
 def window_start(timeframe: Timeframe, now: datetime) -> datetime:
@@ -69,9 +76,16 @@ def first_day(timeframe: Timeframe, now: datetime) -> date:
 
 
 class _Compiler:
-    def __init__(self, app_id: uuid.UUID, now: datetime) -> None:
+    def __init__(self, app_id: uuid.UUID, now: datetime, correlated: bool) -> None:
         self.app_id = app_id
         self.now = now
+        self.correlated = correlated
+
+    def member(self, people: Select[Any]) -> Condition:
+        """The user is one of `people` (a subquery of NOT NULL end user ids)."""
+        if self.correlated and people.get_final_froms()[0] is not event_daily_counts:
+            return _exists(people)
+        return _member(people)
 
     def node(self, node: Node) -> Condition:
         if isinstance(node, Group):
@@ -106,7 +120,9 @@ class _Compiler:
 
     def devices(self, *conditions: Condition) -> Condition:
         """Some device of the user's meets `conditions`."""
-        return _member(select(Device.end_user_id).where(Device.app_id == self.app_id, *conditions))
+        return self.member(
+            select(Device.end_user_id).where(Device.app_id == self.app_id, *conditions)
+        )
 
     def last_seen(self, operator: str, value: Any) -> Condition:
         """The latest `last_seen_at` of the user's devices compared to `value`, from the
@@ -130,7 +146,7 @@ class _Compiler:
         if count is None and _from_counts(node):
             # Did / did not: one hash of the users whose latest X is in the window, built from a
             # row per user rather than one per day they did it.
-            member = _member(self.latest_users(node))
+            member = self.member(self.latest_users(node))
             return not_(member) if node.negated else member
         if count is not None and _from_recent(node):
             # How many in the window: one subscript of each person's recent counts rather than
@@ -140,19 +156,19 @@ class _Compiler:
                 failing = self.latest_users(node).where(
                     not_(_compare(count.operator, total, count.value))
                 )
-                return not_(_member(failing))
-            return _member(
+                return not_(self.member(failing))
+            return self.member(
                 self.latest_users(node).where(_compare(count.operator, total, count.value))
             )
         people = self.event_users(node)
         if count is None:
-            member = _member(people)
+            member = self.member(people)
             return not_(member) if node.negated else member
         if _holds(count.operator, 0, count.value):
             # Zero matches too: everyone but those whose (non-zero) total fails.
             failing = people.having(not_(_compare(count.operator, _total(node), count.value)))
-            return not_(_member(failing))
-        return _member(people.having(_compare(count.operator, _total(node), count.value)))
+            return not_(self.member(failing))
+        return self.member(people.having(_compare(count.operator, _total(node), count.value)))
 
     def event_users(self, node: EventCondition) -> Select[Any]:
         """End users with at least one matching event (grouped by user when counted)."""
@@ -224,6 +240,20 @@ def _member(people: Select[Any]) -> Condition:
     takes 30), and a correlated EXISTS on devices, misestimated under an OR, was probed once
     per user read through an index in key order. Negated, NOT of it is a hashed NOT IN."""
     return EndUser.id.in_(people).is_(true())
+
+
+def _exists(people: Select[Any]) -> Condition:
+    """The user is one of `people`, looked up for this user: a correlated EXISTS of `people`
+    restricted to them (the same truth as _member's: neither side is ever NULL), for a
+    statement that reads a few users. Every such lookup has an index that starts with the app
+    and the user (event_latest's key, devices' (app_id, end_user_id), events' (app_id,
+    end_user_id, occurred_at)); the daily counts, whose key has the day before the user, are
+    never looked up so (compiled as _member). OFFSET 0 keeps it a subquery run for each user,
+    whatever the planner estimates: without it, an EXISTS at the top of a query is pulled up into
+    a semi-join shaped by the estimates (one that read the whole of `events` for 24 hours first,
+    having expected 260 matches of a property where there were 12,644), and one under OR or NOT
+    may be hashed."""
+    return exists(people.where(people.selected_columns[0] == EndUser.id).offset(0))
 
 
 def _from_counts(node: EventCondition) -> bool:

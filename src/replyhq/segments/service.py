@@ -65,28 +65,65 @@ async def timed(session: AsyncSession, timeout_ms: int) -> AsyncIterator[None]:
 
 
 async def preview(
-    session: AsyncSession, app_id: uuid.UUID, query: Any, timeout_ms: int
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    query: Any,
+    timeout_ms: int,
+    now: datetime | None = None,
 ) -> PreviewOut:
-    """The count and the newest 20 in one statement, the segment evaluated once: the count is a
-    window over every selected user, computed before the 20 are kept."""
-    newest = (EndUser.created_at.desc(), EndUser.id.desc())
-    top = (
-        select(EndUser.id, func.count().over().label("total"))
-        .where(EndUser.app_id == app_id, condition(app_id, query))
-        .order_by(*newest)
-        .limit(SAMPLE_SIZE)
-        .subquery()
-    )
+    """The count, then the newest 20, each statement under the timeout.
+
+    The count is an aggregate over the app's users (each membership a hash built once): nothing
+    of the selected rows is kept. The sample reads the app's newest users through
+    `ix_end_users_newest` (migration 0240), as many as should hold 20 of the segment's people at
+    the rate the count found them (`_batch`), and tests each with the segment compiled
+    `correlated` (an index lookup per user and membership rather than the hashes again). Should
+    those not hold enough of them (people of the segment rarer among the newest), or should the
+    segment be too rare for a batch to pay, the sample is the newest 20 of all the segment
+    selects, hashed as the count was. Both statements run in the tenant's transaction (RLS)."""
+    now = now or datetime.now(UTC)
+    parsed = parse(query, now, "query")
+    hashed = compile_query(parsed, app_id, now)
+    mine = EndUser.app_id == app_id
     async with timed(session, timeout_ms):
-        rows = (
-            await session.execute(
-                select(EndUser, top.c.total).join(top, EndUser.id == top.c.id).order_by(*newest)
+        count, total = (
+            await session.execute(select(func.count().filter(hashed), func.count()).where(mine))
+        ).one()
+        if not count:
+            return PreviewOut(count=0, sample=[])
+        wanted = min(count, SAMPLE_SIZE)
+        found: list[EndUser] = []
+        batch = _batch(count, total)
+        if batch is not None:
+            newest = select(EndUser.id).where(mine).order_by(*NEWEST).limit(batch)
+            probed = compile_query(parsed, app_id, now, correlated=True)
+            found = list(
+                await session.scalars(
+                    select(EndUser)
+                    .where(mine, EndUser.id.in_(newest), probed)
+                    .order_by(*NEWEST)
+                    .limit(SAMPLE_SIZE)
+                )
             )
-        ).all()
-    return PreviewOut(
-        count=rows[0].total if rows else 0,
-        sample=[EndUserOut.model_validate(row.EndUser) for row in rows],
-    )
+        if len(found) < wanted:
+            found = list(
+                await session.scalars(
+                    select(EndUser).where(mine, hashed).order_by(*NEWEST).limit(SAMPLE_SIZE)
+                )
+            )
+    return PreviewOut(count=count, sample=[EndUserOut.model_validate(u) for u in found])
+
+
+NEWEST = (EndUser.created_at.desc(), EndUser.id.desc())
+
+
+def _batch(count: int, total: int) -> int | None:
+    """How many of the newest users to test for a sample: twice as many as should hold
+    SAMPLE_SIZE of the segment's `count` people among the app's `total`, if they were spread
+    evenly, and a sample more; None when that is more than a quarter of the app (a rare
+    segment: one hash of it is then cheaper than a lookup per user)."""
+    batch = 2 * SAMPLE_SIZE * total // count + SAMPLE_SIZE
+    return batch if 4 * batch <= total else None
 
 
 async def users(
