@@ -182,6 +182,45 @@ async def test_an_event_sends_the_message_once_live_and_counts_opens_and_replies
     assert cid in [c["id"] for c in inbox.json()["items"]]
 
 
+async def test_a_condition_on_events_and_devices_is_judged_for_each_person(
+    socket_server: SocketServer,
+    http: httpx.AsyncClient,
+    make_tenant: MakeTenant,
+    servers: Servers,
+    messages_worker: JobWorker,
+) -> None:
+    """The job judges its people with the condition compiled as lookups of each of them
+    (segments' `correlated` form): event conditions, positive and negated, and a device's."""
+    tenant = await make_tenant("Triggered events")
+    for device in ("ann", "bob", "cy"):
+        await _person(http, tenant, device, "free")
+    admin = await signed_in(socket_server.runtime, http, tenant, "ADMIN", name="Dana")
+    week = {"type": "relative", "value": 7, "unit": "days"}
+    condition = {
+        "operator": "AND",
+        "conditions": [
+            {"type": "event", "eventName": "viewed_pricing", "timeframe": week},
+            {"type": "event", "eventName": "purchase", "operator": "not_exists"},
+            {"type": "user_attribute", "field": "platform", "operator": "equals", "value": "web"},
+        ],
+    }
+    trigger = await _create(http, admin, "left_checkout", condition=condition)
+    await _track(http, tenant, "ann", {"name": "viewed_pricing"}, {"name": "left_checkout"})
+    await _track(
+        http,
+        tenant,
+        "bob",
+        {"name": "viewed_pricing"},
+        {"name": "purchase"},
+        {"name": "left_checkout"},
+    )
+    await _track(http, tenant, "cy", {"name": "left_checkout"})
+    # bob bought and cy never looked at the prices: their claims are judged and let go.
+    await wait_for(lambda: _claims(servers, trigger["id"]) == [("ann", True)])
+    assert len(await _inbox(http, tenant, "ann")) == 1
+    assert await _inbox(http, tenant, "bob") == [] and await _inbox(http, tenant, "cy") == []
+
+
 async def test_concurrent_events_in_two_processes_send_once_per_person(
     socket_server: SocketServer,
     http: httpx.AsyncClient,

@@ -43,12 +43,18 @@ class SegmentTimeout(ServiceUnavailable):
 
 
 def condition(
-    app_id: uuid.UUID, query: Any, now: datetime | None = None, path: str = "query"
+    app_id: uuid.UUID,
+    query: Any,
+    now: datetime | None = None,
+    path: str = "query",
+    *,
+    correlated: bool = False,
 ) -> Condition:
     """The validated query as a condition on `end_users` (400 INVALID_SEGMENT when invalid,
-    naming the bad node's path from `path`)."""
+    naming the bad node's path from `path`); `correlated` for a statement that reads a few
+    users (each looked up rather than a hash of everyone: replyhq.segments.compile)."""
     now = now or datetime.now(UTC)
-    return compile_query(parse(query, now, path), app_id, now)
+    return compile_query(parse(query, now, path), app_id, now, correlated=correlated)
 
 
 @asynccontextmanager

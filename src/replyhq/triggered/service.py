@@ -148,7 +148,9 @@ async def _selected(
     people = [claim.end_user_id for claim in group]
     if trigger.condition is None:
         return set(people)
-    where = segments.condition(app_id, trigger.condition)
+    # At most a chunk of people: each looked up (an index probe per person and membership)
+    # rather than a hash of everyone an event or device condition selects in the app.
+    where = segments.condition(app_id, trigger.condition, correlated=True)
     return set(
         await session.scalars(
             select(EndUser.id).where(EndUser.app_id == app_id, EndUser.id.in_(people), where)
