@@ -16,6 +16,7 @@ import httpx
 import pytest
 import structlog
 
+from replyhq.db.migrate import autovacuum_is_on
 from replyhq.jobs import enqueue
 from replyhq.jobs.worker import JobWorker
 from replyhq.observability.redact import REDACTED, redact
@@ -214,7 +215,7 @@ def test_redaction_of_secrets_inside_text(text: str, expected: str) -> None:
 
 @pytest.mark.slow
 async def test_a_real_server_writes_only_json_with_one_access_line_per_request(
-    live_server: LiveServer, tenant: Tenant
+    live_server: LiveServer, tenant: Tenant, runtime: Runtime
 ) -> None:
     async with httpx.AsyncClient(base_url=live_server.url) as client:
         response = await client.post(
@@ -236,6 +237,12 @@ async def test_a_real_server_writes_only_json_with_one_access_line_per_request(
         assert [e["request_id"] for e in requests].count(request_id) == 1
     assert not [e for e in entries if e.get("logger") == "uvicorn.access"]
     assert any(e.get("logger") == "uvicorn.error" for e in entries)  # uvicorn's own, as JSON
+    # Without autovacuum (this CI's PostgreSQL), one warning at startup, as JSON too.
+    async with runtime.db.engine.connect() as connection:
+        autovacuum = await connection.run_sync(autovacuum_is_on)
+    warned = [e for e in entries if e["event"] == "autovacuum_off"]
+    assert len(warned) == (0 if autovacuum else 1), output
+    assert all(e["level"] == "warning" and "ANALYZE" in e["advice"] for e in warned)
     for secret in (tenant.sdk_key, "apns-token-that-is-secret"):
         assert secret not in output
 

@@ -88,16 +88,13 @@ def _run(
     return asyncio.run(main())
 
 
-def _migrate(database_url: str) -> None:
-    from replyhq.db.migrate import autovacuum_is_on, upgrade
+def _migrate(database_url: str, *, warn: bool = True) -> None:
+    """`warn`: say on stderr when autovacuum is off (`serve` logs it as JSON once it runs)."""
+    from replyhq.db.migrate import AUTOVACUUM_OFF, autovacuum_is_on_at, upgrade
 
     upgrade(database_url, get_settings())
-    if not autovacuum_is_on(database_url):
-        print(
-            "replyhq: warning: autovacuum is off: turn it on, or run ANALYZE on a schedule "
-            "(docs/operations.md); without current statistics a send reads its whole app",
-            file=sys.stderr,
-        )
+    if warn and not autovacuum_is_on_at(database_url):
+        print(f"replyhq: warning: {AUTOVACUUM_OFF}", file=sys.stderr)
 
 
 # --- serve / migrate -----------------------------------------------------------------------
@@ -129,7 +126,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         if fake_stripe is not None:
             stack.callback(fake_stripe.stop)
         if not args.no_migrate:
-            _migrate(database_url)
+            _migrate(database_url, warn=False)
         settings = get_settings()
         if args.demo:
             os.environ["REPLYHQ_DEMO"] = "1"  # serves /demo (development only; web/static.py)

@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import NullPool
 
 from replyhq.settings import Settings
@@ -34,13 +34,25 @@ def upgrade(owner_url: str, settings: Settings) -> None:
     command.upgrade(alembic_config(owner_url, settings), "heads")
 
 
-def autovacuum_is_on(owner_url: str) -> bool:
+AUTOVACUUM_OFF = (
+    "autovacuum is off: turn it on, or run ANALYZE on a schedule (docs/operations.md); "
+    "without current statistics a send reads its whole app"
+)
+
+
+def autovacuum_is_on(connection: Connection) -> bool:
     """The send keeps PostgreSQL's cached plan (migration 0230), which is right only while the
     tables' statistics follow their growth: autovacuum's ANALYZE, or a scheduled one."""
-    url = make_url(owner_url).set(drivername="postgresql+psycopg")
-    engine = create_engine(url, poolclass=NullPool)
+    return bool(connection.execute(text("SHOW autovacuum")).scalar_one() == "on")
+
+
+def autovacuum_is_on_at(owner_url: str) -> bool:
+    """autovacuum_is_on, on a connection of its own (the CLI, after migrating)."""
+    engine = create_engine(
+        make_url(owner_url).set(drivername="postgresql+psycopg"), poolclass=NullPool
+    )
     try:
         with engine.connect() as connection:
-            return bool(connection.execute(text("SHOW autovacuum")).scalar_one() == "on")
+            return autovacuum_is_on(connection)
     finally:
         engine.dispose()

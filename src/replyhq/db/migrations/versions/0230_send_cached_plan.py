@@ -7,7 +7,8 @@ starts with `app_id` costs the same as the unique one (row-level security's
 its whole app. That planning was about 2 of the send's 3 ms of database CPU. With statistics the
 cached plan takes the unique indexes and PostgreSQL makes it again after every ANALYZE, which
 autovacuum (on by default) runs as tables grow: so ReplyHQ now requires autovacuum, or a
-scheduled ANALYZE where it is off (docs/operations.md; `replyhq migrate` warns when it is off).
+scheduled ANALYZE where it is off (docs/operations.md; `replyhq migrate` and the server's
+startup warn when it is off).
 End to end with statistics kept current: database CPU per message 1.3-1.8 against 2.6-3.4 ms,
 ceiling 1.19-1.24x (docs/benchmarks.md, issue 21).
 
