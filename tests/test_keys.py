@@ -4,6 +4,7 @@ credentials only from headers, and never a key in the logs."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -200,6 +201,71 @@ async def test_a_check_that_began_before_a_rotation_is_not_cached_nor_joined(
     assert await asyncio.gather(stale, fresh) == [tenant.id, tenant.id]
     assert verifier.bcrypt_checks - before == 3  # the later request did not join the old check
     assert verifier.cached(digest) == tenant.id
+
+
+async def _no_check_in_flight(verifier: keys_module.KeyVerifier, digest: bytes) -> None:
+    for _ in range(500):
+        if digest not in verifier._checking:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the background check never ended")
+
+
+async def test_a_key_in_use_is_checked_again_before_its_entry_runs_out(
+    tenant: Tenant, runtime: Runtime
+) -> None:
+    await _caching(runtime)
+    verifier = runtime.keys
+    assert await verifier.verify(tenant.id, tenant.sdk_key, "sdk") == tenant.id
+    digest = verifier.digest(tenant.id, tenant.sdk_key, "sdk")
+    assert digest is not None
+    before = verifier.bcrypt_checks
+    ttl = verifier._ttl
+    # Outside its last REFRESH_AHEAD: answered from memory, nothing checked.
+    assert verifier.cached(digest, tenant.sdk_key, "sdk") == tenant.id
+    assert digest not in verifier._checking
+    # In it: still answered at once (no request waits for bcrypt), and checked again in the
+    # background, once however many requests find it there; the entry then lasts a whole TTL.
+    verifier._cache[digest] = (tenant.id, time.monotonic() + ttl * keys_module.REFRESH_AHEAD / 2)
+    answers = [verifier.cached(digest, tenant.sdk_key, "sdk") for _ in range(5)]
+    answers.append(await verifier.verify(tenant.id, tenant.sdk_key, "sdk"))
+    assert answers == [tenant.id] * 6
+    await _no_check_in_flight(verifier, digest)
+    assert verifier.bcrypt_checks - before == 1
+    assert verifier._cache[digest][1] - time.monotonic() > ttl * 0.9
+    # Without the key (the digest alone) nothing is re-checked; a run-out entry is gone.
+    verifier._cache[digest] = (tenant.id, time.monotonic() + ttl * keys_module.REFRESH_AHEAD / 2)
+    assert verifier.cached(digest) == tenant.id
+    assert digest not in verifier._checking
+    verifier._cache[digest] = (tenant.id, time.monotonic() - 1)
+    assert verifier.cached(digest, tenant.sdk_key, "sdk") is None
+
+
+async def test_a_background_check_that_finds_the_key_wrong_drops_its_entry(
+    tenant: Tenant, runtime: Runtime
+) -> None:
+    """A rotation whose Redis announcement was missed: the next re-check ends the old key's
+    entry at once instead of letting it run out."""
+    await _caching(runtime)
+    verifier = runtime.keys
+    assert await verifier.verify(tenant.id, tenant.sdk_key, "sdk") == tenant.id
+    digest = verifier.digest(tenant.id, tenant.sdk_key, "sdk")
+    assert digest is not None
+    other = bcrypt.hashpw(b"rhq_sdk_" + b"D" * 43, bcrypt.gensalt(4)).decode()
+    async with runtime.db.system_session() as session:
+        await session.execute(
+            text("UPDATE apps SET sdk_key_hash = :h WHERE id = :id"),
+            {"h": other, "id": str(tenant.id)},
+        )
+    verifier._cache[digest] = (
+        tenant.id,
+        time.monotonic() + verifier._ttl * keys_module.REFRESH_AHEAD / 2,
+    )
+    assert verifier.cached(digest, tenant.sdk_key, "sdk") == tenant.id  # not yet known
+    await _no_check_in_flight(verifier, digest)
+    assert verifier.cached(digest, tenant.sdk_key, "sdk") is None
+    with pytest.raises(Unauthorized):
+        await verifier.verify(tenant.id, tenant.sdk_key, "sdk")
 
 
 # --- where credentials may come from ---------------------------------------------------------

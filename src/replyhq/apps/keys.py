@@ -8,6 +8,13 @@ per digest: requests that arrive with one key while its bcrypt runs wait for tha
 of each paying their own (a restart, or an expired entry, under many clients of one app).
 A wrong key is remembered too (REJECTED_TTL_SECONDS), under the same eviction rules: a client
 retrying it costs no bcrypt, and its failure counts once towards the address' limit.
+
+A verified key in use is checked again before its entry runs out (in the last REFRESH_AHEAD of its
+TTL, by the first request that finds it there, in the background): requests go on being answered
+from the entry meanwhile, which the check renews (or drops, if the key no longer verifies). An
+entry that simply ran out made every request with that key wait for one bcrypt (~250 ms at cost
+12), once a TTL: a 200-400 ms stall of a busy app's whole SDK traffic every minute (issue 21).
+No verdict is trusted longer than the TTL: an entry not renewed by then is gone as before.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ _DUMMY_HASH = b"$2b$12$zgN2hNbFXxrmtbsTwYjh2OjKMxbO52B1DaLgoZE49mAvxHhw.VIZm"
 # is answered without bcrypt, and its failure is counted once, not at every retry.
 REJECTED_TTL_SECONDS = 900.0
 MAX_REJECTED = 10_000  # then forgotten all at once: a bound, not an eviction policy
+# The last share of a verified entry's TTL in which a request using it starts its re-check.
+REFRESH_AHEAD = 0.2
 
 
 class RepeatedKeyFailure(Unauthorized):
@@ -101,8 +110,8 @@ class KeyVerifier:
         digest = self.digest(app_id, key, kind)
         if digest is None:
             raise Unauthorized("Missing or invalid API key.", code="INVALID_CREDENTIALS")
-        if self.cached(digest) is None:
-            assert key is not None
+        assert key is not None
+        if self.cached(digest, key, kind) is None:
             if _fresh(self._rejected.get(digest)):
                 raise RepeatedKeyFailure()
             # Shielded: a caller that goes away (client disconnect) must not cancel the check
@@ -119,12 +128,22 @@ class KeyVerifier:
         # prefixes already differ; naming the kind keeps that from being load-bearing.)
         return hashlib.sha256(f"{kind}:{app_id}:{key}".encode()).digest()
 
-    def cached(self, digest: bytes) -> uuid.UUID | None:
-        """The app id of a key verified recently, without any I/O; None when not cached."""
+    def cached(
+        self, digest: bytes, key: str | None = None, kind: KeyKind = "sdk"
+    ) -> uuid.UUID | None:
+        """The app id of a key verified recently, without waiting for any I/O; None when not
+        cached. Given the key itself (`digest`'s), an entry in the last REFRESH_AHEAD of its
+        life is checked again in the background, so that it is renewed before it runs out."""
         cached = self._cache.get(digest)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
-        return None
+        if cached is None:
+            return None
+        app_id, until = cached
+        left = until - time.monotonic()
+        if left <= 0:
+            return None
+        if key is not None and left < self._ttl * REFRESH_AHEAD and digest not in self._checking:
+            self._checking_task(digest, app_id, key, kind).add_done_callback(_refresh_done)
+        return app_id
 
     async def _check(
         self, digest: bytes, app_id: uuid.UUID, key: str, kind: KeyKind, generation: int
@@ -136,6 +155,8 @@ class KeyVerifier:
         self.bcrypt_checks += 1
         ok = await asyncio.to_thread(bcrypt.checkpw, key.encode(), expected)
         ok = ok and stored is not None
+        if not ok:
+            self._cache.pop(digest, None)  # a re-check in the background found it wrong
         if self.caching and generation == self._generation:
             if ok:
                 self._cache[digest] = (app_id, time.monotonic() + self._ttl)
@@ -199,6 +220,13 @@ class KeyVerifier:
                 self._generation += 1
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def _refresh_done(task: asyncio.Task[bool]) -> None:
+    """A background re-check's end: nobody awaits it, so its failure (PostgreSQL away) is
+    logged here; the entry then runs out as before and the next request checks in the open."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("key_refresh_failed", error=str(task.exception()))
 
 
 def _fresh(entry: tuple[uuid.UUID, float] | None) -> bool:

@@ -123,7 +123,8 @@ async def sdk_caller(
     device_id = x_device_id if x_device_id and x_device_id.strip() else None
     checks = [Check(limiter.v1_ip, ("v1-ip", address))]
     digest = _sdk_key_digest(runtime, x_app_id, x_api_key)
-    app_id = None if digest is None else runtime.keys.cached(digest)  # no I/O
+    # No I/O (a key near the end of its entry's life is re-checked in the background).
+    app_id = None if digest is None else runtime.keys.cached(digest, x_api_key, "sdk")
     if digest is not None and app_id is not None:
         # The usual call, with a key verified recently: every limit in one Redis round trip. No
         # failed-authentication guard: this key is right and costs no bcrypt, so others' failures
