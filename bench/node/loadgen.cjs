@@ -28,12 +28,18 @@ function req(method, path, body, headers = {}) {
 }
 
 const sentAt = new Map(), expected = new Map(), got = new Map(), lat = [];
+// LOADGEN_SLOW_FILE=<path>: also append there (a JSON line a run) every message slower than LOADGEN_SLOW_MS (20)
+// end to end: its send time (epoch ms) and how late the generator sent it, its POST's duration and each delivery's latency, to set
+// beside the server's own timeline (opt-in; the JSON line on stdout is unchanged).
+const slowFile = process.env.LOADGEN_SLOW_FILE, slowMs = +(process.env.LOADGEN_SLOW_MS || 20);
+const wallAt = new Map(), postMs = new Map(), delivered = new Map();
 function onMessage(d) {
   const m = (d && d.message) || d || {};
   const t = sentAt.get(m.client_msg_id);
   if (t === undefined) return;
   got.set(m.client_msg_id, (got.get(m.client_msg_id) || 0) + 1);
   lat.push(now() - t);
+  if (slowFile) (delivered.get(m.client_msg_id) || delivered.set(m.client_msg_id, []).get(m.client_msg_id)).push(+(now() - t).toFixed(1));
 }
 function connect(ns, auth) {
   return new Promise((resolve, reject) => {
@@ -86,10 +92,12 @@ const pct = (xs, p) => (xs.length ? +xs.slice().sort((a, b) => a - b)[Math.min(x
         const [h, cid] = senders[i % senders.length];
         const mid = crypto.randomUUID();
         sentAt.set(mid, now());
+        if (slowFile) wallAt.set(mid, [Date.now(), +(now() - start - (i * 1000) / rate).toFixed(1)]);
         expected.set(mid, listeners + agents);
         const t0 = now();
         const r = await req("POST", `/v1/conversations/${cid}/messages`, { body: "load " + mid.slice(0, 8), client_msg_id: mid }, h);
         postLat.push(now() - t0);
+        if (slowFile) postMs.set(mid, +(now() - t0).toFixed(1));
         codes[r.status] = (codes[r.status] || 0) + 1;
         if (r.status !== 201) { errors++; expected.set(mid, 0); }
         if (++done === n) resolveAll();
@@ -100,6 +108,14 @@ const pct = (xs, p) => (xs.length ? +xs.slice().sort((a, b) => a - b)[Math.min(x
   await new Promise((r) => setTimeout(r, 3000));
   process.stderr.write("sent\n");
   const cpu = process.cpuUsage(cpu0);
+  if (slowFile) {
+    const slow = [];
+    for (const [m, [w, late]] of wallAt) {
+      const ls = delivered.get(m) || [];
+      if (ls.length < (expected.get(m) || 0) || Math.max(0, ...ls) >= slowMs) slow.push({ at: w, late_ms: late, post_ms: postMs.get(m), e2e_ms: ls });
+    }
+    require("fs").appendFileSync(slowFile, JSON.stringify({ url, rate, start_epoch_ms: Date.now() - (now() - start), slow }) + "\n");
+  }
   let exp = 0, del = 0, dup = 0;
   for (const [m, e] of expected) { const g = got.get(m) || 0; exp += e; del += Math.min(g, e); dup += Math.max(0, g - e); }
   console.log(JSON.stringify({ offered_rate: rate, sent: n, achieved_rate: +(n / wall).toFixed(1), http_errors: errors, codes,
