@@ -40,7 +40,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import structlog
@@ -53,6 +53,7 @@ from replyhq.jobs.registry import JobRun
 from replyhq.push import credentials as credentials_store
 from replyhq.push import rules, tokens
 from replyhq.push.models import PushNotification, PushSettings
+from replyhq.push.rules import Device, History, Pending, Reply, Rules, decide
 from replyhq.push.senders import Notification, Outcome, Senders
 from replyhq.realtime.presence import PresenceStore
 from replyhq.runtime import Runtime
@@ -198,125 +199,6 @@ _PERSON_DEVICES = text(
     LIMIT 20
     """
 )
-
-
-@dataclass(frozen=True)
-class Device:
-    device_id: str
-    provider: str | None
-    token: str | None
-    keys: dict[str, str] | None
-    timezone: str | None
-
-
-@dataclass(frozen=True)
-class Rules:
-    quiet_hours_start: dt.time | None = None
-    quiet_hours_end: dt.time | None = None
-    default_timezone: str = "UTC"
-    hourly_limit: int = 10
-    collapse_seconds: int = 60
-    email_fallback_minutes: int = 5
-    email_link: str | None = None
-
-
-@dataclass(frozen=True)
-class Reply:
-    seq: int
-    author: str | None
-    body: str
-    at: dt.datetime  # committed
-
-
-@dataclass(frozen=True)
-class Pending:
-    """A conversation taken from the queue, with what its decision needs."""
-
-    conversation_id: uuid.UUID
-    person: uuid.UUID
-    email: str | None
-    read_seq: int
-    handled_seq: int
-    replies: list[Reply]  # oldest first
-    recheck: bool  # decided again after a hold
-
-
-@dataclass(frozen=True)
-class Decision:
-    decision: str
-    reason: str
-    unread: list[Reply]
-    last_seq: int
-    wait: float | None = None  # seconds until decided again (held, quiet_hours)
-
-
-@dataclass
-class History:
-    """Pushes sent to one person lately: how many in the past hour, and when each of their
-    conversations was last pushed."""
-
-    last_hour: int = 0
-    last_sent: dict[uuid.UUID, dt.datetime] = field(default_factory=dict)
-
-
-def decide(
-    pending: Pending,
-    *,
-    rules_: Rules,
-    devices: list[Device],
-    online: bool,
-    history: History,
-    hold: float,
-    now: dt.datetime,
-) -> Decision | None:
-    """The decision about a conversation's undecided replies (see the module's docstring);
-    None when there is none to make (decided already: a repeated run)."""
-    replies = pending.replies
-    if not any(r.seq > pending.handled_seq for r in replies):
-        return None
-    unread = [r for r in replies if r.seq > pending.read_seq]
-    last_seq = replies[-1].seq
-    if not unread:
-        reason = "read during the hold" if pending.recheck else "read before a push was due"
-        return Decision("read", reason, unread, last_seq)
-    if not any(d.token for d in devices):
-        return Decision("no_device", "no device of theirs has a push token", unread, last_seq)
-    if online:
-        if not pending.recheck:
-            return Decision("held", f"online: decided again in {hold:g} s", unread, last_seq, hold)
-        return Decision(
-            "online", "still online after the hold: they see replies live", unread, last_seq
-        )
-    tz_name = next((d.timezone for d in devices if d.timezone), None)
-    tz = rules.zone(tz_name, rules_.default_timezone)
-    ends = rules.quiet_until(now, tz, rules_.quiet_hours_start, rules_.quiet_hours_end)
-    if ends is not None:
-        local = now.astimezone(tz).strftime("%H:%M")
-        return Decision(
-            "quiet_hours",
-            f"{local} in {tz.key} is within quiet hours; sent at their end if still unread",
-            unread,
-            last_seq,
-            max(0.0, (ends - now).total_seconds()),
-        )
-    if history.last_hour >= rules_.hourly_limit:
-        return Decision(
-            "rate_limited",
-            f"{history.last_hour} pushes in the last hour (limit {rules_.hourly_limit})",
-            unread,
-            last_seq,
-        )
-    last_sent = history.last_sent.get(pending.conversation_id)
-    if last_sent is not None and last_sent + dt.timedelta(seconds=rules_.collapse_seconds) > now:
-        return Decision(
-            "collapsed",
-            f"pushed {(now - last_sent).total_seconds():.0f} s ago: the notification showing "
-            f"leads to this conversation; its next push counts these replies too",
-            unread,
-            last_seq,
-        )
-    reason = f"offline{' after the hold' if pending.recheck else ''}"
-    return Decision("sent", reason, unread, last_seq)
 
 
 def _rules_of(values: Mapping[str, Any]) -> Rules:

@@ -20,7 +20,7 @@ from replyhq.mail.service import InvalidRecipient, send_mail
 from replyhq.push.models import PushNotification
 
 if TYPE_CHECKING:
-    from replyhq.push.delivery import Rules
+    from replyhq.push.rules import Rules
 
 # Replies not read and not e-mailed yet, per conversation of the person.
 _UNREAD = text(
