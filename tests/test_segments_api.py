@@ -480,6 +480,52 @@ async def test_events_of_a_dropped_day_no_longer_count(
     assert await who(timeframe=month, count={"operator": "lt", "value": 1}) == {gone}
 
 
+async def test_device_fields_follow_each_persons_devices(
+    http: httpx.AsyncClient, socket_server: SocketServer, make_tenant: MakeTenant, servers: Servers
+) -> None:
+    """`platform`, `locale` (any of their devices') and `last_seen_at` (their latest) follow the
+    devices as they are added, move to someone else, sign in from a visitor, or are seen."""
+    tenant = await make_tenant("Devices")
+    agent = await signed_in(socket_server.runtime, http, tenant, "AGENT")
+
+    async def who(field: str, operator: str, value: Any = None) -> set[str]:
+        response = await _preview(http, agent, _q(_attr(field, operator, value)))
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["count"] == len(body["sample"])
+        return {u["user_id"] or "visitor" for u in body["sample"]}
+
+    await _person(http, tenant, "dee-phone", user_id="dee", platform="ios", locale="de-DE")
+    await _person(http, tenant, "dee-laptop", user_id="dee", platform="web")
+    assert await who("platform", "equals", "web") == {"dee"}
+    assert await who("platform", "in", ["ios", "android"]) == {"dee"}
+    assert await who("locale", "equals", "de-DE") == {"dee"}
+    assert await who("last_seen_at", "gte", {"ago": 1, "unit": "hours"}) == {"dee"}
+
+    # The laptop is now Eve's: Dee keeps the phone's platform only.
+    await _person(http, tenant, "dee-laptop", user_id="eve", platform="web")
+    assert await who("platform", "equals", "web") == {"eve"}
+    assert await who("platform", "not_equals", "web") == {"dee"}
+    assert await who("platform", "contains", "O") == {"dee"}
+
+    # A visitor's device signs in as Fay: the visitor is gone, Fay has its android.
+    await _person(http, tenant, "tablet", platform="android", locale="pt-BR")
+    assert await who("platform", "equals", "android") == {"visitor"}
+    await _person(http, tenant, "tablet", user_id="fay", platform="android")
+    assert await who("platform", "equals", "android") == {"fay"}
+    assert await who("locale", "exists") == {"dee"}  # Fay's identify gave no locale
+
+    # Dee's phone last seen three days ago (her laptop is Eve's): she was not seen since.
+    with psycopg.connect(servers.database_url, autocommit=True) as owner:
+        owner.execute(
+            "UPDATE devices SET last_seen_at = now() - interval '3 days' "
+            "WHERE app_id = %s AND device_id = 'dee-phone'",
+            (tenant.id,),
+        )
+    assert await who("last_seen_at", "lt", {"ago": 1, "unit": "days"}) == {"dee"}
+    assert await who("last_seen_at", "gte", {"ago": 1, "unit": "days"}) == {"eve", "fay"}
+
+
 async def test_saved_segments_and_their_members(
     http: httpx.AsyncClient, world: dict[str, Any]
 ) -> None:

@@ -1,7 +1,9 @@
 """Segment DSL -> one SQLAlchemy boolean expression over `end_users`.
 
 Only SQLAlchemy constructs over a fixed set of columns; every value, JSON key and event name is
-a bound parameter. Nothing is ever formatted into SQL text.
+a bound parameter. Nothing is ever formatted into SQL text. What a person's devices say of
+them (the latest `last_seen_at`, every platform and locale) are columns of `end_users`, kept by a
+trigger on `devices` (migration 0250), so that no segment reads the devices.
 
 Event conditions without a property field (a timeframe in days or none) never read raw events:
 "did / did not do X in D days" reads each user's latest occurrence of X (event_latest: one row
@@ -26,7 +28,9 @@ from sqlalchemy import (
     Date,
     DateTime,
     Select,
+    Text,
     and_,
+    any_,
     bindparam,
     cast,
     exists,
@@ -37,7 +41,7 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from replyhq.analytics.models import event_daily_counts, event_latest, events
 from replyhq.segments.dsl import (
@@ -50,7 +54,7 @@ from replyhq.segments.dsl import (
     Timeframe,
     compare,
 )
-from replyhq.users.models import Device, EndUser
+from replyhq.users.models import EndUser
 
 Condition = ColumnElement[bool]
 
@@ -104,40 +108,18 @@ class _Compiler:
         field = predicate.field
         if field.key is not None:
             return _json(EndUser.attributes, field.key, predicate.operator, predicate.value)
-        if field.name in ("platform", "locale"):  # any of their devices
-            column = Device.platform if field.name == "platform" else Device.locale
-            return self.devices(_column(column, predicate.operator, predicate.value))
-        if field.name == "last_seen_at":
-            return self.last_seen(predicate.operator, predicate.value)
+        if field.name in ("platform", "locale"):  # any of their devices' (migration 0250)
+            column = EndUser.platforms if field.name == "platform" else EndUser.locales
+            return _any(column, predicate.operator, predicate.value)
         own: Any = {
             "user_id": EndUser.external_id,
             "name": EndUser.name,
             "email": EndUser.email,
             "verified": EndUser.verified,
             "created_at": EndUser.created_at,
+            "last_seen_at": EndUser.last_seen_at,  # their devices' latest (NULL: none)
         }[field.name]
         return _column(own, predicate.operator, predicate.value)
-
-    def devices(self, *conditions: Condition) -> Condition:
-        """Some device of the user's meets `conditions`."""
-        return self.member(
-            select(Device.end_user_id).where(Device.app_id == self.app_id, *conditions)
-        )
-
-    def last_seen(self, operator: str, value: Any) -> Condition:
-        """The latest `last_seen_at` of the user's devices compared to `value`, from the
-        devices rather than a max() per user: the latest is after `value` when some device is,
-        and before it when none is at or after it."""
-        seen = Device.last_seen_at
-        if operator == "exists":
-            return self.devices()
-        if operator == "gt":
-            return self.devices(seen > value)
-        if operator == "gte":
-            return self.devices(seen >= value)
-        if operator == "lt":
-            return and_(self.devices(), not_(self.devices(seen >= value)))
-        return and_(self.devices(), not_(self.devices(seen > value)))  # lte
 
     # --- on what they did --------------------------------------------------------------------
 
@@ -237,8 +219,9 @@ def _member(people: Select[Any]) -> Condition:
     TRUE`, the same truth, is never pulled up into a join. Pulled up (a bare IN at the top of
     the query), the join's shape followed the planner's estimates: on event_latest's unique key
     it probed the key once per user in created_at order (100,000 probes, 540 ms where the hash
-    takes 30), and a correlated EXISTS on devices, misestimated under an OR, was probed once
-    per user read through an index in key order. Negated, NOT of it is a hashed NOT IN."""
+    takes 30), and a correlated EXISTS on devices (which segments read before migration 0250),
+    misestimated under an OR, was probed once per user read through an index in key order.
+    Negated, NOT of it is a hashed NOT IN."""
     return EndUser.id.in_(people).is_(true())
 
 
@@ -246,13 +229,12 @@ def _exists(people: Select[Any]) -> Condition:
     """The user is one of `people`, looked up for this user: a correlated EXISTS of `people`
     restricted to them (the same truth as _member's: neither side is ever NULL), for a
     statement that reads a few users. Every such lookup has an index that starts with the app
-    and the user (event_latest's key, devices' (app_id, end_user_id), events' (app_id,
-    end_user_id, occurred_at)); the daily counts, whose key has the day before the user, are
-    never looked up so (compiled as _member). OFFSET 0 keeps it a subquery run for each user,
-    whatever the planner estimates: without it, an EXISTS at the top of a query is pulled up into
-    a semi-join shaped by the estimates (one that read the whole of `events` for 24 hours first,
-    having expected 260 matches of a property where there were 12,644), and one under OR or NOT
-    may be hashed."""
+    and the user (event_latest's key, events' (app_id, end_user_id, occurred_at)); the daily
+    counts, whose key has the day before the user, are never looked up so (compiled as
+    _member). OFFSET 0 keeps it a subquery run for each user, whatever the planner estimates:
+    without it, an EXISTS at the top of a query is pulled up into a semi-join shaped by the
+    estimates (one that read the whole of `events` for 24 hours first, having expected 260
+    matches of a property where there were 12,644), and one under OR or NOT may be hashed."""
     return exists(people.where(people.selected_columns[0] == EndUser.id).offset(0))
 
 
@@ -332,6 +314,19 @@ def _json_equals(document: Any, key: str, value: Any) -> Condition:
 
 def _jsonb(value: Any) -> Any:
     return bindparam(None, value, type_=JSONB)
+
+
+def _any(values: Any, operator: str, value: Any) -> Condition:
+    """`operator` on some element of a NOT NULL text array without NULL elements (the person's
+    platforms or locales); never NULL itself."""
+    if operator == "exists":
+        return func.cardinality(values) > 0
+    if operator == "equals":
+        return bindparam(None, value, type_=Text) == any_(values)
+    if operator == "in":
+        return values.overlap(bindparam(None, list(value), type_=ARRAY(Text)))  # type: ignore[no-any-return]
+    element = func.unnest(values).column_valued("element")
+    return exists(select(element).where(_column(element, operator, value)))
 
 
 def _column(column: Any, operator: str, value: Any) -> Condition:

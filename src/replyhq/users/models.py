@@ -11,11 +11,12 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     String,
+    Text,
     UniqueConstraint,
     Uuid,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from replyhq.db.base import Base, created_at, uuid_pk
@@ -45,6 +46,11 @@ class EndUser(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
+    # What their devices say of them, kept by a trigger on `devices` (migration 0250) for
+    # segments: the latest `last_seen_at` (NULL: no device), every platform and locale.
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    platforms: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
+    locales: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
 
     @property
     def anonymous(self) -> bool:
