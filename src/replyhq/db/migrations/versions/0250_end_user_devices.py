@@ -8,7 +8,10 @@ segment already reads. The trigger recomputes a person's three from their device
 device of theirs is added, removed, moves to someone else, or changes platform, locale or when
 it was last seen (identify): the person's row is locked first, in id order when a device moves
 between two people, so that two transactions changing the same person's devices compute the
-summary one after the other, each from what the other committed.
+summary one after the other, each from what the other committed. (Two people who sign in on each
+other's device at the same moment lock each other: PostgreSQL ends one of the two identifies
+with a deadlock, which that SDK call retries. An identify costs 0.2-0.3 ms more of the
+database's time; docs/benchmarks.md.)
 
 Revision ID: 0250
 Revises: 0240
