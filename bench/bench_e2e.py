@@ -473,6 +473,7 @@ def run() -> list[dict[str, Any]]:
                         samples.update(profile_parts.parts(stacks.read_text()))
                         keep = os.environ.get("BENCH_E2E_PROFILE_KEEP")  # a directory
                         if keep:
+                            Path(keep).mkdir(parents=True, exist_ok=True)
                             shutil.copy(stacks, Path(keep) / stacks.name)
                         cpu_per_message.append(result["server_cpu_ms"])
                     result["round"] = number
