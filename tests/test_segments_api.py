@@ -248,7 +248,8 @@ async def test_nesting(http: httpx.AsyncClient, world: dict[str, Any]) -> None:
         {
             "type": "event",
             "eventName": "open",
-            "timeframe": {"type": "relative", "value": 1, "unit": "days"},
+            # Today and yesterday (UTC days): Bob's open an hour ago, even just after midnight.
+            "timeframe": {"type": "relative", "value": 2, "unit": "days"},
         },
     )
     assert await _who(http, world, both) == {"bob"}
@@ -601,7 +602,9 @@ async def test_a_slow_query_stops_at_the_statement_timeout(
             await session.execute(text("SELECT pg_sleep(2)"))
     async with runtime.db.tenant_session(tenant.id) as session:  # not carried over
         setting = await session.scalar(text("SELECT current_setting('statement_timeout')"))
+        planning = await session.scalar(text("SELECT current_setting('plan_cache_mode')"))
     assert setting != "100ms"
+    assert planning == "auto"  # a segment's per-call planning stays in its transaction
 
 
 @pytest.mark.parametrize("number", ["Infinity", "NaN", "1e400"])
