@@ -492,8 +492,11 @@ export class Desk {
     const current = this.conversation(id);
     if (current) {
       const [merged] = applyMessage([current], message, { viewing: this.viewing(id) });
-      if (merged && merged !== current) this.place(this.remember(merged));
-      this.onIncoming?.(message, merged ?? current);
+      // Unchanged: the list already shows it (fetched before its event arrived), no news.
+      if (merged && merged !== current) {
+        this.place(this.remember(merged));
+        this.onIncoming?.(message, merged);
+      }
     } else {
       void this.fetchConversation(id).then((found) => {
         if (found) this.place(found);
