@@ -4,6 +4,7 @@ are added, move, change or go. (Segments read it: tests/test_segments_api.py.)""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -97,3 +98,39 @@ def test_devices_already_there_are_summarised_then_kept(before_0250: str) -> Non
         # A device that is not one of these three columns' business changes nothing.
         owner.execute("UPDATE devices SET app_version = '2.0' WHERE device_id = 'bob-phone'")
         assert _summaries(owner)[BOB] == (LATE, ["android", "web"], [])
+
+
+def test_two_transactions_changing_one_persons_devices_both_count(before_0250: str) -> None:
+    """The second waits for the first (the person's row is locked before their devices are read),
+    then summarises with the first's change: neither platform is lost."""
+    upgrade(before_0250, Settings())
+    with psycopg.connect(before_0250, autocommit=True) as owner:
+        owner.execute(
+            "INSERT INTO apps (id, name, sdk_key_hash, secret_key_hash, identity_secret) "
+            "VALUES (%s, 'Race', 'x', 'x', 'x')",
+            (APP,),
+        )
+        owner.execute("INSERT INTO end_users (id, app_id) VALUES (%s, %s)", (ANN, APP))
+        for device in ("phone", "laptop"):
+            owner.execute(
+                "INSERT INTO devices (id, app_id, device_id, end_user_id, platform) "
+                "VALUES (gen_random_uuid(), %s, %s, %s, 'ios')",
+                (APP, device, ANN),
+            )
+    with psycopg.connect(before_0250) as first, psycopg.connect(before_0250) as second:
+        first.execute("UPDATE devices SET platform = 'android' WHERE device_id = 'phone'")
+        done = threading.Event()
+
+        def other() -> None:
+            second.execute("UPDATE devices SET platform = 'web' WHERE device_id = 'laptop'")
+            second.commit()
+            done.set()
+
+        waiting = threading.Thread(target=other)
+        waiting.start()
+        assert not done.wait(0.5)  # blocked on Ann's row, held by the first
+        first.commit()
+        waiting.join(10)
+        assert done.is_set()
+    with psycopg.connect(before_0250, autocommit=True) as owner:
+        assert _summaries(owner)[ANN][1] == ["android", "web"]
