@@ -8,6 +8,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -48,27 +49,32 @@ def _summaries(owner: psycopg.Connection) -> dict[uuid.UUID, tuple[object, list[
     return {r[0]: (r[1], sorted(r[2]), sorted(r[3])) for r in rows}
 
 
+def _seed(owner: psycopg.Connection, people: tuple[uuid.UUID, ...], devices: list[Any]) -> None:
+    """The app, its `people`, and `devices` as (device_id, person, platform, locale, last seen)."""
+    owner.execute(
+        "INSERT INTO apps (id, name, sdk_key_hash, secret_key_hash, identity_secret) "
+        "VALUES (%s, 'Devices', 'x', 'x', 'x')",
+        (APP,),
+    )
+    for person in people:
+        owner.execute("INSERT INTO end_users (id, app_id) VALUES (%s, %s)", (person, APP))
+    for device, person, platform, locale, seen in devices:
+        owner.execute(
+            "INSERT INTO devices (id, app_id, device_id, end_user_id, platform, locale, "
+            "last_seen_at) VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, coalesce(%s, now()))",
+            (APP, device, person, platform, locale, seen),
+        )
+
+
 def test_devices_already_there_are_summarised_then_kept(before_0250: str) -> None:
     with psycopg.connect(before_0250, autocommit=True) as owner:
-        owner.execute(
-            "INSERT INTO apps (id, name, sdk_key_hash, secret_key_hash, identity_secret) "
-            "VALUES (%s, 'Backfill', 'x', 'x', 'x')",
-            (APP,),
-        )
-        for person in (ANN, BOB, CY):
-            owner.execute("INSERT INTO end_users (id, app_id) VALUES (%s, %s)", (person, APP))
         devices = [
             ("ann-phone", ANN, "ios", "fr-FR", EARLY),
             ("ann-laptop", ANN, "web", None, LATE),
             ("ann-tablet", ANN, "ios", "fr-FR", EARLY),
             ("bob-phone", BOB, "android", None, EARLY),
         ]
-        for device, person, platform, locale, seen in devices:
-            owner.execute(
-                "INSERT INTO devices (id, app_id, device_id, end_user_id, platform, locale, "
-                "last_seen_at) VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, %s)",
-                (APP, device, person, platform, locale, seen),
-            )
+        _seed(owner, (ANN, BOB, CY), devices)
 
     upgrade(before_0250, Settings())
 
@@ -105,18 +111,7 @@ def test_two_transactions_changing_one_persons_devices_both_count(before_0250: s
     then summarises with the first's change: neither platform is lost."""
     upgrade(before_0250, Settings())
     with psycopg.connect(before_0250, autocommit=True) as owner:
-        owner.execute(
-            "INSERT INTO apps (id, name, sdk_key_hash, secret_key_hash, identity_secret) "
-            "VALUES (%s, 'Race', 'x', 'x', 'x')",
-            (APP,),
-        )
-        owner.execute("INSERT INTO end_users (id, app_id) VALUES (%s, %s)", (ANN, APP))
-        for device in ("phone", "laptop"):
-            owner.execute(
-                "INSERT INTO devices (id, app_id, device_id, end_user_id, platform) "
-                "VALUES (gen_random_uuid(), %s, %s, %s, 'ios')",
-                (APP, device, ANN),
-            )
+        _seed(owner, (ANN,), [(d, ANN, "ios", None, None) for d in ("phone", "laptop")])
     with psycopg.connect(before_0250) as first, psycopg.connect(before_0250) as second:
         first.execute("UPDATE devices SET platform = 'android' WHERE device_id = 'phone'")
         done = threading.Event()
